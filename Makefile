@@ -1,0 +1,16 @@
+.PHONY: setup demo test test-slow lint
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	.venv/bin/saescope demo
+
+test: setup
+	.venv/bin/python -m pytest -q
+
+test-slow: setup
+	.venv/bin/python -m pytest -q -m slow
+
+lint:
+	.venv/bin/ruff check .

