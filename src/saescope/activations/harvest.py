@@ -1,0 +1,176 @@
+"""Harvest: run the model over a corpus and write the activations at chosen hook points to a cache.
+
+Several hook points come from one forward, which stops after the deepest of them. Shards are
+written by a background thread so that disk writes overlap the next forward passes. An
+interrupted harvest resumes after its last whole shard (the corpus is deterministic for a seed).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from saescope.activations.cache import (
+    ActivationCache,
+    CacheWriter,
+    Manifest,
+    read_manifest,
+    storage_dtype,
+)
+from saescope.activations.source import iter_model_activations
+from saescope.corpus import CorpusConfig, describe_corpus
+from saescope.errors import ConfigError, SaescopeError
+from saescope.models import HookedModel, load_model
+
+DEFAULT_HOOK = "blocks.6.hook_resid_post"
+
+
+@dataclass
+class HarvestConfig:
+    out: str
+    model: str = "smollm2"
+    hooks: list[str] = field(default_factory=lambda: [DEFAULT_HOOK])
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    n_tokens: int = 100_000
+    dtype: str = "float32"
+    batch_size: int = 8  # contexts per forward pass
+    shard_mb: float = 64.0  # approximate size of one shard on disk
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        if not self.hooks:
+            raise ConfigError("hooks", self.hooks, "at least one hook point, e.g. blocks.6.hook_resid_post")
+        if len(set(self.hooks)) != len(self.hooks):
+            raise ConfigError("hooks", self.hooks, "each hook point once")
+        if self.n_tokens <= 0:
+            raise ConfigError("n_tokens", self.n_tokens, "a positive number of tokens")
+        if self.batch_size <= 0:
+            raise ConfigError("batch_size", self.batch_size, "a positive number of contexts")
+        if self.shard_mb <= 0:
+            raise ConfigError("shard_mb", self.shard_mb, "a positive size in MB")
+        storage_dtype(self.dtype)
+        self.corpus.validate()
+
+
+def contexts_per_shard(cfg: HarvestConfig, widths: dict[str, int]) -> int:
+    bytes_per_context = cfg.corpus.context_length * sum(widths.values()) * storage_dtype(cfg.dtype).itemsize
+    return max(1, int(cfg.shard_mb * 2**20 / bytes_per_context))
+
+
+def open_manifest(cfg: HarvestConfig, model: HookedModel) -> Manifest:
+    """The manifest to continue: a fresh one, or the existing one if it is this same harvest."""
+    widths = {h: model.hook_points()[h] for h in cfg.hooks}
+    target = -(-cfg.n_tokens // cfg.corpus.context_length)
+    fresh = Manifest(
+        model=model.name,
+        hooks=widths,
+        corpus=describe_corpus(cfg.corpus),
+        context_length=cfg.corpus.context_length,
+        dtype=str(storage_dtype(cfg.dtype)).removeprefix("torch."),
+        target_contexts=target,
+    )
+    out = Path(cfg.out)
+    existing = read_manifest(out) if out.is_dir() else None
+    if existing is None:
+        if out.is_dir() and any(out.glob("shard_*.safetensors")):
+            raise SaescopeError(f"--out {out}: holds activation shards but no manifest.json; choose an empty directory.")
+        return fresh
+    if existing.identity() != fresh.identity():
+        differs = [k for k, v in fresh.identity().items() if existing.identity()[k] != v]
+        raise SaescopeError(
+            f"--out {out}: holds another harvest's cache (it differs in {', '.join(differs)}: "
+            f"{', '.join(f'{k}={existing.identity()[k]!r}' for k in differs)}). "
+            "Choose another output directory, or delete that one to start again."
+        )
+    existing.target_contexts = max(existing.target_contexts, target)
+    return existing
+
+
+class ShardWriterThread:
+    """Writes shards in the background, at most `depth` waiting, in order."""
+
+    def __init__(self, writer: CacheWriter, depth: int = 2) -> None:
+        self.writer = writer
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.writer.write_shard(*item)
+                except BaseException as err:  # surfaced in the main thread by put() / close()
+                    self.error = err
+
+    def put(self, tokens: torch.Tensor, acts: dict[str, torch.Tensor]) -> None:
+        self._raise_error()
+        self.queue.put((tokens, acts))
+
+    def close(self) -> None:
+        """Finish the shards already handed over (they are whole), then stop."""
+        self.queue.put(None)
+        self.thread.join()
+        self._raise_error()
+
+    def _raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+def harvest(cfg: HarvestConfig, model: HookedModel | None = None, progress: bool = True) -> ActivationCache:
+    """Write cfg.n_tokens tokens of activations at cfg.hooks to cfg.out; resume if it was started."""
+    cfg.validate()
+    model = model or load_model(cfg.model, device=cfg.device)
+    model.check_hooks(cfg.hooks)
+    model.check_context_length(cfg.corpus.context_length)
+    manifest = open_manifest(cfg, model)
+    if manifest.complete:
+        return ActivationCache(cfg.out)
+
+    dtype = storage_dtype(cfg.dtype)
+    per_shard = contexts_per_shard(cfg, manifest.hooks)
+    writer = ShardWriterThread(CacheWriter(cfg.out, manifest))
+    done = manifest.n_contexts
+    bar = tqdm(
+        total=manifest.target_contexts * cfg.corpus.context_length,
+        initial=manifest.n_tokens,
+        unit="tok",
+        unit_scale=True,
+        desc="harvest",
+        disable=not progress,
+    )
+    pending_tokens: list[torch.Tensor] = []
+    pending_acts: dict[str, list[torch.Tensor]] = {h: [] for h in cfg.hooks}
+    try:
+        source = iter_model_activations(model, cfg.corpus, cfg.hooks, cfg.batch_size, skip_contexts=done)
+        for tokens, acts in source:
+            tokens = tokens[: manifest.target_contexts - done]
+            pending_tokens.append(tokens)
+            for h in cfg.hooks:
+                pending_acts[h].append(acts[h][: tokens.shape[0]].to("cpu", dtype))
+            done += tokens.shape[0]
+            bar.update(tokens.numel())
+            n_pending = sum(t.shape[0] for t in pending_tokens)
+            if n_pending >= per_shard or done >= manifest.target_contexts:
+                writer.put(torch.cat(pending_tokens), {h: torch.cat(a) for h, a in pending_acts.items()})
+                pending_tokens, pending_acts = [], {h: [] for h in cfg.hooks}
+            if done >= manifest.target_contexts:
+                break
+        if pending_tokens:  # the corpus ran out: keep what was harvested
+            writer.put(torch.cat(pending_tokens), {h: torch.cat(a) for h, a in pending_acts.items()})
+    finally:
+        bar.close()
+        writer.close()
+    if not manifest.complete:
+        raise SaescopeError(
+            f"corpus {cfg.corpus.source!r} ran out after {manifest.n_tokens:,} tokens; "
+            f"asked for {cfg.n_tokens:,}. Ask for fewer tokens or use a larger corpus."
+        )
+    return ActivationCache(cfg.out)
