@@ -1,0 +1,120 @@
+"""Local text files as documents: .txt (one document), .jsonl (one per line), .parquet (one per row)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from saescope.errors import SaescopeError
+
+SUFFIXES = {".txt": "txt", ".jsonl": "jsonl", ".parquet": "parquet"}
+_PARQUET_BATCH_ROWS = 1024  # rows decoded at a time, so a big row group never sits whole in memory
+
+
+def file_kind(path: Path) -> str | None:
+    """'txt', 'jsonl', 'parquet', or None for a file type we do not read."""
+    return SUFFIXES.get(path.suffix.lower())
+
+
+def local_files(path: Path) -> list[Path]:
+    """The corpus files at path (a file, or a directory searched recursively), sorted."""
+    if not path.exists():
+        raise SaescopeError(
+            f"corpus source {str(path)!r} does not exist; give a file or directory that exists."
+        )
+    if path.is_file():
+        if file_kind(path) is None:
+            raise _unsupported(path)
+        return [path]
+    files = sorted(
+        p
+        for p in path.rglob("*")
+        if p.is_file()
+        and file_kind(p) is not None
+        and not any(part.startswith(".") for part in p.relative_to(path).parts)
+    )
+    if not files:
+        raise SaescopeError(
+            f"corpus directory {str(path)!r} holds no corpus files; expected files ending in "
+            f"{', '.join(SUFFIXES)} (searched recursively, hidden files skipped)."
+        )
+    return files
+
+
+def check_text_column(path: Path, column: str) -> None:
+    """For parquet, fail early (from the schema) if the text column is missing."""
+    if file_kind(path) == "parquet":
+        names = pq.ParquetFile(path).schema_arrow.names
+        if column not in names:
+            raise missing_column(str(path), column, names)
+
+
+def read_file(path: Path, column: str) -> Iterator[str]:
+    """The documents of one file, in file order."""
+    kind = file_kind(path)
+    if kind == "txt":
+        yield path.read_text(encoding="utf-8", errors="replace")
+    elif kind == "jsonl":
+        yield from _read_jsonl(path, column)
+    elif kind == "parquet":
+        yield from _read_parquet(path, column)
+    else:
+        raise _unsupported(path)
+
+
+def _read_jsonl(path: Path, column: str) -> Iterator[str]:
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise SaescopeError(
+                    f"{path}:{line_no} is not valid JSON ({e.msg}); each line of a .jsonl file must be one JSON object."
+                ) from None
+            if not isinstance(record, dict):
+                raise SaescopeError(
+                    f"{path}:{line_no} is a JSON {type(record).__name__}; each line of a .jsonl file must be one JSON object."
+                )
+            if column not in record:
+                raise missing_column(f"{path}:{line_no}", column, list(record))
+            yield _as_text(record[column], f"{path}:{line_no}", column)
+
+
+def _read_parquet(path: Path, column: str) -> Iterator[str]:
+    check_text_column(path, column)
+    row = 0
+    for batch in pq.ParquetFile(path).iter_batches(
+        batch_size=_PARQUET_BATCH_ROWS, columns=[column]
+    ):
+        for value in batch.column(0).to_pylist():
+            yield _as_text(value, f"{path} row {row}", column)
+            row += 1
+
+
+def _as_text(value: object, where: str, column: str) -> str:
+    if value is None:
+        return ""  # a missing value is an empty document, skipped later
+    if not isinstance(value, str):
+        raise SaescopeError(
+            f"{where}: column {column!r} holds a {type(value).__name__}, not text; set text_column to a text column."
+        )
+    return value
+
+
+def missing_column(where: str, column: str, names: list[str]) -> SaescopeError:
+    return SaescopeError(
+        f"{where} has no column {column!r} (text_column); its columns are: {', '.join(map(repr, names)) or 'none'}. "
+        "Set text_column to the one that holds the text."
+    )
+
+
+def _unsupported(path: Path) -> SaescopeError:
+    return SaescopeError(
+        f"corpus file {str(path)!r} has an unsupported type {path.suffix or '(no suffix)'!r}; "
+        f"supported: {', '.join(SUFFIXES)}, or a directory of such files."
+    )
