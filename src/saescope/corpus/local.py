@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from saescope.errors import SaescopeError
+from saescope.errors import ConfigError, SaescopeError
 
 SUFFIXES = {".txt": "txt", ".jsonl": "jsonl", ".parquet": "parquet"}
 _PARQUET_BATCH_ROWS = 1024  # rows decoded at a time, so a big row group never sits whole in memory
@@ -22,8 +22,10 @@ def file_kind(path: Path) -> str | None:
 def local_files(path: Path) -> list[Path]:
     """The corpus files at path (a file, or a directory searched recursively), sorted."""
     if not path.exists():
-        raise SaescopeError(
-            f"corpus source {str(path)!r} does not exist; give a file or directory that exists."
+        raise ConfigError(
+            "source",
+            str(path),
+            "a file or directory that exists (this path does not exist), a built-in corpus name, or hf:NAME",
         )
     if path.is_file():
         if file_kind(path) is None:

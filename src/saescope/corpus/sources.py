@@ -10,7 +10,7 @@ from typing import Any
 
 from saescope.corpus import builtin, hf, local
 from saescope.corpus.config import CorpusConfig
-from saescope.errors import SaescopeError
+from saescope.errors import ConfigError, SaescopeError
 
 # A shuffle buffer of documents: big enough to mix neighbouring documents well, small enough
 # that it never holds much of a corpus (whichever bound is reached first).
@@ -39,9 +39,11 @@ def resolve_source(cfg: CorpusConfig) -> ResolvedSource:
         return ResolvedSource("builtin", source, files=files)
     path = Path(source).expanduser()
     if not path.exists() and not _looks_like_path(source):
-        raise SaescopeError(
-            f"corpus source {source!r} is not a built-in corpus ({', '.join(builtin.BUILTIN_CORPORA)}), "
-            "not an existing file or directory, and not hf:NAME[:CONFIG] (a Hugging Face dataset)."
+        raise ConfigError(
+            "source",
+            source,
+            f"a built-in corpus ({', '.join(builtin.BUILTIN_CORPORA)}), an existing file or directory "
+            "(txt, jsonl, parquet), or hf:NAME[:CONFIG] for a Hugging Face dataset",
         )
     files = local.local_files(path)
     for f in files:
