@@ -16,6 +16,8 @@ from saescope.corpus import (
     iter_documents,
 )
 from saescope.corpus.builtin import builtin_files
+from saescope.corpus.local import LARGE_TXT_BYTES, LargeTextFile
+from saescope.corpus.sources import iter_lazy_documents
 
 
 def docs_of(source: str, **kw) -> list[str]:
@@ -131,3 +133,31 @@ def test_describe_corpus_is_json_for_every_kind(tmp_path):
         and hf["config"] == "default"
         and hf["split"] == "train"
     )
+
+
+def test_large_txt_file_is_streamed_in_chunks_as_one_document(tmp_path, smollm2_tokenizer):
+    # Real prose, more than LARGE_TXT_BYTES of it, in one file.
+    parts, size = [], 0
+    for path in builtin_files("python-docs"):
+        parts.append(path.read_text(encoding="utf-8"))
+        size += len(parts[-1].encode())
+        if size > LARGE_TXT_BYTES + 2**19:
+            break
+    text = "".join(parts)
+    path = tmp_path / "big.txt"
+    path.write_text(text, encoding="utf-8")
+
+    (doc,) = iter_lazy_documents(CorpusConfig(source=str(path)))
+    assert isinstance(doc, LargeTextFile)  # a handle, not the text
+    chunks = list(doc.chunks())
+    assert (
+        len(chunks) > 4 and "".join(chunks) == text and all(c.endswith("\n") for c in chunks[:-1])
+    )
+    assert docs_of(str(path)) == [text]
+
+    cfg = CorpusConfig(source=str(path), context_length=1024)
+    contexts = list(iter_contexts(cfg, smollm2_tokenizer))
+    body = [t for c in contexts for t in c[1:].tolist()]
+    assert 2 not in body  # one document: no EOS between its chunks
+    decoded = smollm2_tokenizer.decode(body, clean_up_tokenization_spaces=False)
+    assert text.startswith(decoded[:-8]) and len(text) - len(decoded) < 1024 * 8

@@ -1,9 +1,14 @@
-"""Local text files as documents: .txt (one document), .jsonl (one per line), .parquet (one per row)."""
+"""Local text files as documents: .txt (one document), .jsonl (one per line), .parquet (one per row).
+
+A .txt file bigger than LARGE_TXT_BYTES is not read into memory: it is handed on as a
+LargeTextFile, which the packer reads in chunks that end at line breaks.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -12,6 +17,33 @@ from saescope.errors import ConfigError, SaescopeError
 
 SUFFIXES = {".txt": "txt", ".jsonl": "jsonl", ".parquet": "parquet"}
 _PARQUET_BATCH_ROWS = 1024  # rows decoded at a time, so a big row group never sits whole in memory
+LARGE_TXT_BYTES = 4 * 2**20
+TXT_CHUNK_CHARS = 2**20
+
+
+@dataclass(frozen=True)
+class LargeTextFile:
+    """One document too big to hold as a string: a handle that reads it in chunks."""
+
+    path: Path
+
+    def chunks(self) -> Iterator[str]:
+        """The text in pieces of about TXT_CHUNK_CHARS, each ending at a line break where there is one."""
+        with self.path.open(encoding="utf-8", errors="replace") as f:
+            carry = ""
+            while block := f.read(TXT_CHUNK_CHARS):
+                block = carry + block
+                cut = block.rfind("\n") + 1 or len(block)
+                carry = block[cut:]
+                yield block[:cut]
+            if carry:
+                yield carry
+
+    def read(self) -> str:
+        return self.path.read_text(encoding="utf-8", errors="replace")
+
+
+Document = str | LargeTextFile
 
 
 def file_kind(path: Path) -> str | None:
@@ -54,10 +86,12 @@ def check_text_column(path: Path, column: str) -> None:
             raise missing_column(str(path), column, names)
 
 
-def read_file(path: Path, column: str) -> Iterator[str]:
+def read_file(path: Path, column: str) -> Iterator[Document]:
     """The documents of one file, in file order."""
     kind = file_kind(path)
-    if kind == "txt":
+    if kind == "txt" and path.stat().st_size > LARGE_TXT_BYTES:
+        yield LargeTextFile(path)
+    elif kind == "txt":
         yield path.read_text(encoding="utf-8", errors="replace")
     elif kind == "jsonl":
         yield from _read_jsonl(path, column)

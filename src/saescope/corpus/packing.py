@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from saescope.corpus.config import CorpusConfig
-from saescope.corpus.sources import iter_documents
+from saescope.corpus.local import Document
+from saescope.corpus.sources import iter_lazy_documents
 from saescope.errors import ConfigError, SaescopeError
 
 # Documents per tokenizer call: large enough for the tokenizer's threads to pay off, small
@@ -63,10 +64,11 @@ def _iter_context_blocks(cfg: CorpusConfig, tokenizer: Any) -> Iterator[np.ndarr
     n_stream_tokens = 0
     n_contexts = 0
     first = True
-    for docs in _document_batches(iter_documents(cfg)):
-        ids = tokenizer(docs, add_special_tokens=False)["input_ids"]
-        stream = _join_with_separator(ids, eos, leading=not first)
-        first = False
+    for texts, starts in _piece_batches(iter_lazy_documents(cfg)):
+        ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        if first:
+            starts[0], first = False, False  # no separator before the very first document
+        stream = _join_with_separator(ids, starts, eos)
         n_stream_tokens += len(stream)
         stream = np.concatenate([carry, stream])
         n = len(stream) // body
@@ -100,13 +102,12 @@ def special_token_ids(tokenizer: Any, need_bos: bool) -> tuple[int, int]:
     return int(bos), int(eos)
 
 
-def _join_with_separator(ids: list[list[int]], sep: int, leading: bool) -> np.ndarray:
-    """The token lists as one int64 array, sep between them (and before the first if leading)."""
-    n_seps = len(ids) - 1 + int(leading)
-    out = np.empty(sum(map(len, ids)) + n_seps, dtype=np.int64)
+def _join_with_separator(ids: list[list[int]], starts: list[bool], sep: int) -> np.ndarray:
+    """The token lists as one int64 array, with sep before each piece that starts a document."""
+    out = np.empty(sum(map(len, ids)) + sum(starts), dtype=np.int64)
     pos = 0
-    for i, doc in enumerate(ids):
-        if i > 0 or leading:
+    for doc, start in zip(ids, starts, strict=True):
+        if start:
             out[pos] = sep
             pos += 1
         out[pos : pos + len(doc)] = doc
@@ -114,14 +115,27 @@ def _join_with_separator(ids: list[list[int]], sep: int, leading: bool) -> np.nd
     return out
 
 
-def _document_batches(docs: Iterator[str]) -> Iterator[list[str]]:
-    batch: list[str] = []
-    chars = 0
+def _pieces(docs: Iterator[Document]) -> Iterator[tuple[str, bool]]:
+    """(text, starts a document): a LargeTextFile comes as several pieces, the rest as one."""
     for doc in docs:
-        batch.append(doc)
-        chars += len(doc)
-        if len(batch) >= _BATCH_DOCS or chars >= _BATCH_CHARS:
-            yield batch
-            batch, chars = [], 0
-    if batch:
-        yield batch
+        if isinstance(doc, str):
+            yield doc, True
+        else:
+            for i, chunk in enumerate(doc.chunks()):
+                yield chunk, i == 0
+
+
+def _piece_batches(docs: Iterator[Document]) -> Iterator[tuple[list[str], list[bool]]]:
+    """Pieces grouped for one tokenizer call: (texts, starts a document)."""
+    texts: list[str] = []
+    starts: list[bool] = []
+    chars = 0
+    for text, start in _pieces(docs):
+        texts.append(text)
+        starts.append(start)
+        chars += len(text)
+        if len(texts) >= _BATCH_DOCS or chars >= _BATCH_CHARS:
+            yield texts, starts
+            texts, starts, chars = [], [], 0
+    if texts:
+        yield texts, starts

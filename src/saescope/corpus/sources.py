@@ -10,6 +10,7 @@ from typing import Any
 
 from saescope.corpus import builtin, hf, local
 from saescope.corpus.config import CorpusConfig
+from saescope.corpus.local import Document
 from saescope.errors import ConfigError, SaescopeError
 
 # A shuffle buffer of documents: big enough to mix neighbouring documents well, small enough
@@ -59,6 +60,12 @@ def iter_documents(cfg: CorpusConfig) -> Iterator[str]:
     """The documents of the corpus as text, in the (seeded) order they are packed in.
 
     Whitespace-only documents are skipped; a corpus with no text at all is an error."""
+    for doc in iter_lazy_documents(cfg):
+        yield doc if isinstance(doc, str) else doc.read()
+
+
+def iter_lazy_documents(cfg: CorpusConfig) -> Iterator[Document]:
+    """Like iter_documents, but a very large .txt file comes as a LargeTextFile handle."""
     cfg.check_fields()
     resolved = resolve_source(cfg)
     if resolved.kind == "builtin":
@@ -69,7 +76,7 @@ def iter_documents(cfg: CorpusConfig) -> Iterator[str]:
         docs = _hf_documents(resolved, cfg)
     n = 0
     for doc in docs:
-        if doc.strip():
+        if not isinstance(doc, str) or doc.strip():
             n += 1
             yield doc
     if n == 0:
@@ -87,7 +94,7 @@ def _builtin_documents(resolved: ResolvedSource, cfg: CorpusConfig) -> Iterator[
         yield builtin.read_builtin_file(part, path)
 
 
-def _local_documents(resolved: ResolvedSource, cfg: CorpusConfig) -> Iterator[str]:
+def _local_documents(resolved: ResolvedSource, cfg: CorpusConfig) -> Iterator[Document]:
     files = list(resolved.files["local"])
     if cfg.shuffle:
         random.Random(f"{cfg.seed}:files").shuffle(files)
@@ -101,22 +108,26 @@ def _hf_documents(resolved: ResolvedSource, cfg: CorpusConfig) -> Iterator[str]:
     return _shuffled(docs, cfg.seed) if cfg.shuffle else docs
 
 
-def _shuffled(docs: Iterable[str], seed: int) -> Iterator[str]:
+def _shuffled(docs: Iterable[Document], seed: int) -> Iterator[Document]:
     """A bounded shuffle buffer: each new document replaces a random one, which is yielded."""
     rng = random.Random(f"{seed}:buffer")
-    buffer: list[str] = []
+    buffer: list[Document] = []
     chars = 0
     for doc in docs:
         buffer.append(doc)
-        chars += len(doc)
+        chars += _n_chars(doc)
         if len(buffer) >= SHUFFLE_BUFFER_DOCS or chars >= SHUFFLE_BUFFER_CHARS:
             j = rng.randrange(len(buffer))
             buffer[j], buffer[-1] = buffer[-1], buffer[j]
             out = buffer.pop()
-            chars -= len(out)
+            chars -= _n_chars(out)
             yield out
     rng.shuffle(buffer)
     yield from buffer
+
+
+def _n_chars(doc: Document) -> int:
+    return len(doc) if isinstance(doc, str) else 0  # a LargeTextFile is a handle: no text held
 
 
 def describe_corpus(cfg: CorpusConfig) -> dict[str, Any]:
