@@ -145,6 +145,10 @@ def describe_corpus(cfg: CorpusConfig) -> dict[str, Any]:
             for part, paths in resolved.files.items()
         }
         out["python_version"] = _python_version()
+        if "python-docs" in resolved.files:
+            out["parts"]["python-docs"]["package"] = (
+                f"{builtin.DOCS_PACKAGE} {builtin.docs_package_version() or '(version unknown)'}"
+            )
     elif resolved.kind == "local":
         paths = resolved.files["local"]
         out.update(path=resolved.name, n_files=len(paths), n_bytes=_n_bytes(paths))
