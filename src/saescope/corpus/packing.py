@@ -22,7 +22,7 @@ from saescope.errors import ConfigError, SaescopeError
 # Documents per tokenizer call: large enough for the tokenizer's threads to pay off, small
 # enough that the first contexts come quickly and memory stays flat.
 _BATCH_DOCS = 256
-_BATCH_CHARS = 2**20
+_BATCH_CHARS = 2**18  # about 60k tokens: the first contexts come in a fraction of a second
 
 
 def iter_contexts(cfg: CorpusConfig, tokenizer: Any) -> Iterator[torch.Tensor]:
@@ -65,7 +65,7 @@ def _iter_context_blocks(cfg: CorpusConfig, tokenizer: Any) -> Iterator[np.ndarr
     n_contexts = 0
     first = True
     for texts, starts in _piece_batches(iter_lazy_documents(cfg)):
-        ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        ids = _tokenize(tokenizer, texts)
         if first:
             starts[0], first = False, False  # no separator before the very first document
         stream = _join_with_separator(ids, starts, eos)
@@ -85,6 +85,15 @@ def _iter_context_blocks(cfg: CorpusConfig, tokenizer: Any) -> Iterator[np.ndarr
             f"corpus {cfg.source!r} holds only {n_stream_tokens:,} tokens, fewer than one context of "
             f"{cfg.context_length} tokens; use a smaller context_length or a larger corpus."
         )
+
+
+def _tokenize(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+    """Token ids of each text, no special tokens added."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if hasattr(backend, "encode_batch_fast"):
+        # The Rust tokenizer directly, without offsets: about 1.4x the speed of tokenizer(texts).
+        return [e.ids for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
+    return tokenizer(texts, add_special_tokens=False)["input_ids"]
 
 
 def special_token_ids(tokenizer: Any, need_bos: bool) -> tuple[int, int]:
