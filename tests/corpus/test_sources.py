@@ -15,7 +15,7 @@ from saescope.corpus import (
     iter_contexts,
     iter_documents,
 )
-from saescope.corpus.builtin import builtin_files
+from saescope.corpus.builtin import builtin_files, interleave
 from saescope.corpus.local import LARGE_TXT_BYTES, LargeTextFile
 from saescope.corpus.sources import iter_lazy_documents
 
@@ -161,3 +161,14 @@ def test_large_txt_file_is_streamed_in_chunks_as_one_document(tmp_path, smollm2_
     assert 2 not in body  # one document: no EOS between its chunks
     decoded = smollm2_tokenizer.decode(body, clean_up_tokenization_spaces=False)
     assert text.startswith(decoded[:-8]) and len(text) - len(decoded) < 1024 * 8
+
+
+def test_builtin_interleaving_keeps_the_mix_even_at_every_point():
+    files = {part: builtin_files(part) for part in ("python-docs", "python-stdlib")}
+    order = [part for part, _ in interleave(files)]
+    assert len(order) == sum(map(len, files.values()))
+    share = len(files["python-docs"]) / len(order)
+    n_docs = 0
+    for k, part in enumerate(order, start=1):
+        n_docs += part == "python-docs"
+        assert abs(n_docs - k * share) <= 1.5

@@ -9,7 +9,12 @@ from saescope.errors import ConfigError
 
 @dataclass
 class CorpusConfig:
-    """Where the text comes from and how it is packed into fixed-length token contexts."""
+    """Where the text comes from and how it is packed into fixed-length token contexts.
+
+    source is read as: "hf:NAME[:CONFIG]" a Hugging Face dataset; else a built-in corpus name
+    (BUILTIN_CORPORA); else a local .txt/.jsonl/.parquet file or a directory of them (write
+    ./builtin for a local folder that shares a built-in name).
+    """
 
     source: str = "builtin"  # a built-in corpus name, a local path, or "hf:NAME" / "hf:NAME:CONFIG"
     split: str = "train"  # HF datasets only

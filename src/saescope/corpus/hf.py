@@ -13,8 +13,8 @@ PREFIX = "hf:"
 
 def parse_hf_source(source: str) -> tuple[str, str | None]:
     """'hf:NAME' -> (NAME, None); 'hf:NAME:CONFIG' -> (NAME, CONFIG)."""
-    name, _, config = source[len(PREFIX) :].partition(":")
-    if not name.strip() or (_ and not config.strip()):
+    name, colon, config = source[len(PREFIX) :].partition(":")
+    if not name.strip() or (colon and not config.strip()):
         raise SaescopeError(
             f"source {source!r} is not a Hugging Face dataset reference; expected hf:NAME or hf:NAME:CONFIG, "
             "for example hf:roneneldan/TinyStories or hf:allenai/c4:en."

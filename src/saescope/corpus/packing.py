@@ -58,7 +58,7 @@ def iter_context_batches(
 def _iter_context_blocks(cfg: CorpusConfig, tokenizer: Any) -> Iterator[np.ndarray]:
     """Blocks of whole contexts, int64 [n, context_length], from one tokenizer batch at a time."""
     cfg.check_fields()
-    bos, eos = special_token_ids(tokenizer, cfg.prepend_bos)
+    bos, eos = special_token_ids(tokenizer)
     body = cfg.context_length - 1 if cfg.prepend_bos else cfg.context_length
     carry = np.empty(0, dtype=np.int64)  # stream tokens not yet in a context
     n_stream_tokens = 0
@@ -96,7 +96,7 @@ def _tokenize(tokenizer: Any, texts: list[str]) -> list[list[int]]:
     return tokenizer(texts, add_special_tokens=False)["input_ids"]
 
 
-def special_token_ids(tokenizer: Any, need_bos: bool) -> tuple[int, int]:
+def special_token_ids(tokenizer: Any) -> tuple[int, int]:
     """(BOS, document separator). Tokenizers without a BOS (Qwen) use their EOS for both."""
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     if eos is None:
