@@ -1,0 +1,124 @@
+"""SAEConfig: an SAE's sizes, architecture and provenance (model, hook point, normalisation, corpus).
+
+The field names follow SAELens's cfg.json where SAELens has the idea, so that the native
+format (SAELens's layout) needs little translation; keys we do not know are kept in
+`extra` and written back unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from saescope.errors import ConfigError
+
+ARCHITECTURES = (
+    "standard",  # ReLU, trained with an L1 penalty
+    "topk",
+    "batchtopk",
+    "jumprelu",
+    "gated",
+    "matryoshka_batchtopk",
+)
+
+# How inputs are scaled before encoding; decode undoes it.
+#   none                      inputs used as they are
+#   constant_norm_rescale     per token: x * sqrt(d_in) / ||x|| (SAELens)
+#   layer_norm                per token: (x - mean) / (std + 1e-5) (SAELens, OpenAI v5)
+#   expected_average_only_in  x * input_scale, a constant kept in the file; outputs are divided back
+#   constant_scale            x * input_scale (same as above; the name other readers use)
+NORMALIZE_MODES = (
+    "none",
+    "constant_norm_rescale",
+    "layer_norm",
+    "expected_average_only_in",
+    "constant_scale",
+)
+
+DTYPES = ("float32", "float16", "bfloat16", "float64")
+
+
+@dataclass
+class SAEConfig:
+    """What an SAE is (architecture, sizes, input handling) and where it came from.
+
+    d_out is the output width: d_in for an SAE, the output hook's width for a transcoder.
+    """
+
+    architecture: str
+    d_in: int
+    d_sae: int
+    d_out: int | None = None
+    dtype: str = "float32"
+    apply_b_dec_to_input: bool = True
+    normalize_activations: str = "none"
+    # TopK-style sparsity: k per token (TopK) or the average k per token (BatchTopK)
+    k: int | None = None
+    # TopK: multiply pre-activations by ||W_dec[i]|| before choosing, divide back in decode (SAELens option)
+    rescale_acts_by_decoder_norm: bool = False
+    # Matryoshka: the nested dictionary sizes, summing to d_sae
+    matryoshka_widths: list[int] | None = None
+    skip_connection: bool = False
+    # provenance
+    model_name: str | None = None
+    hook_name: str | None = None
+    hook_name_out: str | None = None  # transcoders: the hook point the output reconstructs
+    hook_layer: int | None = None
+    hook_layer_out: int | None = None
+    hook_head_index: int | None = None
+    context_size: int | None = None
+    dataset_path: str | None = None
+    prepend_bos: bool | None = None
+    source_format: str | None = None
+    source_path: str | None = None
+    # keys of the source's config that have no field here, written back unchanged
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.d_out is None:
+            self.d_out = self.d_in
+        self.validate()
+
+    @property
+    def is_transcoder(self) -> bool:
+        return self.hook_name_out is not None or self.d_out != self.d_in
+
+    def validate(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ConfigError("architecture", self.architecture, f"one of {', '.join(ARCHITECTURES)}")
+        for name in ("d_in", "d_sae", "d_out"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(name, value, "a positive integer")
+        if self.normalize_activations not in NORMALIZE_MODES:
+            raise ConfigError(
+                "normalize_activations", self.normalize_activations, f"one of {', '.join(NORMALIZE_MODES)}"
+            )
+        if self.dtype not in DTYPES:
+            raise ConfigError("dtype", self.dtype, f"one of {', '.join(DTYPES)}")
+        if self.architecture in ("topk", "batchtopk", "matryoshka_batchtopk") and (
+            not isinstance(self.k, int) or not 0 < self.k <= self.d_sae
+        ):
+            raise ConfigError("k", self.k, f"an integer from 1 to d_sae ({self.d_sae}) for a {self.architecture} SAE")
+        if self.architecture == "matryoshka_batchtopk":
+            widths = self.matryoshka_widths
+            if not widths or sum(widths) != self.d_sae or any(w <= 0 for w in widths):
+                raise ConfigError(
+                    "matryoshka_widths", widths, f"a list of positive group sizes summing to d_sae ({self.d_sae})"
+                )
+        if self.apply_b_dec_to_input and self.d_out != self.d_in:
+            raise ConfigError(
+                "apply_b_dec_to_input", True, f"false for a transcoder whose d_out ({self.d_out}) differs from d_in ({self.d_in})"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, with `extra` kept as a nested dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in dataclasses.fields(cls)}
+
+    def replace(self, **changes: Any) -> SAEConfig:
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,71 @@
+"""Architecture name -> class, and building an SAE from a config plus a file's tensors (checked)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from saescope.errors import SaescopeError
+from saescope.sae.architectures import (
+    BatchTopKSAE,
+    GatedSAE,
+    JumpReLUSAE,
+    MatryoshkaBatchTopKSAE,
+    StandardSAE,
+    TopKSAE,
+)
+from saescope.sae.base import SAE, torch_dtype
+from saescope.sae.config import SAEConfig
+
+ARCHITECTURE_CLASSES: dict[str, type[SAE]] = {
+    cls.architecture: cls
+    for cls in (StandardSAE, TopKSAE, BatchTopKSAE, JumpReLUSAE, GatedSAE, MatryoshkaBatchTopKSAE)
+}
+
+
+def build_sae(cfg: SAEConfig) -> SAE:
+    """An SAE of cfg.architecture with zero weights."""
+    return ARCHITECTURE_CLASSES[cfg.architecture](cfg)
+
+
+def sae_from_tensors(cfg: SAEConfig, tensors: dict[str, torch.Tensor], file: str | Path) -> SAE:
+    """Build the SAE cfg describes and load `tensors` into it, checking them against cfg.
+
+    tensors must use our names (W_enc [d_in, d_sae], ...); `file` is named in every error.
+    Optional tensors: input_scale (constant-scale normalisation); b_enc of a gated SAE.
+    """
+    sae = build_sae(cfg)
+    expected = sae.expected_shapes()
+    missing = [name for name in expected if name not in tensors]
+    if missing:
+        raise SaescopeError(
+            f"{file}: missing tensor(s) {', '.join(missing)} for a {cfg.architecture} SAE "
+            f"(found: {', '.join(sorted(tensors)) or 'none'})"
+        )
+    for name, shape in expected.items():
+        got = tuple(tensors[name].shape)
+        if got != shape:
+            raise SaescopeError(
+                f"{file}: tensor {name} has shape {list(got)} but the config says {list(shape)} "
+                f"(d_in={cfg.d_in}, d_sae={cfg.d_sae}, d_out={cfg.d_out}); the config contradicts the weights"
+            )
+    check_finite(tensors, file)
+    dtype = torch_dtype(cfg.dtype)
+    with torch.no_grad():
+        state = sae.state_dict()
+        for name in expected:
+            state[name] = tensors[name].to(dtype)
+        if "input_scale" in tensors:
+            state["input_scale"] = tensors["input_scale"].to(dtype).reshape(())
+        sae.load_state_dict(state)
+    return sae
+
+
+def check_finite(tensors: dict[str, torch.Tensor], file: str | Path) -> None:
+    """Raise naming the file and tensor if any floating tensor holds NaN or inf."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            n_nan = int(torch.isnan(tensor).sum())
+            n_inf = int(torch.isinf(tensor).sum())
+            raise SaescopeError(f"{file}: tensor {name} holds {n_nan} NaN and {n_inf} inf value(s); the weights are corrupt")
