@@ -135,3 +135,12 @@ def test_bad_batch_size_and_skip(smollm2_tokenizer):
         next(iter_context_batches(cfg, smollm2_tokenizer, 0))
     with pytest.raises(ConfigError, match="skip_contexts"):
         next(iter_context_batches(cfg, smollm2_tokenizer, 4, skip_contexts=-1))
+
+
+def test_damaged_files(tmp_path):
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 this is not parquet")
+    assert "not a readable parquet file" in first_error(
+        CorpusConfig(source=str(tmp_path / "bad.parquet"))
+    )
+    (tmp_path / "bad.jsonl.gz").write_bytes(b"\x1f\x8b\x08\x00 truncated gzip")
+    assert "could not read" in first_error(CorpusConfig(source=str(tmp_path / "bad.jsonl.gz")))

@@ -172,3 +172,13 @@ def test_builtin_interleaving_keeps_the_mix_even_at_every_point():
     for k, part in enumerate(order, start=1):
         n_docs += part == "python-docs"
         assert abs(n_docs - k * share) <= 1.5
+
+
+def test_gzipped_txt_and_jsonl(tmp_path):
+    import gzip
+
+    with gzip.open(tmp_path / "a.txt.gz", "wt", encoding="utf-8") as f:
+        f.write(DOCS[2])
+    with gzip.open(tmp_path / "b.jsonl.gz", "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps({"text": d}) + "\n" for d in DOCS[:3])
+    assert docs_of(str(tmp_path)) == [DOCS[2], *DOCS[:3]]

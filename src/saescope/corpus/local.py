@@ -1,21 +1,33 @@
 """Local text files as documents: .txt (one document), .jsonl (one per line), .parquet (one per row).
 
+.txt and .jsonl may be gzip-compressed (.txt.gz, .jsonl.gz).
+
 A .txt file bigger than LARGE_TXT_BYTES is not read into memory: it is handed on as a
 LargeTextFile, which the packer reads in chunks that end at line breaks.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from saescope.errors import ConfigError, SaescopeError
 
-SUFFIXES = {".txt": "txt", ".jsonl": "jsonl", ".parquet": "parquet"}
+SUFFIXES = {
+    ".txt": "txt",
+    ".txt.gz": "txt",
+    ".jsonl": "jsonl",
+    ".jsonl.gz": "jsonl",
+    ".parquet": "parquet",
+}
 _PARQUET_BATCH_ROWS = 1024  # rows decoded at a time, so a big row group never sits whole in memory
 LARGE_TXT_BYTES = 4 * 2**20
 TXT_CHUNK_CHARS = 2**20
@@ -29,7 +41,7 @@ class LargeTextFile:
 
     def chunks(self) -> Iterator[str]:
         """The text in pieces of about TXT_CHUNK_CHARS, each ending at a line break where there is one."""
-        with self.path.open(encoding="utf-8", errors="replace") as f:
+        with open_text(self.path) as f:
             carry = ""
             while block := f.read(TXT_CHUNK_CHARS):
                 block = carry + block
@@ -40,7 +52,8 @@ class LargeTextFile:
                 yield carry
 
     def read(self) -> str:
-        return self.path.read_text(encoding="utf-8", errors="replace")
+        with open_text(self.path) as f:
+            return f.read()
 
 
 Document = str | LargeTextFile
@@ -48,7 +61,15 @@ Document = str | LargeTextFile
 
 def file_kind(path: Path) -> str | None:
     """'txt', 'jsonl', 'parquet', or None for a file type we do not read."""
-    return SUFFIXES.get(path.suffix.lower())
+    name = path.name.lower()
+    return next((kind for suffix, kind in SUFFIXES.items() if name.endswith(suffix)), None)
+
+
+def open_text(path: Path) -> TextIO:
+    """A text file, decompressed on the fly if it is gzip."""
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    return path.open(encoding="utf-8", errors="replace")
 
 
 def local_files(path: Path) -> list[Path]:
@@ -81,18 +102,33 @@ def local_files(path: Path) -> list[Path]:
 def check_text_column(path: Path, column: str) -> None:
     """For parquet, fail early (from the schema) if the text column is missing."""
     if file_kind(path) == "parquet":
-        names = pq.ParquetFile(path).schema_arrow.names
+        try:
+            names = pq.ParquetFile(path).schema_arrow.names
+        except (pa.ArrowException, OSError) as e:
+            raise SaescopeError(
+                f"corpus file {str(path)!r} is not a readable parquet file: {e}"
+            ) from None
         if column not in names:
             raise missing_column(str(path), column, names)
 
 
 def read_file(path: Path, column: str) -> Iterator[Document]:
     """The documents of one file, in file order."""
+    try:
+        yield from _read_file(path, column)
+    except (OSError, EOFError, zlib.error, pa.ArrowException) as e:  # damaged gzip or parquet
+        raise SaescopeError(
+            f"could not read corpus file {str(path)!r}: {type(e).__name__}: {e}"
+        ) from None
+
+
+def _read_file(path: Path, column: str) -> Iterator[Document]:
     kind = file_kind(path)
     if kind == "txt" and path.stat().st_size > LARGE_TXT_BYTES:
         yield LargeTextFile(path)
     elif kind == "txt":
-        yield path.read_text(encoding="utf-8", errors="replace")
+        with open_text(path) as f:
+            yield f.read()
     elif kind == "jsonl":
         yield from _read_jsonl(path, column)
     elif kind == "parquet":
@@ -102,7 +138,7 @@ def read_file(path: Path, column: str) -> Iterator[Document]:
 
 
 def _read_jsonl(path: Path, column: str) -> Iterator[str]:
-    with path.open(encoding="utf-8", errors="replace") as f:
+    with open_text(path) as f:
         for line_no, line in enumerate(f, start=1):
             if not line.strip():
                 continue
