@@ -10,6 +10,7 @@ from saescope.errors import SaescopeError
 
 # Each module has `register(subparsers)`, which adds its sub-command(s) and sets `func`.
 STAGE_MODULES = [
+    "saescope.corpus.cli",
     "saescope.models.cli",
     "saescope.sae.cli",
     "saescope.activations.cli",

@@ -32,6 +32,7 @@ def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--context-length", type=int, default=defaults.context_length, help="tokens per context (default: %(default)s)")
     group.add_argument("--no-bos", action="store_true", help="do not prepend BOS to each context")
     group.add_argument("--seed", type=int, default=defaults.seed, help="seed of the document order (default: %(default)s)")
+    group.add_argument("--no-shuffle", action="store_true", help="keep the corpus's own document order")
 
 
 def corpus_config_from_args(args: argparse.Namespace) -> CorpusConfig:
@@ -42,4 +43,5 @@ def corpus_config_from_args(args: argparse.Namespace) -> CorpusConfig:
         context_length=args.context_length,
         prepend_bos=not args.no_bos,
         seed=args.seed,
+        shuffle=not args.no_shuffle,
     )
