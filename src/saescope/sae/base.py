@@ -59,6 +59,8 @@ class SAE(nn.Module):
         # the constant input multiplier of the constant-scale normalisations (1 otherwise)
         self.register_buffer("input_scale", torch.ones((), dtype=dtype))
         self._last_stats: InputStats | None = None
+        # log10 feature densities when the file had them (SAELens's sparsity.safetensors): [d_sae]
+        self.log_feature_sparsity: torch.Tensor | None = None
 
     # ---- sizes ---------------------------------------------------------------------------
 
@@ -116,6 +118,8 @@ class SAE(nn.Module):
     def denormalize_output(self, y: torch.Tensor, stats: InputStats | None) -> torch.Tensor:
         """y: [..., d_out] in normalised units -> the units of the input."""
         mode = self.cfg.normalize_activations
+        if not self.cfg.denormalize_outputs:
+            return y
         if mode in PER_TOKEN_NORMS:
             if stats is None:
                 raise SaescopeError(
@@ -191,7 +195,7 @@ class SAE(nn.Module):
         """
         k = values.shape[-1]
         lead = values.shape[:-1]
-        weights = self.decoder_input_sparse(values.to(self.dtype), indices).reshape(-1)
+        weights = self.decoder_input_sparse(values.to(self.dtype), indices).reshape(-1, k)
         out = F.embedding_bag(indices.reshape(-1, k), self.W_dec, per_sample_weights=weights, mode="sum")
         out = out.reshape(*lead, self.d_out) + self.b_dec
         return self.denormalize_output(out, stats if stats is not None else self._last_stats)

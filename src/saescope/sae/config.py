@@ -28,12 +28,15 @@ ARCHITECTURES = (
 #   layer_norm                per token: (x - mean) / (std + 1e-5) (SAELens, OpenAI v5)
 #   expected_average_only_in  x * input_scale, a constant kept in the file; outputs are divided back
 #   constant_scale            x * input_scale (same as above; the name other readers use)
+#   covariance_whitening      SAELens: the whitening is folded into the weights after training,
+#                             so at inference inputs are used as they are (as SAELens does)
 NORMALIZE_MODES = (
     "none",
     "constant_norm_rescale",
     "layer_norm",
     "expected_average_only_in",
     "constant_scale",
+    "covariance_whitening",
 )
 
 DTYPES = ("float32", "float16", "bfloat16", "float64")
@@ -53,6 +56,8 @@ class SAEConfig:
     dtype: str = "float32"
     apply_b_dec_to_input: bool = True
     normalize_activations: str = "none"
+    # decode undoes the input normalisation (SAELens transcoders do not: their outputs stay normalised)
+    denormalize_outputs: bool = True
     # TopK-style sparsity: k per token (TopK) or the average k per token (BatchTopK)
     k: int | None = None
     # TopK: multiply pre-activations by ||W_dec[i]|| before choosing, divide back in decode (SAELens option)
