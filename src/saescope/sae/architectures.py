@@ -302,7 +302,7 @@ class BatchTopKSAE(SAE):
 class MatryoshkaBatchTopKSAE(BatchTopKSAE):
     """Matryoshka BatchTopK SAE (Bussmann et al. 2025): nested prefixes of the dictionary each reconstruct.
 
-    Inference is BatchTopK's (global threshold); cfg.matryoshka_widths gives the group sizes, so
+    Inference is BatchTopK's (global threshold); cfg.matryoshka_widths gives the nested widths, so
     prefix_reconstructions() can give the per-prefix outputs the training loss sums over.
     """
 
@@ -313,9 +313,8 @@ class MatryoshkaBatchTopKSAE(BatchTopKSAE):
         outputs = []
         out = self.b_dec.expand(*acts.shape[:-1], self.d_out)
         start = 0
-        for width in self.cfg.matryoshka_widths:  # type: ignore[union-attr]
-            end = start + width
-            out = out + self.decoder_input(acts)[..., start:end] @ self.W_dec[start:end]
+        for end in self.cfg.matryoshka_widths:  # type: ignore[union-attr]
+            out = out + acts[..., start:end] @ self.W_dec[start:end]
             outputs.append(self.denormalize_output(out, self._last_stats))
             start = end
         return outputs

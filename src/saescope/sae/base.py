@@ -28,11 +28,14 @@ CONSTANT_SCALE_NORMS = ("expected_average_only_in", "constant_scale")
 class InputStats:
     """What normalising one batch of inputs took, so decode can undo it.
 
-    scale: [..., 1] multiplier applied to (x - shift); shift: [..., 1] or None.
+    constant_norm_rescale: x * scale, undone by y / scale.
+    layer_norm: (x - shift) / (std + 1e-5), undone by y * std + shift (as SAELens does it).
+    All [..., 1].
     """
 
-    scale: torch.Tensor
+    scale: torch.Tensor | None = None
     shift: torch.Tensor | None = None
+    std: torch.Tensor | None = None
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -110,7 +113,7 @@ class SAE(nn.Module):
             centred = x - mu
             std = centred.std(dim=-1, keepdim=True)
             # the 1e-5 is in the scale (not the std kept for decode), as SAELens and OpenAI do
-            return centred / (std + 1e-5), InputStats(scale=1 / std, shift=mu)
+            return centred / (std + 1e-5), InputStats(shift=mu, std=std)
         if mode in CONSTANT_SCALE_NORMS:
             return x * self.input_scale, None
         return x, None
@@ -125,8 +128,9 @@ class SAE(nn.Module):
                 raise SaescopeError(
                     f"decode needs the statistics of the inputs (normalize_activations={mode!r}): call encode first"
                 )
-            y = y / stats.scale
-            return y if stats.shift is None else y + stats.shift
+            if stats.std is not None:
+                return y * stats.std + stats.shift
+            return y / stats.scale
         if mode in CONSTANT_SCALE_NORMS:
             return y / self.input_scale
         return y

@@ -62,7 +62,8 @@ class SAEConfig:
     k: int | None = None
     # TopK: multiply pre-activations by ||W_dec[i]|| before choosing, divide back in decode (SAELens option)
     rescale_acts_by_decoder_norm: bool = False
-    # Matryoshka: the nested dictionary sizes, summing to d_sae
+    # Matryoshka: the nested dictionaries' widths, increasing, the last == d_sae (as SAELens);
+    # dictionary_learning's group sizes [a, b, c] are widths [a, a+b, a+b+c]
     matryoshka_widths: list[int] | None = None
     skip_connection: bool = False
     # provenance
@@ -108,9 +109,10 @@ class SAEConfig:
             raise ConfigError("k", self.k, f"an integer from 1 to d_sae ({self.d_sae}) for a {self.architecture} SAE")
         if self.architecture == "matryoshka_batchtopk":
             widths = self.matryoshka_widths
-            if not widths or sum(widths) != self.d_sae or any(w <= 0 for w in widths):
+            increasing = bool(widths) and all(a < b for a, b in zip([0, *widths], widths, strict=False))
+            if not increasing or widths[-1] != self.d_sae:
                 raise ConfigError(
-                    "matryoshka_widths", widths, f"a list of positive group sizes summing to d_sae ({self.d_sae})"
+                    "matryoshka_widths", widths, f"increasing nested widths ending at d_sae ({self.d_sae})"
                 )
         if self.apply_b_dec_to_input and self.d_out != self.d_in:
             raise ConfigError(

@@ -72,7 +72,8 @@ def load(path: Path, **_: Any) -> SAE:
     raw = read_json_file(cfg_path)
     tensors = read_safetensors_file(weights_path)
     cfg = config_from_saelens(raw, cfg_path)
-    tensors = tensors_from_saelens(tensors, cfg, weights_path)
+    rescaled = bool(raw.get("rescale_acts_by_decoder_norm", False))
+    tensors = tensors_from_saelens(tensors, cfg, weights_path, rescaled)
     cfg = restore_our_architecture(cfg, tensors)
     sae = sae_from_tensors(cfg, tensors, weights_path)
     sparsity_path = folder / SPARSITY_FILENAME
@@ -121,7 +122,8 @@ def config_from_saelens(raw: dict[str, Any], cfg_path: Path) -> SAEConfig:
             # SAELens transcoders do not undo the input normalisation in decode
             denormalize_outputs=not is_transcoder,
             k=saelens_k(raw, architecture),
-            rescale_acts_by_decoder_norm=bool(raw.get("rescale_acts_by_decoder_norm", False)),
+            # only TopK keeps the option; BatchTopK checkpoints are folded on reading (below)
+            rescale_acts_by_decoder_norm=architecture == "topk" and bool(raw.get("rescale_acts_by_decoder_norm", False)),
             matryoshka_widths=raw.get("matryoshka_widths"),
             skip_connection=has_skip,
             **{key: metadata.get(key) for key in (*METADATA_FIELDS, *OUR_METADATA_FIELDS)},
@@ -148,13 +150,20 @@ def saelens_k(raw: dict[str, Any], architecture: str) -> int | None:
     return max(1, round(k)) if isinstance(k, int | float) and not isinstance(k, bool) else k
 
 
-def tensors_from_saelens(tensors: dict[str, torch.Tensor], cfg: SAEConfig, weights_path: Path) -> dict[str, torch.Tensor]:
-    """Rename / convert SAELens's stored tensors to ours (thresholds, finetuning scaling factor)."""
+def tensors_from_saelens(
+    tensors: dict[str, torch.Tensor], cfg: SAEConfig, weights_path: Path, rescaled: bool = False
+) -> dict[str, torch.Tensor]:
+    """Rename / convert SAELens's stored tensors to ours (thresholds, finetuning scaling factor).
+
+    rescaled: the file's rescale_acts_by_decoder_norm (BatchTopK checkpoints get the norms folded in).
+    """
     tensors = dict(tensors)
     if "log_threshold" in tensors and "threshold" not in tensors:  # older JumpReLU training checkpoints
         tensors["threshold"] = tensors.pop("log_threshold").exp()
     if "topk_threshold" in tensors:  # BatchTopK training checkpoints
         tensors["threshold"] = tensors.pop("topk_threshold").reshape(())
+        if rescaled:
+            fold_W_dec_norm_into(tensors)  # what SAELens does when it saves one for inference
     # pre-6.0 finetuning scaling factor: decode used (acts * s) @ W_dec, the same as acts @ (s[:, None] * W_dec)
     for name in ("scaling_factor", "finetuning_scaling_factor"):
         if name in tensors:
@@ -164,6 +173,14 @@ def tensors_from_saelens(tensors: dict[str, torch.Tensor], cfg: SAEConfig, weigh
             elif scale.numel() and not torch.allclose(scale, torch.ones_like(scale)):
                 raise SaescopeError(f"{weights_path}: {name} has shape {list(scale.shape)}, expected [{cfg.d_sae}]")
     return tensors
+
+
+def fold_W_dec_norm_into(tensors: dict[str, torch.Tensor]) -> None:
+    """W_enc, b_enc *= ||W_dec rows||; W_dec rows /= their norm (outputs unchanged for rescaled top-k)."""
+    norms = tensors["W_dec"].norm(dim=-1).clamp_min(1e-8)  # [d_sae]
+    tensors["W_enc"] = tensors["W_enc"] * norms
+    tensors["b_enc"] = tensors["b_enc"] * norms
+    tensors["W_dec"] = tensors["W_dec"] / norms[:, None]
 
 
 def restore_our_architecture(cfg: SAEConfig, tensors: dict[str, torch.Tensor]) -> SAEConfig:

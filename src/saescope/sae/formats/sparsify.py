@@ -10,6 +10,7 @@ A folder of layers holds one such folder per hook point, named by the module ("l
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,6 @@ def layer_folders(path: Path) -> dict[str, Path]:
 
 
 def natural_key(name: str) -> list[Any]:
-    import re  # noqa: PLC0415
-
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
@@ -59,8 +58,13 @@ def load(path: Path, layer: str | None = None, **_: Any) -> SAE:
             layer = next(iter(layers))
         if layer not in layers:
             raise SaescopeError(f"{path}: no layer {layer!r}; found {', '.join(layers) or 'none'}")
-        path = layers[layer]
-    return load_folder(path)
+        return load_folder(layers[layer], hookpoint=layer)
+    return load_folder(path, hookpoint=path.name if looks_like_hookpoint(path.name) else None)
+
+
+def looks_like_hookpoint(name: str) -> bool:
+    """Module paths such as "layers.5" or "layers.5.mlp" (sparsify names folders by hook point)."""
+    return re.search(r"(^|\.)\d+(\.|$)", name) is not None
 
 
 def load_sparsify_layers(path: str | Path) -> dict[str, SAE]:
@@ -68,14 +72,15 @@ def load_sparsify_layers(path: str | Path) -> dict[str, SAE]:
     layers = layer_folders(Path(path))
     if not layers:
         raise SaescopeError(f"{path}: no sparsify SAE folders (cfg.json + sae.safetensors) inside")
-    return {name: load_folder(folder) for name, folder in layers.items()}
+    return {name: load_folder(folder, hookpoint=name) for name, folder in layers.items()}
 
 
-def load_folder(folder: Path) -> SAE:
+def load_folder(folder: Path, hookpoint: str | None = None) -> SAE:
+    """One sparsify SAE folder; hookpoint is the module it was trained on, when known."""
     cfg_path, weights_path = folder / CFG_FILENAME, folder / WEIGHTS_FILENAME
     raw = read_json_file(cfg_path)
     tensors = read_safetensors_file(weights_path)
-    cfg = config_from_sparsify(raw, folder.name, cfg_path)
+    cfg = config_from_sparsify(raw, hookpoint, cfg_path)
     ours = {
         "W_enc": tensors["encoder.weight"].T if "encoder.weight" in tensors else None,
         "b_enc": tensors.get("encoder.bias"),
@@ -89,7 +94,7 @@ def load_folder(folder: Path) -> SAE:
     return sae_from_tensors(cfg, ours, weights_path)
 
 
-def config_from_sparsify(raw: dict[str, Any], hookpoint: str, cfg_path: Path) -> SAEConfig:
+def config_from_sparsify(raw: dict[str, Any], hookpoint: str | None, cfg_path: Path) -> SAEConfig:
     if "d_in" not in raw:
         raise SaescopeError(f"{cfg_path}: missing 'd_in'; a sparsify cfg.json records it")
     activation = raw.get("activation", "topk")
@@ -107,7 +112,7 @@ def config_from_sparsify(raw: dict[str, Any], hookpoint: str, cfg_path: Path) ->
             apply_b_dec_to_input=not transcode,
             skip_connection=bool(raw.get("skip_connection", False)),
             # sparsify names the module: an SAE reads its output, a transcoder maps its input to its output
-            hook_name=hookpoint if hookpoint else None,
+            hook_name=hookpoint,
             hook_name_out=hookpoint if transcode else None,
             extra={key: value for key, value in raw.items() if key not in CONSUMED_KEYS},
         )
