@@ -11,6 +11,7 @@ from saescope.sae.architectures import (
 from saescope.sae.base import SAE, InputStats
 from saescope.sae.config import ARCHITECTURES, NORMALIZE_MODES, SAEConfig
 from saescope.sae.loading import load_sae
+from saescope.sae.native import load_native, save_sae
 from saescope.sae.registry import ARCHITECTURE_CLASSES, build_sae, sae_from_tensors
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "StandardSAE",
     "TopKSAE",
     "build_sae",
+    "load_native",
     "load_sae",
+    "save_sae",
     "sae_from_tensors",
 ]

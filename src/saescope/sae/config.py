@@ -65,6 +65,8 @@ class SAEConfig:
     # Matryoshka: the nested dictionaries' widths, increasing, the last == d_sae (as SAELens);
     # dictionary_learning's group sizes [a, b, c] are widths [a, a+b, a+b+c]
     matryoshka_widths: list[int] | None = None
+    # a transcoder: reads hook_name, reconstructs hook_name_out (set too when d_out differs or hook_name_out is set)
+    transcoder: bool = False
     skip_connection: bool = False
     # provenance
     model_name: str | None = None
@@ -88,7 +90,7 @@ class SAEConfig:
 
     @property
     def is_transcoder(self) -> bool:
-        return self.hook_name_out is not None or self.d_out != self.d_in
+        return self.transcoder or self.hook_name_out is not None or self.d_out != self.d_in
 
     def validate(self) -> None:
         if self.architecture not in ARCHITECTURES:

@@ -43,6 +43,11 @@ SAELENS_ARCHITECTURES: dict[str, tuple[str, bool, bool]] = {
     "skip_transcoder": ("standard", True, True),
     "jumprelu_transcoder": ("jumprelu", True, False),
     "jumprelu_skip_transcoder": ("jumprelu", True, True),
+    # not in SAELens 6.54 (it has no TopK or gated transcoders): what we write for them, read only here
+    "topk_transcoder": ("topk", True, False),
+    "topk_skip_transcoder": ("topk", True, True),
+    "gated_transcoder": ("gated", True, False),
+    "gated_skip_transcoder": ("gated", True, True),
 }
 
 # keys SAELens keeps under "metadata" (6.x) or at the top level (before 6.0) that map to our fields
@@ -125,6 +130,7 @@ def config_from_saelens(raw: dict[str, Any], cfg_path: Path) -> SAEConfig:
             # only TopK keeps the option; BatchTopK checkpoints are folded on reading (below)
             rescale_acts_by_decoder_norm=architecture == "topk" and bool(raw.get("rescale_acts_by_decoder_norm", False)),
             matryoshka_widths=raw.get("matryoshka_widths"),
+            transcoder=is_transcoder,
             skip_connection=has_skip,
             **{key: metadata.get(key) for key in (*METADATA_FIELDS, *OUR_METADATA_FIELDS)},
             extra=extra,
@@ -186,6 +192,7 @@ def fold_W_dec_norm_into(tensors: dict[str, torch.Tensor]) -> None:
 def restore_our_architecture(cfg: SAEConfig, tensors: dict[str, torch.Tensor]) -> SAEConfig:
     """A JumpReLU that we wrote from a BatchTopK SAE becomes a BatchTopK SAE again."""
     ours = (cfg.extra.get("metadata") or {}).get("saescope_architecture")
+    cfg.extra.pop("saelens_architecture", None)
     if cfg.architecture != "jumprelu" or ours not in ("batchtopk", "matryoshka_batchtopk"):
         return cfg
     threshold = tensors.get("threshold")
@@ -217,11 +224,9 @@ def saelens_architecture_name(cfg: SAEConfig) -> str:
     if cfg.is_transcoder or cfg.skip_connection:
         if cfg.apply_b_dec_to_input:
             raise SaescopeError("SAELens transcoders cannot subtract b_dec from the input (apply_b_dec_to_input)")
-        base = {"standard": "transcoder", "jumprelu": "jumprelu_transcoder"}.get(cfg.architecture)
-        if base is None:
-            raise SaescopeError(
-                f"SAELens has no {cfg.architecture} transcoder; only standard and jumprelu transcoders can be saved"
-            )
+        # BatchTopK transcoders are written as SAELens writes BatchTopK: a JumpReLU
+        arch = "jumprelu" if cfg.architecture in ("batchtopk", "matryoshka_batchtopk") else cfg.architecture
+        base = "transcoder" if arch == "standard" else f"{arch}_transcoder"
         return base.replace("transcoder", "skip_transcoder") if cfg.skip_connection else base
     if cfg.architecture in ("batchtopk", "matryoshka_batchtopk"):
         return "jumprelu"  # what SAELens itself saves a BatchTopK SAE as for inference
@@ -238,7 +243,7 @@ def config_to_saelens(cfg: SAEConfig) -> dict[str, Any]:
         if value is not None:
             metadata[key] = value
     architecture = saelens_architecture_name(cfg)
-    if architecture != cfg.architecture and cfg.architecture in ("batchtopk", "matryoshka_batchtopk"):
+    if cfg.architecture in ("batchtopk", "matryoshka_batchtopk"):
         metadata["saescope_architecture"] = cfg.architecture
         metadata["saescope_k"] = cfg.k
         if cfg.matryoshka_widths:
@@ -256,7 +261,7 @@ def config_to_saelens(cfg: SAEConfig) -> dict[str, Any]:
         "metadata": metadata,
         "architecture": architecture,
     }
-    if architecture == "topk":
+    if architecture.startswith("topk"):
         out["k"] = cfg.k
         out["rescale_acts_by_decoder_norm"] = cfg.rescale_acts_by_decoder_norm
     if "transcoder" in architecture:

@@ -110,6 +110,7 @@ def config_from_sparsify(raw: dict[str, Any], hookpoint: str | None, cfg_path: P
             d_sae=d_sae,
             k=raw.get("k", 32),
             apply_b_dec_to_input=not transcode,
+            transcoder=transcode,
             skip_connection=bool(raw.get("skip_connection", False)),
             # sparsify names the module: an SAE reads its output, a transcoder maps its input to its output
             hook_name=hookpoint,

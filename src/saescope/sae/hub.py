@@ -1,0 +1,64 @@
+"""SAEs on the Hugging Face hub: `hf:ORG/NAME[/PATH][@REVISION]` -> a local folder, via huggingface_hub.
+
+Only the files under PATH are fetched. HF_HUB_OFFLINE=1 (read at call time) uses the local
+hub cache only; HF_HUB_CACHE / HF_HOME choose the cache, as everywhere in huggingface_hub.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from saescope.errors import SaescopeError
+
+
+def parse_hub_spec(spec: str) -> tuple[str, str, str | None]:
+    """"ORG/NAME/sub/path@rev" -> (repo_id, subpath, revision)."""
+    revision = None
+    if "@" in spec:
+        spec, revision = spec.rsplit("@", 1)
+    parts = [part for part in spec.strip("/").split("/") if part]
+    if len(parts) < 2:
+        raise SaescopeError(f"hf:{spec}: expected hf:ORG/NAME[/PATH][@REVISION]")
+    return "/".join(parts[:2]), "/".join(parts[2:]), revision or None
+
+
+def hub_cache_dir() -> str | None:
+    """The cache folder from the environment now (huggingface_hub reads it only at import)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return str(Path(os.environ["HF_HOME"]) / "hub")
+    return None
+
+
+def is_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def download_sae_files(spec: str) -> Path:
+    """Fetch (or find in the cache) the files of `spec` and return the local path of PATH."""
+    from huggingface_hub import snapshot_download  # noqa: PLC0415
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError  # noqa: PLC0415
+
+    repo_id, subpath, revision = parse_hub_spec(spec)
+    patterns = [subpath, f"{subpath}/*"] if subpath else None
+    try:
+        root = snapshot_download(
+            repo_id,
+            revision=revision,
+            allow_patterns=patterns,
+            cache_dir=hub_cache_dir(),
+            local_files_only=is_offline(),
+        )
+    except LocalEntryNotFoundError:
+        raise SaescopeError(
+            f"hf:{spec}: not in the local hub cache ({hub_cache_dir() or 'the default cache'}) and "
+            f"{'HF_HUB_OFFLINE is set' if is_offline() else 'the hub cannot be reached'}"
+        ) from None
+    except (HfHubHTTPError, OSError, ValueError) as err:
+        raise SaescopeError(f"hf:{spec}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
+    path = Path(root) / subpath if subpath else Path(root)
+    if not path.exists():
+        raise SaescopeError(f"hf:{spec}: the repository {repo_id} has no {subpath!r}")
+    return path
