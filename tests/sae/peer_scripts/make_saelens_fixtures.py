@@ -13,7 +13,6 @@ from pathlib import Path
 
 import sae_lens
 import torch
-from safetensors.torch import save_file
 from sae_lens.saes import (
     BatchTopKTrainingSAE,
     BatchTopKTrainingSAEConfig,
@@ -30,6 +29,7 @@ from sae_lens.saes import (
     Transcoder,
     TranscoderConfig,
 )
+from safetensors.torch import save_file
 
 D_IN, D_SAE, D_OUT, N = 16, 64, 24, 32
 META = {"model_name": "smollm2-135m", "hook_name": "blocks.3.hook_resid_post", "context_size": 128,

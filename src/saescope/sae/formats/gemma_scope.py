@@ -32,8 +32,9 @@ LAYER_FOLDER = re.compile(r"^layer_(?P<layer>\d+)$")
 
 
 def detect(path: Path) -> bool:
-    """A params.npz, or a folder holding one."""
-    return weights_file(path).is_file()
+    """A params.npz (or any .npz file), or a folder holding params.npz."""
+    weights = weights_file(path)
+    return weights.suffix == ".npz" and weights.is_file()
 
 
 def load(path: Path, **_: Any) -> SAE:
@@ -53,7 +54,7 @@ def load(path: Path, **_: Any) -> SAE:
 
 
 def weights_file(path: Path) -> Path:
-    return path / WEIGHTS_FILENAME if path.is_dir() else path if path.name.endswith(".npz") else path / WEIGHTS_FILENAME
+    return path / WEIGHTS_FILENAME if path.is_dir() else path
 
 
 def read_npz(path: Path) -> dict[str, torch.Tensor]:
