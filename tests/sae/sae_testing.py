@@ -31,7 +31,7 @@ def assert_close(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
     """Equal to float tolerance, relative to the reference's scale."""
     scale = max(1.0, float(want.detach().abs().max()))
     assert got.shape == want.shape, f"{what}: shape {tuple(got.shape)} != {tuple(want.shape)}"
-    err = float((got.detach().float() - want.float()).abs().max()) if want.numel() else 0.0
+    err = float((got.detach().float() - want.detach().float()).abs().max()) if want.numel() else 0.0
     assert err <= 1e-5 * scale, f"{what}: max abs error {err:.3g} (scale {scale:.3g})"
 
 

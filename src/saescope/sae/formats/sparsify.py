@@ -114,6 +114,8 @@ def config_from_sparsify(raw: dict[str, Any], hookpoint: str | None, cfg_path: P
             skip_connection=bool(raw.get("skip_connection", False)),
             # sparsify names the module: an SAE reads its output, a transcoder maps its input to its output
             hook_name=hookpoint,
+            source_format="sparsify",
+            source_path=str(cfg_path.parent),
             hook_name_out=hookpoint if transcode else None,
             extra={key: value for key, value in raw.items() if key not in CONSUMED_KEYS},
         )
