@@ -116,7 +116,7 @@ def _resolve(spec: str) -> tuple[str, bool]:
 def _from_pretrained_error(spec: str, local: bool, err: Exception) -> SaescopeError:
     where = "the local directory" if local else "the Hugging Face hub (or its local cache)"
     offline = "" if local or not os.environ.get("HF_HUB_OFFLINE") else " HF_HUB_OFFLINE is set, so only models already in the HF cache can load."
-    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    reason = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(".")
     return SaescopeError(f"model: could not load {spec!r} from {where}: {reason}.{offline} Accepted: {ACCEPTED}.")
 
 
