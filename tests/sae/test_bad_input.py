@@ -135,3 +135,17 @@ def test_non_finite_inputs_are_not_weights_problems(x):
     # NaN inputs are the caller's business: encode passes them through instead of raising
     sae = load_sae(SHARED_FIXTURES / "saelens" / "standard")
     assert torch.isnan(sae.encode(torch.full((1, 16), float("nan")))).all()
+
+
+def test_legacy_pt_with_plain_dict_cfg_and_truncation(tmp_path, x):
+    # the documented layout with a dict cfg (no pickled class), as some re-saved files have
+    reference = load_sae(SHARED_FIXTURES / "saelens" / "standard")
+    state = {name: t.detach() for name, t in reference.state_dict().items() if name != "input_scale"}
+    path = tmp_path / "sae.pt"
+    torch.save({"cfg": {"d_in": 16, "d_sae": 64, "hook_point": "blocks.0.hook_resid_pre"}, "state_dict": state}, path)
+    sae = load_sae(path)
+    assert sae.cfg.source_format == "saelens_legacy" and sae.cfg.hook_name == "blocks.0.hook_resid_pre"
+    assert torch.equal(sae(x), reference(x))
+    path.write_bytes(path.read_bytes()[:-200])
+    with pytest.raises(SaescopeError, match=r"sae\.pt.*truncated or corrupt"):
+        load_sae(path, format="saelens_legacy")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from sae_testing import assert_close, fixture_id, reference_folders
+from sae_testing import OUR_FIXTURES, assert_close, fixture_id, reference_folders
 from safetensors.torch import load_file
 
 from saescope.sae import load_sae
@@ -81,3 +81,18 @@ def test_saelens_checkpoint_kinds():
     provenance = load_sae(by_name["standard_layer_norm"]).cfg
     assert (provenance.model_name, provenance.hook_name, provenance.context_size) == (
         "smollm2-135m", "blocks.3.hook_resid_post", 128)
+
+
+LEGACY = OUR_FIXTURES / "saelens_legacy"
+
+
+@pytest.mark.parametrize(("case", "source_format"), [("pt/final_sparse_autoencoder.pt", "saelens_legacy"), ("flat_cfg", "saelens")])
+def test_saelens_0_5_files(case, source_format):
+    # written by sae-lens 0.5.1: a pickled .pt and a pre-6.0 flat cfg.json, both with a scaling_factor
+    folder = LEGACY / case.split("/")[0]
+    ref = load_file(str(folder / "reference.safetensors"))
+    sae = load_sae(LEGACY / case)
+    assert sae.cfg.source_format == source_format
+    assert (sae.cfg.model_name, sae.cfg.hook_name, sae.cfg.hook_layer) == ("gelu-2l", "blocks.1.hook_resid_pre", 1)
+    assert_close(sae.encode(ref["x"]), ref["feature_acts"], "encode")
+    assert_close(sae(ref["x"]), ref["recon"], "forward")

@@ -54,6 +54,11 @@ SAELENS_ARCHITECTURES: dict[str, tuple[str, bool, bool]] = {
 METADATA_FIELDS = ("model_name", "hook_name", "hook_name_out", "hook_head_index", "context_size", "dataset_path", "prepend_bos")
 # our provenance fields that SAELens has no key for: written into "metadata", which SAELens keeps as is
 OUR_METADATA_FIELDS = ("hook_layer", "hook_layer_out", "source_format", "source_path")
+# other keys SAELens keeps in "metadata"; pre-6.0 configs have them at the top level
+SAELENS_METADATA_KEYS = (
+    "model_class_name", "model_from_pretrained_kwargs", "exclude_special_tokens", "neuronpedia_id", "seqpos_slice",
+    "hook_head_index_out", "hf_hook_name", "hf_hook_name_out", "sae_lens_version", "sae_lens_training_version",
+)  # fmt: skip
 # pre-6.0 names
 RENAMED_KEYS = {"hook_point": "hook_name", "hook_point_layer": "hook_layer", "hook_point_head_index": "hook_head_index"}
 # top-level keys consumed into SAEConfig fields (or regenerated on save)
@@ -92,7 +97,7 @@ def config_from_saelens(raw: dict[str, Any], cfg_path: Path) -> SAEConfig:
     raw = {RENAMED_KEYS.get(key, key): value for key, value in raw.items()}
     metadata = {RENAMED_KEYS.get(key, key): value for key, value in (raw.get("metadata") or {}).items()}
     # pre-6.0 configs keep provenance at the top level
-    for key in (*METADATA_FIELDS, *OUR_METADATA_FIELDS):
+    for key in (*METADATA_FIELDS, *OUR_METADATA_FIELDS, *SAELENS_METADATA_KEYS):
         if key in raw and key not in metadata:
             metadata[key] = raw.pop(key)
     for name in ("d_in", "d_sae"):
