@@ -35,11 +35,12 @@ def case_id(case: tuple[str, Path]) -> str:
 
 
 def other_libraries_fixtures() -> list[Path]:
-    """SAE folders of the formats other engineers read (SAELens, sparsify), ours and shared."""
+    """SAEs of the formats other engineers read (SAELens folders, legacy .pt files, sparsify), ours and shared."""
     found = []
     for root in (FIXTURES, SHARED_FIXTURES):
-        for lib in ("saelens", "sparsify"):
-            found += sorted(p.parent for p in (root / lib).rglob("*.json") if p.name == "cfg.json")
+        for lib in ("saelens", "saelens_legacy", "sparsify"):
+            found += sorted(p.parent for p in (root / lib).rglob("cfg.json"))
+            found += sorted((root / lib).rglob("*.pt"))
     return found
 
 
