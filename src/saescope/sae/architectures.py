@@ -195,13 +195,14 @@ class GatedSAE(SAE):
     """Gated SAE (Rajamanoharan et al. 2024): a gate path picks features, a magnitude path sizes them.
 
     gate = (sae_in @ W_enc + b_gate) > 0;  magnitude = relu(sae_in @ (W_enc * exp(r_mag)) + b_mag).
-    b_enc is unused (kept zero) since the two paths have their own biases.
+    There is no b_enc: the two paths have their own biases (b_enc is None, as in SAELens).
     """
 
     architecture = "gated"
 
     def __init__(self, cfg: SAEConfig) -> None:
         super().__init__(cfg)
+        self.register_parameter("b_enc", None)
         self.b_gate = nn.Parameter(torch.zeros(cfg.d_sae, dtype=self.dtype))
         self.b_mag = nn.Parameter(torch.zeros(cfg.d_sae, dtype=self.dtype))
         self.r_mag = nn.Parameter(torch.zeros(cfg.d_sae, dtype=self.dtype))

@@ -224,7 +224,8 @@ class SAE(nn.Module):
         norms = self.W_dec_norms().clamp_min(1e-12)  # [d_sae]
         self.check_foldable(norms)
         self.W_enc.mul_(norms)
-        self.b_enc.mul_(norms)
+        if self.b_enc is not None:  # gated SAEs have none
+            self.b_enc.mul_(norms)
         self.W_dec.div_(norms[:, None])
         self.scale_feature_tensors(norms)
 
