@@ -224,3 +224,17 @@ def test_bad_config_names_the_field(changes, field):
     with pytest.raises(ConfigError) as err:
         SAEConfig(**{"architecture": "standard", "d_in": 16, "d_sae": 64, **changes})
     assert err.value.field == field
+
+
+def test_sparse_decode_gradients_match_dense(x):
+    # training uses decode_sparse: its gradients for W_dec and the values must be the dense ones
+    sae = random_sae("topk")
+    values, indices = sae.encode_sparse(x)
+    values = values.detach().requires_grad_()
+    sae.decode_sparse(values, indices).pow(2).sum().backward()
+    sparse_W_dec_grad, values_grad = sae.W_dec.grad.clone(), values.grad.clone()
+    sae.W_dec.grad = None
+    dense = torch.zeros(32, 64).scatter(-1, indices, values.detach()).requires_grad_()
+    sae.decode(dense).pow(2).sum().backward()
+    assert_close(sparse_W_dec_grad, sae.W_dec.grad, "W_dec grad")
+    assert_close(values_grad, dense.grad.gather(-1, indices), "values grad")

@@ -11,6 +11,9 @@ SAELens architectures and how they map here:
 SAELens stores a BatchTopK SAE for inference as a JumpReLU with the global threshold on every
 feature; we write it that way too and keep `saescope_architecture` in the metadata so it
 loads back here as BatchTopK.
+
+Inputs are [..., d_in]: for hook_z SAEs (reshape_activations "hook_z", kept in cfg.json) pass
+the heads flattened, [..., n_heads * d_head].
 """
 
 from __future__ import annotations
