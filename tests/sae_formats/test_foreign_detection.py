@@ -27,10 +27,10 @@ def test_detected_as_its_own_format_only(case: tuple[str, Path]):
 
 
 WEIGHT_FILES = {
-    "dictionary_learning": "ae.pt",
-    "lm_saes": "sae_weights.safetensors",
-    "gemma_scope": "params.npz",
-    "openai": "*.pt",
+    "dictionary_learning": ("ae.pt",),
+    "lm_saes": ("sae_weights.*", "checkpoints/final.*"),
+    "gemma_scope": ("**/params.npz",),
+    "openai": ("**/*.pt",),
 }
 
 
@@ -38,7 +38,7 @@ WEIGHT_FILES = {
 def test_weights_file_detected_too(case: tuple[str, Path]):
     """Passing the weights file instead of its folder picks the same format."""
     fmt, folder = case
-    weights = next(folder.rglob(WEIGHT_FILES[fmt]), None) or next(folder.rglob("final.safetensors"))
+    weights = next(path for pattern in WEIGHT_FILES[fmt] for path in folder.glob(pattern))
     assert detect_format(weights) == fmt
 
 

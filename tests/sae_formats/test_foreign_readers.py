@@ -20,7 +20,7 @@ CASES = cases()
 
 def test_every_library_has_fixtures():
     counts = {fmt: len(fixture_folders(fmt)) for fmt in ("dictionary_learning", "lm_saes", "openai", "gemma_scope")}
-    assert counts == {"dictionary_learning": 6, "lm_saes": 6, "openai": 2, "gemma_scope": 1}
+    assert counts == {"dictionary_learning": 6, "lm_saes": 7, "openai": 2, "gemma_scope": 1}
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
@@ -102,6 +102,7 @@ LM_SAES = {
     # name: (architecture, normalisation, hook_name, hook_name_out, model)
     "relu": ("standard", "expected_average_only_in", "blocks.3.hook_resid_post", None, "EleutherAI/pythia-160m"),
     "topk": ("topk", "expected_average_only_in", "blocks.3.hook_resid_post", None, "EleutherAI/pythia-160m"),
+    "topk_token_wise": ("topk", "constant_norm_rescale", "blocks.3.hook_resid_post", None, "EleutherAI/pythia-160m"),
     "jumprelu_folded": ("jumprelu", "none", "blocks.3.hook_resid_post", None, "EleutherAI/pythia-160m"),
     "transcoder": ("jumprelu", "expected_average_only_in", "blocks.3.ln2.hook_normalized", "blocks.3.hook_mlp_out", "EleutherAI/pythia-160m"),
     "llama_scope_v1_res": ("jumprelu", "expected_average_only_in", "blocks.3.hook_resid_post", None, "meta-llama/Llama-3.1-8B"),
