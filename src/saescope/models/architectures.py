@@ -2,7 +2,7 @@
 
 One generic hooking mechanism (hf.py) reads this table; adding an architecture is adding a row.
 Module paths are dotted attribute paths: top-level ones from the CausalLM object, block-level ones
-from one block of the block list.
+from one block of the block list; "a|b" names a module that transformers versions call differently.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ ARCHITECTURES: dict[str, ArchSpec] = {
         blocks="gpt_neox.layers",
         embed="gpt_neox.embed_in",
         final_norm="gpt_neox.final_layer_norm",
-        lm_head="embed_out",
+        lm_head="lm_head|embed_out",  # renamed in transformers 5
         attn_out="attention",
         mlp_in="post_attention_layernorm",
         mlp_out="mlp",
@@ -83,7 +83,16 @@ ARCHITECTURES: dict[str, ArchSpec] = {
 
 
 def get_module(root: Any, path: str) -> Any:
-    """Follow a dotted attribute path ("model.layers") from root."""
-    for part in path.split("."):
-        root = getattr(root, part)
-    return root
+    """Follow a dotted attribute path ("model.layers") from root; "a|b" tries a, then b."""
+    options = path.split("|")
+    for option in options:
+        module = root
+        try:
+            for part in option.split("."):
+                module = getattr(module, part)
+        except AttributeError:
+            if option == options[-1]:
+                raise
+            continue
+        return module
+    raise AssertionError("unreachable")

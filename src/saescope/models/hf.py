@@ -146,7 +146,6 @@ class HFHookedModel(HookedModel):
 
     # --- forward passes ------------------------------------------------------------------
 
-    @torch.inference_mode()
     def run_with_cache(
         self,
         tokens: torch.Tensor,
@@ -155,7 +154,15 @@ class HFHookedModel(HookedModel):
         replacements: dict[str, Replacement] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Activations {hook: [batch, ctx, width]}; stop_early skips every layer after the deepest hook."""
-        replacements = replacements or {}
+        with torch.inference_mode():
+            cache = self._run_with_cache(tokens, hooks, stop_early, replacements or {})
+        # Copied out of inference mode so that callers may use them with autograd (SAE training);
+        # a copy is cheap next to the forward that made them.
+        return {name: act.clone() for name, act in cache.items()}
+
+    def _run_with_cache(
+        self, tokens: torch.Tensor, hooks: list[str], stop_early: bool, replacements: dict[str, Replacement]
+    ) -> dict[str, torch.Tensor]:
         self.check_hooks([*hooks, *replacements])
         tokens = self._prepare(tokens)
         if not hooks:
@@ -185,12 +192,12 @@ class HFHookedModel(HookedModel):
                 handle.remove()
         return {name: cache[name] for name in hooks}
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: logits stay usable with autograd, e.g. in a loss
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Logits [batch, ctx, d_vocab]."""
         return self.hf_model(input_ids=self._prepare(tokens), use_cache=False).logits
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def run_with_replacement(self, tokens: torch.Tensor, replacements: dict[str, Replacement]) -> torch.Tensor:
         """Logits with each hook's activation replaced by fn(activation) for the rest of the forward."""
         self.check_hooks(list(replacements))

@@ -115,7 +115,7 @@ def _resolve(spec: str) -> tuple[str, bool]:
 
 def _from_pretrained_error(spec: str, local: bool, err: Exception) -> SaescopeError:
     where = "the local directory" if local else "the Hugging Face hub (or its local cache)"
-    offline = "" if local or not os.environ.get("HF_HUB_OFFLINE") else " HF_HUB_OFFLINE is set, so only models already in the HF cache can load."
+    offline = "" if local or not _hub_kwargs(local)["local_files_only"] else " HF_HUB_OFFLINE is set, so only models already in the HF cache can load."
     reason = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(".")
     return SaescopeError(f"model: could not load {spec!r} from {where}: {reason}.{offline} Accepted: {ACCEPTED}.")
 
@@ -142,11 +142,20 @@ def load_tokenizer(spec: Any) -> Any:
     return _auto_tokenizer(where, spec, local)
 
 
+def _hub_kwargs(local: bool) -> dict[str, Any]:
+    """Read the hub environment now: huggingface_hub reads it only once, at import."""
+    if local:
+        return {}
+    cache = os.environ.get("HF_HUB_CACHE") or (os.environ.get("HF_HOME") and str(Path(os.environ["HF_HOME"]) / "hub"))
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    return {"cache_dir": cache or None, "local_files_only": offline}
+
+
 def _auto_tokenizer(where: str, spec: str, local: bool, **kwargs: Any) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(where, **kwargs)
+        return AutoTokenizer.from_pretrained(where, **kwargs, **_hub_kwargs(local))
     except (OSError, ValueError) as err:
         raise _from_pretrained_error(spec, local, err) from err
 
@@ -217,15 +226,19 @@ def load_model(
     spec = str(spec)
     where, local = _resolve(spec)
     hf_model = _auto_model(where, spec, local, dtype or torch.float32)
-    model = wrap_hf_model(hf_model.to(device or "cpu"), tokenizer or load_tokenizer(where if local else spec), name=spec)
-    return model
+    if tokenizer is None:
+        try:
+            tokenizer = _auto_tokenizer(where, spec, local)
+        except SaescopeError:  # weights without a tokenizer still run on token ids
+            tokenizer = None
+    return wrap_hf_model(hf_model.to(device or "cpu"), tokenizer, name=spec)
 
 
 def _auto_model(where: str, spec: str, local: bool, dtype: torch.dtype) -> Any:
     from transformers import AutoModelForCausalLM
 
     try:
-        return AutoModelForCausalLM.from_pretrained(where, dtype=dtype)
+        return AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **_hub_kwargs(local))
     except (OSError, ValueError, KeyError) as err:
         raise _from_pretrained_error(spec, local, err) from err
 

@@ -46,7 +46,7 @@ class TLHookedModel(HookedModel):
     def _fwd_hooks(replacements: dict[str, Replacement]) -> list[tuple[str, Any]]:
         return [(name, lambda act, hook, fn=fn: fn(act)) for name, fn in replacements.items()]
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: the activations stay usable with autograd
     def run_with_cache(
         self,
         tokens: torch.Tensor,
@@ -75,11 +75,11 @@ class TLHookedModel(HookedModel):
         )
         return {name: cache[name] for name in hooks}
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.tl_model(self._prepare(tokens), return_type="logits")
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def run_with_replacement(self, tokens: torch.Tensor, replacements: dict[str, Replacement]) -> torch.Tensor:
         self.check_hooks(list(replacements))
         return self.tl_model.run_with_hooks(
