@@ -20,7 +20,7 @@ CASES = cases()
 
 def test_every_library_has_fixtures():
     counts = {fmt: len(fixture_folders(fmt)) for fmt in ("dictionary_learning", "lm_saes", "openai", "gemma_scope")}
-    assert counts == {"dictionary_learning": 6, "lm_saes": 7, "openai": 2, "gemma_scope": 1}
+    assert counts == {"dictionary_learning": 7, "lm_saes": 7, "openai": 2, "gemma_scope": 1}
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
@@ -67,7 +67,7 @@ DICTIONARY_LEARNING = {
 
 
 @pytest.mark.parametrize("kind", DICTIONARY_LEARNING)
-def test_dictionary_learning_metadata(kind: str):
+def test_dictionary_learning_metadata(kind: str):  # the trainer folders (with config.json)
     sae = load_sae(FIXTURES / "dictionary_learning" / kind)
     architecture, k = DICTIONARY_LEARNING[kind]
     assert (sae.cfg.architecture, sae.cfg.k) == (architecture, k)
@@ -85,6 +85,12 @@ def test_dictionary_learning_details():
     standard = load_sae(FIXTURES / "dictionary_learning" / "standard")
     # load_dictionary's decoder normalisation
     assert torch.allclose(standard.W_dec_norms(), torch.ones(64), atol=1e-5)
+
+
+def test_dictionary_learning_autoencoder_new():
+    """No trainer writes AutoEncoderNew, so its fixture has no config.json: decoder bias, no input bias."""
+    sae = load_sae(FIXTURES / "dictionary_learning" / "standard_new_no_config")
+    assert (sae.cfg.architecture, sae.cfg.apply_b_dec_to_input, sae.cfg.hook_name) == ("standard", False, None)
 
 
 def test_dictionary_learning_without_config(tmp_path: Path):
