@@ -8,7 +8,7 @@ from sae_testing import assert_close, random_sae
 
 from saescope.errors import ConfigError, SaescopeError
 from saescope.sae import ARCHITECTURES, SAEConfig
-from saescope.sae.architectures import batch_topk, jumprelu, step
+from saescope.sae.architectures import auxk_topk, batch_topk, jumprelu, step
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
@@ -238,3 +238,11 @@ def test_sparse_decode_gradients_match_dense(x):
     sae.decode(dense).pow(2).sum().backward()
     assert_close(sparse_W_dec_grad, sae.W_dec.grad, "W_dec grad")
     assert_close(values_grad, dense.grad.gather(-1, indices), "values grad")
+
+
+def test_auxk_picks_only_dead_features():
+    hidden_pre = torch.tensor([[9.0, 1.0, 3.0, 2.0], [9.0, 4.0, -1.0, 0.5]])
+    dead = torch.tensor([False, True, True, True])
+    values, indices = auxk_topk(hidden_pre, dead, k_aux=2)
+    assert sorted(indices[0].tolist()) == [2, 3] and sorted(indices[1].tolist()) == [1, 3]
+    assert auxk_topk(hidden_pre, torch.zeros(4, dtype=torch.bool), k_aux=2)[0].shape == (2, 0)

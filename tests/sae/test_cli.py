@@ -30,6 +30,9 @@ def test_convert_writes_native(tmp_path, capsys, x):
     src = SHARED_FIXTURES / "sparsify" / "topk"
     assert main(["sae", "convert", str(src), str(tmp_path / "out")]) == 0
     assert "wrote topk SAE" in capsys.readouterr().out
+    assert main(["sae", "info", str(tmp_path / "out"), "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert (facts["format"], facts["source_format"], facts["k"]) == ("saelens", "sparsify", 8)
     assert (tmp_path / "out" / "cfg.json").is_file() and (tmp_path / "out" / "sae_weights.safetensors").is_file()
     assert torch.equal(load_sae(tmp_path / "out")(x), load_sae(src)(x))
 

@@ -88,6 +88,17 @@ def topk_sparse(hidden_pre: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.T
     return F.relu(values), indices
 
 
+def auxk_topk(hidden_pre: torch.Tensor, dead_mask: torch.Tensor, k_aux: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """AuxK (Gao et al. 2024): the k_aux largest pre-activations among dead features only.
+
+    hidden_pre [..., d_sae], dead_mask [d_sae] (True = dead) -> (values [..., k], indices [..., k]),
+    k = min(k_aux, number of dead features); decode them to predict the main reconstruction's residual.
+    """
+    k = min(k_aux, int(dead_mask.sum()))
+    masked = torch.where(dead_mask, hidden_pre, torch.full_like(hidden_pre, float("-inf")))
+    return topk_sparse(masked, k) if k > 0 else (hidden_pre[..., :0], hidden_pre[..., :0].long())
+
+
 def scatter_dense(values: torch.Tensor, indices: torch.Tensor, d_sae: int) -> torch.Tensor:
     """values, indices [..., k] -> dense [..., d_sae] with zeros elsewhere."""
     dense = values.new_zeros(*values.shape[:-1], d_sae)

@@ -64,6 +64,8 @@ class SAE(nn.Module):
         self._last_stats: InputStats | None = None
         # log10 feature densities when the file had them (SAELens's sparsity.safetensors): [d_sae]
         self.log_feature_sparsity: torch.Tensor | None = None
+        # the format load_sae read this SAE from (cfg.source_format says where it came from first)
+        self.file_format: str | None = None
 
     # ---- sizes ---------------------------------------------------------------------------
 

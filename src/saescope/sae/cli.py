@@ -57,6 +57,7 @@ def describe(sae: SAE) -> dict[str, Any]:
         "apply_b_dec_to_input": cfg.apply_b_dec_to_input,
         "dtype": cfg.dtype,
         "parameters": sum(p.numel() for p in sae.parameters()),
+        "format": sae.file_format,
         "source_format": cfg.source_format,
         "source": cfg.source_path,
     }

@@ -44,6 +44,7 @@ def load_sae(
     path = resolve_path(path_or_spec)
     name = format or detect_format(path)
     sae = format_module(name).load(path, **kwargs)
+    sae.file_format = name  # the format of these files (source_format: where the SAE came from)
     if sae.cfg.source_format is None:
         sae.cfg.source_format = name
     if sae.cfg.source_path is None:
