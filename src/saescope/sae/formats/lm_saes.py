@@ -94,7 +94,7 @@ def load(path: Path, **_: Any) -> SAE:
         cfg_path = folder / OLD_CONFIG_FILENAME
     raw = read_json_file(cfg_path)
     check_supported(raw, cfg_path)
-    weights = path if path.is_file() else weights_path(folder)
+    weights = path if path.suffix in (".safetensors", ".pt") and path.is_file() else weights_path(folder)
     if weights is None:
         raise SaescopeError(f"{folder}: no weights file (looked for {', '.join(WEIGHT_FILENAMES)})")
     state = read_state(weights)
@@ -104,9 +104,8 @@ def load(path: Path, **_: Any) -> SAE:
     # decode divides by the one input scale; fold the rest of the output scale into the decoder
     tensors["W_dec"] = tensors["W_dec"] * (f_in / f_out)
     tensors["b_dec"] = tensors["b_dec"] * (f_in / f_out)
-    cfg = make_config(raw, tensors, f_in, folder, cfg_path)
-    if f_in != 1.0:
-        tensors["input_scale"] = torch.tensor(f_in)
+    cfg = make_config(raw, tensors, folder, cfg_path)
+    tensors["input_scale"] = torch.tensor(f_in)
     sae = sae_from_tensors(cfg, tensors, weights)
     if cfg.architecture == "topk" and cfg.rescale_acts_by_decoder_norm:
         own = DecoderNormTopKSAE(cfg)
@@ -161,8 +160,11 @@ def check_supported(raw: dict[str, Any], cfg_path: Path) -> None:
     norm = raw.get("norm_activation", "dataset-wise")
     if norm not in ("dataset-wise", "inference", "token-wise"):
         raise SaescopeError(f"{cfg_path}: norm_activation {norm!r} is not supported (accepted: dataset-wise, inference, token-wise)")
-    if norm == "token-wise" and raw.get("hook_point_out", raw["hook_point_in"]) != raw["hook_point_in"]:
+    is_transcoder = raw.get("hook_point_out", raw["hook_point_in"]) != raw["hook_point_in"]
+    if norm == "token-wise" and is_transcoder:
         raise SaescopeError(f"{cfg_path}: a token-wise normalised transcoder needs its output's norm, unknown at inference")
+    if raw.get("apply_decoder_bias_to_pre_encoder") and is_transcoder:
+        raise SaescopeError(f"{cfg_path}: apply_decoder_bias_to_pre_encoder is not supported for a transcoder")
 
 
 # ---- tensors -----------------------------------------------------------------------------------
@@ -228,7 +230,7 @@ def input_output_scales(raw: dict[str, Any], state: dict[str, torch.Tensor], cfg
 # ---- config ------------------------------------------------------------------------------------
 
 
-def make_config(raw: dict[str, Any], tensors: dict[str, torch.Tensor], f_in: float, folder: Path, cfg_path: Path) -> SAEConfig:
+def make_config(raw: dict[str, Any], tensors: dict[str, torch.Tensor], folder: Path, cfg_path: Path) -> SAEConfig:
     d_in, d_sae = tensors["W_enc"].shape
     act_fn = raw.get("act_fn", "relu")
     architecture = {"relu": "standard", "jumprelu": "jumprelu", "topk": "topk"}[act_fn]

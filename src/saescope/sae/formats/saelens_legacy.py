@@ -10,7 +10,6 @@ asks for: they record the pickled fields and run no code. The SAE itself is a st
 
 from __future__ import annotations
 
-import gzip
 import pickle
 import re
 import zipfile
@@ -25,7 +24,8 @@ from saescope.sae.formats import saelens
 from saescope.sae.formats.files import require_file
 from saescope.sae.registry import sae_from_tensors
 
-SUFFIXES = (".pt", ".pth", ".pkl", ".pkl.gz")
+# (sae-lens 0.x could also write .pkl.gz with plain pickle; those are not read here)
+SUFFIXES = (".pt", ".pth")
 UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
@@ -54,16 +54,15 @@ def detect(path: Path) -> bool:
 
 
 def read_pickle_bytes(path: Path) -> bytes:
-    """The pickle stream of a torch zip file (no tensor data), or the first MiB of a plain pickle."""
+    """The pickle stream of a torch zip file (no tensor data), or the first MiB of an older torch file."""
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
                 name = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
                 return archive.read(name) if name else b""
-        opener = gzip.open if path.name.endswith(".gz") else open
-        with opener(path, "rb") as f:
+        with open(path, "rb") as f:
             return f.read(1 << 20)
-    except (OSError, zipfile.BadZipFile, EOFError):
+    except (OSError, zipfile.BadZipFile, EOFError, KeyError):
         return b""
 
 
@@ -74,9 +73,6 @@ def load_pickle(path: Path) -> Any:
     for _ in range(32):  # one retry per distinct unknown class
         try:
             with torch.serialization.safe_globals(allowed):
-                if path.name.endswith(".gz"):
-                    with gzip.open(path, "rb") as f:
-                        return torch.load(f, map_location="cpu", weights_only=True)
                 return torch.load(str(path), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as err:
             match = UNSUPPORTED_GLOBAL.search(str(err))
