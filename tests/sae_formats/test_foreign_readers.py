@@ -20,7 +20,7 @@ CASES = cases()
 
 def test_every_library_has_fixtures():
     counts = {fmt: len(fixture_folders(fmt)) for fmt in ("dictionary_learning", "lm_saes", "openai", "gemma_scope")}
-    assert counts == {"dictionary_learning": 7, "lm_saes": 7, "openai": 2, "gemma_scope": 1}
+    assert counts == {"dictionary_learning": 8, "lm_saes": 7, "openai": 2, "gemma_scope": 1}
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
@@ -85,6 +85,20 @@ def test_dictionary_learning_details():
     standard = load_sae(FIXTURES / "dictionary_learning" / "standard")
     # load_dictionary's decoder normalisation
     assert torch.allclose(standard.W_dec_norms(), torch.ones(64), atol=1e-5)
+
+
+def test_dictionary_learning_intermediate_checkpoint():
+    """trainSAE's checkpoints/ae_<step>.pt loads with the trainer folder's config.json."""
+    folder = FIXTURES / "dictionary_learning" / "topk_with_checkpoint"
+    checkpoint = folder / "checkpoints" / "ae_6.pt"
+    assert detect_format(checkpoint) == "dictionary_learning"
+    sae = load_sae(checkpoint)
+    assert (sae.cfg.k, sae.cfg.hook_name) == (6, "blocks.2.hook_resid_post")
+    ref = load_file(str(folder / "reference_checkpoint_6.safetensors"))
+    assert_close(sae.encode(ref["x"]), ref["feature_acts"], "encode")
+    assert_close(sae(ref["x"]), ref["forward"], "forward")
+    final = load_file(str(folder / "reference.safetensors"))
+    assert not torch.allclose(final["forward"], ref["forward"], atol=1e-3)  # step 6 is not the final SAE
 
 
 def test_dictionary_learning_autoencoder_new():
