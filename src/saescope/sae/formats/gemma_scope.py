@@ -25,7 +25,7 @@ from saescope.sae.registry import sae_from_tensors
 
 WEIGHTS_FILENAME = "params.npz"
 TENSOR_NAMES = ("W_enc", "W_dec", "b_enc", "b_dec", "threshold")
-# the site in a repository name -> TransformerLens hook
+# the site in a repository name -> TransformerLens hook (att SAEs read hook_z flattened over heads)
 SITE_HOOKS = {"res": "blocks.{layer}.hook_resid_post", "mlp": "blocks.{layer}.hook_mlp_out", "att": "blocks.{layer}.attn.hook_z"}
 RELEASE_NAME = re.compile(r"gemma-scope-(?P<size>\d+b)-(?P<variant>pt|it)-(?P<site>res|mlp|att)\b")
 LAYER_FOLDER = re.compile(r"^layer_(?P<layer>\d+)$")
