@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from safetensors import safe_open
 
+from saescope.activations.batching import rebatch
 from saescope.errors import SaescopeError
 from saescope.fileio import read_json, save_tensors, write_json
 
@@ -199,17 +200,15 @@ class ActivationCache:
     ) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
         """(token_ids [batch, ctx] int64, {hook: acts [batch, ctx, d]}) in harvest order.
 
-        batch_size counts contexts; None yields one batch per shard.
+        batch_size counts contexts (batches span shard boundaries; the last may be smaller);
+        None yields one batch per shard.
         """
         hooks = list(self.hooks) if hooks is None else hooks
         for h in hooks:
             if h not in self.hooks:
                 raise SaescopeError(f"hook {h!r} is not in the cache {self.directory}; it holds {sorted(self.hooks)}.")
-        for shard in self.manifest.shards:
-            tokens, acts = self._read_shard(self.directory / shard["file"], hooks)
-            step = batch_size or tokens.shape[0]
-            for i in range(0, tokens.shape[0], step):
-                yield tokens[i : i + step], {h: a[i : i + step] for h, a in acts.items()}
+        shards = (self._read_shard(self.directory / s["file"], hooks) for s in self.manifest.shards)
+        yield from shards if batch_size is None else rebatch(shards, batch_size)
 
     def _read_shard(self, path: Path, hooks: list[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         try:

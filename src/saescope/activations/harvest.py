@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from saescope.activations.batching import ContextBatch, rebatch, take_contexts
 from saescope.activations.cache import (
     ActivationCache,
     CacheWriter,
@@ -124,6 +125,12 @@ class ShardWriterThread:
             raise self.error
 
 
+def to_storage(batch: ContextBatch, dtype: torch.dtype, bar: tqdm) -> ContextBatch:
+    tokens, acts = batch
+    bar.update(tokens.numel())
+    return tokens, {h: a.to("cpu", dtype) for h, a in acts.items()}
+
+
 def harvest(cfg: HarvestConfig, model: HookedModel | None = None, progress: bool = True) -> ActivationCache:
     """Write cfg.n_tokens tokens of activations at cfg.hooks to cfg.out; resume if it was started."""
     cfg.validate()
@@ -146,25 +153,12 @@ def harvest(cfg: HarvestConfig, model: HookedModel | None = None, progress: bool
         desc="harvest",
         disable=not progress,
     )
-    pending_tokens: list[torch.Tensor] = []
-    pending_acts: dict[str, list[torch.Tensor]] = {h: [] for h in cfg.hooks}
     try:
         source = iter_model_activations(model, cfg.corpus, cfg.hooks, cfg.batch_size, skip_contexts=done)
-        for tokens, acts in source:
-            tokens = tokens[: manifest.target_contexts - done]
-            pending_tokens.append(tokens)
-            for h in cfg.hooks:
-                pending_acts[h].append(acts[h][: tokens.shape[0]].to("cpu", dtype))
-            done += tokens.shape[0]
-            bar.update(tokens.numel())
-            n_pending = sum(t.shape[0] for t in pending_tokens)
-            if n_pending >= per_shard or done >= manifest.target_contexts:
-                writer.put(torch.cat(pending_tokens), {h: torch.cat(a) for h, a in pending_acts.items()})
-                pending_tokens, pending_acts = [], {h: [] for h in cfg.hooks}
-            if done >= manifest.target_contexts:
-                break
-        if pending_tokens:  # the corpus ran out: keep what was harvested
-            writer.put(torch.cat(pending_tokens), {h: torch.cat(a) for h, a in pending_acts.items()})
+        wanted = take_contexts(source, manifest.target_contexts - done)
+        stored = (to_storage(batch, dtype, bar) for batch in wanted)
+        for tokens, acts in rebatch(stored, per_shard):
+            writer.put(tokens, acts)
     finally:
         bar.close()
         writer.close()

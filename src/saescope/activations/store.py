@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from saescope.activations.batching import drop_contexts, rebatch
 from saescope.activations.cache import ActivationCache
 from saescope.activations.source import iter_model_activations
 from saescope.corpus import CorpusConfig
@@ -79,7 +80,7 @@ class ActivationStore:
         hooks = list(cache.hooks) if hooks is None else hooks
 
         def source(skip_contexts: int) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
-            return skip_context_batches(cache.iter_batches(hooks=hooks), skip_contexts)
+            return drop_contexts(cache.iter_batches(hooks=hooks), skip_contexts)
 
         factors = cache.manifest.scaling_factors() if normalize else None
         exclude_bos = kwargs.pop("exclude_bos", cache.manifest.corpus.get("prepend_bos", True))
@@ -116,11 +117,9 @@ class ActivationStore:
     # --- iteration --------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        batches = self.source(self.window * self.window_contexts)
-        while True:
-            window = self._read_window(batches)
-            if window is None:
-                return
+        windows = rebatch(self.source(self.window * self.window_contexts), self.window_contexts)
+        for _, acts in windows:
+            window = {h: a[:, self.skip_first :].reshape(-1, a.shape[-1]) for h, a in acts.items() if h in self.hooks}
             order = torch.randperm(
                 next(iter(window.values())).shape[0],
                 generator=torch.Generator().manual_seed(self.seed * 1_000_003 + self.window),
@@ -132,40 +131,8 @@ class ActivationStore:
                 yield {h: self._prepare(h, a[idx]) for h, a in window.items()}
             self.window, self.batch = self.window + 1, 0
 
-    def _read_window(
-        self, batches: Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]
-    ) -> dict[str, torch.Tensor] | None:
-        """The next window's activations, flattened to tokens: {hook: [tokens, d]}; None at the end."""
-        parts: dict[str, list[torch.Tensor]] = {h: [] for h in self.hooks}
-        n_contexts = 0
-        while n_contexts < self.window_contexts:
-            item = next(batches, None)
-            if item is None:
-                break
-            _, acts = item
-            take = min(self.window_contexts - n_contexts, next(iter(acts.values())).shape[0])
-            for h in self.hooks:
-                a = acts[h][:take, self.skip_first :]
-                parts[h].append(a.reshape(-1, a.shape[-1]))
-            n_contexts += take
-        if n_contexts == 0:
-            return None
-        return {h: torch.cat(p) for h, p in parts.items()}
-
     def _prepare(self, hook: str, acts: torch.Tensor) -> torch.Tensor:
         acts = acts.to(self.device, torch.float32)
         factor = self.scaling_factors.get(hook)
         return acts * factor if factor is not None else acts
-
-
-def skip_context_batches(
-    batches: Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]], skip_contexts: int
-) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
-    """Drop the first skip_contexts contexts of a stream of context batches."""
-    for tokens, acts in batches:
-        if skip_contexts >= tokens.shape[0]:
-            skip_contexts -= tokens.shape[0]
-            continue
-        yield tokens[skip_contexts:], {h: a[skip_contexts:] for h, a in acts.items()}
-        skip_contexts = 0
 
