@@ -71,7 +71,7 @@ class TLHookedModel(HookedModel):
             tokens,
             fwd_hooks=[*self._fwd_hooks(replacements), *[(h, save) for h in dict.fromkeys(hooks)]],
             stop_at_layer=stop,
-            return_type=None if stop is None else "logits",
+            return_type=None,  # the cache is all we need; with stop_at_layer it returns the residual anyway
         )
         return {name: cache[name] for name in hooks}
 

@@ -1,0 +1,1 @@
+"""Models tests. (Its presence also puts this folder on sys.path, for the tiny_lms helper.)"""
