@@ -1,0 +1,6 @@
+"""Evaluating SAEs on their model: reconstruction, downstream loss, KL, feature density."""
+
+from saescope.evals.evaluate import evaluate, evaluate_path, find_saes, format_table
+from saescope.evals.metrics import EvalAccumulator
+
+__all__ = ["EvalAccumulator", "evaluate", "evaluate_path", "find_saes", "format_table"]

@@ -1,0 +1,61 @@
+"""`saescope train CONFIG.yaml [field=value ...]` and `saescope train --resume RUN`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from saescope.errors import SaescopeError
+from saescope.fileio import read_json
+from saescope.train.config import TrainConfig, parse_overrides
+from saescope.train.trainer import train
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train SAEs on a model's activations (resumable)",
+        description="Train one or more SAEs from a YAML config, with field=value overrides. Run the same "
+        "command again, or `saescope train --resume RUN_DIR`, to continue an interrupted run exactly.",
+    )
+    p.add_argument(
+        "config", nargs="?", help="YAML config file (fields: see saescope.train.TrainConfig)"
+    )
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="FIELD=VALUE",
+        help="override config fields, e.g. k=64 training_tokens=4M",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR with the config it was started with",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    if args.resume:
+        saved = Path(args.resume) / "train_config.json"
+        if not saved.exists():
+            raise SaescopeError(f"{args.resume}: not a training run (no train_config.json)")
+        values = read_json(saved)
+        if args.config:  # `--resume RUN k=64`: argparse took the first override as the config
+            args.overrides = [args.config, *args.overrides]
+        cfg = TrainConfig.from_dict({**values, **parse_overrides(args.overrides)})
+    elif args.config:
+        cfg = TrainConfig.from_yaml(args.config, args.overrides)
+    else:
+        raise SaescopeError(
+            "give a config file (saescope train CONFIG.yaml) or a run to resume (--resume RUN_DIR)"
+        )
+    return cfg.replace(progress=False) if args.no_progress else cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    run_dir = train(cfg)
+    print(f"trained SAE(s) in {run_dir}: see sae*/ , metrics.jsonl, training_curves.png")
+    return 0

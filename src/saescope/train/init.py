@@ -1,0 +1,60 @@
+"""Initialising an SAE for training: decoder rows, W_enc = W_dec^T, b_dec at the data's centre."""
+
+from __future__ import annotations
+
+import torch
+
+from saescope.sae import SAE
+
+
+@torch.no_grad()
+def init_weights(sae: SAE, generator: torch.Generator, encoder_as_decoder_t: bool = True) -> None:
+    """Random unit-norm decoder rows; the encoder their transpose (Gao et al. 2024), biases zero.
+
+    Architecture tensors: JumpReLU thresholds start small and positive (0.001); a gated
+    SAE's magnitude path starts equal to its gate path (r_mag = 0).
+    """
+    d_sae, d_in = sae.W_dec.shape
+    W_dec = torch.randn(d_sae, d_in, generator=generator, dtype=torch.float32)
+    W_dec /= W_dec.norm(dim=-1, keepdim=True)
+    sae.W_dec.copy_(W_dec)
+    if encoder_as_decoder_t:
+        sae.W_enc.copy_(W_dec.T)
+    else:
+        bound = 1 / d_in**0.5
+        sae.W_enc.copy_(torch.rand(d_in, d_sae, generator=generator) * 2 * bound - bound)
+    sae.b_enc.zero_()
+    sae.b_dec.zero_()
+    if sae.cfg.architecture == "jumprelu":
+        sae.threshold.fill_(0.001)  # type: ignore[attr-defined]
+    if sae.cfg.architecture == "gated":
+        for name in ("b_gate", "b_mag", "r_mag"):
+            getattr(sae, name).zero_()
+
+
+def geometric_median(
+    points: torch.Tensor, iterations: int = 100, tol: float = 1e-6
+) -> torch.Tensor:
+    """points [n, d] -> [d]: the point minimising the summed distances (Weiszfeld's iterations).
+
+    Less pulled by outlier tokens (e.g. huge-norm first tokens) than the mean.
+    """
+    points = points.double()
+    median = points.mean(dim=0)
+    for _ in range(iterations):
+        weights = 1 / (points - median).norm(dim=-1).clamp_min(1e-8)  # [n]
+        new = (weights[:, None] * points).sum(dim=0) / weights.sum()
+        moved = (new - median).norm() / median.norm().clamp_min(1e-8)
+        median = new
+        if moved < tol:
+            break
+    return median.float()
+
+
+def data_centre(sample: torch.Tensor, how: str) -> torch.Tensor:
+    """sample [n, d] -> [d]: where b_dec starts ('mean', 'geometric_median' or 'zeros')."""
+    if how == "geometric_median":
+        return geometric_median(sample)
+    if how == "mean":
+        return sample.mean(dim=0)
+    return torch.zeros(sample.shape[1])

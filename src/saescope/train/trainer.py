@@ -1,0 +1,497 @@
+"""The training loop: one pass over an activation store feeding one or more SAEs.
+
+`train(cfg)` builds the store (harvested cache or live model), the SAEs and their optimisers,
+resumes from the run's checkpoint when there is one (refusing a changed config), trains,
+checkpoints every `checkpoint_every_tokens`, and writes the SAE(s), metrics.jsonl and the
+training-curves PNG into the run directory. It returns the run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from saescope.errors import SaescopeError
+from saescope.fileio import write_json
+from saescope.sae import SAE, SAEConfig, build_sae, save_sae
+from saescope.train.checkpoint import load_checkpoint, save_checkpoint
+from saescope.train.config import TrainConfig, changed_fields
+from saescope.train.init import data_centre, init_weights
+from saescope.train.losses import LOSSES, LossSettings, StepOutput
+from saescope.train.resample import resample_dead
+from saescope.train.schedules import lr_factor, warmup_factor
+
+# Fields that may change between a run and its resume: they do not change what is computed.
+RESUMABLE_CHANGES = (
+    "progress",
+    "wandb",
+    "wandb_project",
+    "log_every_steps",
+    "checkpoint_every_tokens",
+    "device",
+)
+
+
+@dataclass
+class SAEState:
+    """One SAE being trained, with its optimiser and dead-latent bookkeeping."""
+
+    label: str
+    hook: str
+    sae: SAE
+    optimizer: torch.optim.Optimizer
+    settings: dict[str, Any]  # the grid entry: expansion_factor, k, l1_coefficient
+    tokens_since_fired: torch.Tensor  # int64 [d_sae]
+    fire_counts: torch.Tensor  # int64 [d_sae]: tokens each latent fired on (feature density)
+    counted_tokens: int = 0
+    last: dict[str, float] = field(default_factory=dict)
+
+
+def train(cfg: TrainConfig, model: Any = None, store: Any = None) -> Path:
+    """Train the SAE(s) cfg describes; resume the run in cfg.run_dir if it has a checkpoint.
+
+    model: an already loaded HookedModel (else cfg.model is loaded when activations come live);
+    store: an ActivationStore to use instead of building one from cfg.
+    """
+    return Trainer(cfg, model=model, store=store).run()
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, model: Any = None, store: Any = None) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(cfg.run_dir)
+        self.checkpoint = load_checkpoint(self.run_dir)
+        if self.checkpoint is not None:
+            check_same_config(self.checkpoint["config"], cfg, self.run_dir)
+        self.model = model
+        self.store = store if store is not None else self.build_store()
+        self.widths = self.hook_widths()
+        cfg.check_k_fits(min(self.widths.values()))
+        self.step = 0
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.saes = [self.build_sae_state(i, entry) for i, entry in enumerate(cfg.sae_grid())]
+        self.wandb_run = None
+
+    # ---- set-up ------------------------------------------------------------------------------
+
+    def build_store(self) -> Any:
+        from saescope.activations import ActivationStore  # noqa: PLC0415 (imports the model stack)
+
+        cfg = self.cfg
+        common = dict(
+            normalize=cfg.normalize_activations,
+            batch_size=cfg.batch_size,
+            buffer_tokens=cfg.buffer_tokens,
+            seed=cfg.seed,
+            device=cfg.device,
+        )
+        if cfg.activation_cache is not None:
+            from saescope.activations import ActivationCache  # noqa: PLC0415
+
+            cache = ActivationCache(cfg.activation_cache)
+            missing = [h for h in cfg.hook_list if h not in cache.hooks]
+            if missing:
+                raise SaescopeError(
+                    f"hooks: {', '.join(missing)} not in the activation cache {cfg.activation_cache} "
+                    f"(it holds {', '.join(cache.hooks)})"
+                )
+            return ActivationStore.from_cache(cfg.activation_cache, hooks=cfg.hook_list, **common)
+        from saescope.corpus import CorpusConfig  # noqa: PLC0415
+
+        corpus = CorpusConfig(**self.cfg.corpus)
+        corpus.validate()
+        if self.model is None:
+            from saescope.models import load_model  # noqa: PLC0415
+
+            self.model = load_model(cfg.model, device=cfg.device)
+        self.model.check_hooks(cfg.hook_list)
+        self.model.check_context_length(corpus.context_length)
+        return ActivationStore.from_model(
+            self.model, corpus, cfg.hook_list, batch_contexts=cfg.model_batch_contexts, **common
+        )
+
+    def hook_widths(self) -> dict[str, int]:
+        if self.model is not None:
+            self.model.check_hooks(self.cfg.hook_list)
+            points = self.model.hook_points()
+            return {h: points[h] for h in self.cfg.hook_list}
+        source = getattr(self.store, "widths", None)
+        if source:
+            return {h: source[h] for h in self.cfg.hook_list}
+        from saescope.activations import ActivationCache  # noqa: PLC0415
+
+        cache = ActivationCache(self.cfg.activation_cache)  # type: ignore[arg-type]
+        return {h: cache.hooks[h] for h in self.cfg.hook_list}
+
+    def sae_config(self, entry: dict[str, Any]) -> SAEConfig:
+        cfg, hook = self.cfg, entry["hook"]
+        d_in = self.widths[hook]
+        d_sae = d_in * entry["expansion_factor"]
+        widths = None
+        if cfg.architecture == "matryoshka_batchtopk":
+            widths = nested_widths(d_sae, cfg.matryoshka_fractions)
+        corpus = self.cfg.corpus
+        return SAEConfig(
+            architecture=cfg.architecture,
+            d_in=d_in,
+            d_sae=d_sae,
+            k=entry["k"],
+            matryoshka_widths=widths,
+            model_name=cfg.model,
+            hook_name=hook,
+            hook_layer=hook_layer(hook),
+            context_size=getattr(self.store, "context_length", None),
+            dataset_path=corpus.get("source", "builtin")
+            if cfg.activation_cache is None
+            else cfg.activation_cache,
+            prepend_bos=corpus.get("prepend_bos", True),
+        )
+
+    def build_sae_state(self, index: int, entry: dict[str, Any]) -> SAEState:
+        cfg = self.cfg
+        sae = build_sae(self.sae_config(entry)).to(cfg.device)
+        init_weights(sae, self.generator, cfg.init_encoder_as_decoder_t)
+        # fused Adam: one kernel over all parameters, ~5x faster than the per-tensor loop on CPU
+        optimizer = torch.optim.Adam(
+            sae.parameters(),
+            lr=cfg.lr,
+            betas=(cfg.adam_beta1, cfg.adam_beta2),
+            fused=fused_adam_ok(cfg.device),
+        )
+        zeros = torch.zeros(sae.d_sae, dtype=torch.long)
+        return SAEState(
+            entry["label"], entry["hook"], sae, optimizer, entry, zeros.clone(), zeros.clone()
+        )
+
+    @torch.no_grad()
+    def init_b_dec(self) -> None:
+        """b_dec of every SAE at its hook's data centre, from the first b_dec_init_tokens tokens."""
+        if self.cfg.b_dec_init == "zeros":
+            return
+        position = self.store.state_dict()
+        samples: dict[str, list[torch.Tensor]] = {h: [] for h in self.cfg.hook_list}
+        n = 0
+        for batch in self.store:
+            for h in samples:
+                samples[h].append(batch[h])
+            n += next(iter(batch.values())).shape[0]
+            if n >= self.cfg.b_dec_init_tokens:
+                break
+        self.store.load_state_dict(position)  # training still starts at the first batch
+        centres = {
+            h: data_centre(torch.cat(s)[: self.cfg.b_dec_init_tokens], self.cfg.b_dec_init)
+            for h, s in samples.items()
+        }
+        for state in self.saes:
+            state.sae.b_dec.copy_(centres[state.hook])
+
+    # ---- checkpoints -------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.cfg.to_dict(),
+            "step": self.step,
+            "store": self.store.state_dict(),
+            "scaling_factors": dict(self.store.scaling_factors),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "saes": {
+                s.label: {
+                    "sae": s.sae.state_dict(),
+                    "optimizer": s.optimizer.state_dict(),
+                    "tokens_since_fired": s.tokens_since_fired,
+                    "fire_counts": s.fire_counts,
+                    "counted_tokens": s.counted_tokens,
+                }
+                for s in self.saes
+            },
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = state["step"]
+        self.store.load_state_dict(state["store"])
+        self.store.scaling_factors = dict(state["scaling_factors"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        for s in self.saes:
+            saved = state["saes"][s.label]
+            s.sae.load_state_dict(saved["sae"])
+            s.optimizer.load_state_dict(saved["optimizer"])
+            s.tokens_since_fired = saved["tokens_since_fired"]
+            s.fire_counts = saved["fire_counts"]
+            s.counted_tokens = saved["counted_tokens"]
+
+    # ---- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> Path:
+        cfg = self.cfg
+        total = cfg.total_steps
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.checkpoint is not None:
+            self.load_state_dict(self.checkpoint)
+            truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+        else:
+            self.init_b_dec()
+            (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
+            write_json(self.run_dir / "train_config.json", cfg.to_dict())
+        self.checkpoint = None  # free its memory
+        if self.step < total:
+            self.train_steps(total)
+        self.finish()
+        return self.run_dir
+
+    def train_steps(self, total: int) -> None:
+        cfg = self.cfg
+        every = max(1, cfg.checkpoint_every_tokens // cfg.batch_size)
+        self.wandb_run = start_wandb(cfg, self.run_dir) if cfg.wandb else None
+        bar = tqdm(
+            total=total * cfg.batch_size,
+            initial=self.step * cfg.batch_size,
+            unit="tok",
+            unit_scale=True,
+            disable=not cfg.progress,
+            desc="train",
+            smoothing=0.1,
+        )
+        started, start_step = time.perf_counter(), self.step
+        with open(self.run_dir / "metrics.jsonl", "a") as metrics_file:
+            for batch in self.store:
+                outputs = [self.train_one(s, batch[s.hook]) for s in self.saes]
+                self.step += 1
+                bar.update(cfg.batch_size)
+                if self.step % cfg.log_every_steps == 0 or self.step == total:
+                    rate = (
+                        (self.step - start_step) * cfg.batch_size / (time.perf_counter() - started)
+                    )
+                    self.log(outputs, batch, rate, metrics_file, bar)
+                if self.step % every == 0 or self.step == total:
+                    save_checkpoint(self.run_dir, self.state_dict())
+                if self.step >= total:
+                    break
+        bar.close()
+        if self.step < total:
+            raise SaescopeError(
+                f"training_tokens: the activations ran out after {self.step * cfg.batch_size} tokens; "
+                f"harvest more or lower training_tokens (asked for {cfg.training_tokens})"
+            )
+
+    def train_one(self, s: SAEState, x: torch.Tensor) -> StepOutput:
+        cfg, sae = self.cfg, s.sae
+        for group in s.optimizer.param_groups:
+            group["lr"] = cfg.lr * lr_factor(
+                self.step, cfg.total_steps, cfg.lr_warmup_fraction, cfg.lr_decay_fraction
+            )
+        out = LOSSES[cfg.architecture](sae, x, self.loss_settings(s))
+        s.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        if cfg.decoder_unit_norm:
+            remove_parallel_grad(sae.W_dec)
+        s.optimizer.step()
+        if cfg.decoder_unit_norm:
+            sae.set_W_dec_unit_norm()
+        self.track_firing(s, out, x.shape[0])
+        if cfg.resample_every_tokens and cfg.architecture in ("standard", "gated"):
+            every = max(1, cfg.resample_every_tokens // cfg.batch_size)
+            if self.step % every == every - 1:
+                resample_dead(sae, s.optimizer, x, self.dead_mask(s), self.generator)
+        return out
+
+    def loss_settings(self, s: SAEState) -> LossSettings:
+        cfg = self.cfg
+        ramp = warmup_factor(self.step, cfg.total_steps, cfg.l1_warmup_fraction)
+        return LossSettings(
+            k=s.settings["k"],
+            l1_coefficient=(s.settings["l1_coefficient"] or 0.0) * ramp,
+            decoder_unit_norm=cfg.decoder_unit_norm,
+            aux_k=cfg.aux_k or s.sae.d_in // 2,
+            aux_k_coefficient=cfg.aux_k_coefficient,
+            dead=self.dead_mask(s),
+            jumprelu_l0_coefficient=cfg.jumprelu_l0_coefficient * ramp,
+            jumprelu_bandwidth=cfg.jumprelu_bandwidth,
+        )
+
+    def dead_mask(self, s: SAEState) -> torch.Tensor:
+        return s.tokens_since_fired >= self.cfg.dead_after_tokens
+
+    @staticmethod
+    def track_firing(s: SAEState, out: StepOutput, n_tokens: int) -> None:
+        counts = out.fire_counts.cpu()
+        s.tokens_since_fired += n_tokens
+        s.tokens_since_fired[counts > 0] = 0
+        s.fire_counts += counts
+        s.counted_tokens += n_tokens
+
+    # ---- logging and the end -----------------------------------------------------------------
+
+    def log(
+        self,
+        outputs: list[StepOutput],
+        batch: dict[str, torch.Tensor],
+        rate: float,
+        metrics_file: Any,
+        bar: Any,
+    ) -> None:
+        cfg = self.cfg
+        tokens = self.step * cfg.batch_size
+        remaining = (cfg.total_steps - self.step) * cfg.batch_size / max(rate, 1e-9)
+        for s, out in zip(self.saes, outputs, strict=True):
+            x = batch[s.hook]
+            variance = (x - x.mean(dim=0)).pow(2).sum(dim=-1).mean()
+            record = {
+                "kind": "train",
+                "sae": s.label,
+                "step": self.step,
+                "tokens": tokens,
+                "loss": float(out.loss.detach()),
+                "mse": float(out.mse),
+                "fvu": float(out.mse / variance),
+                "l0": float(out.l0),
+                "aux_loss": float(out.aux_loss),
+                "dead_fraction": float(self.dead_mask(s).float().mean()),
+                "lr": s.optimizer.param_groups[0]["lr"],
+                "tokens_per_s": rate,
+                "eta_s": remaining,
+            }
+            s.last = record
+            metrics_file.write(json.dumps(record) + "\n")
+            if self.wandb_run is not None:
+                self.wandb_run.log(
+                    {f"{s.label}/{k}": v for k, v in record.items() if isinstance(v, float)},
+                    step=tokens,
+                )
+        metrics_file.flush()
+        first = self.saes[0].last
+        bar.set_postfix(
+            loss=f"{first['loss']:.3g}",
+            fvu=f"{first['fvu']:.3f}",
+            L0=f"{first['l0']:.1f}",
+            dead=f"{first['dead_fraction']:.1%}",
+        )
+
+    def finish(self) -> None:
+        """Write each SAE in the native format, the curves PNG and run.json."""
+        from saescope.train.plots import plot_training_curves  # noqa: PLC0415 (matplotlib is slow to import)
+
+        outputs = {}
+        for s in self.saes:
+            folder = self.sae_dir(s)
+            sae = export_sae(s.sae, self.store.scaling_factors.get(s.hook))
+            save_sae(sae, folder, log_feature_sparsity=log_density(s.fire_counts, s.counted_tokens))
+            outputs[s.label] = str(folder)
+        plot_training_curves(self.run_dir / "metrics.jsonl", self.run_dir / "training_curves.png")
+        write_run_json(self.run_dir, self.cfg, outputs, self.step)
+        if self.wandb_run is not None:
+            self.wandb_run.finish()
+
+    def sae_dir(self, s: SAEState) -> Path:
+        if len(self.saes) == 1:
+            return self.run_dir / "sae"
+        return self.run_dir / "saes" / s.label
+
+
+@torch.no_grad()
+def remove_parallel_grad(W_dec: torch.Tensor) -> None:
+    """Drop the part of each decoder row's gradient along the row, so Adam's step barely changes its norm.
+
+    W_dec's rows are unit-norm here (renormalised after every step), so the projection needs no
+    division: two passes over W_dec instead of SAE.remove_W_dec_parallel_grad's five.
+    """
+    if W_dec.grad is None:
+        return
+    along = torch.linalg.vecdot(W_dec.grad, W_dec)  # [d_sae]
+    W_dec.grad.sub_(W_dec * along[:, None])
+
+
+def export_sae(trained: SAE, scaling_factor: float | None) -> SAE:
+    """A copy that takes raw activations: the store's constant scaling kept as input_scale."""
+    sae = build_sae(
+        trained.cfg.replace(
+            normalize_activations="expected_average_only_in" if scaling_factor else "none"
+        )
+    )
+    sae.load_state_dict(trained.state_dict())
+    if scaling_factor:
+        sae.input_scale.fill_(scaling_factor)
+    return sae.cpu().eval()
+
+
+def check_same_config(saved: dict[str, Any], cfg: TrainConfig, run_dir: Path) -> None:
+    changed = changed_fields(saved, cfg.to_dict(), ignore=RESUMABLE_CHANGES)
+    if changed:
+        details = "; ".join(
+            f"{name}: {saved.get(name)!r} -> {getattr(cfg, name, None)!r}" for name in changed
+        )
+        raise SaescopeError(
+            f"{run_dir} holds a run trained with a different config ({details}). Resume it with the same "
+            f"config (saescope train --resume {run_dir}), or give run_dir a new folder to start another run."
+        )
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric lines logged after the checkpoint a resume starts from (they will be logged again)."""
+    if not path.exists():
+        return
+    kept = [
+        line
+        for line in path.read_text().splitlines()
+        if line.strip() and json.loads(line).get("step", 0) <= step
+    ]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def write_run_json(run_dir: Path, cfg: TrainConfig, outputs: dict[str, str], step: int) -> None:
+    import saescope  # noqa: PLC0415
+
+    path = run_dir / "run.json"
+    run = json.loads(path.read_text()) if path.exists() else {}
+    run["train"] = {
+        "config": cfg.to_dict(),
+        "saes": outputs,
+        "steps": step,
+        "tokens": step * cfg.batch_size,
+        "versions": {"saescope": getattr(saescope, "__version__", "?"), "torch": torch.__version__},
+    }
+    write_json(path, run)
+
+
+def start_wandb(cfg: TrainConfig, run_dir: Path) -> Any:
+    try:
+        import wandb  # noqa: PLC0415
+    except ImportError as err:
+        raise SaescopeError("wandb: true needs the wandb package (pip install wandb)") from err
+    return wandb.init(
+        project=cfg.wandb_project,
+        name=run_dir.name,
+        config=cfg.to_dict(),
+        dir=str(run_dir),
+        resume="allow",
+    )
+
+
+def fused_adam_ok(device: str) -> bool:
+    return torch.device(device).type in ("cpu", "cuda")
+
+
+def nested_widths(d_sae: int, fractions: list[float]) -> list[int]:
+    """Matryoshka prefix ends from group fractions: [0.25, 0.75] of 1024 -> [256, 1024]."""
+    ends, total = [], 0.0
+    for fraction in fractions[:-1]:
+        total += fraction
+        ends.append(max(1, round(d_sae * total)))
+    return [*ends, d_sae]
+
+
+def hook_layer(hook: str) -> int | None:
+    parts = hook.split(".")
+    return int(parts[1]) if len(parts) > 1 and parts[0] == "blocks" and parts[1].isdigit() else None
+
+
+def log_density(fire_counts: torch.Tensor, tokens: int) -> torch.Tensor:
+    """log10 of the fraction of training tokens each latent fired on (SAELens's sparsity.safetensors)."""
+    return torch.log10((fire_counts.double() / max(1, tokens)).clamp_min(1e-10)).float()

@@ -1,0 +1,100 @@
+"""TrainConfig: YAML + overrides, and a clear message for every bad field."""
+
+from __future__ import annotations
+
+import pytest
+
+from saescope.cli import main
+from saescope.errors import ConfigError, SaescopeError
+from saescope.train.config import TrainConfig, parse_overrides
+
+
+def test_yaml_with_overrides(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(
+        "architecture: topk\nk: 32\ntraining_tokens: 2M\ncorpus:\n  source: builtin\n  context_length: 64\n"
+    )
+    cfg = TrainConfig.from_yaml(
+        path,
+        [
+            "k=[16, 64]",
+            "corpus.seed=3",
+            "lr=1e-3",
+            "hooks=[blocks.3.hook_resid_post, blocks.6.hook_resid_post]",
+        ],
+    )
+    assert cfg.training_tokens == 2_000_000
+    assert cfg.k == [16, 64]
+    assert cfg.corpus == {"source": "builtin", "context_length": 64, "seed": 3}
+    assert cfg.lr == 1e-3
+    grid = cfg.sae_grid()
+    assert [(g["hook"], g["k"]) for g in grid] == [
+        ("blocks.3.hook_resid_post", 16),
+        ("blocks.3.hook_resid_post", 64),
+        ("blocks.6.hook_resid_post", 16),
+        ("blocks.6.hook_resid_post", 64),
+    ]
+    assert len({g["label"] for g in grid}) == 4
+
+
+def test_unknown_field_suggests_the_nearest_name(tmp_path):
+    with pytest.raises(
+        SaescopeError, match=r"unknown field 'expansion_factr'; did you mean 'expansion_factor'\?"
+    ):
+        TrainConfig.from_dict({"expansion_factr": 8})
+    path = tmp_path / "cfg.yaml"
+    path.write_text("l1_coeficient: 3\n")
+    with pytest.raises(SaescopeError, match="did you mean 'l1_coefficient'"):
+        TrainConfig.from_yaml(path)
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "accepted"),
+    [
+        ({"k": 0}, "k", "integer >= 1"),
+        ({"k": [32, -1]}, "k", "integer >= 1"),
+        ({"architecture": "standard", "l1_coefficient": -0.5}, "l1_coefficient", "from 0 to 10000"),
+        ({"architecture": "standard", "l1_coefficient": 1e9}, "l1_coefficient", "from 0 to 10000"),
+        ({"architecture": "topkk"}, "architecture", "did you mean 'topk'"),
+        ({"lr": 5.0}, "lr", "learning rate"),
+        ({"batch_size": 0}, "batch_size", "integer >= 1"),
+        ({"training_tokens": 100}, "training_tokens", "at least batch_size"),
+        ({"b_dec_init": "median"}, "b_dec_init", "geometric_median"),
+        ({"lr_warmup_fraction": 0.5, "lr_decay_fraction": 0.6}, "lr_decay_fraction", "at most"),
+        ({"hooks": []}, "hooks", "hook point name"),
+        ({"wandb": "yes"}, "wandb", "true or false"),
+    ],
+)
+def test_bad_values_name_field_value_and_what_is_accepted(values, field, accepted):
+    with pytest.raises(ConfigError) as err:
+        TrainConfig.from_dict(values)
+    assert err.value.field == field
+    assert accepted in str(err.value)
+
+
+def test_k_larger_than_d_sae_is_refused():
+    cfg = TrainConfig(k=10_000, expansion_factor=16)
+    with pytest.raises(
+        ConfigError, match=r"k: got 10000; expected an integer from 1 to d_sae \(9216"
+    ):
+        cfg.check_k_fits(576)
+
+
+def test_overrides_parse_as_yaml():
+    assert parse_overrides(["k=64", "wandb=true", "aux_k=null", "training_tokens=2_000_000"]) == {
+        "k": 64,
+        "wandb": True,
+        "aux_k": None,
+        "training_tokens": 2_000_000,
+    }
+    with pytest.raises(SaescopeError, match="expected field=value"):
+        parse_overrides(["k64"])
+
+
+def test_cli_prints_config_errors_without_traceback(tmp_path, capsys):
+    path = tmp_path / "cfg.yaml"
+    path.write_text("architecure: topk\n")
+    assert main(["train", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'architecture'" in err
+    assert "Traceback" not in err
