@@ -142,3 +142,12 @@ def test_cli_bad_model_is_one_paragraph(capsys):
     assert main(["models", "hooks", "./no-such-model"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("saescope models: error: model: got './no-such-model'") and "Traceback" not in err
+
+
+def test_damaged_gguf_cache_says_how_to_rebuild_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAESCOPE_CACHE", str(tmp_path))
+    damaged = tmp_path / "models" / "smollm2"
+    damaged.mkdir(parents=True)
+    (damaged / "config.json").write_text("{not json")
+    with pytest.raises(SaescopeError, match=r"could not load 'smollm2' .*cache of a GGUF file: delete it to rebuild it"):
+        load_model("smollm2")

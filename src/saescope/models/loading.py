@@ -94,7 +94,8 @@ def _gguf_dir(path: Path) -> Path:
 
 
 def _is_path_like(spec: str) -> bool:
-    return spec.startswith(("/", "./", "../", "~")) or spec.endswith(".gguf") or os.sep + os.sep in spec
+    """A spec meant as a path (a hub id is ORG/NAME, never starting like these)."""
+    return spec.startswith(("/", "./", "../", "~")) or spec.endswith(".gguf")
 
 
 def _resolve(spec: str) -> tuple[str, bool]:
@@ -113,8 +114,10 @@ def _resolve(spec: str) -> tuple[str, bool]:
     return spec, False  # a hub id
 
 
-def _from_pretrained_error(spec: str, local: bool, err: Exception) -> SaescopeError:
-    where = "the local directory" if local else "the Hugging Face hub (or its local cache)"
+def _from_pretrained_error(spec: str, local: bool, err: Exception, where_from: str = "") -> SaescopeError:
+    where = f"the local directory {where_from}" if local else "the Hugging Face hub (or its local cache)"
+    if local and Path(where_from).is_relative_to(cache_root()):
+        where += " (saescope's cache of a GGUF file: delete it to rebuild it)"
     offline = "" if local or not _hub_kwargs(local)["local_files_only"] else " HF_HUB_OFFLINE is set, so only models already in the HF cache can load."
     reason = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(".")
     return SaescopeError(f"model: could not load {spec!r} from {where}: {reason}.{offline} Accepted: {ACCEPTED}.")
@@ -157,7 +160,7 @@ def _auto_tokenizer(where: str, spec: str, local: bool, **kwargs: Any) -> Any:
     try:
         return AutoTokenizer.from_pretrained(where, **kwargs, **_hub_kwargs(local))
     except (OSError, ValueError) as err:
-        raise _from_pretrained_error(spec, local, err) from err
+        raise _from_pretrained_error(spec, local, err, where) from err
 
 
 def _tokenizer_for_object(model: Any) -> Any:
@@ -167,11 +170,11 @@ def _tokenizer_for_object(model: Any) -> Any:
     source = getattr(getattr(model, "config", None), "name_or_path", "") or ""
     if not source:
         return None
-    try:
-        from transformers import AutoTokenizer
+    from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(source)
-    except (OSError, ValueError):
+    try:
+        return AutoTokenizer.from_pretrained(source, **_hub_kwargs(local=Path(source).is_dir()))
+    except Exception:  # best effort: the model still runs on token ids without one
         return None
 
 
@@ -240,7 +243,7 @@ def _auto_model(where: str, spec: str, local: bool, dtype: torch.dtype) -> Any:
     try:
         return AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **_hub_kwargs(local))
     except (OSError, ValueError, KeyError) as err:
-        raise _from_pretrained_error(spec, local, err) from err
+        raise _from_pretrained_error(spec, local, err, where) from err
 
 
 def _is_transformer_lens(obj: Any) -> bool:
