@@ -14,6 +14,8 @@ STAGE_MODULES = [
     "saescope.models.cli",
     "saescope.sae.cli",
     "saescope.activations.cli",
+    "saescope.train.cli",
+    "saescope.evals.cli",
     "saescope.demo",
 ]
 

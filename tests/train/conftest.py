@@ -9,8 +9,7 @@ HOOK = "blocks.6.hook_resid_post"
 
 @pytest.fixture(scope="session")
 def layer6_cache(smollm2, tmp_path_factory):
-    """A harvested activation cache in shards of 64 contexts (ActivationStore windows must not split a
-    shard: see the report on _read_window): 40,960 tokens of blocks.6.hook_resid_post from the built-in corpus."""
+    """A harvested activation cache (shards of 64 contexts, so several shards): 40,960 tokens of blocks.6.hook_resid_post from the built-in corpus."""
     from saescope.activations import HarvestConfig, harvest
     from saescope.corpus import CorpusConfig
 

@@ -23,11 +23,6 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-# Sparse CSR/COO support prints a "beta" warning once per process; the ops we use are stable.
-warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
-warnings.filterwarnings("ignore", message=".*Sparse invariant checks are implicitly disabled.*")
-
-
 _WORKSPACE: dict[tuple, torch.Tensor] = {}
 
 
@@ -63,19 +58,29 @@ def latent_major(
     rows = flat[order]
     cols = torch.div(order, k, rounding_mode="floor")  # the token of each entry
     coords = torch.stack([rows, cols])
-    return [
-        torch.sparse_coo_tensor(coords, v.reshape(-1)[order], (d_sae, n_tokens), is_coalesced=True)
-        for v in values_list
-    ]
+    with (
+        warnings.catch_warnings()
+    ):  # "sparse invariant checks are disabled": the pattern is valid by construction
+        warnings.simplefilter("ignore", UserWarning)
+        return [
+            torch.sparse_coo_tensor(
+                coords, v.reshape(-1)[order], (d_sae, n_tokens), is_coalesced=True
+            )
+            for v in values_list
+        ]
 
 
 def sampled_dot(grad_out: torch.Tensor, W_dec: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     """[n_tokens, k]: <grad_out[t], W_dec[indices[t, j]]>, computed only at the chosen pairs."""
     n_tokens, k = indices.shape
     crow = torch.arange(0, n_tokens * k + 1, k, device=indices.device)
-    pattern = torch.sparse_csr_tensor(
-        crow, indices.reshape(-1), grad_out.new_zeros(n_tokens * k), (n_tokens, W_dec.shape[0])
-    )
+    with (
+        warnings.catch_warnings()
+    ):  # "CSR support is in beta": sampled_addmm on CPU is what we need
+        warnings.simplefilter("ignore", UserWarning)
+        pattern = torch.sparse_csr_tensor(
+            crow, indices.reshape(-1), grad_out.new_zeros(n_tokens * k), (n_tokens, W_dec.shape[0])
+        )
     sampled = torch.sparse.sampled_addmm(pattern, grad_out, W_dec.T, beta=0.0)
     return sampled.values().reshape(n_tokens, k)
 
