@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(python3.11-doc)   # python3.11-doc: the built-in English prose corpus
+# python3.11-doc: the built-in English prose corpus; postgresql: the server the feature
+# store tests start (a throwaway cluster on 127.0.0.1, its pg_trgm extension included).
+apt_packages=(python3.11-doc postgresql)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

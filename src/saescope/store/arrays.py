@@ -1,0 +1,37 @@
+"""Compact binary blobs for a feature's or an example's arrays (one column, exact round trip).
+
+Layout: 4-byte little-endian header length, a JSON header [[name, dtype, shape], ...],
+then each array's bytes in that order. Smaller and much faster to decode than JSON
+numbers, and the dtype survives, so float32 values come back bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+
+
+def pack_arrays(arrays: dict[str, np.ndarray]) -> bytes:
+    header = []
+    chunks = []
+    for name, array in arrays.items():
+        array = np.ascontiguousarray(array)
+        header.append([name, array.dtype.str, list(array.shape)])
+        chunks.append(array.tobytes())
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return struct.pack("<I", len(head)) + head + b"".join(chunks)
+
+
+def unpack_arrays(blob: bytes) -> dict[str, np.ndarray]:
+    blob = bytes(blob)  # PostgreSQL drivers hand back memoryview
+    (head_len,) = struct.unpack_from("<I", blob)
+    offset = 4 + head_len
+    arrays = {}
+    for name, dtype, shape in json.loads(blob[4:offset]):
+        dtype = np.dtype(dtype)
+        count = int(np.prod(shape)) if shape else 1
+        arrays[name] = np.frombuffer(blob, dtype, count, offset).reshape(shape)
+        offset += count * dtype.itemsize
+    return arrays

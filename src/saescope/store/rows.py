@@ -1,0 +1,206 @@
+"""Convert between the analysis contract (`SAEAnalysis`) and the store's rows, both ways.
+
+Writing checks the analysis first (shapes, kinds, finite statistics), so a bad one is
+refused with a message naming the field before anything is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from saescope.analysis.results import EXAMPLE_KINDS, Example, FeatureTables, SAEAnalysis
+from saescope.errors import SaescopeError
+from saescope.store.arrays import pack_arrays, unpack_arrays
+
+# FeatureTables arrays stored per feature in features.data (rows of [d_sae, ...] arrays).
+FEATURE_ARRAYS = (
+    "act_hist_counts", "quantile_values",
+    "logit_top_ids", "logit_top_values", "logit_bottom_ids", "logit_bottom_values",
+    "logit_hist_counts", "logit_hist_range",
+    "neighbour_ids", "neighbour_cos", "cofiring_ids", "cofiring_corr",
+    "neuron_ids", "neuron_weights",
+)
+SORT_COLUMNS = ("density", "max_act", "mean_act")
+# Example arrays: activations are float32 (the precision the model computes in), ids int32.
+EXAMPLE_FLOAT_ARRAYS = ("acts", "loss_effects", "top_boosted_values", "top_suppressed_values")
+EXAMPLE_ID_ARRAYS = ("token_ids", "top_boosted", "top_suppressed")
+
+
+def check_analysis(analysis: SAEAnalysis) -> None:
+    """Refuse an analysis the store cannot hold faithfully, naming the field."""
+    if not isinstance(analysis.sae_id, str) or not analysis.sae_id.strip():
+        raise SaescopeError(f"SAEAnalysis.sae_id: got {analysis.sae_id!r}; expected a non-empty name.")
+    tables = analysis.features
+    d_sae = len(tables.density)
+    declared = analysis.sae_info.get("d_sae")
+    if declared is not None and int(declared) != d_sae:
+        raise SaescopeError(f"SAEAnalysis {analysis.sae_id!r}: sae_info says d_sae={declared} but "
+                            f"the feature tables have {d_sae} rows.")
+    for name in (*SORT_COLUMNS, *FEATURE_ARRAYS):
+        array = getattr(tables, name)
+        if array is not None and len(array) != d_sae:
+            raise SaescopeError(f"FeatureTables.{name} of {analysis.sae_id!r}: {len(array)} rows; "
+                                f"expected d_sae={d_sae} like density.")
+    for name in SORT_COLUMNS:
+        bad = np.flatnonzero(~np.isfinite(np.asarray(getattr(tables, name), dtype=np.float64)))
+        if len(bad):
+            raise SaescopeError(f"FeatureTables.{name} of {analysis.sae_id!r} is not finite for "
+                                f"feature {int(bad[0])} (and {len(bad) - 1} more); expected numbers.")
+    for name, values in tables.scores.items():
+        if name in (*SORT_COLUMNS, "feature") or not name:
+            raise SaescopeError(f"FeatureTables.scores: a score may not be named {name!r}.")
+        if len(values) != d_sae:
+            raise SaescopeError(f"FeatureTables.scores[{name!r}]: {len(values)} values; expected d_sae={d_sae}.")
+    _check_examples(analysis.sae_id, analysis.examples, d_sae)
+
+
+def _check_examples(sae_id: str, examples: list[Example], d_sae: int) -> None:
+    seen: set[tuple[int, str, int]] = set()
+    for ex in examples:
+        where = f"example (feature {ex.feature}, {ex.kind!r}, rank {ex.rank}) of {sae_id!r}"
+        if ex.kind not in EXAMPLE_KINDS:
+            raise SaescopeError(f"{where}: kind {ex.kind!r}; expected one of {', '.join(EXAMPLE_KINDS)}.")
+        if not 0 <= ex.feature < d_sae:
+            raise SaescopeError(f"{where}: feature id outside 0..{d_sae - 1}.")
+        if len(ex.acts) != len(ex.token_ids):
+            raise SaescopeError(f"{where}: {len(ex.acts)} acts for {len(ex.token_ids)} tokens.")
+        key = (ex.feature, ex.kind, ex.rank)
+        if key in seen:
+            raise SaescopeError(f"{where}: appears twice.")
+        seen.add(key)
+
+
+def vocab_hash(vocab: list[str]) -> str:
+    return hashlib.sha256(json.dumps(vocab).encode()).hexdigest()
+
+
+def sae_row(analysis: SAEAnalysis) -> dict[str, Any]:
+    info = analysis.sae_info
+    return {
+        "sae_id": analysis.sae_id,
+        "d_sae": len(analysis.features.density),
+        "d_in": int(info["d_in"]) if info.get("d_in") is not None else None,
+        "n_tokens": int(analysis.n_tokens),
+        "info": _json(info),
+        "corpus": _json(analysis.corpus),
+        "evals": _json(analysis.evals),
+        "quantile_levels": _json(np.asarray(analysis.features.quantile_levels).tolist()),
+        "score_names": _json(sorted(analysis.features.scores)),
+        "vocab_hash": vocab_hash(analysis.vocab) if analysis.vocab is not None else None,
+        "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def feature_rows(analysis: SAEAnalysis, explanations: dict[int, str]) -> Iterator[dict[str, Any]]:
+    tables = analysis.features
+    arrays = {name: getattr(tables, name) for name in FEATURE_ARRAYS if getattr(tables, name) is not None}
+    columns = {name: np.asarray(getattr(tables, name), dtype=np.float64) for name in SORT_COLUMNS}
+    for f in range(len(tables.density)):
+        yield {
+            "sae_id": analysis.sae_id,
+            "feature": f,
+            **{name: float(column[f]) for name, column in columns.items()},
+            "explanation": explanations.get(f),
+            "data": pack_arrays({name: np.asarray(array[f]) for name, array in arrays.items()}),
+        }
+
+
+def score_rows(analysis: SAEAnalysis) -> Iterator[dict[str, Any]]:
+    for name, values in analysis.features.scores.items():
+        for f, value in enumerate(np.asarray(values, dtype=np.float64).tolist()):
+            if not math.isnan(value):  # a missing score is an absent row, not a NaN to sort
+                yield {"sae_id": analysis.sae_id, "feature": f, "name": name, "value": value}
+
+
+def example_row(sae_id: str, ex: Example) -> dict[str, Any]:
+    arrays = {}
+    for name in (*EXAMPLE_ID_ARRAYS, *EXAMPLE_FLOAT_ARRAYS):
+        value = getattr(ex, name)
+        if value is not None:
+            dtype = np.int32 if name in EXAMPLE_ID_ARRAYS else np.float32
+            arrays[name] = np.asarray(value, dtype=dtype)
+    return {
+        "sae_id": sae_id, "feature": ex.feature, "kind": ex.kind, "rank": ex.rank,
+        "interval": ex.interval, "center": ex.center, "max_act": float(ex.max_act),
+        "context_index": ex.context_index, "position": ex.position,
+        "data": pack_arrays(arrays),
+    }
+
+
+def example_from_row(row: Any) -> Example:
+    arrays = unpack_arrays(row.data)
+    optional = {name: arrays[name].tolist() for name in arrays if name not in ("token_ids", "acts")}
+    return Example(
+        feature=row.feature, kind=row.kind, rank=row.rank, interval=row.interval,
+        token_ids=arrays["token_ids"].tolist(), acts=arrays["acts"].tolist(), center=row.center,
+        max_act=row.max_act, context_index=row.context_index, position=row.position, **optional,
+    )
+
+
+def feature_arrays(row: Any) -> dict[str, np.ndarray]:
+    return unpack_arrays(row.data)
+
+
+def tables_from_rows(rows: list[Any], quantile_levels: list[float], scores: dict[str, np.ndarray]) -> FeatureTables:
+    """Rebuild FeatureTables from all of an SAE's feature rows, in feature order."""
+    per_feature = [unpack_arrays(row.data) for row in rows]
+    stacked = {name: np.stack([arrays[name] for arrays in per_feature])
+               for name in FEATURE_ARRAYS if per_feature and name in per_feature[0]}
+    return FeatureTables(
+        **{name: np.array([getattr(row, name) for row in rows]) for name in SORT_COLUMNS},
+        quantile_levels=np.asarray(quantile_levels),
+        scores=scores,
+        **stacked,
+    )
+
+
+# --- search text -----------------------------------------------------------------------
+
+def token_text(vocab: list[str] | None, token_id: int) -> str:
+    if vocab is not None and 0 <= token_id < len(vocab):
+        return vocab[token_id]
+    return f"<{token_id}>"
+
+
+def search_docs(sae_id: str, feature: int, top: Iterable[Example], explanation: str | None,
+                vocab: list[str] | None) -> list[dict[str, Any]]:
+    """The searchable text of a feature: its explanation, the tokens its top examples are
+    centred on (what it fires on most), and the text of those top contexts."""
+    top = sorted(top, key=lambda ex: ex.rank)
+    docs = []
+    if explanation:
+        docs.append(("explanation", explanation))
+    if top:
+        centres = dict.fromkeys(token_text(vocab, ex.token_ids[ex.center]) for ex in top
+                                if 0 <= ex.center < len(ex.token_ids))
+        docs.append(("top_tokens", "\n".join(centres)))
+        contexts = ("".join(token_text(vocab, t) for t in ex.token_ids) for ex in top)
+        docs.append(("context", "\n".join(c.replace("\n", " ") for c in contexts)))
+    return [{"sae_id": sae_id, "feature": feature, "field": field, "text": text} for field, text in docs]
+
+
+def top_examples_by_feature(examples: Iterable[Example]) -> dict[int, list[Example]]:
+    grouped: dict[int, list[Example]] = {}
+    for ex in examples:
+        if ex.kind == "top":
+            grouped.setdefault(ex.feature, []).append(ex)
+    return grouped
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, default=_json_default, sort_keys=True)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return str(obj)

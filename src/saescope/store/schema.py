@@ -1,0 +1,133 @@
+"""The feature store's tables (SQLAlchemy Core), the same on SQLite and PostgreSQL.
+
+One row per SAE, one per feature (sortable statistics as columns, the per-feature arrays
+as one binary blob), one per stored score value, one per example, and `search_docs`: the
+text that search looks through (explanations, the tokens features fire on most, and the
+text of their top contexts), indexed by trigrams on both backends.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+# v1: the first layout (no search_docs); v2: search_docs with its trigram index.
+SCHEMA_VERSION = 2
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# Token id -> text, stored once per distinct vocabulary and shared by the SAEs that use it.
+vocabs = Table(
+    "vocabs",
+    metadata,
+    Column("vocab_hash", String(64), primary_key=True),
+    Column("tokens", Text, nullable=False),  # JSON list of strings
+)
+
+saes = Table(
+    "saes",
+    metadata,
+    Column("sae_id", String(512), primary_key=True),
+    Column("d_sae", Integer, nullable=False),
+    Column("d_in", Integer),
+    Column("n_tokens", BigInteger, nullable=False),
+    Column("info", Text, nullable=False),  # JSON objects from here on
+    Column("corpus", Text, nullable=False),
+    Column("evals", Text, nullable=False),
+    Column("quantile_levels", Text, nullable=False),
+    Column("score_names", Text, nullable=False),
+    Column("vocab_hash", String(64)),
+    Column("written_at", String(32), nullable=False),
+)
+
+features = Table(
+    "features",
+    metadata,
+    Column("sae_id", String(512), primary_key=True),
+    Column("feature", Integer, primary_key=True),
+    Column("density", Float(53), nullable=False),
+    Column("max_act", Float(53), nullable=False),
+    Column("mean_act", Float(53), nullable=False),
+    Column("explanation", Text),
+    Column("data", LargeBinary, nullable=False),  # arrays.pack_arrays of the FeatureTables row
+)
+# One index per sort key of the feature list; `feature` last makes paging order total.
+for _column in ("density", "max_act", "mean_act"):
+    Index(f"features_by_{_column}", features.c.sae_id, features.c[_column], features.c.feature)
+
+scores = Table(
+    "scores",
+    metadata,
+    Column("sae_id", String(512), primary_key=True),
+    Column("feature", Integer, primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("value", Float(53), nullable=False),  # NaN scores are not stored
+)
+Index("scores_by_value", scores.c.sae_id, scores.c.name, scores.c.value, scores.c.feature)
+
+examples = Table(
+    "examples",
+    metadata,
+    Column("sae_id", String(512), primary_key=True),
+    Column("feature", Integer, primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("rank", Integer, primary_key=True),
+    Column("interval", Integer, nullable=False),
+    Column("center", Integer, nullable=False),
+    Column("max_act", Float(53), nullable=False),
+    Column("context_index", BigInteger, nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),  # token ids, acts and the optional arrays
+)
+
+search_docs = Table(
+    "search_docs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sae_id", String(512), nullable=False),
+    Column("feature", Integer, nullable=False),
+    Column("field", String(16), nullable=False),  # one of SEARCH_FIELDS
+    Column("text", Text, nullable=False),
+)
+Index("search_docs_by_feature", search_docs.c.sae_id, search_docs.c.feature, search_docs.c.field)
+
+# Search ranks a feature by the best field it matched in, in this order.
+SEARCH_FIELDS = ("explanation", "top_tokens", "context")
+
+V1_TABLES = [meta, vocabs, saes, features, scores, examples]
+
+# The trigram index over search_docs.text: FTS5 (trigram tokenizer) on SQLite, kept in
+# step by triggers; pg_trgm's GIN index on PostgreSQL. Both answer case-insensitive
+# substring queries, which is what token text needs (" http", "__init__", "]]").
+SQLITE_SEARCH_DDL = [
+    "CREATE VIRTUAL TABLE IF NOT EXISTS search_fts USING fts5("
+    "text, content='search_docs', content_rowid='id', tokenize='trigram')",
+    "CREATE TRIGGER IF NOT EXISTS search_docs_ai AFTER INSERT ON search_docs BEGIN "
+    "INSERT INTO search_fts(rowid, text) VALUES (new.id, new.text); END",
+    "CREATE TRIGGER IF NOT EXISTS search_docs_ad AFTER DELETE ON search_docs BEGIN "
+    "INSERT INTO search_fts(search_fts, rowid, text) VALUES ('delete', old.id, old.text); END",
+    "CREATE TRIGGER IF NOT EXISTS search_docs_au AFTER UPDATE ON search_docs BEGIN "
+    "INSERT INTO search_fts(search_fts, rowid, text) VALUES ('delete', old.id, old.text); "
+    "INSERT INTO search_fts(rowid, text) VALUES (new.id, new.text); END",
+]
+POSTGRES_SEARCH_DDL = [
+    "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+    "CREATE INDEX IF NOT EXISTS search_docs_trgm ON search_docs USING gin (text gin_trgm_ops)",
+]

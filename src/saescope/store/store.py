@@ -1,0 +1,412 @@
+"""The feature store: persist an SAE's analysis and answer the viewer's queries.
+
+`open_store(path_or_url)` gives a `FeatureStore` on a SQLite file or a PostgreSQL database.
+An SAE is written in one transaction: an interrupted write leaves the previous version of
+that SAE (and everything else) as it was, readable by everyone meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    select,
+    tuple_,
+)
+from sqlalchemy import text as text_clause
+from sqlalchemy.exc import SQLAlchemyError
+
+from saescope.analysis.results import SAEAnalysis
+from saescope.errors import ConfigError, SaescopeError
+from saescope.store import pages, rows, versions
+from saescope.store.connect import connection_error, make_engine, shown, store_url
+from saescope.store.schema import (
+    SEARCH_FIELDS,
+    examples,
+    features,
+    saes,
+    scores,
+    search_docs,
+    vocabs,
+)
+
+INSERT_BATCH = 1000
+ProgressFn = Callable[[int, int], None]
+
+
+def open_store(path_or_url: str | Path, create: bool = True) -> FeatureStore:
+    """Open (and with `create`, make) the store at a file path or a postgresql:// URL;
+    an older schema is migrated, a newer one refused."""
+    url = store_url(path_or_url)
+    sqlite = url.get_backend_name() == "sqlite"
+    where = url.database if sqlite else shown(url)
+    if sqlite and not Path(url.database).exists():
+        if not create:
+            raise SaescopeError(f"there is no feature store at {where}.")
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            version = versions.stored_version(conn)
+            if version is None:
+                versions.create(conn)
+            else:
+                versions.upgrade(conn, version, where)
+    except versions.NotAStore as err:
+        engine.dispose()
+        raise SaescopeError(f"{where} is not a saescope feature store: it {err}.") from None
+    except SQLAlchemyError as err:
+        engine.dispose()
+        raise connection_error(url, err) from None
+    except BaseException:
+        engine.dispose()
+        raise
+    return FeatureStore(engine, where)
+
+
+class FeatureStore:
+    def __init__(self, engine: Engine, where: str) -> None:
+        self.engine = engine
+        self.where = where  # the file or the URL without password, for messages
+        self._vocabs: dict[str, list[str]] = {}
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name  # "sqlite" or "postgresql"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> FeatureStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- writing -------------------------------------------------------------------------
+
+    def write_analysis(self, analysis: SAEAnalysis, on_progress: ProgressFn | None = None) -> None:
+        """Store (or replace) one SAE's analysis in a single transaction. Explanations
+        already stored for its features are kept."""
+        rows.check_analysis(analysis)
+        sae_id, d_sae = analysis.sae_id, len(analysis.features.density)
+        top = rows.top_examples_by_feature(analysis.examples)
+        with self.engine.begin() as conn:
+            explanations = {f: text for f, text in self._explanations(conn, sae_id).items() if f < d_sae}
+            docs = []
+            for f in sorted(set(top) | set(explanations)):
+                docs += rows.search_docs(sae_id, f, top.get(f, []), explanations.get(f), analysis.vocab)
+            self._delete_rows(conn, sae_id)
+            if analysis.vocab is not None:
+                self._insert_vocab(conn, analysis.vocab)
+            conn.execute(saes.insert(), [rows.sae_row(analysis)])
+            score_rows = list(rows.score_rows(analysis))
+            progress = _Progress(d_sae + len(analysis.examples) + len(score_rows) + len(docs), on_progress)
+            _insert_batches(conn, features, rows.feature_rows(analysis, explanations), progress)
+            _insert_batches(conn, scores, score_rows, progress)
+            _insert_batches(conn, examples, (rows.example_row(sae_id, ex) for ex in analysis.examples), progress)
+            _insert_batches(conn, search_docs, docs, progress)
+
+    def delete_sae(self, sae_id: str) -> None:
+        with self.engine.begin() as conn:
+            self._sae(conn, sae_id)
+            self._delete_rows(conn, sae_id)
+
+    def set_explanation(self, sae_id: str, feature: int, text: str | None) -> None:
+        """Set (or with None / "" clear) a feature's explanation; search sees it at once."""
+        text = text.strip() if text else None
+        with self.engine.begin() as conn:
+            self._sae(conn, sae_id)
+            where = and_(features.c.sae_id == sae_id, features.c.feature == feature)
+            if conn.execute(features.update().where(where).values(explanation=text)).rowcount != 1:
+                raise self._no_feature(conn, sae_id, feature)
+            conn.execute(search_docs.delete().where(
+                search_docs.c.sae_id == sae_id, search_docs.c.feature == feature,
+                search_docs.c.field == "explanation"))
+            if text:
+                conn.execute(search_docs.insert(), [{"sae_id": sae_id, "feature": feature,
+                                                     "field": "explanation", "text": text}])
+
+    # --- reading -------------------------------------------------------------------------
+
+    def list_saes(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            result = conn.execute(select(saes).order_by(saes.c.sae_id)).all()
+        return [_sae_brief(row) for row in result]
+
+    def sae_summary(self, sae_id: str) -> dict[str, Any]:
+        """Everything an SAE's overview shows: info, corpus, evals and the density histogram."""
+        with self.engine.connect() as conn:
+            sae = self._sae(conn, sae_id)
+            densities = np.array(conn.execute(select(features.c.density).where(
+                features.c.sae_id == sae_id)).scalars().all(), dtype=np.float64)
+            n_explained = conn.execute(select(func.count()).where(
+                features.c.sae_id == sae_id, features.c.explanation.is_not(None))).scalar_one()
+        return {
+            **_sae_brief(sae),
+            "info": json.loads(sae.info),
+            "corpus": json.loads(sae.corpus),
+            "evals": json.loads(sae.evals),
+            "quantile_levels": json.loads(sae.quantile_levels),
+            "score_names": json.loads(sae.score_names),
+            "n_explained": n_explained,
+            "density_histogram": pages.density_histogram(densities),
+        }
+
+    def feature(self, sae_id: str, feature: int) -> dict[str, Any]:
+        """One feature page: statistics, tables, histograms and every example, tokens as text."""
+        with self.engine.connect() as conn:
+            sae = self._sae(conn, sae_id)
+            row = conn.execute(select(features).where(
+                features.c.sae_id == sae_id, features.c.feature == feature)).first()
+            if row is None:
+                raise self._no_feature(conn, sae_id, feature)
+            example_rows = conn.execute(select(examples).where(
+                examples.c.sae_id == sae_id, examples.c.feature == feature)).all()
+            feature_scores = dict(conn.execute(select(scores.c.name, scores.c.value).where(
+                scores.c.sae_id == sae_id, scores.c.feature == feature)).all())
+            vocab = self._vocab(conn, sae.vocab_hash)
+        return pages.feature_page(sae, row, example_rows, feature_scores, vocab)
+
+    def features(
+        self,
+        sae_id: str,
+        sort_by: str = "density",
+        descending: bool = True,
+        min_density: float | None = None,
+        max_density: float | None = None,
+        ranges: dict[str, tuple[float | None, float | None]] | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> dict[str, Any]:
+        """A page of an SAE's features sorted by density, max_act, mean_act, feature or any
+        stored score, filtered by value ranges (inclusive) of any of those. Ties go by feature
+        id in the same direction. Sorting or filtering by a score lists only the features
+        that have a value for it."""
+        ranges = dict(ranges or {})
+        if min_density is not None or max_density is not None:
+            ranges["density"] = (min_density, max_density)
+        if offset < 0 or not 0 < limit <= 10_000:
+            raise ConfigError("offset/limit", (offset, limit), "offset >= 0 and 0 < limit <= 10000")
+        with self.engine.connect() as conn:
+            sae = self._sae(conn, sae_id)
+            score_names = json.loads(sae.score_names)
+            accepted = ["feature", *rows.SORT_COLUMNS, *score_names]
+            for name in [sort_by, *ranges]:
+                if name not in accepted:
+                    raise ConfigError("sort_by" if name == sort_by else "ranges", name,
+                                      f"one of {', '.join(accepted)}")
+            query, sort_column = _feature_query(sae_id, sort_by, ranges)
+            total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+            order = [sort_column.desc(), features.c.feature.desc()] if descending else \
+                [sort_column.asc(), features.c.feature.asc()]
+            page = conn.execute(query.order_by(*order).offset(offset).limit(limit)).all()
+        items = [{"feature": r.feature, "density": r.density, "max_act": r.max_act,
+                  "mean_act": r.mean_act, "explanation": r.explanation,
+                  **({sort_by: r.sort_value} if sort_by in score_names else {})} for r in page]
+        return {"sae_id": sae_id, "sort_by": sort_by, "descending": descending, "total": total,
+                "offset": offset, "limit": limit, "items": items}
+
+    def search(self, text: str, sae_id: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """Features whose explanation, top tokens or top contexts contain `text` (case-
+        insensitive substring), best field first (explanation, top tokens, contexts), then
+        by max activation."""
+        text = text.strip()
+        if not text:
+            raise ConfigError("search text", text, "a non-empty string")
+        with self.engine.connect() as conn:
+            if sae_id is not None:
+                self._sae(conn, sae_id)
+            hits = self._matching_docs(text, sae_id).subquery()
+            best = func.min(case({name: i for i, name in enumerate(SEARCH_FIELDS)}, value=hits.c.field))
+            ranked = conn.execute(
+                select(hits.c.sae_id, hits.c.feature, best.label("best"))
+                .join(features, and_(features.c.sae_id == hits.c.sae_id, features.c.feature == hits.c.feature))
+                .group_by(hits.c.sae_id, hits.c.feature, features.c.max_act)
+                .order_by("best", features.c.max_act.desc(), hits.c.sae_id, hits.c.feature)
+                .limit(limit)).all()
+            keys = [(r.sae_id, r.feature, SEARCH_FIELDS[r.best]) for r in ranked]
+            return self._search_results(conn, keys, text)
+
+    def load_analysis(self, sae_id: str) -> SAEAnalysis:
+        """The stored analysis of an SAE, as the analysis pass handed it over."""
+        with self.engine.connect() as conn:
+            sae = self._sae(conn, sae_id)
+            feature_rows = conn.execute(select(features).where(features.c.sae_id == sae_id)
+                                        .order_by(features.c.feature)).all()
+            stored_scores: dict[str, np.ndarray] = {}
+            for name in json.loads(sae.score_names):
+                values = np.full(sae.d_sae, np.nan)
+                for f, value in conn.execute(select(scores.c.feature, scores.c.value).where(
+                        scores.c.sae_id == sae_id, scores.c.name == name)):
+                    values[f] = value
+                stored_scores[name] = values
+            example_rows = conn.execute(select(examples).where(examples.c.sae_id == sae_id).order_by(
+                examples.c.feature, examples.c.kind, examples.c.rank)).all()
+            vocab = self._vocab(conn, sae.vocab_hash)
+        return SAEAnalysis(
+            sae_id=sae_id, sae_info=json.loads(sae.info), n_tokens=sae.n_tokens,
+            corpus=json.loads(sae.corpus),
+            features=rows.tables_from_rows(feature_rows, json.loads(sae.quantile_levels), stored_scores),
+            examples=[rows.example_from_row(r) for r in example_rows],
+            evals=json.loads(sae.evals), vocab=list(vocab) if vocab is not None else None,
+        )
+
+    def feature_ids(self, sae_id: str) -> list[int]:
+        with self.engine.connect() as conn:
+            self._sae(conn, sae_id)
+            return list(conn.execute(select(features.c.feature).where(
+                features.c.sae_id == sae_id).order_by(features.c.feature)).scalars())
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _sae(self, conn: Connection, sae_id: str) -> Any:
+        row = conn.execute(select(saes).where(saes.c.sae_id == sae_id)).first()
+        if row is None:
+            held = conn.execute(select(saes.c.sae_id).order_by(saes.c.sae_id).limit(20)).scalars().all()
+            raise SaescopeError(f"the feature store {self.where} has no SAE {sae_id!r}; it holds: "
+                                f"{', '.join(held) if held else 'none yet'}.")
+        return row
+
+    def _no_feature(self, conn: Connection, sae_id: str, feature: int) -> SaescopeError:
+        d_sae = conn.execute(select(saes.c.d_sae).where(saes.c.sae_id == sae_id)).scalar_one()
+        return SaescopeError(f"feature: got {feature!r}; SAE {sae_id!r} has features 0..{d_sae - 1}.")
+
+    def _vocab(self, conn: Connection, vocab_hash: str | None) -> list[str] | None:
+        if vocab_hash is None:
+            return None
+        if vocab_hash not in self._vocabs:
+            tokens = conn.execute(select(vocabs.c.tokens).where(vocabs.c.vocab_hash == vocab_hash)).scalar_one()
+            self._vocabs[vocab_hash] = json.loads(tokens)
+        return self._vocabs[vocab_hash]
+
+    def _insert_vocab(self, conn: Connection, vocab: list[str]) -> None:
+        key = rows.vocab_hash(vocab)
+        if conn.execute(select(vocabs.c.vocab_hash).where(vocabs.c.vocab_hash == key)).first() is None:
+            conn.execute(vocabs.insert(), [{"vocab_hash": key, "tokens": json.dumps(vocab)}])
+
+    def _explanations(self, conn: Connection, sae_id: str) -> dict[int, str]:
+        return dict(conn.execute(select(features.c.feature, features.c.explanation).where(
+            features.c.sae_id == sae_id, features.c.explanation.is_not(None))).all())
+
+    def _delete_rows(self, conn: Connection, sae_id: str) -> None:
+        for table in (search_docs, examples, scores, features, saes):
+            conn.execute(table.delete().where(table.c.sae_id == sae_id))
+        # A vocabulary no SAE uses any more goes too.
+        conn.execute(vocabs.delete().where(vocabs.c.vocab_hash.not_in(
+            select(saes.c.vocab_hash).where(saes.c.vocab_hash.is_not(None)))))
+
+    def _matching_docs(self, text: str, sae_id: str | None) -> Any:
+        """search_docs rows containing `text`: through the trigram index of each backend."""
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = select(search_docs.c.sae_id, search_docs.c.feature, search_docs.c.field)
+        if self.backend == "postgresql":
+            query = query.where(search_docs.c.text.ilike(pattern, escape="\\"))
+        elif len(text) >= 3:  # FTS5's trigram index needs three characters
+            phrase = '"' + text.replace('"', '""') + '"'
+            query = query.where(search_docs.c.id.in_(
+                select(literal_column("rowid")).select_from(text_clause("search_fts"))
+                .where(text_clause("search_fts MATCH :phrase").bindparams(bindparam("phrase", phrase)))))
+        else:
+            query = query.where(search_docs.c.text.ilike(pattern, escape="\\"))
+        if sae_id is not None:
+            query = query.where(search_docs.c.sae_id == sae_id)
+        return query
+
+    def _search_results(self, conn: Connection, keys: list[tuple[str, int, str]], text: str) -> list[dict[str, Any]]:
+        if not keys:
+            return []
+        docs = dict(((r.sae_id, r.feature, r.field), r.text) for r in conn.execute(
+            select(search_docs.c.sae_id, search_docs.c.feature, search_docs.c.field, search_docs.c.text)
+            .where(tuple_(search_docs.c.sae_id, search_docs.c.feature, search_docs.c.field).in_(keys))))
+        stats = {(r.sae_id, r.feature): r for r in conn.execute(
+            select(features.c.sae_id, features.c.feature, features.c.density, features.c.max_act,
+                   features.c.explanation)
+            .where(tuple_(features.c.sae_id, features.c.feature).in_([k[:2] for k in keys])))}
+        results = []
+        for sae_id, feature, field in keys:
+            row = stats[(sae_id, feature)]
+            results.append({"sae_id": sae_id, "feature": feature, "field": field,
+                            "snippet": _snippet(docs[(sae_id, feature, field)], text),
+                            "density": row.density, "max_act": row.max_act,
+                            "explanation": row.explanation})
+        return results
+
+
+def _feature_query(sae_id: str, sort_by: str, ranges: dict[str, tuple[float | None, float | None]]) -> tuple[Any, Any]:
+    """The filtered feature list, and the column it sorts by (a score joins its rows in)."""
+    columns = [features.c.feature, features.c.density, features.c.max_act, features.c.mean_act,
+               features.c.explanation]
+    query = select(*columns).where(features.c.sae_id == sae_id)
+    score_columns: dict[str, Any] = {}
+    for name in dict.fromkeys([sort_by, *ranges]):
+        if name in ("feature", *rows.SORT_COLUMNS):
+            continue
+        alias = scores.alias(f"score_{len(score_columns)}")
+        query = query.join(alias, and_(alias.c.sae_id == features.c.sae_id, alias.c.feature == features.c.feature,
+                                       alias.c.name == name))
+        score_columns[name] = alias.c.value
+    for name, (low, high) in ranges.items():
+        column = score_columns[name] if name in score_columns else features.c[name]
+        if low is not None:
+            query = query.where(column >= low)
+        if high is not None:
+            query = query.where(column <= high)
+    sort_column = score_columns[sort_by] if sort_by in score_columns else features.c[sort_by]
+    if sort_by in score_columns:
+        query = query.add_columns(sort_column.label("sort_value"))
+    return query, sort_column
+
+
+def _snippet(text: str, query: str, width: int = 60) -> str:
+    """The line of `text` where `query` first occurs, cut to about `width` characters around it."""
+    at = text.lower().find(query.lower())
+    if at < 0:
+        return text[:width]
+    start = text.rfind("\n", 0, at) + 1
+    end = text.find("\n", at)
+    end = len(text) if end < 0 else end
+    left = max(start, at - width // 2)
+    right = min(end, at + len(query) + width // 2)
+    return ("…" if left > start else "") + text[left:right] + ("…" if right < end else "")
+
+
+def _sae_brief(row: Any) -> dict[str, Any]:
+    info = json.loads(row.info)
+    return {"sae_id": row.sae_id, "d_sae": row.d_sae, "d_in": row.d_in, "n_tokens": row.n_tokens,
+            "model": info.get("model"), "hook_point": info.get("hook_point"),
+            "architecture": info.get("architecture"), "written_at": row.written_at}
+
+
+class _Progress:
+    def __init__(self, total: int, on_progress: ProgressFn | None) -> None:
+        self.done, self.total, self.on_progress = 0, total, on_progress
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self.on_progress is not None:
+            self.on_progress(self.done, self.total)
+
+
+def _insert_batches(conn: Connection, table: Any, row_iter: Iterable[dict[str, Any]], progress: _Progress) -> None:
+    batch: list[dict[str, Any]] = []
+    for row in row_iter:
+        batch.append(row)
+        if len(batch) == INSERT_BATCH:
+            conn.execute(table.insert(), batch)
+            progress.advance(len(batch))
+            batch = []
+    if batch:
+        conn.execute(table.insert(), batch)
+        progress.advance(len(batch))

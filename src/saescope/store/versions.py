@@ -1,0 +1,88 @@
+"""Schema versions: create a new store, check an existing one, migrate an older one.
+
+The version lives in the `meta` table. Every migration runs in one transaction, so an
+interrupted migration leaves the store at its old version, still readable and migratable.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import Connection, inspect, select
+
+from saescope.errors import SaescopeError
+from saescope.store import rows, schema
+
+EMPTY_TABLES = {"sqlite_sequence"}
+
+
+def stored_version(conn: Connection) -> int | None:
+    """The store's schema version; None for an empty database."""
+    names = set(inspect(conn).get_table_names()) - EMPTY_TABLES
+    if not names:
+        return None
+    if "meta" not in names:
+        raise NotAStore(f"holds tables ({', '.join(sorted(names)[:5])}) but no saescope `meta` table")
+    value = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).scalar()
+    if value is None:
+        raise NotAStore("has a `meta` table without a schema_version")
+    return int(value)
+
+
+class NotAStore(Exception):
+    """The database is not a saescope feature store (the caller names it in the message)."""
+
+
+def create(conn: Connection) -> None:
+    schema.metadata.create_all(conn)
+    create_search_index(conn)
+    conn.execute(schema.meta.insert(), [{"key": "schema_version", "value": str(schema.SCHEMA_VERSION)}])
+
+
+def create_search_index(conn: Connection) -> None:
+    ddl = schema.SQLITE_SEARCH_DDL if conn.dialect.name == "sqlite" else schema.POSTGRES_SEARCH_DDL
+    for statement in ddl:
+        conn.exec_driver_sql(statement)
+
+
+def upgrade(conn: Connection, version: int, where: str) -> None:
+    """Bring a store at `version` to the current schema, or say why it cannot be."""
+    if version > schema.SCHEMA_VERSION:
+        raise SaescopeError(
+            f"the feature store {where} has schema version {version}, newer than this saescope's "
+            f"({schema.SCHEMA_VERSION}); upgrade saescope to read it.")
+    if version not in MIGRATIONS and version != schema.SCHEMA_VERSION:
+        raise SaescopeError(
+            f"the feature store {where} has schema version {version}, which this saescope "
+            f"(schema {schema.SCHEMA_VERSION}) cannot migrate; write the analysis to a new store.")
+    while version < schema.SCHEMA_VERSION:
+        MIGRATIONS[version](conn)
+        version += 1
+        conn.execute(schema.meta.update().where(schema.meta.c.key == "schema_version")
+                     .values(value=str(version)))
+
+
+def _v1_to_v2(conn: Connection) -> None:
+    """v2 adds search: build search_docs from the stored top examples and explanations."""
+    schema.search_docs.create(conn)
+    create_search_index(conn)
+    for sae in conn.execute(select(schema.saes.c.sae_id, schema.saes.c.vocab_hash)).all():
+        vocab = None
+        if sae.vocab_hash is not None:
+            vocab = json.loads(conn.execute(select(schema.vocabs.c.tokens).where(
+                schema.vocabs.c.vocab_hash == sae.vocab_hash)).scalar_one())
+        explanations = dict(conn.execute(
+            select(schema.features.c.feature, schema.features.c.explanation).where(
+                schema.features.c.sae_id == sae.sae_id, schema.features.c.explanation.is_not(None))).all())
+        top = rows.top_examples_by_feature(rows.example_from_row(row) for row in conn.execute(
+            select(schema.examples).where(schema.examples.c.sae_id == sae.sae_id,
+                                          schema.examples.c.kind == "top")))
+        docs = []
+        for feature in sorted(set(top) | set(explanations)):
+            docs += rows.search_docs(sae.sae_id, feature, top.get(feature, []),
+                                     explanations.get(feature), vocab)
+        if docs:
+            conn.execute(schema.search_docs.insert(), docs)
+
+
+MIGRATIONS = {1: _v1_to_v2}
