@@ -24,3 +24,17 @@ def smollm2_tokenizer():
     from saescope.models import load_tokenizer
 
     return load_tokenizer("smollm2")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server on 127.0.0.1 for the session (tests/postgres_server.py);
+    fails, never skips, when the binaries are missing: run scripts/setup.sh."""
+    from postgres_server import start_server
+
+    try:
+        server = start_server()
+    except RuntimeError as err:
+        pytest.fail(str(err), pytrace=False)
+    yield server
+    server.stop()

@@ -16,6 +16,7 @@ STAGE_MODULES = [
     "saescope.activations.cli",
     "saescope.train.cli",
     "saescope.evals.cli",
+    "saescope.store.cli",
     "saescope.demo",
 ]
 

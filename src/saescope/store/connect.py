@@ -16,6 +16,7 @@ from saescope.errors import SaescopeError
 
 CONNECT_TIMEOUT_S = 5
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+STORE_FILE = "features.db"  # a run directory's store: runs/<name>/features.db
 
 
 def is_url(path_or_url: str | Path) -> bool:
@@ -23,9 +24,11 @@ def is_url(path_or_url: str | Path) -> bool:
 
 
 def store_url(path_or_url: str | Path) -> URL:
-    """The SQLAlchemy URL for a path or URL; PostgreSQL URLs get the psycopg 3 driver."""
+    """The SQLAlchemy URL for a path (a run directory means its features.db) or URL;
+    PostgreSQL URLs get the psycopg 3 driver."""
     if not is_url(path_or_url):
-        return URL.create("sqlite", database=str(Path(path_or_url).expanduser().resolve()))
+        path = Path(path_or_url).expanduser().resolve()
+        return URL.create("sqlite", database=str(path / STORE_FILE if path.is_dir() else path))
     try:
         url = make_url(str(path_or_url))
     except ArgumentError as err:

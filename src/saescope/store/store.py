@@ -8,7 +8,7 @@ that SAE (and everything else) as it was, readable by everyone meanwhile.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -149,8 +149,7 @@ class FeatureStore:
         """Everything an SAE's overview shows: info, corpus, evals and the density histogram."""
         with self.engine.connect() as conn:
             sae = self._sae(conn, sae_id)
-            densities = np.array(conn.execute(select(features.c.density).where(
-                features.c.sae_id == sae_id)).scalars().all(), dtype=np.float64)
+            densities = self._densities(conn, sae)
             n_explained = conn.execute(select(func.count()).where(
                 features.c.sae_id == sae_id, features.c.explanation.is_not(None))).scalar_one()
         return {
@@ -168,16 +167,20 @@ class FeatureStore:
         """One feature page: statistics, tables, histograms and every example, tokens as text."""
         with self.engine.connect() as conn:
             sae = self._sae(conn, sae_id)
-            row = conn.execute(select(features).where(
-                features.c.sae_id == sae_id, features.c.feature == feature)).first()
-            if row is None:
+            found = self._pages(conn, sae, [feature])
+            if not found:
                 raise self._no_feature(conn, sae_id, feature)
-            example_rows = conn.execute(select(examples).where(
-                examples.c.sae_id == sae_id, examples.c.feature == feature)).all()
-            feature_scores = dict(conn.execute(select(scores.c.name, scores.c.value).where(
-                scores.c.sae_id == sae_id, scores.c.feature == feature)).all())
-            vocab = self._vocab(conn, sae.vocab_hash)
-        return pages.feature_page(sae, row, example_rows, feature_scores, vocab)
+        return found[0]
+
+    def iter_features(self, sae_id: str, feature_ids: list[int] | None = None,
+                      chunk: int = 256) -> Iterator[dict[str, Any]]:
+        """Feature pages of many features (default: all, in id order), read `chunk` at a time."""
+        if feature_ids is None:
+            feature_ids = self.feature_ids(sae_id)
+        for start in range(0, len(feature_ids), chunk):
+            with self.engine.connect() as conn:
+                sae = self._sae(conn, sae_id)
+                yield from self._pages(conn, sae, feature_ids[start:start + chunk])
 
     def features(
         self,
@@ -263,6 +266,11 @@ class FeatureStore:
             evals=json.loads(sae.evals), vocab=list(vocab) if vocab is not None else None,
         )
 
+    def densities(self, sae_id: str) -> np.ndarray:
+        """[d_sae] every feature's density, indexed by feature id."""
+        with self.engine.connect() as conn:
+            return self._densities(conn, self._sae(conn, sae_id))
+
     def feature_ids(self, sae_id: str) -> list[int]:
         with self.engine.connect() as conn:
             self._sae(conn, sae_id)
@@ -279,9 +287,34 @@ class FeatureStore:
                                 f"{', '.join(held) if held else 'none yet'}.")
         return row
 
+    def _densities(self, conn: Connection, sae: Any) -> np.ndarray:
+        density = np.zeros(sae.d_sae)
+        for f, value in conn.execute(select(features.c.feature, features.c.density).where(
+                features.c.sae_id == sae.sae_id)):
+            density[f] = value
+        return density
+
     def _no_feature(self, conn: Connection, sae_id: str, feature: int) -> SaescopeError:
         d_sae = conn.execute(select(saes.c.d_sae).where(saes.c.sae_id == sae_id)).scalar_one()
         return SaescopeError(f"feature: got {feature!r}; SAE {sae_id!r} has features 0..{d_sae - 1}.")
+
+    def _pages(self, conn: Connection, sae: Any, feature_ids: list[int]) -> list[dict[str, Any]]:
+        """Feature pages of some features of one SAE: three indexed queries in all."""
+        sae_id = sae.sae_id
+        feature_rows = conn.execute(select(features).where(
+            features.c.sae_id == sae_id, features.c.feature.in_(feature_ids))).all()
+        example_rows: dict[int, list[Any]] = {}
+        for row in conn.execute(select(examples).where(
+                examples.c.sae_id == sae_id, examples.c.feature.in_(feature_ids))):
+            example_rows.setdefault(row.feature, []).append(row)
+        feature_scores: dict[int, dict[str, float]] = {}
+        for row in conn.execute(select(scores.c.feature, scores.c.name, scores.c.value).where(
+                scores.c.sae_id == sae_id, scores.c.feature.in_(feature_ids))):
+            feature_scores.setdefault(row.feature, {})[row.name] = row.value
+        vocab = self._vocab(conn, sae.vocab_hash)
+        by_id = {row.feature: row for row in feature_rows}
+        return [pages.feature_page(sae, by_id[f], example_rows.get(f, []), feature_scores.get(f, {}), vocab)
+                for f in feature_ids if f in by_id]
 
     def _vocab(self, conn: Connection, vocab_hash: str | None) -> list[str] | None:
         if vocab_hash is None:
