@@ -8,6 +8,7 @@ numbers, and the dtype survives, so float32 values come back bit for bit.
 from __future__ import annotations
 
 import json
+import math
 import struct
 
 import numpy as np
@@ -31,7 +32,7 @@ def unpack_arrays(blob: bytes) -> dict[str, np.ndarray]:
     arrays = {}
     for name, dtype, shape in json.loads(blob[4:offset]):
         dtype = np.dtype(dtype)
-        count = int(np.prod(shape)) if shape else 1
+        count = math.prod(shape)
         arrays[name] = np.frombuffer(blob, dtype, count, offset).reshape(shape)
         offset += count * dtype.itemsize
     return arrays

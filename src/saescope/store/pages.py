@@ -15,15 +15,23 @@ from saescope.store.arrays import unpack_arrays
 from saescope.store.rows import token_text
 
 
-def tokens_of(vocab: list[str] | None, ids: Any) -> Any:
-    """Texts of token ids, keeping the nesting of `ids` ([window] or [window][n])."""
-    if isinstance(ids, list):
-        return [tokens_of(vocab, i) for i in ids]
-    return token_text(vocab, int(ids))
+class TokenTexts:
+    """Token id -> text for whole arrays at once (a numpy lookup: a page has thousands)."""
+
+    def __init__(self, vocab: list[str] | None) -> None:
+        self.vocab = vocab
+        self.table = np.array(vocab, dtype=object) if vocab is not None else None
+
+    def __call__(self, ids: np.ndarray) -> list[Any]:
+        """Texts of `ids`, keeping their shape ([window] or [window][n]) as nested lists."""
+        ids = np.asarray(ids)
+        if self.table is not None and (ids.size == 0 or (ids.min() >= 0 and ids.max() < len(self.table))):
+            return self.table[ids].tolist()
+        return np.vectorize(lambda i: token_text(self.vocab, int(i)), otypes=[object])(ids).tolist()
 
 
 def feature_page(sae: Any, row: Any, example_rows: list[Any], scores: dict[str, float],
-                 vocab: list[str] | None) -> dict[str, Any]:
+                 vocab: TokenTexts) -> dict[str, Any]:
     arrays = unpack_arrays(row.data)
     examples: dict[str, list[dict[str, Any]]] = {kind: [] for kind in EXAMPLE_KINDS}
     for ex in example_rows:
@@ -58,25 +66,25 @@ def feature_page(sae: Any, row: Any, example_rows: list[Any], scores: dict[str, 
     }
 
 
-def example_dict(row: Any, vocab: list[str] | None) -> dict[str, Any]:
-    arrays = {name: array.tolist() for name, array in unpack_arrays(row.data).items()}
+def example_dict(row: Any, vocab: TokenTexts) -> dict[str, Any]:
+    arrays = unpack_arrays(row.data)
+    lists = {name: array.tolist() for name, array in arrays.items()}
     out = {
         "rank": row.rank, "interval": row.interval, "center": row.center, "max_act": row.max_act,
         "context_index": row.context_index, "position": row.position,
-        "token_ids": arrays["token_ids"], "tokens": tokens_of(vocab, arrays["token_ids"]),
-        "acts": arrays["acts"], "loss_effects": arrays.get("loss_effects"),
+        "token_ids": lists["token_ids"], "tokens": vocab(arrays["token_ids"]),
+        "acts": lists["acts"], "loss_effects": lists.get("loss_effects"),
     }
     for side in ("top_boosted", "top_suppressed"):
-        ids = arrays.get(side)
-        out[side] = ids
-        out[f"{side}_tokens"] = tokens_of(vocab, ids) if ids is not None else None
-        out[f"{side}_values"] = arrays.get(f"{side}_values")
+        out[side] = lists.get(side)
+        out[f"{side}_tokens"] = vocab(arrays[side]) if side in arrays else None
+        out[f"{side}_values"] = lists.get(f"{side}_values")
     return out
 
 
-def _logit_table(ids: np.ndarray, values: np.ndarray, vocab: list[str] | None) -> list[dict[str, Any]]:
-    return [{"token_id": i, "token": token_text(vocab, i), "value": v}
-            for i, v in zip(ids.tolist(), values.tolist(), strict=True)]
+def _logit_table(ids: np.ndarray, values: np.ndarray, vocab: TokenTexts) -> list[dict[str, Any]]:
+    return [{"token_id": i, "token": t, "value": v}
+            for i, t, v in zip(ids.tolist(), vocab(ids), values.tolist(), strict=True)]
 
 
 def _pairs(ids: np.ndarray, values: np.ndarray, id_name: str, value_name: str) -> list[dict[str, Any]]:

@@ -42,6 +42,16 @@ from saescope.store.schema import (
 )
 
 INSERT_BATCH = 1000
+
+# The feature page's statements, built once: constructing SQLAlchemy expressions costs
+# more than running these indexed lookups.
+_SAE_ROW = select(saes).where(saes.c.sae_id == bindparam("sae_id"))
+_FEATURE_ROWS = select(features).where(
+    features.c.sae_id == bindparam("sae_id"), features.c.feature.in_(bindparam("ids", expanding=True)))
+_EXAMPLE_ROWS = select(examples).where(
+    examples.c.sae_id == bindparam("sae_id"), examples.c.feature.in_(bindparam("ids", expanding=True)))
+_SCORE_ROWS = select(scores.c.feature, scores.c.name, scores.c.value).where(
+    scores.c.sae_id == bindparam("sae_id"), scores.c.feature.in_(bindparam("ids", expanding=True)))
 ProgressFn = Callable[[int, int], None]
 
 
@@ -79,7 +89,7 @@ class FeatureStore:
     def __init__(self, engine: Engine, where: str) -> None:
         self.engine = engine
         self.where = where  # the file or the URL without password, for messages
-        self._vocabs: dict[str, list[str]] = {}
+        self._vocabs: dict[str | None, pages.TokenTexts] = {None: pages.TokenTexts(None)}
 
     @property
     def backend(self) -> str:
@@ -117,6 +127,16 @@ class FeatureStore:
             _insert_batches(conn, scores, score_rows, progress)
             _insert_batches(conn, examples, (rows.example_row(sae_id, ex) for ex in analysis.examples), progress)
             _insert_batches(conn, search_docs, docs, progress)
+        self._refresh_statistics()
+
+    def _refresh_statistics(self) -> None:
+        """Let the query planner see the new rows: with stale statistics PostgreSQL picks
+        the sae_id index over the trigram index and search gets 10x slower."""
+        with self.engine.begin() as conn:
+            if self.backend == "postgresql":
+                conn.exec_driver_sql("ANALYZE features, scores, examples, search_docs")
+            else:
+                conn.exec_driver_sql("PRAGMA optimize")
 
     def delete_sae(self, sae_id: str) -> None:
         with self.engine.begin() as conn:
@@ -263,7 +283,7 @@ class FeatureStore:
             corpus=json.loads(sae.corpus),
             features=rows.tables_from_rows(feature_rows, json.loads(sae.quantile_levels), stored_scores),
             examples=[rows.example_from_row(r) for r in example_rows],
-            evals=json.loads(sae.evals), vocab=list(vocab) if vocab is not None else None,
+            evals=json.loads(sae.evals), vocab=None if vocab.vocab is None else list(vocab.vocab),
         )
 
     def densities(self, sae_id: str) -> np.ndarray:
@@ -280,7 +300,7 @@ class FeatureStore:
     # --- helpers -------------------------------------------------------------------------
 
     def _sae(self, conn: Connection, sae_id: str) -> Any:
-        row = conn.execute(select(saes).where(saes.c.sae_id == sae_id)).first()
+        row = conn.execute(_SAE_ROW, {"sae_id": sae_id}).first()
         if row is None:
             held = conn.execute(select(saes.c.sae_id).order_by(saes.c.sae_id).limit(20)).scalars().all()
             raise SaescopeError(f"the feature store {self.where} has no SAE {sae_id!r}; it holds: "
@@ -300,28 +320,24 @@ class FeatureStore:
 
     def _pages(self, conn: Connection, sae: Any, feature_ids: list[int]) -> list[dict[str, Any]]:
         """Feature pages of some features of one SAE: three indexed queries in all."""
-        sae_id = sae.sae_id
-        feature_rows = conn.execute(select(features).where(
-            features.c.sae_id == sae_id, features.c.feature.in_(feature_ids))).all()
+        params = {"sae_id": sae.sae_id, "ids": feature_ids}
+        feature_rows = conn.execute(_FEATURE_ROWS, params).all()
         example_rows: dict[int, list[Any]] = {}
-        for row in conn.execute(select(examples).where(
-                examples.c.sae_id == sae_id, examples.c.feature.in_(feature_ids))):
+        for row in conn.execute(_EXAMPLE_ROWS, params):
             example_rows.setdefault(row.feature, []).append(row)
         feature_scores: dict[int, dict[str, float]] = {}
-        for row in conn.execute(select(scores.c.feature, scores.c.name, scores.c.value).where(
-                scores.c.sae_id == sae_id, scores.c.feature.in_(feature_ids))):
+        for row in conn.execute(_SCORE_ROWS, params):
             feature_scores.setdefault(row.feature, {})[row.name] = row.value
         vocab = self._vocab(conn, sae.vocab_hash)
         by_id = {row.feature: row for row in feature_rows}
         return [pages.feature_page(sae, by_id[f], example_rows.get(f, []), feature_scores.get(f, {}), vocab)
                 for f in feature_ids if f in by_id]
 
-    def _vocab(self, conn: Connection, vocab_hash: str | None) -> list[str] | None:
-        if vocab_hash is None:
-            return None
+    def _vocab(self, conn: Connection, vocab_hash: str | None) -> pages.TokenTexts:
+        """The SAE's vocabulary, read once per store object (a viewer keeps its store open)."""
         if vocab_hash not in self._vocabs:
             tokens = conn.execute(select(vocabs.c.tokens).where(vocabs.c.vocab_hash == vocab_hash)).scalar_one()
-            self._vocabs[vocab_hash] = json.loads(tokens)
+            self._vocabs[vocab_hash] = pages.TokenTexts(json.loads(tokens))
         return self._vocabs[vocab_hash]
 
     def _insert_vocab(self, conn: Connection, vocab: list[str]) -> None:
@@ -345,7 +361,7 @@ class FeatureStore:
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = select(search_docs.c.sae_id, search_docs.c.feature, search_docs.c.field)
         if self.backend == "postgresql":
-            query = query.where(search_docs.c.text.ilike(pattern, escape="\\"))
+            query = query.where(literal_column("search_docs.folded").like(func.lower(pattern), escape="\\"))
         elif len(text) >= 3:  # FTS5's trigram index needs three characters
             phrase = '"' + text.replace('"', '""') + '"'
             query = query.where(search_docs.c.id.in_(
