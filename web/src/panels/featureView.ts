@@ -1,0 +1,27 @@
+// A feature's panels, in the order and selection the layout names.
+
+import { h } from "../lib/dom";
+import type { PanelContext } from "./context";
+import { quantileGroupsPanel, topContextsPanel } from "./contexts";
+import { featureTablePanel } from "./featureTable";
+import { actHistPanel, logitHistPanel } from "./histograms";
+import { logitTablesPanel } from "./logitTables";
+import type { FeatureData, PanelName } from "./types";
+
+const PANELS: Record<PanelName, (ctx: PanelContext, feature: FeatureData) => HTMLElement> = {
+  table: featureTablePanel,
+  act_hist: (_ctx, feature) => actHistPanel(feature),
+  logit_hist: (_ctx, feature) => logitHistPanel(feature),
+  logits: logitTablesPanel,
+  top: topContextsPanel,
+  quantiles: quantileGroupsPanel,
+};
+
+export function featureView(ctx: PanelContext, feature: FeatureData): HTMLElement {
+  return h(
+    "article",
+    { class: "sc-feature", "data-feature": feature.id },
+    h("h2", {}, `Feature #${feature.id}`, h("span", { class: "sc-sub" }, ` · ${ctx.sae.sae_id}`)),
+    h("div", { class: "sc-panels" }, ctx.layout.panels.map((name) => PANELS[name](ctx, feature))),
+  );
+}
