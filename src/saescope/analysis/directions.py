@@ -1,0 +1,86 @@
+"""What each feature's decoder direction does, from the weights alone: logit effects through the
+unembedding (final-norm weight folded in), nearest features by decoder cosine, aligned neurons."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from saescope.models import HookedModel
+from saescope.models.architectures import get_module
+from saescope.models.hooked import parse_hook
+from saescope.sae import SAE
+
+
+def output_hook(sae: SAE) -> str:
+    """Where the SAE's decoder writes: the hook point itself, or a transcoder's output hook."""
+    return getattr(sae.cfg, "hook_name_out", None) or sae.cfg.hook_name
+
+
+def residual_directions(model: HookedModel, sae: SAE) -> torch.Tensor:
+    """[d_sae, d_model]: what one unit of each feature adds to the residual stream.
+
+    For an SAE on MLP neurons (mlp.hook_post) that is W_dec[f] through the MLP's output
+    projection; for every other hook point the decoder row itself."""
+    W_dec = sae.W_dec.detach().to(model.dtype)
+    layer, kind = parse_hook(output_hook(sae)) or (None, None)
+    if kind == "mlp.hook_post":
+        down = get_module(model.blocks[layer], model.arch.down_proj)
+        weight = down.weight if isinstance(down, torch.nn.Linear) else down.weight.T  # -> [d_model, d_mlp]
+        return W_dec @ weight.detach().T
+    return W_dec
+
+
+@torch.no_grad()
+def logit_tables(model: HookedModel, directions: torch.Tensor, n_logits: int, n_bins: int,
+                 keep_budget_bytes: int, chunk: int = 256) -> tuple[dict[str, np.ndarray], torch.Tensor | None]:
+    """Top / bottom tokens and histogram of each direction's logit effect.
+
+    Returns (tables, D) where D [d_sae, d_vocab] are the logit effects themselves when they fit
+    in keep_budget_bytes (the loss-effect pass reuses them), else None."""
+    d_sae = len(directions)
+    keep = d_sae * model.d_vocab * 4 <= keep_budget_bytes
+    kept = torch.empty(d_sae, model.d_vocab) if keep else None
+    out = {name: [] for name in ("top_ids", "top_values", "bottom_ids", "bottom_values", "hist", "range")}
+    for start in range(0, d_sae, chunk):
+        effects = model.direction_logits(directions[start : start + chunk]).float()  # [c, d_vocab]
+        if kept is not None:
+            kept[start : start + len(effects)] = effects
+        top = effects.topk(n_logits, dim=1)
+        bottom = effects.topk(n_logits, dim=1, largest=False)
+        lo, hi = effects.min(dim=1).values, effects.max(dim=1).values
+        width = (hi - lo).clamp_min(1e-12)
+        bins = ((effects - lo[:, None]) / width[:, None] * n_bins).long().clamp(0, n_bins - 1)
+        hist = torch.zeros(len(effects), n_bins, dtype=torch.int64).scatter_add_(1, bins, torch.ones_like(bins))
+        for name, value in (("top_ids", top.indices), ("top_values", top.values), ("bottom_ids", bottom.indices),
+                            ("bottom_values", bottom.values), ("hist", hist), ("range", torch.stack([lo, hi], 1))):
+            out[name].append(value)
+    tables = {name: torch.cat(parts).numpy() for name, parts in out.items()}
+    return tables, kept
+
+
+@torch.no_grad()
+def nearest_by_decoder(W_dec: torch.Tensor, n: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """ids [d_sae, n] and cosine similarities [d_sae, n] of the nearest other decoder rows."""
+    unit = W_dec.float() / W_dec.float().norm(dim=1, keepdim=True).clamp_min(1e-12)
+    d_sae = len(unit)
+    k = min(n, d_sae - 1)
+    ids = np.full((d_sae, n), -1, dtype=np.int64)
+    cos = np.zeros((d_sae, n), dtype=np.float32)
+    for start in range(0, d_sae, chunk):
+        sims = unit[start : start + chunk] @ unit.T
+        sims[torch.arange(len(sims)), torch.arange(start, start + len(sims))] = -torch.inf
+        best = sims.topk(k, dim=1)
+        ids[start : start + len(sims), :k] = best.indices.numpy()
+        cos[start : start + len(sims), :k] = best.values.numpy()
+    return ids, cos
+
+
+def aligned_neurons(sae: SAE, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """For an SAE on MLP neurons: the neurons with the largest |W_dec[f]| and their weights."""
+    kind = (parse_hook(output_hook(sae)) or (None, None))[1]
+    if kind != "mlp.hook_post":
+        return None
+    W_dec = sae.W_dec.detach().float()
+    top = W_dec.abs().topk(min(n, W_dec.shape[1]), dim=1).indices
+    return top.numpy(), W_dec.gather(1, top).numpy()

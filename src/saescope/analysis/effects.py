@@ -1,0 +1,105 @@
+"""A feature's effect on next-token log-probs: through the direct path, and by real ablation.
+
+Direct path: remove the feature's contribution c = alpha * u_f from the final residual r (the
+final norm's input) and recompute the final norm on r - c, exactly as the model does:
+
+    logits(r - c) = (sigma(r) * (logits(r) - beta) - alpha * D_f) / sigma(r - c) + beta
+
+where D_f = direction_logits(u_f) (norm weight and centring folded in), sigma the norm's
+data-dependent scale (RMS or standard deviation, with its epsilon) and beta = unembed(0) (the
+norm's and head's biases). This costs O(d_vocab) per position instead of a d_model x d_vocab
+matmul. It is checked against model.unembed(r - c) once; a model where it does not hold (a
+logit soft-cap, an unknown norm) gets model.unembed(r - c) for every row instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from saescope.models import HookedModel
+from saescope.sae import SAE, InputStats
+
+
+@dataclass
+class LogprobEffects:
+    """effects of a feature on log p at some positions: rows [n]."""
+
+    next_token: torch.Tensor  # [n] change in log p(actual next token) (0 where no next token)
+    boosted_ids: torch.Tensor  # [n, n_hover]
+    boosted_values: torch.Tensor  # [n, n_hover] > 0
+    suppressed_ids: torch.Tensor  # [n, n_hover]
+    suppressed_values: torch.Tensor  # [n, n_hover] < 0
+
+
+def logprob_effects(logits_with: torch.Tensor, logits_without: torch.Tensor, next_ids: torch.Tensor,
+                    n_hover: int) -> LogprobEffects:
+    """logits [n, d_vocab] with and without the feature, next_ids [n] (-1: none) -> effects on log p."""
+    delta = torch.log_softmax(logits_with.float(), -1) - torch.log_softmax(logits_without.float(), -1)
+    has_next = next_ids >= 0
+    on_next = delta.gather(1, next_ids.clamp_min(0)[:, None])[:, 0]
+    up = delta.topk(n_hover, dim=1)
+    down = delta.topk(n_hover, dim=1, largest=False)
+    return LogprobEffects(torch.where(has_next, on_next, 0.0), up.indices, up.values, down.indices, down.values)
+
+
+def contributions(sae: SAE, values: torch.Tensor, features: torch.Tensor, stats: InputStats | None) -> torch.Tensor:
+    """What features [n] at activations values [n] add to the SAE's output: [n, d_out], in the
+    hook's units (input normalisation undone with each token's statistics)."""
+    idx, zero = features[:, None], torch.zeros_like(values)[:, None]
+    return sae.decode_sparse(values[:, None], idx, stats) - sae.decode_sparse(zero, idx, stats)
+
+
+def rows_of_stats(stats: InputStats | None, rows: torch.Tensor, positions: torch.Tensor) -> InputStats | None:
+    """Per-token statistics [b, ctx, 1] -> those of the given (row, position) pairs: [n, 1]."""
+    if stats is None:
+        return None
+    pick = {name: getattr(stats, name) for name in ("scale", "shift", "std")}
+    return InputStats(**{k: None if v is None else v[rows, positions] for k, v in pick.items()})
+
+
+class DirectPath:
+    """Logits of final residuals with a feature's direct contribution removed."""
+
+    def __init__(self, model: HookedModel) -> None:
+        self.model = model
+        norm = getattr(model, "final_norm", None)
+        self.centres = isinstance(norm, nn.LayerNorm)
+        self.eps = _norm_eps(norm)
+        self.beta = model.unembed(torch.zeros(1, model.d_model, dtype=model.dtype, device=model.device))[0]
+        self.exact = self.eps is None or bool(getattr(model, "softcap", None))
+        self.checked = False
+
+    def sigma(self, x: torch.Tensor) -> torch.Tensor:
+        """The norm's data-dependent scale [n, 1]."""
+        if self.centres:
+            x = x - x.mean(dim=-1, keepdim=True)
+        return (x.pow(2).mean(dim=-1, keepdim=True) + self.eps).sqrt()
+
+    @torch.no_grad()
+    def logits_without(self, resid: torch.Tensor, logits: torch.Tensor, alpha: torch.Tensor,
+                       direction: torch.Tensor, direction_logits: torch.Tensor) -> torch.Tensor:
+        """resid [n, d_model], logits [n, d_vocab] = unembed(resid), alpha [n], direction [n, d_model]
+        (u_f), direction_logits [n, d_vocab] (D_f) -> unembed(resid - alpha * u_f) [n, d_vocab]."""
+        removed = resid - alpha[:, None] * direction
+        if self.exact:
+            return self.model.unembed(removed)
+        fast = (self.sigma(resid) * (logits - self.beta) - alpha[:, None] * direction_logits) / self.sigma(removed) + self.beta
+        if not self.checked:  # once: the identity holds for this model's norm, or use the slow path
+            slow = self.model.unembed(removed[:4])
+            self.exact = not torch.allclose(fast[:4], slow, atol=1e-3, rtol=1e-3)
+            self.checked = True
+            if self.exact:
+                return self.model.unembed(removed)
+        return fast
+
+
+def _norm_eps(norm: nn.Module | None) -> float | None:
+    """The epsilon of an RMSNorm / LayerNorm (None: an unknown kind of norm)."""
+    for name in ("variance_epsilon", "eps", "epsilon"):
+        value = getattr(norm, name, None)
+        if isinstance(value, float | int):
+            return float(value)
+    return None

@@ -1,0 +1,245 @@
+"""The second, short pass: token windows, activations and log-prob effects of the chosen examples.
+
+The streaming pass keeps only (activation, global token index) of each example: keeping
+windows of tokens and final residuals for every candidate that ever enters a top-k list would
+cost far more than re-running the few contexts that end up chosen. Here those contexts are
+read again from the corpus (tokenizing is ~300x faster than the model), run once (through
+every layer only where a top example needs the final residual, cut after the last token any
+window needs) and encoded, and every example of every feature in them is filled in.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from saescope.analysis.config import AnalysisConfig
+from saescope.analysis.effects import DirectPath, contributions, logprob_effects, rows_of_stats
+from saescope.analysis.results import Example
+from saescope.analysis.sketch import token_priority
+from saescope.corpus import iter_context_batches
+from saescope.models import HookedModel
+from saescope.sae import SAE
+
+ROW_CHUNK = 256  # loss-effect rows per vocabulary-sized computation (memory: ROW_CHUNK x d_vocab floats)
+
+
+@dataclass
+class Wanted:
+    """An example to fill in: where it is and what it is."""
+
+    feature: int
+    kind: str
+    rank: int
+    interval: int
+    token: int  # global token index = context index * context_length + position
+    value: float
+
+
+class ExampleBuilder:
+    def __init__(self, model: HookedModel, sae: SAE, cfg: AnalysisConfig, directions: torch.Tensor,
+                 direction_logits: torch.Tensor | None) -> None:
+        self.model, self.sae, self.cfg = model, sae, cfg
+        self.directions = directions  # [d_sae, d_model] residual-stream direction of each feature
+        self.direction_logits = direction_logits  # [d_sae, d_vocab] or None (computed per row)
+        self.direct = DirectPath(model)
+        self.final_hook = f"blocks.{model.n_layers - 1}.hook_resid_post"
+        self.ablate = set(cfg.ablate_features)
+
+    # --- which contexts -----------------------------------------------------------------
+
+    def window(self, position: int) -> tuple[int, int]:
+        before, after = self.cfg.window
+        return max(0, position - before), min(self.cfg.context_length, position + after + 1)
+
+    def inactive_pool(self, contexts: list[int]) -> list[int]:
+        """Global token indices, in priority order, where inactive examples are looked for."""
+        n_pool = max(32, 4 * self.cfg.n_inactive) if self.cfg.n_inactive else 0
+        if not n_pool or not contexts:
+            return []
+        C = self.cfg.context_length
+        first = 0 if self.cfg.include_bos or not self.cfg.corpus.prepend_bos else 1
+        tokens = (torch.tensor(contexts)[:, None] * C + torch.arange(first, C)).reshape(-1)
+        prio = token_priority(torch.full_like(tokens, -1), tokens, self.cfg.seed)
+        return tokens[torch.argsort(prio)[:n_pool]].tolist()
+
+    # --- the pass -------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def build(self, wanted: list[Wanted], progress: bool = True) -> list[Example]:
+        C = self.cfg.context_length
+        by_context: dict[int, list[int]] = defaultdict(list)
+        for i, w in enumerate(wanted):
+            by_context[w.token // C].append(i)
+        pool = self.inactive_pool(sorted(by_context))
+        pool_by_context: dict[int, list[int]] = defaultdict(list)
+        for j, token in enumerate(pool):
+            pool_by_context[token // C].append(j)
+        examples: list[Example | None] = [None] * len(wanted)
+        pool_windows: list[tuple[list[int], torch.Tensor, int, int] | None] = [None] * len(pool)
+        contexts = sorted(by_context)
+        plan = sorted(contexts, key=lambda c: (self._needs_final(wanted, by_context[c]), self._length(wanted, by_context[c], pool_by_context[c], pool)))
+        # every needed context read again in one go: token ids only, small next to the model
+        context_tokens = read_contexts(self.cfg, self.model.tokenizer, set(contexts)) if contexts else {}
+        for batch in _batches(plan, self.cfg.batch_size):
+            tokens = torch.stack([context_tokens[c] for c in batch])
+            self._run_batch(batch, tokens, wanted, by_context, pool, pool_by_context, examples, pool_windows)
+        result = [ex for ex in examples if ex is not None]
+        return result + self._inactive_examples(pool, pool_windows)
+
+    def _needs_final(self, wanted: list[Wanted], indices: list[int]) -> bool:
+        return any(wanted[i].kind == "top" for i in indices)
+
+    def _length(self, wanted: list[Wanted], indices: list[int], pool_indices: list[int], pool: list[int]) -> int:
+        C = self.cfg.context_length
+        ends = [self.window(wanted[i].token % C)[1] for i in indices] + [self.window(pool[j] % C)[1] for j in pool_indices]
+        # a top example's last position needs the next token's log-prob: one more position
+        return min(C, max(ends) + 1)
+
+    def _run_batch(self, batch: list[int], tokens: torch.Tensor, wanted: list[Wanted], by_context: dict[int, list[int]],
+                   pool: list[int], pool_by_context: dict[int, list[int]], examples: list[Example | None],
+                   pool_windows: list) -> None:
+        C = self.cfg.context_length
+        length = max(self._length(wanted, by_context[c], pool_by_context[c], pool) for c in batch)
+        needs_final = any(self._needs_final(wanted, by_context[c]) for c in batch)
+        hook = self.sae.cfg.hook_name
+        hooks = [hook, self.final_hook] if needs_final and hook != self.final_hook else [hook]
+        cache = self.model.run_with_cache(tokens[:, :length].to(self.model.device), hooks, stop_early=True)
+        feature_acts, stats = self.sae.encode_with_stats(cache[hook])  # [b, length, d_sae]
+        feature_acts = feature_acts.float()
+        top_rows: list[tuple[int, int, int, int]] = []  # (example index, row, window start, window end)
+        for row, c in enumerate(batch):
+            for i in by_context[c]:
+                w = wanted[i]
+                lo, hi = self.window(w.token % C)
+                examples[i] = Example(
+                    feature=w.feature, kind=w.kind, rank=w.rank, interval=w.interval,
+                    token_ids=tokens[row, lo:hi].tolist(), acts=feature_acts[row, lo:hi, w.feature].tolist(),
+                    center=w.token % C - lo, max_act=float(w.value), context_index=c, position=w.token % C,
+                )
+                if w.kind == "top":
+                    top_rows.append((i, row, lo, hi))
+            for j in pool_by_context[c]:
+                lo, hi = self.window(pool[j] % C)
+                pool_windows[j] = (tokens[row, lo:hi].tolist(), feature_acts[row, lo:hi].clone(), pool[j] % C - lo, c)
+        if top_rows:
+            final = cache[self.final_hook if needs_final else hook]
+            self._direct_effects(top_rows, tokens, final, feature_acts, stats, examples)
+            for i, row, lo, hi in top_rows:
+                if examples[i].feature in self.ablate:
+                    self._ablation_effects(examples[i], tokens[row, : min(C, hi + 1)], lo, hi)
+
+    def _direct_effects(self, top_rows: list[tuple[int, int, int, int]], tokens: torch.Tensor, final: torch.Tensor,
+                        feature_acts: torch.Tensor, stats, examples: list[Example | None]) -> None:
+        """Fill loss_effects and hover tokens of top examples (positions where the feature is active)."""
+        C, n_hover = self.cfg.context_length, self.cfg.n_hover
+        cells = []  # (example index, offset in window, row, position, feature)
+        for i, row, lo, hi in top_rows:
+            ex = examples[i]
+            n = hi - lo
+            ex.loss_effects = [0.0] * n
+            ex.top_boosted = [[-1] * n_hover for _ in range(n)]
+            ex.top_boosted_values = [[0.0] * n_hover for _ in range(n)]
+            ex.top_suppressed = [[-1] * n_hover for _ in range(n)]
+            ex.top_suppressed_values = [[0.0] * n_hover for _ in range(n)]
+            for offset, act in enumerate(ex.acts):
+                if act > 0:
+                    cells.append((i, offset, row, lo + offset, ex.feature))
+        cells.sort(key=lambda cell: (cell[2], cell[3]))  # same positions together: one unembed each
+        for start in range(0, len(cells), ROW_CHUNK):
+            chunk = cells[start : start + ROW_CHUNK]
+            rows = torch.tensor([cell[2] for cell in chunk])
+            positions = torch.tensor([cell[3] for cell in chunk])
+            features = torch.tensor([cell[4] for cell in chunk])
+            keys, inverse = torch.unique(rows * C + positions, return_inverse=True)
+            resid_unique = final[keys // C, keys % C]
+            logits = self.model.unembed(resid_unique)[inverse]  # [n, d_vocab]
+            resid = resid_unique[inverse]
+            values = feature_acts[rows, positions, features]
+            added = contributions(self.sae, values, features, rows_of_stats(stats, rows, positions))
+            alpha = self._alpha(added, features)
+            direction = self.directions[features]
+            d_logits = (self.direction_logits[features] if self.direction_logits is not None
+                        else self.model.direction_logits(direction).float())
+            without = self.direct.logits_without(resid, logits, alpha, direction, d_logits)
+            next_pos = positions + 1
+            next_ids = torch.where(next_pos < C, tokens[rows, next_pos.clamp_max(C - 1)], -1)
+            effects = logprob_effects(logits, without, next_ids, n_hover)
+            for n, (i, offset, *_rest) in enumerate(chunk):
+                _set_effects(examples[i], offset, effects, n)
+
+    def _alpha(self, added: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """Contributions [n, d_out] (parallel to W_dec[f]) -> their size alpha [n] along the
+        residual direction u_f (so that the contribution to the residual is alpha * u_f)."""
+        W_dec = self.sae.W_dec.detach()[features].to(added.dtype)
+        return (added * W_dec).sum(-1) / (W_dec * W_dec).sum(-1).clamp_min(1e-30)
+
+    def _ablation_effects(self, ex: Example, tokens: torch.Tensor, lo: int, hi: int) -> None:
+        """Real ablation: subtract the feature's contribution at the hook at every position and
+        run the rest of the model; effects at every window position."""
+        f, sae, hook = ex.feature, self.sae, self.sae.cfg.hook_name
+        tokens = tokens[None].to(self.model.device)
+
+        def remove_feature(x: torch.Tensor) -> torch.Tensor:
+            acts, stats = sae.encode_with_stats(x)
+            values = acts[..., f].reshape(-1)
+            features = torch.full_like(values, f, dtype=torch.long)
+            flat_stats = None if stats is None else type(stats)(
+                **{k: None if getattr(stats, k) is None else getattr(stats, k).reshape(-1, 1) for k in ("scale", "shift", "std")})
+            return x - contributions(sae, values, features, flat_stats).reshape(x.shape).to(x.dtype)
+
+        clean = self.model.forward(tokens)[0]
+        ablated = self.model.run_with_replacement(tokens, {hook: remove_feature})[0]
+        positions = torch.arange(lo, hi)
+        n_tok = tokens.shape[1]
+        next_ids = torch.where(positions + 1 < n_tok, tokens[0, (positions + 1).clamp_max(n_tok - 1)], -1)
+        effects = logprob_effects(clean[positions], ablated[positions], next_ids, self.cfg.n_hover)
+        for offset in range(hi - lo):
+            _set_effects(ex, offset, effects, offset)
+
+    def _inactive_examples(self, pool: list[int], pool_windows: list) -> list[Example]:
+        if not pool:
+            return []
+        centers = torch.stack([acts[center] for _, acts, center, _ in pool_windows])  # [pool, d_sae]
+        inactive = centers <= 0
+        rank = inactive.long().cumsum(0) - 1  # order among this feature's inactive pool tokens
+        picks = torch.nonzero(inactive & (rank < self.cfg.n_inactive))  # (pool index, feature)
+        out = []
+        for j, f in picks.tolist():
+            token_ids, acts, center, context = pool_windows[j]
+            out.append(Example(feature=f, kind="inactive", rank=int(rank[j, f]), interval=-1, token_ids=token_ids,
+                               acts=acts[:, f].tolist(), center=center, max_act=0.0, context_index=context,
+                               position=pool[j] % self.cfg.context_length))
+        return out
+
+
+def _set_effects(ex: Example, offset: int, effects, n: int) -> None:
+    ex.loss_effects[offset] = float(effects.next_token[n])
+    ex.top_boosted[offset] = effects.boosted_ids[n].tolist()
+    ex.top_boosted_values[offset] = effects.boosted_values[n].tolist()
+    ex.top_suppressed[offset] = effects.suppressed_ids[n].tolist()
+    ex.top_suppressed_values[offset] = effects.suppressed_values[n].tolist()
+
+
+def _batches(items: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def read_contexts(cfg: AnalysisConfig, tokenizer, contexts: set[int]) -> dict[int, torch.Tensor]:
+    """{context index: token ids [ctx]} for the given indices of cfg.corpus's context stream."""
+    found: dict[int, torch.Tensor] = {}
+    last = max(contexts)
+    index = 0
+    for batch in iter_context_batches(cfg.corpus, tokenizer, 256):
+        for row in batch:
+            if index in contexts:
+                found[index] = row.clone()
+            index += 1
+        if index > last:
+            break
+    return found
+
