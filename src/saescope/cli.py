@@ -17,6 +17,7 @@ STAGE_MODULES = [
     "saescope.train.cli",
     "saescope.evals.cli",
     "saescope.store.cli",
+    "saescope.dashboards.cli",
     "saescope.demo",
 ]
 
