@@ -174,3 +174,25 @@ def test_killed_writer_leaves_the_previous_version_intact(store_url, store):
         reopened.write_analysis(new)
         assert_same_analysis(reopened.load_analysis(new.sae_id), new)
         assert reopened.feature(new.sae_id, 3)["explanation"] == "Paris"
+
+
+def test_connection_lost_mid_write_is_one_clear_error(postgres_server):
+    """The server drops the writer's connection half-way (as a restart or a network cut
+    would): a SaescopeError, not a traceback, and the previous version stays."""
+    import psycopg
+
+    with psycopg.connect(postgres_server.url(), autocommit=True) as admin:
+        admin.execute("CREATE DATABASE dropped_writer")
+    url = postgres_server.url("dropped_writer")
+    old = make_analysis(seed=0)
+    with open_store(url) as store:
+        store.write_analysis(old)
+
+        def cut_connection(done: int, total: int) -> None:
+            with psycopg.connect(postgres_server.url(), autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = 'dropped_writer' AND state = 'idle in transaction'")
+
+        with pytest.raises(SaescopeError, match=r"writing SAE .* failed, and none of it was kept: .*terminat"):
+            store.write_analysis(make_analysis(seed=9), on_progress=cut_connection)
+        assert_same_analysis(store.load_analysis(old.sae_id), old)

@@ -75,13 +75,20 @@ def _sqlite_engine(url: URL) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # noqa: ANN001
-        connection.exec_driver_sql("BEGIN")
+        # Writers take the write lock up front (a concurrent writer then waits for it,
+        # instead of failing when its read snapshot goes stale); readers never block.
+        immediate = connection.get_execution_options().get("sqlite_immediate")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 
 
 def connection_error(url: URL, err: SQLAlchemyError) -> SaescopeError:
     """A one-paragraph error naming the store (no password) and the driver's reason."""
+    return SaescopeError(f"cannot open the feature store {shown(url)}: {error_reason(err)}")
+
+
+def error_reason(err: SQLAlchemyError) -> str:
+    """The database's own words, on one line (without SQLAlchemy's SQL dump)."""
     cause = str(getattr(err, "orig", None) or err).strip().splitlines()
-    reason = " ".join(line.strip() for line in cause if line.strip()) or type(err).__name__
-    return SaescopeError(f"cannot open the feature store {shown(url)}: {reason}")
+    return " ".join(line.strip() for line in cause if line.strip()) or type(err).__name__

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from saescope.analysis.results import SAEAnalysis
 from saescope.errors import ConfigError, SaescopeError
 from saescope.store import pages, rows, versions
-from saescope.store.connect import connection_error, make_engine, shown, store_url
+from saescope.store.connect import connection_error, error_reason, make_engine, shown, store_url
 from saescope.store.schema import (
     SEARCH_FIELDS,
     examples,
@@ -112,7 +113,7 @@ class FeatureStore:
         rows.check_analysis(analysis)
         sae_id, d_sae = analysis.sae_id, len(analysis.features.density)
         top = rows.top_examples_by_feature(analysis.examples)
-        with self.engine.begin() as conn:
+        with self._write(f"writing SAE {sae_id!r}", sae_id) as conn:
             explanations = {f: text for f, text in self._explanations(conn, sae_id).items() if f < d_sae}
             docs = []
             for f in sorted(set(top) | set(explanations)):
@@ -132,21 +133,21 @@ class FeatureStore:
     def _refresh_statistics(self) -> None:
         """Let the query planner see the new rows: with stale statistics PostgreSQL picks
         the sae_id index over the trigram index and search gets 10x slower."""
-        with self.engine.begin() as conn:
+        with self._write("refreshing planner statistics") as conn:
             if self.backend == "postgresql":
                 conn.exec_driver_sql("ANALYZE features, scores, examples, search_docs")
             else:
                 conn.exec_driver_sql("PRAGMA optimize")
 
     def delete_sae(self, sae_id: str) -> None:
-        with self.engine.begin() as conn:
+        with self._write(f"deleting SAE {sae_id!r}", sae_id) as conn:
             self._sae(conn, sae_id)
             self._delete_rows(conn, sae_id)
 
     def set_explanation(self, sae_id: str, feature: int, text: str | None) -> None:
         """Set (or with None / "" clear) a feature's explanation; search sees it at once."""
         text = text.strip() if text else None
-        with self.engine.begin() as conn:
+        with self._write(f"setting the explanation of feature {feature} of {sae_id!r}", sae_id) as conn:
             self._sae(conn, sae_id)
             where = and_(features.c.sae_id == sae_id, features.c.feature == feature)
             if conn.execute(features.update().where(where).values(explanation=text)).rowcount != 1:
@@ -161,13 +162,13 @@ class FeatureStore:
     # --- reading -------------------------------------------------------------------------
 
     def list_saes(self) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             result = conn.execute(select(saes).order_by(saes.c.sae_id)).all()
         return [_sae_brief(row) for row in result]
 
     def sae_summary(self, sae_id: str) -> dict[str, Any]:
         """Everything an SAE's overview shows: info, corpus, evals and the density histogram."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             sae = self._sae(conn, sae_id)
             densities = self._densities(conn, sae)
             n_explained = conn.execute(select(func.count()).where(
@@ -185,7 +186,7 @@ class FeatureStore:
 
     def feature(self, sae_id: str, feature: int) -> dict[str, Any]:
         """One feature page: statistics, tables, histograms and every example, tokens as text."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             sae = self._sae(conn, sae_id)
             found = self._pages(conn, sae, [feature])
             if not found:
@@ -198,7 +199,7 @@ class FeatureStore:
         if feature_ids is None:
             feature_ids = self.feature_ids(sae_id)
         for start in range(0, len(feature_ids), chunk):
-            with self.engine.connect() as conn:
+            with self._read() as conn:
                 sae = self._sae(conn, sae_id)
                 yield from self._pages(conn, sae, feature_ids[start:start + chunk])
 
@@ -222,7 +223,7 @@ class FeatureStore:
             ranges["density"] = (min_density, max_density)
         if offset < 0 or not 0 < limit <= 10_000:
             raise ConfigError("offset/limit", (offset, limit), "offset >= 0 and 0 < limit <= 10000")
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             sae = self._sae(conn, sae_id)
             score_names = json.loads(sae.score_names)
             accepted = ["feature", *rows.SORT_COLUMNS, *score_names]
@@ -248,7 +249,7 @@ class FeatureStore:
         text = text.strip()
         if not text:
             raise ConfigError("search text", text, "a non-empty string")
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             if sae_id is not None:
                 self._sae(conn, sae_id)
             hits = self._matching_docs(text, sae_id).subquery()
@@ -264,7 +265,7 @@ class FeatureStore:
 
     def load_analysis(self, sae_id: str) -> SAEAnalysis:
         """The stored analysis of an SAE, as the analysis pass handed it over."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             sae = self._sae(conn, sae_id)
             feature_rows = conn.execute(select(features).where(features.c.sae_id == sae_id)
                                         .order_by(features.c.feature)).all()
@@ -288,16 +289,39 @@ class FeatureStore:
 
     def densities(self, sae_id: str) -> np.ndarray:
         """[d_sae] every feature's density, indexed by feature id."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return self._densities(conn, self._sae(conn, sae_id))
 
     def feature_ids(self, sae_id: str) -> list[int]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             self._sae(conn, sae_id)
             return list(conn.execute(select(features.c.feature).where(
                 features.c.sae_id == sae_id).order_by(features.c.feature)).scalars())
 
     # --- helpers -------------------------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as err:
+            raise SaescopeError(f"reading the feature store {self.where} failed: {error_reason(err)}") from None
+
+    @contextmanager
+    def _write(self, what: str, sae_id: str | None = None) -> Iterator[Connection]:
+        """One write transaction; writers of the same SAE queue up behind each other
+        (SQLite: BEGIN IMMEDIATE; PostgreSQL: a transaction-scoped advisory lock)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(sqlite_immediate=True)
+                with conn.begin():
+                    if sae_id is not None and self.backend == "postgresql":
+                        conn.execute(text_clause("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": sae_id})
+                    yield conn
+        except SQLAlchemyError as err:
+            raise SaescopeError(f"{what} in the feature store {self.where} failed, and none of it was "
+                                f"kept: {error_reason(err)}") from None
 
     def _sae(self, conn: Connection, sae_id: str) -> Any:
         row = conn.execute(_SAE_ROW, {"sae_id": sae_id}).first()
