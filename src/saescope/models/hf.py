@@ -7,7 +7,8 @@ Replacing a hook returns fn(activation) from the same hook, so the rest of the f
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -206,6 +207,19 @@ class HFHookedModel(HookedModel):
         try:
             self._add_replacements(replacements, handles)
             return self.hf_model(input_ids=tokens, use_cache=False).logits
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    @contextmanager
+    def replacements_installed(self, replacements: dict[str, Replacement]) -> Iterator[None]:
+        """Inside the block, every forward of `hf_model` replaces these hooks' activations;
+        lets a caller drive the HF model itself (e.g. generation with a KV cache)."""
+        self.check_hooks(list(replacements))
+        handles: list[RemovableHandle] = []
+        try:
+            self._add_replacements(replacements, handles)
+            yield
         finally:
             for handle in handles:
                 handle.remove()
