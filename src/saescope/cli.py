@@ -16,8 +16,10 @@ STAGE_MODULES = [
     "saescope.activations.cli",
     "saescope.train.cli",
     "saescope.evals.cli",
+    "saescope.analysis.cli",
     "saescope.store.cli",
     "saescope.dashboards.cli",
+    "saescope.server.cli",
     "saescope.demo",
 ]
 

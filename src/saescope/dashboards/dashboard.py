@@ -71,6 +71,14 @@ def prompt_dashboard(store_or_run: StoreLike, sae_id: str | None, prompt: str, m
 
     model: a HookedModel or a load_model spec (default: the model the store names); sae: an
     SAE or a path (default: the SAE's recorded source, or the run directory's sae/)."""
+    return Dashboard(prompt_dashboard_data(store_or_run, sae_id, prompt, model, sae, position, n_rows, layout))
+
+
+def prompt_dashboard_data(store_or_run: StoreLike, sae_id: str | None, prompt: str, model: Any = None,
+                          sae: Any = None, position: int | None = None, n_rows: int = 10,
+                          layout: Layout | None = None) -> dict[str, Any]:
+    """What the prompt-centric dashboard's panels receive (DashboardData), without the HTML:
+    the web viewer's prompt page renders it."""
     layout = (layout or Layout()).validate()
     with opened_store(store_or_run) as store:
         sae_id = resolve_sae_id(store, sae_id)
@@ -86,7 +94,7 @@ def prompt_dashboard(store_or_run: StoreLike, sae_id: str | None, prompt: str, m
     vocab = VocabTable()
     prompt_data = _prompt_data(run, rankings, position, vocab)
     short = prompt if len(prompt) <= 60 else prompt[:57] + "…"
-    return Dashboard(dashboard_data(f"Prompt: {short}", summary, pages, layout, vocab, prompt_data))
+    return dashboard_data(f"Prompt: {short}", summary, pages, layout, vocab, prompt_data)
 
 
 def write_prompt_dashboard(store_or_run: StoreLike, sae_id: str | None, prompt: str, out_path: str | Path,

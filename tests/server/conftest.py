@@ -1,0 +1,52 @@
+"""Viewer fixtures: one real run (SAE + analysis + store) per session, and the app on it with
+the real SmolLM2 loaded for the live endpoints."""
+
+from __future__ import annotations
+
+import pytest
+from viewer_run import build_run
+
+
+@pytest.fixture(scope="session")
+def viewer_run_dir(smollm2, tmp_path_factory):
+    return build_run(smollm2, tmp_path_factory.mktemp("viewer") / "run")
+
+
+@pytest.fixture(scope="session")
+def app(viewer_run_dir, smollm2):
+    from saescope.server import create_app
+
+    return create_app(viewer_run_dir, model=smollm2)
+
+
+@pytest.fixture(scope="session")
+def client(app):
+    from fastapi.testclient import TestClient
+
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def live_server(app):
+    """The app under a real uvicorn server on 127.0.0.1 (a free port), for the session."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the viewer did not start within 30 s")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
