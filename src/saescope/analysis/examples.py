@@ -110,6 +110,8 @@ class ExampleBuilder:
         cache = self.model.run_with_cache(tokens[:, :length].to(self.model.device), hooks, stop_early=True)
         feature_acts, stats = self.sae.encode_with_stats(cache[hook])  # [b, length, d_sae]
         feature_acts = feature_acts.float()
+        if not self.cfg.include_bos and self.cfg.corpus.prepend_bos:
+            feature_acts[:, 0] = 0  # BOS is not analysed: shown inactive, as in the tables
         top_rows: list[tuple[int, int, int, int]] = []  # (example index, row, window start, window end)
         for row, c in enumerate(batch):
             for i in by_context[c]:

@@ -84,7 +84,7 @@ def stream_pass(model: HookedModel, sae: SAE, cfg: AnalysisConfig, acc: FeatureA
     """Accumulate contexts [start, stop) (default: all cfg.n_contexts) into acc; with `checkpoint`,
     save the accumulators there every cfg.checkpoint_every tokens (atomically)."""
     acc = acc or accumulators_for(sae, cfg)
-    stop = cfg.n_contexts if stop is None else stop
+    stop = cfg.n_contexts if stop is None else min(stop, cfg.n_contexts)
     C = cfg.context_length
     first = 0 if cfg.include_bos or not cfg.corpus.prepend_bos else 1  # BOS positions left out
     positions = torch.arange(first, C)

@@ -1,0 +1,276 @@
+"""The analysis pass against brute-force recomputation on a small real run (SmolLM2, built-in corpus,
+a real TopK SAE file): dense activations of every token give density, maxima, top examples,
+histograms, quantiles and co-firing; explicit forwards give logit tables and log-prob effects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from saescope.analysis import AnalysisConfig, analyze, load_analysis, save_analysis, stream_pass
+from saescope.analysis.run import feature_tables, load_checkpoint, wanted_examples
+from saescope.analysis.sketch import SUB
+from saescope.corpus import CorpusConfig, iter_context_batches
+from saescope.sae import load_sae
+
+ABLATED = 1
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return AnalysisConfig(
+        corpus=CorpusConfig(context_length=32), n_tokens=32 * 16, batch_size=8, top_k=5, n_exact_top=12,
+        quantile_intervals=4, per_interval=3, n_inactive=2, window=(4, 2), cofiring_tokens=10**6,
+        ablate_features=[ABLATED],
+    )
+
+
+@pytest.fixture(scope="module")
+def sae(sae_dir):
+    return load_sae(sae_dir)
+
+
+@pytest.fixture(scope="module")
+def result(smollm2, sae_dir, cfg):
+    return analyze(sae_dir, cfg, model=smollm2, progress=False)
+
+
+@pytest.fixture(scope="module")
+def dense(smollm2, sae, cfg):
+    """tokens [n_ctx, C] and dense feature acts [n_ctx, C, d_sae] (BOS position zeroed: not analysed)."""
+    tokens = torch.cat(list(iter_context_batches(cfg.corpus, smollm2.tokenizer, 8)))[: cfg.n_contexts]
+    hook = sae.cfg.hook_name
+    x = smollm2.run_with_cache(tokens, [hook])[hook]
+    with torch.no_grad():
+        acts = sae.encode(x).float()
+    acts[:, 0] = 0
+    return tokens, acts
+
+
+def nonzero_values(acts: torch.Tensor, f: int) -> np.ndarray:
+    column = acts[:, 1:, f].reshape(-1).numpy()
+    return np.sort(column[column > 0])
+
+
+def test_density_max_and_mean(result, dense, cfg):
+    _, acts = dense
+    body = acts[:, 1:]  # the analysed tokens
+    n = body.shape[0] * body.shape[1]
+    assert result.n_tokens == n
+    active = body > 0
+    np.testing.assert_allclose(result.features.density, active.sum((0, 1)).numpy() / n)
+    np.testing.assert_allclose(result.features.max_act, body.amax((0, 1)).numpy(), rtol=1e-6)
+    mean = body.sum((0, 1)) / active.sum((0, 1)).clamp_min(1)
+    np.testing.assert_allclose(result.features.mean_act, mean.numpy(), rtol=1e-5)
+    assert (result.features.density > 0).sum() > 0.8 * len(result.features.density)  # a real, busy SAE
+
+
+def test_top_examples_are_the_largest_activations_with_their_windows(result, dense, cfg):
+    tokens, acts = dense
+    C = cfg.context_length
+    flat = acts.reshape(-1, acts.shape[-1])  # [tokens, d_sae], global token index = row
+    top = {}
+    for ex in result.examples:
+        if ex.kind == "top":
+            top.setdefault(ex.feature, {})[ex.rank] = ex
+    for f in range(acts.shape[-1]):
+        values = flat[:, f]
+        order = sorted(torch.nonzero(values > 0)[:, 0].tolist(), key=lambda t: (-values[t].item(), t))[: cfg.top_k]
+        got = [top.get(f, {})[r] for r in range(len(order))]
+        assert len(top.get(f, {})) == len(order)
+        for ex, token in zip(got, order, strict=True):
+            assert (ex.context_index, ex.position) == divmod(token, C)
+            assert ex.max_act == pytest.approx(values[token].item(), rel=1e-6)
+            lo = max(0, ex.position - cfg.window[0])
+            hi = min(C, ex.position + cfg.window[1] + 1)
+            assert ex.token_ids == tokens[ex.context_index, lo:hi].tolist()
+            np.testing.assert_allclose(ex.acts, acts[ex.context_index, lo:hi, f].numpy(), rtol=1e-4, atol=1e-5)
+            assert ex.acts[ex.center] == pytest.approx(ex.max_act, rel=1e-4)
+
+
+def test_histogram_counts_every_activation_within_one_sketch_bucket(result, dense):
+    _, acts = dense
+    hist = result.features.act_hist_counts
+    n_bins = hist.shape[1]
+    for f in range(acts.shape[-1]):
+        values = nonzero_values(acts, f)
+        assert hist[f].sum() == len(values)
+        if not len(values):
+            continue
+        edges = np.linspace(0, values.max(), n_bins + 1)[1:-1]
+        ours = np.cumsum(hist[f])[:-1]
+        brute = np.array([(values < e).sum() for e in edges])
+        # a value may land in a neighbouring bin only if it lies within one sketch bucket of the edge
+        slack = np.array([(np.abs(values - e) <= e / SUB).sum() for e in edges])
+        assert np.all(np.abs(ours - brute) <= slack), f
+
+
+def test_quantiles_exact_near_the_top_and_within_a_bucket_below(result, dense, cfg):
+    _, acts = dense
+    levels = result.features.quantile_levels
+    assert levels[-1] == 1.0 and np.all(np.diff(levels) > 0) and (levels > 0.99).sum() >= 5
+    for f in range(acts.shape[-1]):
+        values = nonzero_values(acts, f)
+        if not len(values):
+            assert np.all(result.features.quantile_values[f] == 0)
+            continue
+        index = np.floor(levels * (len(values) - 1)).astype(int)
+        expected = values[index]
+        got = result.features.quantile_values[f]
+        exact = len(values) - 1 - index < cfg.n_exact_top
+        np.testing.assert_allclose(got[exact], expected[exact], rtol=1e-6)
+        np.testing.assert_allclose(got[~exact], expected[~exact], rtol=1.0 / SUB)
+
+
+def test_interval_and_inactive_examples_are_real(result, dense, cfg):
+    tokens, acts = dense
+    max_act = result.features.max_act
+    n = cfg.quantile_intervals
+    counts: dict[tuple[int, int], int] = {}
+    kinds = {"quantile": 0, "inactive": 0}
+    for ex in result.examples:
+        if ex.kind == "top":
+            continue
+        kinds[ex.kind] += 1
+        act = acts[ex.context_index, ex.position, ex.feature].item()
+        assert ex.token_ids[ex.center] == tokens[ex.context_index, ex.position].item()
+        if ex.kind == "quantile":
+            assert act == pytest.approx(ex.max_act, rel=1e-5)
+            lo, hi = ex.interval / n * max_act[ex.feature], (ex.interval + 1) / n * max_act[ex.feature]
+            assert lo - 1e-5 <= act <= hi + 1e-5
+            counts[ex.feature, ex.interval] = counts.get((ex.feature, ex.interval), 0) + 1
+        else:
+            assert act == 0 and ex.max_act == 0
+    assert kinds["quantile"] > 0 and kinds["inactive"] > 0
+    assert max(counts.values()) <= cfg.per_interval
+    # the top interval of a feature with several activations near its max is sampled
+    assert any(interval == n - 1 for _, interval in counts)
+
+
+def test_cofiring_is_the_pearson_correlation_over_all_tokens(result, dense):
+    _, acts = dense
+    x = acts[:, 1:].reshape(-1, acts.shape[-1]).double()
+    corr = torch.corrcoef(x.T)
+    corr.fill_diagonal_(-torch.inf)
+    ids, values = result.features.cofiring_ids, result.features.cofiring_corr
+    for f in range(x.shape[1]):
+        if x[:, f].std() == 0:
+            continue
+        expected = torch.nan_to_num(corr[f], nan=-torch.inf).topk(ids.shape[1]).values
+        np.testing.assert_allclose(values[f], expected.numpy(), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(corr[f, ids[f]].numpy(), values[f], rtol=1e-4, atol=1e-6)
+
+
+@torch.no_grad()
+def test_logit_tables_and_neighbours(result, smollm2, sae):
+    W_dec = sae.W_dec.detach()
+    # unembed(v) * rms(v) is the norm-weighted linear map of v through the head, as the model computes it
+    logits = smollm2.unembed(W_dec)
+    eps = smollm2.final_norm.variance_epsilon
+    effects = logits * (W_dec.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+    top = effects.topk(result.features.logit_top_ids.shape[1])
+    bottom = effects.topk(result.features.logit_bottom_ids.shape[1], largest=False)
+    np.testing.assert_allclose(result.features.logit_top_values, top.values.numpy(), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(result.features.logit_bottom_values, bottom.values.numpy(), rtol=1e-3, atol=1e-4)
+    assert (result.features.logit_top_ids == top.indices.numpy()).mean() > 0.99
+    assert result.features.logit_hist_counts.sum(1).tolist() == [smollm2.d_vocab] * len(W_dec)
+    cos = torch.nn.functional.normalize(W_dec, dim=1) @ torch.nn.functional.normalize(W_dec, dim=1).T
+    cos.fill_diagonal_(-2)
+    np.testing.assert_allclose(result.features.neighbour_cos, cos.topk(result.features.neighbour_ids.shape[1]).values.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def final_logits(model, tokens: torch.Tensor, position: int, remove: torch.Tensor | None = None) -> torch.Tensor:
+    final = model.run_with_cache(tokens[None], [f"blocks.{model.n_layers - 1}.hook_resid_post"])
+    resid = next(iter(final.values()))[0, position]
+    return model.unembed(resid if remove is None else resid - remove)
+
+
+@torch.no_grad()
+def test_direct_path_loss_effect_equals_an_explicit_forward(result, smollm2, sae, dense, cfg):
+    tokens, acts = dense
+    checked = 0
+    for ex in result.examples:
+        if ex.kind != "top" or ex.feature == ABLATED or ex.rank > 0 or checked >= 3:
+            continue
+        lo = ex.position - ex.center
+        for offset, act in enumerate(ex.acts):
+            p = lo + offset
+            if act <= 0 or p + 1 >= cfg.context_length:
+                continue
+            with_f = torch.log_softmax(final_logits(smollm2, tokens[ex.context_index], p), -1)
+            without = torch.log_softmax(final_logits(smollm2, tokens[ex.context_index], p, act * sae.W_dec[ex.feature].detach()), -1)
+            delta = with_f - without
+            nxt = tokens[ex.context_index, p + 1]
+            assert ex.loss_effects[offset] == pytest.approx(delta[nxt].item(), abs=2e-3)
+            assert ex.top_boosted[offset] == delta.topk(cfg.n_hover).indices.tolist()
+            assert ex.top_suppressed[offset] == (-delta).topk(cfg.n_hover).indices.tolist()
+            checked += 1
+        assert all(e == 0 for e, a in zip(ex.loss_effects, ex.acts, strict=True) if a <= 0)
+    assert checked >= 3
+
+
+@torch.no_grad()
+def test_ablated_feature_effects_equal_run_with_replacement(result, smollm2, sae, dense, cfg):
+    tokens, _ = dense
+    ex = next(e for e in result.examples if e.kind == "top" and e.feature == ABLATED and e.rank == 0)
+    lo = ex.position - ex.center
+    row = tokens[ex.context_index][None]
+
+    def remove(x):
+        a = sae.encode(x)[..., ABLATED]
+        return x - a[..., None] * sae.W_dec[ABLATED].detach()
+
+    clean = torch.log_softmax(smollm2.forward(row)[0], -1)
+    ablated = torch.log_softmax(smollm2.run_with_replacement(row, {sae.cfg.hook_name: remove})[0], -1)
+    for offset in range(len(ex.token_ids)):
+        p = lo + offset
+        if p + 1 < cfg.context_length:
+            expected = (clean[p] - ablated[p])[tokens[ex.context_index, p + 1]].item()
+            assert ex.loss_effects[offset] == pytest.approx(expected, abs=2e-3)
+    # after the feature fires, later positions feel it too: the real ablation is not the direct path
+    assert any(abs(e) > 1e-4 for e, a in zip(ex.loss_effects, ex.acts, strict=True) if a == 0)
+
+
+def test_shards_merge_into_the_single_pass(smollm2, sae, cfg):
+    whole = stream_pass(smollm2, sae, cfg, progress=False)
+    first = stream_pass(smollm2, sae, cfg, start=0, stop=5, progress=False)
+    second = stream_pass(smollm2, sae, cfg, start=5, stop=11, progress=False)
+    third = stream_pass(smollm2, sae, cfg, start=11, progress=False)
+    second.merge(third)
+    first.merge(second)
+    a, b = whole.state_dict(), first.state_dict()
+    for name in a:
+        if name == "sum":
+            torch.testing.assert_close(a[name], b[name])
+        else:
+            assert torch.equal(a[name], b[name]), name
+
+
+def test_resume_after_interruption_equals_uninterrupted(smollm2, sae, cfg, tmp_path):
+    checkpoint = tmp_path / "acc.safetensors"
+    stream_pass(smollm2, sae, cfg, stop=7, checkpoint=checkpoint, progress=False)  # the pass stops here
+    acc, done = load_checkpoint(checkpoint, cfg, sae)
+    assert done == 7 and acc.n_tokens == 7 * (cfg.context_length - 1)
+    resumed = stream_pass(smollm2, sae, cfg, acc, start=done, progress=False)
+    whole = stream_pass(smollm2, sae, cfg, progress=False)
+    a, b = whole.state_dict(), resumed.state_dict()
+    for name in a:
+        if name == "sum":
+            torch.testing.assert_close(a[name], b[name])
+        else:
+            assert torch.equal(a[name], b[name]), name
+    # the result is a function of the accumulators alone (the example pass reads them)
+    tables_a = feature_tables(smollm2, sae, cfg, whole)
+    tables_b = feature_tables(smollm2, sae, cfg, resumed)
+    for name in ("density", "max_act", "act_hist_counts", "quantile_values", "cofiring_ids", "neighbour_ids"):
+        np.testing.assert_array_equal(getattr(tables_a, name), getattr(tables_b, name))
+    assert wanted_examples(cfg, whole) == wanted_examples(cfg, resumed)
+
+
+def test_analysis_file_round_trip(result, tmp_path):
+    path = save_analysis(result, tmp_path / "a.npz")
+    back = load_analysis(path)
+    assert back.sae_id == result.sae_id and back.n_tokens == result.n_tokens
+    np.testing.assert_array_equal(back.features.act_hist_counts, result.features.act_hist_counts)
+    assert back.examples[0] == result.examples[0]
