@@ -24,12 +24,12 @@ from saescope.inference import PromptRow, PromptRun, QuantileTable, run_prompt
 
 class Dashboard:
     """A rendered dashboard: `.html` (the whole page), `.data` (what the panels receive),
-    `.save(path)`; Jupyter shows it inline (in an iframe, so its script and styles stay apart
+    `.save(path)`; `compress`: gzip the embedded data (default: when it is over 1 MB); Jupyter shows it inline (in an iframe, so its script and styles stay apart
     from the notebook's)."""
 
-    def __init__(self, data: dict[str, Any]) -> None:
+    def __init__(self, data: dict[str, Any], compress: bool | None = None) -> None:
         self.data = data
-        self.html = render_html(data)
+        self.html = render_html(data, compress)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -45,7 +45,8 @@ class Dashboard:
 
 
 def feature_dashboard(store_or_run: StoreLike, sae_id: str | None, feature_ids: list[int],
-                      layout: Layout | None = None, title: str | None = None) -> Dashboard:
+                      layout: Layout | None = None, title: str | None = None,
+                      compress: bool | None = None) -> Dashboard:
     """The feature-centric dashboard of some features of one SAE (a selector moves between them)."""
     layout = (layout or Layout()).validate()
     with opened_store(store_or_run) as store:
@@ -53,18 +54,18 @@ def feature_dashboard(store_or_run: StoreLike, sae_id: str | None, feature_ids: 
         ids = check_feature_ids(store, sae_id, list(feature_ids))
         summary = store.sae_summary(sae_id)
         pages = list(store.iter_features(sae_id, ids))
-    return Dashboard(dashboard_data(title or f"{sae_id}: {len(pages)} features", summary, pages, layout))
+    return Dashboard(dashboard_data(title or f"{sae_id}: {len(pages)} features", summary, pages, layout), compress)
 
 
 def write_dashboard(store_or_run: StoreLike, sae_id: str | None, feature_ids: list[int], out_path: str | Path,
-                    layout: Layout | None = None, title: str | None = None) -> Path:
+                    layout: Layout | None = None, title: str | None = None, compress: bool | None = None) -> Path:
     """Write the feature-centric dashboard of `feature_ids` to `out_path`; returns the path."""
-    return feature_dashboard(store_or_run, sae_id, feature_ids, layout, title).save(out_path)
+    return feature_dashboard(store_or_run, sae_id, feature_ids, layout, title, compress).save(out_path)
 
 
 def prompt_dashboard(store_or_run: StoreLike, sae_id: str | None, prompt: str, model: Any = None,
                      sae: Any = None, position: int | None = None, n_rows: int = 10,
-                     layout: Layout | None = None) -> Dashboard:
+                     layout: Layout | None = None, compress: bool | None = None) -> Dashboard:
     """The prompt-centric dashboard: the prompt's tokens and, at each token, the features ranked
     by activation, activation quantile and effect on the next token; the panels of every
     ranked feature come along.
@@ -99,9 +100,10 @@ def prompt_dashboard_data(store_or_run: StoreLike, sae_id: str | None, prompt: s
 
 def write_prompt_dashboard(store_or_run: StoreLike, sae_id: str | None, prompt: str, out_path: str | Path,
                            model: Any = None, sae: Any = None, position: int | None = None, n_rows: int = 10,
-                           layout: Layout | None = None) -> Path:
+                           layout: Layout | None = None, compress: bool | None = None) -> Path:
     """Write the prompt-centric dashboard to `out_path`; returns the path."""
-    return prompt_dashboard(store_or_run, sae_id, prompt, model, sae, position, n_rows, layout).save(out_path)
+    return prompt_dashboard(store_or_run, sae_id, prompt, model, sae, position, n_rows, layout,
+                            compress).save(out_path)
 
 
 def _prompt_data(run: PromptRun, rankings: list, position: int, vocab: VocabTable) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import numpy as np
 from saescope.dashboards.layout import Layout
 
 SIGNIFICANT = 4
+HOVER_SIGNIFICANT = 3
 
 
 class VocabTable:
@@ -38,15 +39,15 @@ class VocabTable:
         return self.id(texts)
 
 
-def rounded(values: Any) -> Any:
-    """Floats (nested lists or arrays) rounded to SIGNIFICANT digits of the largest |value|;
+def rounded(values: Any, significant: int = SIGNIFICANT) -> Any:
+    """Floats (nested lists or arrays) rounded to `significant` digits of the largest |value|;
     zeros become int 0 (the shortest JSON)."""
     array = np.asarray(values, dtype=np.float64)
     if array.size == 0:
         return array.tolist()
     finite = np.abs(array[np.isfinite(array)])
     biggest = float(finite.max()) if finite.size else 0.0
-    decimals = max(0, SIGNIFICANT - 1 - math.floor(math.log10(biggest))) if biggest > 0 else 0
+    decimals = max(0, significant - 1 - math.floor(math.log10(biggest))) if biggest > 0 else 0
     return _round_nested(array.tolist(), decimals)
 
 
@@ -56,7 +57,7 @@ def _round_nested(values: Any, decimals: int) -> Any:
     if values == 0 or not math.isfinite(values):
         return 0 if values == 0 else None
     value = round(values, decimals)
-    return int(value) if decimals == 0 else value
+    return int(value) if decimals == 0 or value == 0 else value
 
 
 def number(value: float | None) -> float | None:
@@ -78,12 +79,13 @@ def sae_data(summary: dict[str, Any]) -> dict[str, Any]:
 def context_data(example: dict[str, Any], vocab: VocabTable) -> dict[str, Any]:
     """One example window of a feature page -> a Context (types.ts)."""
     out: dict[str, Any] = {"t": vocab.ids(example["tokens"]), "a": rounded(example["acts"]), "c": example["center"]}
+    # The hover card's numbers: 3 digits are what it shows, and they are most of the file.
     if example.get("loss_effects") is not None:
-        out["l"] = rounded(example["loss_effects"])
+        out["l"] = rounded(example["loss_effects"], HOVER_SIGNIFICANT)
     for side, key in (("top_boosted", "b"), ("top_suppressed", "s")):
         if example.get(f"{side}_tokens") is not None:
             out[key] = vocab.ids(example[f"{side}_tokens"])
-            out[f"{key}v"] = rounded(example[f"{side}_values"])
+            out[f"{key}v"] = rounded(example[f"{side}_values"], HOVER_SIGNIFICANT)
     return out
 
 

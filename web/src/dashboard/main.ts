@@ -8,10 +8,14 @@ import { append, h } from "../lib/dom";
 import { percent } from "../lib/format";
 import { hideCard } from "../panels/tokenCard";
 
-function readData(): DashboardData {
+// The data is JSON, or for big files gzipped JSON in base64, unpacked by the browser itself.
+async function readData(): Promise<DashboardData> {
   const el = document.getElementById("saescope-data");
   if (el === null || !el.textContent) throw new Error("this page holds no dashboard data");
-  return JSON.parse(el.textContent) as DashboardData;
+  if (el.dataset["encoding"] !== "gzip+base64") return JSON.parse(el.textContent) as DashboardData;
+  const bytes = Uint8Array.from(atob(el.textContent.trim()), (c) => c.charCodeAt(0));
+  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+  return JSON.parse(await new Response(stream).text()) as DashboardData;
 }
 
 function saeLine(data: DashboardData): string {
@@ -73,14 +77,14 @@ function render(root: HTMLElement, data: DashboardData): void {
   if (first !== undefined) show(first, false);
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const root = document.getElementById("saescope-root") ?? document.body;
   try {
-    render(root, readData());
+    render(root, await readData());
   } catch (err) {
     root.replaceChildren(h("p", { class: "sc-error" }, `saescope: ${String(err)}`));
     throw err;
   }
 }
 
-main();
+void main();
