@@ -125,6 +125,7 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=16384)
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
     parser.add_argument("--out", type=Path, default=RESULTS / "store_queries.json")
+    parser.add_argument("--sqlite-path", type=Path, default=None, help="keep the SQLite store here")
     args = parser.parse_args()
     start = time.perf_counter()
     analysis = make_analysis(SAE_ID, d_sae=args.features, n_top=20, n_quantile=15, n_inactive=5, window=24,
@@ -139,7 +140,7 @@ def main() -> None:
         for backend in args.backends:
             server = start_server() if backend == "postgresql" else None
             try:
-                url = server.url() if server else str(Path(tmp) / "features.db")
+                url = server.url() if server else str(args.sqlite_path or Path(tmp) / "features.db")
                 report["backends"][backend] = bench_backend(url, analysis, rng)
                 if backend == "sqlite":
                     report["backends"][backend]["file_mb"] = round(Path(url).stat().st_size / 2**20)

@@ -59,26 +59,41 @@ def test_unknown_old_schema_is_refused(store_url, store):
         open_store(store_url)
 
 
-def test_v1_store_is_migrated_and_becomes_searchable(store_url, store):
-    """v1 had no search index: opening one builds it from the stored top examples and
-    explanations, and keeps everything else."""
+def downgrade(store, version: int) -> None:
+    """Turn a current store into the layout of an older schema version, as that version wrote it."""
+    with store.engine.begin() as conn:
+        if version <= 2:  # v2 kept each feature's arrays in features.data
+            blob = "BLOB" if store.backend == "sqlite" else "BYTEA"
+            conn.exec_driver_sql(f"ALTER TABLE features ADD COLUMN data {blob}")
+            conn.exec_driver_sql("UPDATE features SET data = (SELECT a.data FROM feature_arrays a "
+                                 "WHERE a.sae_id = features.sae_id AND a.feature = features.feature)")
+            conn.exec_driver_sql("DROP TABLE feature_arrays")
+        if version <= 1:  # v1 had no search index
+            if store.backend == "sqlite":
+                for trigger in ("search_docs_ai", "search_docs_ad", "search_docs_au"):
+                    conn.exec_driver_sql(f"DROP TRIGGER {trigger}")
+                conn.exec_driver_sql("DROP TABLE search_fts")
+            conn.exec_driver_sql("DROP TABLE search_docs")
+    set_version(store, version)
+
+
+@pytest.mark.parametrize("old_version", [1, 2])
+def test_older_store_is_migrated_with_everything_kept(store_url, store, old_version):
+    """v1 had no search index, v2 kept feature arrays inline: opening either migrates it
+    to the current layout, keeping every field, explanations included, and search works."""
     analysis = make_analysis()
     store.write_analysis(analysis)
     store.set_explanation(analysis.sae_id, 10, "Capital cities")
-    with store.engine.begin() as conn:  # back to the v1 layout
-        if store.backend == "sqlite":
-            for trigger in ("search_docs_ai", "search_docs_ad", "search_docs_au"):
-                conn.exec_driver_sql(f"DROP TRIGGER {trigger}")
-            conn.exec_driver_sql("DROP TABLE search_fts")
-        conn.exec_driver_sql("DROP TABLE search_docs")
-    set_version(store, 1)
+    downgrade(store, old_version)
     store.close()
     with open_store(store_url) as migrated:
         with migrated.engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT value FROM meta WHERE key = 'schema_version'").scalar() == str(SCHEMA_VERSION)
         assert_same_analysis(migrated.load_analysis(analysis.sae_id), analysis)
+        assert migrated.feature(analysis.sae_id, 10)["explanation"] == "Capital cities"
         assert [(r["feature"], r["field"]) for r in migrated.search("capital")] == [(10, "explanation")]
         assert migrated.search("paris")[0]["feature"] == 3
+        migrated.write_analysis(make_analysis(seed=4))  # and it takes new writes
 
 
 def test_sqlite_file_that_is_not_a_store(tmp_path):

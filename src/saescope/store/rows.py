@@ -19,7 +19,7 @@ from saescope.analysis.results import EXAMPLE_KINDS, Example, FeatureTables, SAE
 from saescope.errors import SaescopeError
 from saescope.store.arrays import pack_arrays, unpack_arrays
 
-# FeatureTables arrays stored per feature in features.data (rows of [d_sae, ...] arrays).
+# FeatureTables arrays stored per feature in feature_arrays.data (rows of [d_sae, ...] arrays).
 FEATURE_ARRAYS = (
     "act_hist_counts", "quantile_values",
     "logit_top_ids", "logit_top_values", "logit_bottom_ids", "logit_bottom_values",
@@ -99,17 +99,19 @@ def sae_row(analysis: SAEAnalysis) -> dict[str, Any]:
 
 
 def feature_rows(analysis: SAEAnalysis, explanations: dict[int, str]) -> Iterator[dict[str, Any]]:
+    columns = {name: np.asarray(getattr(analysis.features, name), dtype=np.float64) for name in SORT_COLUMNS}
+    for f in range(len(analysis.features.density)):
+        yield {"sae_id": analysis.sae_id, "feature": f,
+               **{name: float(column[f]) for name, column in columns.items()},
+               "explanation": explanations.get(f)}
+
+
+def feature_array_rows(analysis: SAEAnalysis) -> Iterator[dict[str, Any]]:
     tables = analysis.features
     arrays = {name: getattr(tables, name) for name in FEATURE_ARRAYS if getattr(tables, name) is not None}
-    columns = {name: np.asarray(getattr(tables, name), dtype=np.float64) for name in SORT_COLUMNS}
     for f in range(len(tables.density)):
-        yield {
-            "sae_id": analysis.sae_id,
-            "feature": f,
-            **{name: float(column[f]) for name, column in columns.items()},
-            "explanation": explanations.get(f),
-            "data": pack_arrays({name: np.asarray(array[f]) for name, array in arrays.items()}),
-        }
+        yield {"sae_id": analysis.sae_id, "feature": f,
+               "data": pack_arrays({name: np.asarray(array[f]) for name, array in arrays.items()})}
 
 
 def score_rows(analysis: SAEAnalysis) -> Iterator[dict[str, Any]]:
@@ -142,10 +144,6 @@ def example_from_row(row: Any) -> Example:
         token_ids=arrays["token_ids"].tolist(), acts=arrays["acts"].tolist(), center=row.center,
         max_act=row.max_act, context_index=row.context_index, position=row.position, **optional,
     )
-
-
-def feature_arrays(row: Any) -> dict[str, np.ndarray]:
-    return unpack_arrays(row.data)
 
 
 def tables_from_rows(rows: list[Any], quantile_levels: list[float], scores: dict[str, np.ndarray]) -> FeatureTables:

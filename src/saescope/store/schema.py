@@ -1,7 +1,8 @@
 """The feature store's tables (SQLAlchemy Core), the same on SQLite and PostgreSQL.
 
-One row per SAE, one per feature (sortable statistics as columns, the per-feature arrays
-as one binary blob), one per stored score value, one per example, and `search_docs`: the
+One row per SAE, one per feature (sortable statistics as columns) with its arrays as one
+binary blob in a table of their own (so that sorting, filtering and counting read small
+rows), one per stored score value, one per example, and `search_docs`: the
 text that search looks through (explanations, the tokens features fire on most, and the
 text of their top contexts), indexed by trigrams on both backends.
 """
@@ -21,8 +22,9 @@ from sqlalchemy import (
     Text,
 )
 
-# v1: the first layout (no search_docs); v2: search_docs with its trigram index.
-SCHEMA_VERSION = 2
+# v1: the first layout (no search_docs); v2: search_docs with its trigram index;
+# v3: each feature's arrays moved out of `features` into `feature_arrays`.
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -66,11 +68,18 @@ features = Table(
     Column("max_act", Float(53), nullable=False),
     Column("mean_act", Float(53), nullable=False),
     Column("explanation", Text),
-    Column("data", LargeBinary, nullable=False),  # arrays.pack_arrays of the FeatureTables row
 )
 # One index per sort key of the feature list; `feature` last makes paging order total.
 for _column in ("density", "max_act", "mean_act"):
     Index(f"features_by_{_column}", features.c.sae_id, features.c[_column], features.c.feature)
+
+feature_arrays = Table(
+    "feature_arrays",
+    metadata,
+    Column("sae_id", String(512), primary_key=True),
+    Column("feature", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),  # arrays.pack_arrays of the FeatureTables row
+)
 
 scores = Table(
     "scores",
@@ -110,8 +119,6 @@ Index("search_docs_by_feature", search_docs.c.sae_id, search_docs.c.feature, sea
 
 # Search ranks a feature by the best field it matched in, in this order.
 SEARCH_FIELDS = ("explanation", "top_tokens", "context")
-
-V1_TABLES = [meta, vocabs, saes, features, scores, examples]
 
 # The trigram index over search_docs.text: FTS5 (trigram tokenizer) on SQLite, kept in
 # step by triggers; pg_trgm's GIN index on PostgreSQL. Both answer case-insensitive

@@ -35,6 +35,7 @@ from saescope.store.connect import connection_error, error_reason, make_engine, 
 from saescope.store.schema import (
     SEARCH_FIELDS,
     examples,
+    feature_arrays,
     features,
     saes,
     scores,
@@ -47,7 +48,10 @@ INSERT_BATCH = 1000
 # The feature page's statements, built once: constructing SQLAlchemy expressions costs
 # more than running these indexed lookups.
 _SAE_ROW = select(saes).where(saes.c.sae_id == bindparam("sae_id"))
-_FEATURE_ROWS = select(features).where(
+# A feature's row with its arrays (row.data).
+_WITH_ARRAYS = select(features, feature_arrays.c.data).join(feature_arrays, and_(
+    feature_arrays.c.sae_id == features.c.sae_id, feature_arrays.c.feature == features.c.feature))
+_FEATURE_ROWS = _WITH_ARRAYS.where(
     features.c.sae_id == bindparam("sae_id"), features.c.feature.in_(bindparam("ids", expanding=True)))
 _EXAMPLE_ROWS = select(examples).where(
     examples.c.sae_id == bindparam("sae_id"), examples.c.feature.in_(bindparam("ids", expanding=True)))
@@ -123,8 +127,9 @@ class FeatureStore:
                 self._insert_vocab(conn, analysis.vocab)
             conn.execute(saes.insert(), [rows.sae_row(analysis)])
             score_rows = list(rows.score_rows(analysis))
-            progress = _Progress(d_sae + len(analysis.examples) + len(score_rows) + len(docs), on_progress)
+            progress = _Progress(2 * d_sae + len(analysis.examples) + len(score_rows) + len(docs), on_progress)
             _insert_batches(conn, features, rows.feature_rows(analysis, explanations), progress)
+            _insert_batches(conn, feature_arrays, rows.feature_array_rows(analysis), progress)
             _insert_batches(conn, scores, score_rows, progress)
             _insert_batches(conn, examples, (rows.example_row(sae_id, ex) for ex in analysis.examples), progress)
             _insert_batches(conn, search_docs, docs, progress)
@@ -231,10 +236,10 @@ class FeatureStore:
                 if name not in accepted:
                     raise ConfigError("sort_by" if name == sort_by else "ranges", name,
                                       f"one of {', '.join(accepted)}")
-            query, sort_column = _feature_query(sae_id, sort_by, ranges)
+            query, sort_column, tie_column = _feature_query(sae_id, sort_by, ranges)
             total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-            order = [sort_column.desc(), features.c.feature.desc()] if descending else \
-                [sort_column.asc(), features.c.feature.asc()]
+            order = [sort_column.desc(), tie_column.desc()] if descending else \
+                [sort_column.asc(), tie_column.asc()]
             page = conn.execute(query.order_by(*order).offset(offset).limit(limit)).all()
         items = [{"feature": r.feature, "density": r.density, "max_act": r.max_act,
                   "mean_act": r.mean_act, "explanation": r.explanation,
@@ -267,7 +272,7 @@ class FeatureStore:
         """The stored analysis of an SAE, as the analysis pass handed it over."""
         with self._read() as conn:
             sae = self._sae(conn, sae_id)
-            feature_rows = conn.execute(select(features).where(features.c.sae_id == sae_id)
+            feature_rows = conn.execute(_WITH_ARRAYS.where(features.c.sae_id == sae_id)
                                         .order_by(features.c.feature)).all()
             stored_scores: dict[str, np.ndarray] = {}
             for name in json.loads(sae.score_names):
@@ -374,7 +379,7 @@ class FeatureStore:
             features.c.sae_id == sae_id, features.c.explanation.is_not(None))).all())
 
     def _delete_rows(self, conn: Connection, sae_id: str) -> None:
-        for table in (search_docs, examples, scores, features, saes):
+        for table in (search_docs, examples, scores, feature_arrays, features, saes):
             conn.execute(table.delete().where(table.c.sae_id == sae_id))
         # A vocabulary no SAE uses any more goes too.
         conn.execute(vocabs.delete().where(vocabs.c.vocab_hash.not_in(
@@ -417,8 +422,9 @@ class FeatureStore:
         return results
 
 
-def _feature_query(sae_id: str, sort_by: str, ranges: dict[str, tuple[float | None, float | None]]) -> tuple[Any, Any]:
-    """The filtered feature list, and the column it sorts by (a score joins its rows in)."""
+def _feature_query(sae_id: str, sort_by: str, ranges: dict[str, tuple[float | None, float | None]]) -> tuple[Any, Any, Any]:
+    """The filtered feature list, the column it sorts by (a score joins its rows in) and
+    the feature id column that breaks ties, from the same table so one index serves both."""
     columns = [features.c.feature, features.c.density, features.c.max_act, features.c.mean_act,
                features.c.explanation]
     query = select(*columns).where(features.c.sae_id == sae_id)
@@ -427,8 +433,8 @@ def _feature_query(sae_id: str, sort_by: str, ranges: dict[str, tuple[float | No
         if name in ("feature", *rows.SORT_COLUMNS):
             continue
         alias = scores.alias(f"score_{len(score_columns)}")
-        query = query.join(alias, and_(alias.c.sae_id == features.c.sae_id, alias.c.feature == features.c.feature,
-                                       alias.c.name == name))
+        query = query.join(alias, and_(alias.c.sae_id == sae_id, alias.c.name == name,
+                                       alias.c.feature == features.c.feature))
         score_columns[name] = alias.c.value
     for name, (low, high) in ranges.items():
         column = score_columns[name] if name in score_columns else features.c[name]
@@ -436,10 +442,10 @@ def _feature_query(sae_id: str, sort_by: str, ranges: dict[str, tuple[float | No
             query = query.where(column >= low)
         if high is not None:
             query = query.where(column <= high)
-    sort_column = score_columns[sort_by] if sort_by in score_columns else features.c[sort_by]
-    if sort_by in score_columns:
-        query = query.add_columns(sort_column.label("sort_value"))
-    return query, sort_column
+    if sort_by not in score_columns:
+        return query, features.c[sort_by], features.c.feature
+    sort_column = score_columns[sort_by]
+    return query.add_columns(sort_column.label("sort_value")), sort_column, sort_column.table.c.feature
 
 
 def _snippet(text: str, query: str, width: int = 60) -> str:

@@ -85,4 +85,12 @@ def _v1_to_v2(conn: Connection) -> None:
             conn.execute(schema.search_docs.insert(), docs)
 
 
-MIGRATIONS = {1: _v1_to_v2}
+def _v2_to_v3(conn: Connection) -> None:
+    """v3 moves the per-feature blobs out of `features`, so that sorting, filtering and
+    counting features read small rows."""
+    schema.feature_arrays.create(conn)
+    conn.exec_driver_sql("INSERT INTO feature_arrays (sae_id, feature, data) SELECT sae_id, feature, data FROM features")
+    conn.exec_driver_sql("ALTER TABLE features DROP COLUMN data")
+
+
+MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}
