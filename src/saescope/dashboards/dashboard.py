@@ -124,6 +124,7 @@ def _prompt_data(run: PromptRun, rankings: list, position: int, vocab: VocabTabl
         "rankings": [{"act": rows(r.by_act), "quantile": rows(r.by_quantile), "loss": rows(r.by_effect)}
                      for r in rankings],
         "position": position,
+        "bos": run.text is not None and run.token_ids[0] == getattr(run.model.tokenizer, "bos_token_id", None),
     }
 
 

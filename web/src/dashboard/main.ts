@@ -25,6 +25,17 @@ function saeLine(data: DashboardData): string {
   return parts.filter((p) => p).join(" · ");
 }
 
+// The URL's hash names the feature shown, so a link or a reload opens it again. A page in a
+// srcdoc iframe (Jupyter) has no URL of its own to change: it just does without.
+function rememberInUrl(f: number): void {
+  if (window.location.hash === `#feature=${f}`) return;
+  try {
+    history.replaceState(null, "", `#feature=${f}`);
+  } catch {
+    // about:srcdoc
+  }
+}
+
 function render(root: HTMLElement, data: DashboardData): void {
   const byId = new Map<number, FeatureData>(data.features.map((f) => [f.id, f]));
   const view = h("div", { class: "sc-feature-slot" });
@@ -46,7 +57,7 @@ function render(root: HTMLElement, data: DashboardData): void {
     hideCard();
     select.value = String(f);
     view.replaceChildren(featureView(ctx, feature));
-    if (window.location.hash !== `#feature=${f}`) history.replaceState(null, "", `#feature=${f}`);
+    rememberInUrl(f);
     if (scroll) nav.scrollIntoView({ block: "start" });
   }
 
@@ -73,7 +84,10 @@ function render(root: HTMLElement, data: DashboardData): void {
     view,
   ]);
   const fromHash = /^#feature=(\d+)$/.exec(window.location.hash);
-  const first = fromHash && byId.has(Number(fromHash[1])) ? Number(fromHash[1]) : data.features[0]?.id;
+  // A prompt dashboard opens at the most active feature of the token it shows first.
+  const promptTop = data.prompt?.rankings[data.prompt.position]?.act[0]?.f;
+  const opening = promptTop !== undefined && byId.has(promptTop) ? promptTop : data.features[0]?.id;
+  const first = fromHash && byId.has(Number(fromHash[1])) ? Number(fromHash[1]) : opening;
   if (first !== undefined) show(first, false);
 }
 

@@ -57,7 +57,9 @@ export function promptView(ctx: PanelContext, prompt: PromptData): HTMLElement {
   const rankings = h("div", { class: "sc-row sc-rankings" });
   const heading = h("h3", {});
   const tokenEls: HTMLElement[] = [];
-  const peak = Math.max(1e-9, ...prompt.top.map((t) => t.v[0] ?? 0));
+  // The BOS token's activations are off the SAE's training distribution: left out of the scale.
+  const first = prompt.bos ? 1 : 0;
+  const peak = Math.max(1e-9, ...prompt.top.slice(first).map((t) => t.v[0] ?? 0));
 
   function select(position: number): void {
     tokenEls.forEach((el, i) => {
@@ -72,7 +74,7 @@ export function promptView(ctx: PanelContext, prompt: PromptData): HTMLElement {
   }
 
   prompt.tokens.forEach((t, i) => {
-    const act = prompt.top[i]?.v[0] ?? 0;
+    const act = i < first ? 0 : prompt.top[i]?.v[0] ?? 0;
     const el = h(
       "button",
       {

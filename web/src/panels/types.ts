@@ -98,6 +98,7 @@ export interface PromptData {
   top: Ranked[]; // per position: the most active features
   rankings: PromptRankings[]; // per position
   position: number; // the position shown first
+  bos: boolean; // the first token is the BOS the model's tokenizer put there
 }
 
 export interface DashboardData {
