@@ -79,14 +79,17 @@ def check_feature_ids(store: FeatureStore, sae_id: str, ids: list[int]) -> list[
     return ids
 
 
-def densest_features(store: FeatureStore, sae_id: str, n: int) -> list[int]:
+def densest_features(store_or_run: StoreLike, sae_id: str | None, n: int) -> list[int]:
     """The n features of highest density, densest first."""
-    page = store.features(sae_id, sort_by="density", descending=True, limit=max(1, min(n, 10_000)))
+    with opened_store(store_or_run) as store:
+        sae_id = resolve_sae_id(store, sae_id)
+        page = store.features(sae_id, sort_by="density", descending=True, limit=max(1, min(n, 10_000)))
     return [item["feature"] for item in page["items"]][:n]
 
 
-def random_live_features(store: FeatureStore, sae_id: str, n: int, seed: int = 0) -> list[int]:
+def random_live_features(store_or_run: StoreLike, sae_id: str | None, n: int, seed: int = 0) -> list[int]:
     """n features drawn at random (seeded) among those that fired, in id order."""
-    live = np.flatnonzero(store.densities(sae_id) > 0)
+    with opened_store(store_or_run) as store:
+        live = np.flatnonzero(store.densities(resolve_sae_id(store, sae_id)) > 0)
     chosen = np.random.default_rng(seed).choice(live, size=min(n, len(live)), replace=False)
     return sorted(int(f) for f in chosen)
