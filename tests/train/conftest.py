@@ -9,7 +9,7 @@ HOOK = "blocks.6.hook_resid_post"
 
 @pytest.fixture(scope="session")
 def layer6_cache(smollm2, tmp_path_factory):
-    """A harvested activation cache (shards of 64 contexts, so several shards): 40,960 tokens of blocks.6.hook_resid_post from the built-in corpus."""
+    """A harvested activation cache (shards of 64 contexts, so several shards): 20,480 tokens of blocks.6.hook_resid_post from the built-in corpus."""
     from saescope.activations import HarvestConfig, harvest
     from saescope.corpus import CorpusConfig
 
@@ -18,7 +18,7 @@ def layer6_cache(smollm2, tmp_path_factory):
         out=str(out),
         hooks=[HOOK],
         corpus=CorpusConfig(context_length=128),
-        n_tokens=40_960,
+        n_tokens=20_480,
         batch_size=16,
     )
     harvest(cfg, model=smollm2, progress=False)

@@ -11,6 +11,10 @@ from saescope.sae import SAE
 def init_weights(sae: SAE, generator: torch.Generator, encoder_as_decoder_t: bool = True) -> None:
     """Random unit-norm decoder rows; the encoder their transpose (Gao et al. 2024), biases zero.
 
+    For ReLU-style SAEs (every latent with a positive pre-activation is active) the encoder
+    starts at 0.1x, so the first reconstructions sum ~d_sae/2 small terms instead of large ones;
+    TopK-style SAEs sum only k terms and keep 1x.
+
     Architecture tensors: JumpReLU thresholds start small and positive (0.001); a gated
     SAE's magnitude path starts equal to its gate path (r_mag = 0).
     """
@@ -19,7 +23,8 @@ def init_weights(sae: SAE, generator: torch.Generator, encoder_as_decoder_t: boo
     W_dec /= W_dec.norm(dim=-1, keepdim=True)
     sae.W_dec.copy_(W_dec)
     if encoder_as_decoder_t:
-        sae.W_enc.copy_(W_dec.T)
+        dense_start = sae.cfg.architecture in ("standard", "gated", "jumprelu")
+        sae.W_enc.copy_(W_dec.T * (0.1 if dense_start else 1.0))
     else:
         bound = 1 / d_in**0.5
         sae.W_enc.copy_(torch.rand(d_in, d_sae, generator=generator) * 2 * bound - bound)

@@ -1,0 +1,60 @@
+"""Dead-latent handling in the losses: AuxK for TopK, resampling for L1 SAEs."""
+
+from __future__ import annotations
+
+import torch
+
+from saescope.sae import SAEConfig, build_sae
+from saescope.train.init import init_weights
+from saescope.train.losses import LossSettings, topk_loss
+from saescope.train.resample import resample_dead
+
+
+def topk_sae(d_sae: int = 1152, k: int = 16):
+    sae = build_sae(SAEConfig(architecture="topk", d_in=576, d_sae=d_sae, k=k))
+    init_weights(sae, torch.Generator().manual_seed(0))
+    return sae
+
+
+def test_auxk_trains_only_dead_latents_toward_the_residual(layer6_acts):
+    x = layer6_acts[:512]
+    sae = topk_sae()
+    dead = torch.zeros(1152, dtype=torch.bool)
+    dead[::3] = True
+    without = topk_loss(sae, x, LossSettings(k=16, aux_k_coefficient=0.0, dead=dead))
+    without.loss.backward()
+    main_grad = sae.W_enc.grad.clone()
+    sae.zero_grad()
+
+    out = topk_loss(sae, x, LossSettings(k=16, aux_k=64, aux_k_coefficient=1.0, dead=dead))
+    assert 0 < float(out.aux_loss) < 2
+    out.loss.backward()
+    aux_grad = sae.W_enc.grad - main_grad  # [576, 1152]: what AuxK added
+    assert aux_grad[:, ~dead].abs().max() < 1e-6
+    assert (aux_grad[:, dead].abs().sum(0) > 0).sum() >= 64
+
+
+def test_auxk_is_zero_without_dead_latents(layer6_acts):
+    out = topk_loss(
+        topk_sae(), layer6_acts[:256], LossSettings(k=16, dead=torch.zeros(1152, dtype=torch.bool))
+    )
+    assert float(out.aux_loss) == 0
+
+
+def test_resampling_points_dead_latents_at_badly_reconstructed_inputs(layer6_acts):
+    x = layer6_acts[:1024]
+    sae = build_sae(SAEConfig(architecture="standard", d_in=576, d_sae=1152))
+    init_weights(sae, torch.Generator().manual_seed(0))
+    optimizer = torch.optim.Adam(sae.parameters())
+    dead = torch.zeros(1152, dtype=torch.bool)
+    dead[:100] = True
+    before = sae.W_dec[100:].clone()
+    assert resample_dead(sae, optimizer, x, dead, torch.Generator().manual_seed(0)) == 100
+    assert torch.equal(sae.W_dec[100:], before)
+    # each new decoder row is the direction of some input (minus b_dec)
+    directions = (x - sae.b_dec) / (x - sae.b_dec).norm(dim=-1, keepdim=True)
+    best = (sae.W_dec[:100] @ directions.T).max(dim=1).values
+    assert torch.allclose(best, torch.ones(100), atol=1e-5)
+    with torch.no_grad():
+        acts = sae.encode(x)
+    assert (acts[:, :100] > 0).any(dim=0).all()  # the resampled latents fire again
