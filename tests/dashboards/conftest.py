@@ -43,11 +43,11 @@ def real_run(smollm2, tmp_path_factory) -> tuple[Path, str]:
 
 @pytest.fixture(scope="session")
 def constructed_store(tmp_path_factory) -> tuple[Path, str]:
-    """(store file, sae_id) of a 300-feature constructed analysis with the analysis pass's
+    """(store file, sae_id) of a 120-feature constructed analysis with the analysis pass's
     default example counts (20 top, 10 intervals x 5, 24-token windows, hover tokens)."""
     from saescope.store import open_store
 
-    analysis = store_data.make_analysis(sae_id="constructed/blocks.6.hook_resid_post/topk-300", d_sae=300,
+    analysis = store_data.make_analysis(sae_id="constructed/blocks.6.hook_resid_post/topk-120", d_sae=120,
                                         n_top=20, n_quantile=50, n_inactive=3, window=24, neurons=True)
     analysis.sae_info["analysis"] = {"quantile_intervals": 2}  # store_data samples 2 intervals
     path = tmp_path_factory.mktemp("store") / "features.db"

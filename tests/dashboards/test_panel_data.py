@@ -133,8 +133,8 @@ def test_feature_selections(constructed_store):
 
 def test_bad_requests_say_what_is_accepted(constructed_store, tmp_path):
     path, sae_id = constructed_store
-    with pytest.raises(ConfigError, match=r"features: got \[300\]; expected feature ids in 0..299"):
-        feature_dashboard(path, sae_id, [5, 300])
+    with pytest.raises(ConfigError, match=r"features: got \[120\]; expected feature ids in 0..119"):
+        feature_dashboard(path, sae_id, [5, 120])
     with pytest.raises(SaescopeError, match="has no SAE 'nope'"):
         feature_dashboard(path, "nope", [1])
     with pytest.raises(ConfigError, match="panels"):
