@@ -62,7 +62,14 @@ def test_unknown_old_schema_is_refused(store_url, store):
 def downgrade(store, version: int) -> None:
     """Turn a current store into the layout of an older schema version, as that version wrote it."""
     with store.engine.begin() as conn:
-        if version <= 2:  # v2 kept each feature's arrays in features.data
+        if version <= 2:  # v2 kept each feature's arrays in features.data, examples keyed without interval
+            if store.backend == "postgresql":
+                conn.exec_driver_sql("ALTER TABLE examples DROP CONSTRAINT examples_pkey")
+                conn.exec_driver_sql("ALTER TABLE examples ADD PRIMARY KEY (sae_id, feature, kind, rank)")
+            else:
+                conn.exec_driver_sql("CREATE TABLE examples_v2 AS SELECT * FROM examples")
+                conn.exec_driver_sql("DROP TABLE examples")
+                conn.exec_driver_sql("ALTER TABLE examples_v2 RENAME TO examples")
             blob = "BLOB" if store.backend == "sqlite" else "BYTEA"
             conn.exec_driver_sql(f"ALTER TABLE features ADD COLUMN data {blob}")
             conn.exec_driver_sql("UPDATE features SET data = (SELECT a.data FROM feature_arrays a "

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from store_data import LONDON, PARIS, VOCAB, make_analysis
 
 from saescope.analysis.results import EXAMPLE_KINDS, SAEAnalysis
-from saescope.store import open_store
+from saescope.store import open_store, rows
 from saescope.store.rows import FEATURE_ARRAYS
 
 
+def as_json(obj):
+    """Metadata dicts are stored as JSON: tuples come back as lists, numpy scalars as numbers."""
+    return json.loads(rows._json(obj))
+
+
 def assert_same_analysis(got: SAEAnalysis, want: SAEAnalysis) -> None:
-    for name in ("sae_id", "sae_info", "n_tokens", "corpus", "evals", "vocab"):
+    for name in ("sae_id", "n_tokens", "vocab"):
         assert getattr(got, name) == getattr(want, name), name
+    for name in ("sae_info", "corpus", "evals"):
+        assert getattr(got, name) == as_json(getattr(want, name)), name
     for name in ("density", "max_act", "mean_act", "quantile_levels"):
         np.testing.assert_array_equal(getattr(got.features, name), getattr(want.features, name), err_msg=name)
     for name in FEATURE_ARRAYS:
@@ -25,7 +34,7 @@ def assert_same_analysis(got: SAEAnalysis, want: SAEAnalysis) -> None:
     assert got.features.scores.keys() == want.features.scores.keys()
     for name, values in want.features.scores.items():
         np.testing.assert_array_equal(got.features.scores[name], values, err_msg=name)
-    key = lambda ex: (ex.feature, EXAMPLE_KINDS.index(ex.kind), ex.rank)  # noqa: E731
+    key = lambda ex: (ex.feature, EXAMPLE_KINDS.index(ex.kind), ex.interval, ex.rank)  # noqa: E731
     assert sorted(got.examples, key=key) == sorted(want.examples, key=key)
 
 
@@ -65,7 +74,7 @@ def test_feature_page_has_everything_a_page_shows(store):
     assert [n["corr"] for n in page["cofiring"]] == tables.cofiring_corr[f].tolist()
     assert [n["neuron"] for n in page["neurons"]] == tables.neuron_ids[f].tolist()
     want = {kind: sorted((ex for ex in analysis.examples if ex.feature == f and ex.kind == kind),
-                         key=lambda ex: ex.rank) for kind in EXAMPLE_KINDS}
+                         key=lambda ex: (ex.interval, ex.rank)) for kind in EXAMPLE_KINDS}
     for kind in EXAMPLE_KINDS:
         got = page["examples"][kind]
         assert [ex["rank"] for ex in got] == [ex.rank for ex in want[kind]]
@@ -112,3 +121,17 @@ def test_store_reopens_with_its_data(store_url):
     with open_store(store_url, create=False) as store:
         assert_same_analysis(store.load_analysis(analysis.sae_id), analysis)
 
+
+
+def test_quantile_ranks_numbered_within_each_interval(store):
+    """The analysis pass numbers quantile examples within their interval: stored as they come."""
+    analysis = make_analysis(n_quantile=6)
+    counters: dict[tuple[int, int], int] = {}
+    for ex in analysis.examples:
+        if ex.kind == "quantile":
+            ex.rank = counters.get((ex.feature, ex.interval), 0)
+            counters[(ex.feature, ex.interval)] = ex.rank + 1
+    store.write_analysis(analysis)
+    assert_same_analysis(store.load_analysis(analysis.sae_id), analysis)
+    quantile = store.feature(analysis.sae_id, 3)["examples"]["quantile"]
+    assert [(ex["interval"], ex["rank"]) for ex in quantile] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]

@@ -36,8 +36,8 @@ def feature_page(sae: Any, row: Any, example_rows: list[Any], scores: dict[str, 
     examples: dict[str, list[dict[str, Any]]] = {kind: [] for kind in EXAMPLE_KINDS}
     for ex in example_rows:
         examples[ex.kind].append(example_dict(ex, vocab))
-    for group in examples.values():
-        group.sort(key=lambda ex: ex["rank"])
+    for group in examples.values():  # quantile examples: interval by interval
+        group.sort(key=lambda ex: (ex["interval"], ex["rank"]))
     return {
         "sae_id": row.sae_id,
         "feature": row.feature,

@@ -62,16 +62,16 @@ def check_analysis(analysis: SAEAnalysis) -> None:
 
 
 def _check_examples(sae_id: str, examples: list[Example], d_sae: int) -> None:
-    seen: set[tuple[int, str, int]] = set()
+    seen: set[tuple[int, str, int, int]] = set()
     for ex in examples:
-        where = f"example (feature {ex.feature}, {ex.kind!r}, rank {ex.rank}) of {sae_id!r}"
+        where = f"example (feature {ex.feature}, {ex.kind!r}, interval {ex.interval}, rank {ex.rank}) of {sae_id!r}"
         if ex.kind not in EXAMPLE_KINDS:
             raise SaescopeError(f"{where}: kind {ex.kind!r}; expected one of {', '.join(EXAMPLE_KINDS)}.")
         if not 0 <= ex.feature < d_sae:
             raise SaescopeError(f"{where}: feature id outside 0..{d_sae - 1}.")
         if len(ex.acts) != len(ex.token_ids):
             raise SaescopeError(f"{where}: {len(ex.acts)} acts for {len(ex.token_ids)} tokens.")
-        key = (ex.feature, ex.kind, ex.rank)
+        key = (ex.feature, ex.kind, ex.interval, ex.rank)
         if key in seen:
             raise SaescopeError(f"{where}: appears twice.")
         seen.add(key)
@@ -171,7 +171,7 @@ def search_docs(sae_id: str, feature: int, top: Iterable[Example], explanation: 
                 vocab: list[str] | None) -> list[dict[str, Any]]:
     """The searchable text of a feature: its explanation, the tokens its top examples are
     centred on (what it fires on most), and the text of those top contexts."""
-    top = sorted(top, key=lambda ex: ex.rank)
+    top = sorted(top, key=lambda ex: (ex.interval, ex.rank))
     docs = []
     if explanation:
         docs.append(("explanation", explanation))

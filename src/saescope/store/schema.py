@@ -23,7 +23,8 @@ from sqlalchemy import (
 )
 
 # v1: the first layout (no search_docs); v2: search_docs with its trigram index;
-# v3: each feature's arrays moved out of `features` into `feature_arrays`.
+# v3: each feature's arrays moved out of `features` into `feature_arrays`; examples keyed
+# by (kind, interval, rank).
 SCHEMA_VERSION = 3
 
 metadata = MetaData()
@@ -97,8 +98,10 @@ examples = Table(
     Column("sae_id", String(512), primary_key=True),
     Column("feature", Integer, primary_key=True),
     Column("kind", String(16), primary_key=True),
+    # rank counts within a kind, or (as the analysis pass does for quantile examples) within
+    # an interval: the key holds both, so either numbering is stored as it comes
+    Column("interval", Integer, primary_key=True),
     Column("rank", Integer, primary_key=True),
-    Column("interval", Integer, nullable=False),
     Column("center", Integer, nullable=False),
     Column("max_act", Float(53), nullable=False),
     Column("context_index", BigInteger, nullable=False),

@@ -282,7 +282,7 @@ class FeatureStore:
                     values[f] = value
                 stored_scores[name] = values
             example_rows = conn.execute(select(examples).where(examples.c.sae_id == sae_id).order_by(
-                examples.c.feature, examples.c.kind, examples.c.rank)).all()
+                examples.c.feature, examples.c.kind, examples.c.interval, examples.c.rank)).all()
             vocab = self._vocab(conn, sae.vocab_hash)
         return SAEAnalysis(
             sae_id=sae_id, sae_info=json.loads(sae.info), n_tokens=sae.n_tokens,

@@ -87,10 +87,19 @@ def _v1_to_v2(conn: Connection) -> None:
 
 def _v2_to_v3(conn: Connection) -> None:
     """v3 moves the per-feature blobs out of `features`, so that sorting, filtering and
-    counting features read small rows."""
+    counting features read small rows, and adds `interval` to the examples' key."""
     schema.feature_arrays.create(conn)
     conn.exec_driver_sql("INSERT INTO feature_arrays (sae_id, feature, data) SELECT sae_id, feature, data FROM features")
     conn.exec_driver_sql("ALTER TABLE features DROP COLUMN data")
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ALTER TABLE examples DROP CONSTRAINT examples_pkey")
+        conn.exec_driver_sql('ALTER TABLE examples ADD PRIMARY KEY (sae_id, feature, kind, "interval", rank)')
+    else:  # SQLite cannot change a primary key: copy into a new table
+        conn.exec_driver_sql("ALTER TABLE examples RENAME TO examples_v2")
+        schema.examples.create(conn)
+        columns = ", ".join(f'"{c.name}"' for c in schema.examples.columns)
+        conn.exec_driver_sql(f"INSERT INTO examples ({columns}) SELECT {columns} FROM examples_v2")
+        conn.exec_driver_sql("DROP TABLE examples_v2")
 
 
 MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}
