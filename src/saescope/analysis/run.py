@@ -216,7 +216,8 @@ def wanted_examples(cfg: AnalysisConfig, acc: FeatureAccumulators) -> list[Wante
     for f, rank in torch.nonzero(ids >= 0).tolist():
         wanted.append(Wanted(f, "top", rank, -1, int(ids[f, rank]), float(vals[f, rank])))
     for f, interval, rank, token, value in tables.interval_samples(acc, cfg.quantile_intervals, cfg.per_interval):
-        wanted.append(Wanted(f, "quantile", rank, interval, token, value))
+        # rank is the order within the kind (results.Example): unique across intervals
+        wanted.append(Wanted(f, "quantile", interval * cfg.per_interval + rank, interval, token, value))
     return wanted
 
 
