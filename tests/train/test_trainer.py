@@ -183,3 +183,15 @@ def test_k_larger_than_the_dictionary_is_refused(layer6_cache, tmp_path):
         SaescopeError, match=r"k: got 5000; expected an integer from 1 to d_sae \(2304"
     ):
         train(small_config(tmp_path / "run", layer6_cache, k=5000))
+
+
+def test_cli_resume_uses_the_saved_config_and_refuses_changes(layer6_cache, tmp_path, capsys):
+    from saescope.cli import main
+
+    cfg = small_config(tmp_path / "run", layer6_cache, training_tokens=4 * 512)
+    train(cfg)
+    assert main(["train", "--resume", str(tmp_path / "run"), "--no-progress"]) == 0
+    assert main(["train", "--resume", str(tmp_path / "run"), "k=16"]) == 2
+    assert "different config (k: 32 -> 16)" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
+    assert "not a training run" in capsys.readouterr().err
