@@ -126,6 +126,8 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
     parser.add_argument("--out", type=Path, default=RESULTS / "store_queries.json")
     parser.add_argument("--sqlite-path", type=Path, default=None, help="keep the SQLite store here")
+    parser.add_argument("--neuronpedia-reference", action="store_true",
+                        help="also time reading a feature from SAEDashboard-layout batch files (exports them all)")
     args = parser.parse_args()
     start = time.perf_counter()
     analysis = make_analysis(SAE_ID, d_sae=args.features, n_top=20, n_quantile=15, n_inactive=5, window=24,
@@ -144,7 +146,8 @@ def main() -> None:
                 report["backends"][backend] = bench_backend(url, analysis, rng)
                 if backend == "sqlite":
                     report["backends"][backend]["file_mb"] = round(Path(url).stat().st_size / 2**20)
-                    report["neuronpedia_batch_files_feature_read"] = neuronpedia_files_reference(url, rng, args.features)
+                    if args.neuronpedia_reference:
+                        report["neuronpedia_batch_files_feature_read"] = neuronpedia_files_reference(url, rng, args.features)
             finally:
                 if server:
                     server.stop()
