@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from saescope.cli import main
+from saescope.dashboards import prompt_dashboard
+from saescope.errors import ConfigError
 from saescope.store import open_store
 
 
@@ -53,7 +57,6 @@ def test_errors_are_one_line_without_traceback(real_run, tmp_path, capsys):
         (["--features", "40"], "features: got [40]; expected feature ids in 0..31"),
         (["--features", "x"], "features: got 'x'; expected feature ids and ranges"),
         (["--panels", "table,pie"], "panels: got 'table,pie'"),
-        (["--prompt", "hi", "--token", "50"], "token: got 50"),
         (["--sae-id", "nope"], "has no SAE 'nope'"),
     ]
     for extra, message in cases:
@@ -63,3 +66,9 @@ def test_errors_are_one_line_without_traceback(real_run, tmp_path, capsys):
     assert main(["dashboard", str(tmp_path / "nothing")]) == 2
     assert "no feature store there" in capsys.readouterr().err
     assert not (tmp_path / "x.html").exists()
+
+
+def test_prompt_token_out_of_range(real_run, smollm2):
+    run_dir, _ = real_run
+    with pytest.raises(ConfigError, match=r"token: got 50; expected a token position in 0\.\.2 \(or -3\.\.-1 from the end\)"):
+        prompt_dashboard(run_dir, None, "hi there", model=smollm2, position=50)
