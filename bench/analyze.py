@@ -1,0 +1,135 @@
+"""Benchmark: `saescope analyze` (all features) against SAEDashboard and sae_vis (a sample of features),
+same model (SmolLM2-135M), same SAE file, same token contexts, in one run.
+
+    .venv/bin/python bench/analyze.py [--tokens 4096] [--d-sae 4608] [--peer-features 32] [--memory-scaling]
+
+Peers run in their own venvs under bench/results/venvs/ (built here if missing: torch==2.13.0
+CPU first, then the tool with torch pinned), on a TransformerLens model built from SmolLM2's
+config and weights. Each tool runs in its own process; time excludes loading the model; peak
+memory is the process's max RSS. --memory-scaling also runs saescope on 4x the tokens.
+Writes bench/results/analyze.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+VENVS = RESULTS / "venvs"
+PEERS = {"saedash": "sae-dashboard", "saevis": "sae-vis"}
+HOOK = "blocks.6.hook_resid_post"
+
+
+def ensure_venv(name: str, package: str) -> Path:
+    """The peer's python; the venv is built on first use (torch pinned to the CPU build on this disk)."""
+    python = VENVS / name / "bin" / "python"
+    if python.exists():
+        return python
+    VENVS.mkdir(parents=True, exist_ok=True)
+    constraints = VENVS / "constraints.txt"
+    constraints.write_text("torch==2.13.0\n")
+    subprocess.run([sys.executable, "-m", "venv", str(VENVS / name)], check=True)
+    pip = [str(python), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "torch==2.13.0"], check=True)
+    subprocess.run([*pip, "-c", str(constraints), package, "sae-lens"], check=True)
+    return python
+
+
+def build_sae(model, d_sae: int, k: int, seed: int = 0):
+    """A TopK SAE whose decoder rows are real centred layer-6 residuals (features fire on real text)."""
+    from saescope.corpus import CorpusConfig, iter_context_batches
+    from saescope.sae import SAEConfig, build_sae
+
+    rows = []
+    corpus = CorpusConfig(context_length=128, seed=1000 + seed)  # not the benchmark's contexts
+    for tokens in iter_context_batches(corpus, model.tokenizer, 16):
+        rows.append(model.run_with_cache(tokens, [HOOK])[HOOK][:, 1:].reshape(-1, model.d_model))
+        if sum(len(r) for r in rows) >= d_sae:
+            break
+    acts = torch.cat(rows)
+    mean = acts.mean(0)
+    directions = acts[torch.randperm(len(acts), generator=torch.Generator().manual_seed(seed))[:d_sae]] - mean
+    directions = directions / directions.norm(dim=1, keepdim=True)
+    sae = build_sae(SAEConfig(architecture="topk", d_in=model.d_model, d_sae=d_sae, k=k, model_name="smollm2",
+                              hook_name=HOOK))
+    with torch.no_grad():
+        sae.W_dec.copy_(directions)
+        sae.W_enc.copy_(directions.T)
+        sae.b_dec.copy_(mean)
+    return sae
+
+
+def prepare(work: Path, n_tokens: int, d_sae: int, k: int) -> None:
+    from saescope.corpus import CorpusConfig, iter_context_batches
+    from saescope.models import load_model
+    from saescope.sae import save_sae
+
+    model = load_model("smollm2")
+    if not (work / "hf_model" / "config.json").exists():
+        model.hf_model.save_pretrained(work / "hf_model")
+        model.tokenizer.save_pretrained(work / "hf_model")
+    save_sae(build_sae(model, d_sae, k), work / "sae")
+    n_ctx = n_tokens // 128
+    tokens = torch.cat(list(iter_context_batches(CorpusConfig(context_length=128), model.tokenizer, 64)))
+    torch.save(tokens[:n_ctx].clone(), work / "tokens.pt")  # the contexts saescope analyses too
+
+
+def run_tool(python: Path, args: list[str]) -> dict:
+    proc = subprocess.run([str(python), str(ROOT / "bench" / "analyze_peer.py"), *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}",
+                "stderr_tail": proc.stderr[-3000:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=4096)
+    parser.add_argument("--d-sae", type=int, default=4608)
+    parser.add_argument("--k", type=int, default=32)
+    parser.add_argument("--peer-features", type=int, default=32)
+    parser.add_argument("--peers", default="saedash,saevis")
+    parser.add_argument("--memory-scaling", action="store_true")
+    parser.add_argument("--out", default=str(RESULTS / "analyze.json"))
+    args = parser.parse_args()
+    work = RESULTS / "analyze_work"
+    prepare(work, args.tokens, args.d_sae, args.k)
+    sample = torch.linspace(0, args.d_sae - 1, args.peer_features).long().tolist()
+    results = {"tokens": args.tokens, "d_sae": args.d_sae, "k": args.k, "hook": HOOK, "peer_features": sample, "runs": {}}
+    common = ["--work", str(work), "--context-length", "128"]
+    results["runs"]["saescope"] = run_tool(Path(sys.executable), ["--tool", "saescope", "--tokens", str(args.tokens), *common])
+    for peer in [p for p in args.peers.split(",") if p]:
+        try:
+            python = ensure_venv(peer, PEERS[peer])
+        except subprocess.CalledProcessError as err:
+            results["runs"][peer] = {"error": f"could not build its venv: {err}"}
+            continue
+        results["runs"][peer] = run_tool(python, ["--tool", peer, "--hook", HOOK,
+                                                  "--features", ",".join(map(str, sample)), *common])
+    if args.memory_scaling:
+        results["runs"]["saescope_4x_tokens"] = run_tool(
+            Path(sys.executable), ["--tool", "saescope", "--tokens", str(4 * args.tokens), *common])
+    ours = results["runs"]["saescope"].get("features_per_s")
+    for run in results["runs"].values():
+        if ours and run.get("features_per_s"):
+            run["saescope_speedup"] = ours / run["features_per_s"]
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"{args.tokens} tokens, d_sae {args.d_sae} (TopK k={args.k}) at {HOOK}; peers on {args.peer_features} features")
+    print(f"{'tool':<22}{'features':>9}{'seconds':>10}{'features/s':>12}{'peak MiB':>10}{'saescope x':>12}")
+    for name, run in results["runs"].items():
+        if "error" in run:
+            print(f"{name:<22} failed: {run['error']}")
+            continue
+        print(f"{name:<22}{run['features']:>9}{run['seconds']:>10.1f}{run['features_per_s']:>12.2f}"
+              f"{run['peak_rss_mib']:>10.0f}{run.get('saescope_speedup', 1.0):>12.1f}")
+
+
+if __name__ == "__main__":
+    main()

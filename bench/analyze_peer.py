@@ -1,0 +1,111 @@
+"""One timed feature-analysis run, in whichever venv runs it: saescope, SAEDashboard or sae_vis.
+
+Called by bench/analyze.py (one process per tool, so peak memory is that tool's own):
+
+    PYTHON bench/analyze_peer.py --tool saedash --work DIR --features 0,1,...
+
+DIR holds what bench/analyze.py prepared: hf_model/ (SmolLM2 as a plain HF checkpoint),
+sae/ (native = SAELens layout), tokens.pt [n_ctx, ctx]. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+
+import torch
+
+
+def tl_model(hf_dir: Path):
+    """A TransformerLens HookedSAETransformer for SmolLM2, built from a config and the HF weights
+    (TransformerLens has no SmolLM2 entry to load by name)."""
+    from sae_lens import HookedSAETransformer
+    from transformer_lens import HookedTransformerConfig
+    from transformer_lens.pretrained.weight_conversions.llama import convert_llama_weights
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    hf = AutoModelForCausalLM.from_pretrained(hf_dir, torch_dtype=torch.float32)
+    c = hf.config
+    cfg = HookedTransformerConfig(
+        d_model=c.hidden_size, d_head=c.hidden_size // c.num_attention_heads, n_heads=c.num_attention_heads,
+        n_key_value_heads=c.num_key_value_heads, d_mlp=c.intermediate_size, n_layers=c.num_hidden_layers,
+        n_ctx=2048, d_vocab=c.vocab_size, act_fn="silu", normalization_type="RMS", positional_embedding_type="rotary",
+        rotary_base=int(c.rope_theta), rotary_dim=c.hidden_size // c.num_attention_heads, gated_mlp=True,
+        final_rms=True, eps=c.rms_norm_eps, original_architecture="LlamaForCausalLM", default_prepend_bos=False,
+    )
+    model = HookedSAETransformer(cfg, tokenizer=AutoTokenizer.from_pretrained(hf_dir))
+    model.load_state_dict(convert_llama_weights(hf, cfg), strict=False)
+    return model.eval()
+
+
+def run_saedash(work: Path, features: list[int], tokens: torch.Tensor, hook: str) -> tuple[float, int]:
+    from sae_dashboard.sae_vis_data import SaeVisConfig
+    from sae_dashboard.sae_vis_runner import SaeVisRunner
+    from sae_lens import SAE
+
+    model = tl_model(work / "hf_model")
+    sae = SAE.load_from_disk(str(work / "sae"))
+    cfg = SaeVisConfig(hook_point=hook, features=features, minibatch_size_features=len(features),
+                       minibatch_size_tokens=16, device="cpu", dtype="float32")
+    start = time.perf_counter()
+    data = SaeVisRunner(cfg).run(encoder=sae, model=model, tokens=tokens)
+    return time.perf_counter() - start, len(data.feature_data_dict)
+
+
+def run_saevis(work: Path, features: list[int], tokens: torch.Tensor, hook: str) -> tuple[float, int]:
+    from sae_lens import SAE
+    from sae_vis.data_config_classes import SaeVisConfig
+    from sae_vis.data_storing_fns import SaeVisData
+
+    model = tl_model(work / "hf_model")
+    sae = SAE.load_from_disk(str(work / "sae"))
+    cfg = SaeVisConfig(hook_point=hook, features=features, minibatch_size_features=len(features),
+                       minibatch_size_tokens=16)
+    start = time.perf_counter()
+    data = SaeVisData.create(sae=sae, model=model, tokens=tokens, cfg=cfg)
+    return time.perf_counter() - start, len(data.feature_data_dict)
+
+
+def run_saescope(work: Path, n_tokens: int, context_length: int) -> tuple[float, int, dict]:
+    from saescope.analysis import AnalysisConfig, analyze
+    from saescope.corpus import CorpusConfig
+    from saescope.models import load_model
+    from saescope.sae import load_sae
+
+    model = load_model("smollm2")
+    sae = load_sae(work / "sae")
+    cfg = AnalysisConfig(corpus=CorpusConfig(context_length=context_length), n_tokens=n_tokens, batch_size=16)
+    start = time.perf_counter()
+    result = analyze(sae, cfg, model=model, progress=False)
+    elapsed = time.perf_counter() - start
+    return elapsed, len(result.features.density), result.sae_info["analysis"]["timings"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tool", choices=["saescope", "saedash", "saevis"], required=True)
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--features", default="")
+    parser.add_argument("--hook", default="")
+    parser.add_argument("--tokens", type=int, default=0)
+    parser.add_argument("--context-length", type=int, default=128)
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    extra = {}
+    if args.tool == "saescope":
+        seconds, n_features, extra = run_saescope(args.work, args.tokens, args.context_length)
+    else:
+        tokens = torch.load(args.work / "tokens.pt")
+        features = [int(f) for f in args.features.split(",")]
+        run = run_saedash if args.tool == "saedash" else run_saevis
+        seconds, n_features = run(args.work, features, tokens, args.hook)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"tool": args.tool, "seconds": seconds, "features": n_features, "peak_rss_mib": peak_mib,
+                      "features_per_s": n_features / seconds, **({"phases": extra} if extra else {})}))
+
+
+if __name__ == "__main__":
+    main()
