@@ -176,8 +176,9 @@ def _add_store_routes(app: FastAPI) -> None:
                      "live": engine is not None and engine.live(sae_id)}
                     for sae_id, brief in _cache(request).saes().items()]
 
-        _cache(request).saes()
-        return _json(_cache(request).get(("saes", ""), read))
+        # keyed by every SAE's write time: a new or re-written SAE shows at once
+        version = tuple((k, v["written_at"]) for k, v in _cache(request).saes().items())
+        return _json(_cache(request).get(("saes", version), read))
 
     @app.get("/api/saes/{sae_id:path}/summary", tags=["store"])
     def summary(request: Request, sae_id: str) -> Response:
@@ -334,5 +335,7 @@ def serve(store_or_run: str | Path | FeatureStore, host: str = "127.0.0.1", port
 
     app = app or create_app(store_or_run, **app_options)
     print(f"saescope viewer: http://{host}:{port}/  (API docs: http://{host}:{port}/docs)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    # Keep-alive longer than uvicorn's 5 s: a browser (or a load test) whose connection waits
+    # behind slow live requests must not find it closed under it.
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=30)
 

@@ -116,7 +116,8 @@ export async function steerPage(sae: string, params: URLSearchParams): Promise<H
     await into(out, async () => {
       const result = await api.steer(sae, { prompt, feature: Number(feature.value), mode: mode.value, value: Number(value.value), max_new_tokens: Number(tokens.value) });
       const column = (title: string, id: string, text: string): HTMLElement =>
-        h("div", { class: "sv-continuation", id }, h("h3", {}, title), h("p", {}, h("span", { class: "sc-muted" }, prompt), h("span", { class: "sv-generated" }, text)));
+        h("div", { class: "sv-continuation", id }, h("h3", {}, title), // Whitespace shown (↵), so a continuation of newlines is still seen.
+        h("p", {}, h("span", { class: "sc-muted" }, prompt), h("span", { class: "sv-generated" }, showToken(text) || "(nothing)")));
       return h(
         "div",
         { class: "sc-row" },
