@@ -36,13 +36,18 @@ class LogprobEffects:
 
 def logprob_effects(logits_with: torch.Tensor, logits_without: torch.Tensor, next_ids: torch.Tensor,
                     n_hover: int) -> LogprobEffects:
-    """logits [n, d_vocab] with and without the feature, next_ids [n] (-1: none) -> effects on log p."""
-    delta = torch.log_softmax(logits_with.float(), -1) - torch.log_softmax(logits_without.float(), -1)
+    """logits [n, d_vocab] with and without the feature, next_ids [n] (-1: none) -> effects on log p.
+
+    log p_with - log p_without = (logits_with - logits_without) + (lse_without - lse_with): one
+    vocabulary-sized difference and two logsumexps, no log-softmax copies (this is memory-bound)."""
+    diff = logits_with.float() - logits_without.float()
+    shift = (torch.logsumexp(logits_without.float(), -1) - torch.logsumexp(logits_with.float(), -1))[:, None]
     has_next = next_ids >= 0
-    on_next = delta.gather(1, next_ids.clamp_min(0)[:, None])[:, 0]
-    up = delta.topk(n_hover, dim=1)
-    down = delta.topk(n_hover, dim=1, largest=False)
-    return LogprobEffects(torch.where(has_next, on_next, 0.0), up.indices, up.values, down.indices, down.values)
+    on_next = diff.gather(1, next_ids.clamp_min(0)[:, None]) + shift
+    up = diff.topk(n_hover, dim=1)
+    down = diff.topk(n_hover, dim=1, largest=False)
+    return LogprobEffects(torch.where(has_next, on_next[:, 0], 0.0), up.indices, up.values + shift,
+                          down.indices, down.values + shift)
 
 
 def contributions(sae: SAE, values: torch.Tensor, features: torch.Tensor, stats: InputStats | None) -> torch.Tensor:
@@ -69,6 +74,7 @@ class DirectPath:
         self.centres = isinstance(norm, nn.LayerNorm)
         self.eps = _norm_eps(norm)
         self.beta = model.unembed(torch.zeros(1, model.d_model, dtype=model.dtype, device=model.device))[0]
+        self.has_beta = bool(self.beta.abs().max() > 0)  # RMSNorm and a head without bias: none
         self.exact = self.eps is None or bool(getattr(model, "softcap", None))
         self.checked = False
 
@@ -86,7 +92,11 @@ class DirectPath:
         removed = resid - alpha[:, None] * direction
         if self.exact:
             return self.model.unembed(removed)
-        fast = (self.sigma(resid) * (logits - self.beta) - alpha[:, None] * direction_logits) / self.sigma(removed) + self.beta
+        if self.has_beta:
+            fast = (self.sigma(resid) * (logits - self.beta) - alpha[:, None] * direction_logits) / self.sigma(removed) + self.beta
+        else:
+            ratio = self.sigma(resid) / self.sigma(removed)  # [n, 1]
+            fast = torch.addcmul(logits * ratio, direction_logits, -(alpha[:, None] / self.sigma(removed)))
         if not self.checked:  # once: the identity holds for this model's norm, or use the slow path
             slow = self.model.unembed(removed[:4])
             self.exact = not torch.allclose(fast[:4], slow, atol=1e-3, rtol=1e-3)

@@ -24,7 +24,8 @@ from saescope.corpus import iter_context_batches
 from saescope.models import HookedModel
 from saescope.sae import SAE
 
-ROW_CHUNK = 256  # loss-effect rows per vocabulary-sized computation (memory: ROW_CHUNK x d_vocab floats)
+# loss-effect rows per vocabulary-sized computation: small, so the [rows, d_vocab] temporaries stay in cache
+ROW_CHUNK = 32
 
 
 @dataclass
