@@ -140,6 +140,17 @@ def test_fold_W_dec_norm_topk_needs_rescaled_selection(x):
         random_sae("batchtopk").fold_W_dec_norm()
 
 
+def test_fold_W_dec_norm_topk_with_one_common_norm(x):
+    """Trained SAEs fold the input scaling into W_dec: every row has the same norm, the same top k."""
+    sae = random_sae("topk")
+    with torch.no_grad():
+        sae.W_dec.mul_(3.0 / sae.W_dec.norm(dim=-1, keepdim=True))
+    before_acts, before = sae.encode(x), sae(x)
+    sae.fold_W_dec_norm()
+    assert torch.equal(sae.encode(x) != 0, before_acts != 0)
+    assert_close(sae(x), before, "outputs unchanged")
+
+
 @pytest.mark.parametrize("mode", ["constant_norm_rescale", "layer_norm", "constant_scale"])
 def test_normalisation_is_undone_by_decode(mode, x):
     sae = random_sae("standard", normalize_activations=mode)

@@ -167,8 +167,10 @@ class TopKSAE(SAE):
 
     def check_foldable(self, norms: torch.Tensor) -> None:
         # Scaling features by different norms changes which k are largest, unless the
-        # selection already looked at acts * norm (rescale_acts_by_decoder_norm).
-        if not self.cfg.rescale_acts_by_decoder_norm and not torch.allclose(norms, torch.ones_like(norms), atol=1e-4):
+        # selection already looked at acts * norm (rescale_acts_by_decoder_norm). One common
+        # norm for every row (our trained SAEs, which fold the input scaling into W_dec) is safe.
+        uniform = torch.allclose(norms, norms.mean().expand_as(norms), rtol=1e-4)
+        if not self.cfg.rescale_acts_by_decoder_norm and not uniform:
             raise SaescopeError(
                 "fold_W_dec_norm would change which features a TopK SAE picks (its decoder rows are not unit-norm); "
                 "it is safe only with rescale_acts_by_decoder_norm"
