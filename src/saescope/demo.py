@@ -1,81 +1,165 @@
 """`saescope demo`: the whole pipeline on built-in defaults (the bundled SmolLM2 and corpus).
 
-For now: harvest activations at two hook points and print a summary of what was written.
-Later stages (training, evals, analysis, dashboards, the viewer) extend this same command.
+harvest activations -> train a TopK SAE on them -> evaluate it -> analyse every feature into
+the feature store -> write dashboards -> serve the web viewer. Every stage resumes or reuses
+what an earlier (possibly interrupted) demo run left in the run directory.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import torch
-
-from saescope import __version__
-from saescope.activations import ActivationCache, HarvestConfig, harvest
 from saescope.cli_args import parse_count
-from saescope.corpus import CorpusConfig, describe_corpus
-from saescope.fileio import write_json
-from saescope.models import load_model
 
-DEMO_HOOKS = ["blocks.6.hook_resid_post", "blocks.6.hook_mlp_out"]
+HOOK = "blocks.6.hook_resid_post"
+SAMPLE_PROMPT = "The function returns a list of the words in the string, using sep as the delimiter."
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "demo",
-        help="run the pipeline on the bundled model and corpus",
-        description="Harvest activations from the bundled SmolLM2-135M-Instruct on the built-in corpus "
-        "and summarise them. Re-running resumes and reuses what is already there.",
+        help="run the whole pipeline on the bundled model and corpus",
+        description="Harvest activations from the bundled SmolLM2-135M-Instruct on the built-in corpus, "
+        "train a TopK SAE, evaluate it, analyse every feature, write dashboards and serve the viewer. "
+        "Re-running resumes and reuses what is already there.",
     )
     p.add_argument("--out", default="runs/demo", help="run directory (default: %(default)s)")
-    p.add_argument("--tokens", type=parse_count, default=64_000, help="tokens to harvest (default: 64k)")
+    p.add_argument("--tokens", type=parse_count, default=400_000, help="tokens to harvest and train on (default: 400k)")
+    p.add_argument("--analyze-tokens", type=parse_count, default=32_768, help="tokens to analyse (default: 32k)")
+    p.add_argument("--eval-tokens", type=parse_count, default=2048, help="tokens for the evals (default: 2048)")
+    p.add_argument("--no-serve", action="store_true", help="stop after writing the dashboards")
+    p.add_argument("--port", type=int, default=8000, help="viewer port (default: %(default)s)")
     p.set_defaults(func=run)
 
 
+def stage(name: str, work: Callable[[], Any]) -> Any:
+    print(f"\n== {name}", flush=True)
+    start = time.perf_counter()
+    result = work()
+    print(f"   {name}: {time.perf_counter() - start:.0f} s", flush=True)
+    return result
+
+
 def run(args: argparse.Namespace) -> int:
+    from saescope.models import load_model
+
     run_dir = Path(args.out)
     print(f"saescope demo -> {run_dir}")
-    model = load_model("smollm2")
-    corpus = CorpusConfig()
-    cfg = HarvestConfig(out=str(run_dir / "activations"), hooks=DEMO_HOOKS, corpus=corpus, n_tokens=args.tokens)
-    write_run_json(run_dir, cfg)
-    start = time.perf_counter()
-    cache = harvest(cfg, model=model)
-    seconds = time.perf_counter() - start
-    print_summary(cache, seconds)
+    model = stage("load SmolLM2-135M-Instruct", lambda: load_model("smollm2"))
+    cache = stage("harvest", lambda: harvest_activations(model, run_dir, args.tokens))
+    sae_dir = stage("train", lambda: train_sae(model, run_dir, cache.n_tokens))
+    evals = stage("evaluate", lambda: evaluate_sae(model, sae_dir, run_dir, args.eval_tokens, cache.manifest.n_contexts))
+    store_path = stage("analyse", lambda: analyse_features(model, sae_dir, run_dir, args.analyze_tokens, evals))
+    pages = stage("dashboards", lambda: write_dashboards(model, store_path, run_dir))
+    print_summary(run_dir, cache, evals, store_path, pages)
+    if not args.no_serve:
+        serve_viewer(run_dir, model, args.port)
     return 0
 
 
-def write_run_json(run_dir: Path, cfg: HarvestConfig) -> None:
-    write_json(
-        run_dir / "run.json",
-        {
-            "saescope": __version__,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "model": cfg.model,
-            "corpus": describe_corpus(cfg.corpus),
-            "stages": {"harvest": {"out": cfg.out, "hooks": cfg.hooks, "n_tokens": cfg.n_tokens, "dtype": cfg.dtype}},
-        },
+def harvest_activations(model: Any, run_dir: Path, n_tokens: int) -> Any:
+    from saescope.activations import HarvestConfig, harvest
+
+    return harvest(HarvestConfig(out=str(run_dir / "activations"), hooks=[HOOK], n_tokens=n_tokens), model=model)
+
+
+def train_sae(model: Any, run_dir: Path, harvested_tokens: int) -> Path:
+    from saescope.train import TrainConfig, train
+
+    if (run_dir / "sae" / "cfg.json").exists():  # written only when training finished
+        return run_dir / "sae"
+    batch_size = 4096
+    # the store drops BOS and the part of each shuffle window short of a batch: stay below that
+    steps = int(harvested_tokens * 0.9) // batch_size
+    cfg = TrainConfig(
+        run_dir=str(run_dir),
+        hooks=HOOK,
+        activation_cache=str(run_dir / "activations"),
+        architecture="topk",
+        expansion_factor=8,
+        k=32,
+        training_tokens=steps * batch_size,
+        batch_size=batch_size,
+        lr=1e-3,
+        dead_after_tokens=200_000,
+        checkpoint_every_tokens=100_000,
     )
+    train(cfg, model=model)
+    return run_dir / "sae"
 
 
-def print_summary(cache: ActivationCache, seconds: float) -> None:
+def evaluate_sae(model: Any, sae_dir: Path, run_dir: Path, n_tokens: int, trained_contexts: int) -> dict[str, Any]:
+    from saescope.evals import evaluate, format_table
+    from saescope.fileio import read_json
+
+    written = run_dir / "evals" / "eval.json"
+    if written.exists() and written.stat().st_mtime > (sae_dir / "cfg.json").stat().st_mtime:
+        results = read_json(written)  # this SAE was evaluated by an earlier demo run
+    else:
+        # on contexts after the training data
+        results = evaluate(sae_dir, model=model, n_tokens=n_tokens, skip_contexts=trained_contexts,
+                           out_dir=run_dir / "evals")
+    print(format_table([results]))
+    return results
+
+
+def analyse_features(model: Any, sae_dir: Path, run_dir: Path, n_tokens: int, evals: dict[str, Any]) -> Path:
+    from saescope.analysis import AnalysisConfig, analyze
+    from saescope.store import open_store
+
+    store_path = run_dir / "features.db"
+    checkpoint = run_dir / "analysis.checkpoint"
+    # fewer, shorter top examples than the defaults: their next-token effects dominate the time
+    cfg = AnalysisConfig(n_tokens=n_tokens, top_k=10, window=(12, 4))
+    result = analyze(sae_dir, cfg, model=model, checkpoint=checkpoint, sae_id="demo")
+    result.evals = {k: float(v) for k, v in evals.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    with open_store(store_path) as store:
+        store.write_analysis(result)
+    checkpoint.unlink(missing_ok=True)  # only once the result is safely stored
+    return store_path
+
+
+def write_dashboards(model: Any, store_path: Path, run_dir: Path) -> dict[str, Path]:
+    from saescope.dashboards import (
+        densest_features,
+        random_live_features,
+        write_dashboard,
+        write_prompt_dashboard,
+    )
+    from saescope.store import open_store
+
+    out = run_dir / "dashboards"
+    with open_store(store_path) as store:
+        densest = densest_features(store, "demo", 50)
+        random = random_live_features(store, "demo", 50, seed=0)
+    return {
+        "densest": write_dashboard(store_path, "demo", densest, out / "densest_50.html"),
+        "random": write_dashboard(store_path, "demo", random, out / "random_50.html"),
+        "prompt": write_prompt_dashboard(store_path, "demo", SAMPLE_PROMPT, out / "prompt.html", model=model,
+                                         sae=run_dir / "sae"),
+    }
+
+
+def print_summary(run_dir: Path, cache: Any, evals: dict[str, Any], store_path: Path, pages: dict[str, Path]) -> None:
     m = cache.manifest
-    size_mb = sum((cache.directory / s["file"]).stat().st_size for s in m.shards) / 2**20
-    print(f"\nharvested {m.n_tokens:,} tokens ({len(m.shards)} shards, {size_mb:.1f} MB) in {seconds:.0f} s")
-    print(f"corpus: {json.dumps(m.corpus)}")
-    _, acts = next(cache.iter_batches(batch_size=64))
-    print(f"\n{'hook point':32} {'d':>5} {'mean norm':>10} {'scale':>8} {'top |dim|s (mean |act|)':>28}")
-    for hook, d in m.hooks.items():
-        a = acts[hook][:, 1:].float().reshape(-1, d)  # without BOS
-        top = a.abs().mean(0).topk(3)
-        dims = ", ".join(f"{i}:{v:.2f}" for v, i in zip(top.values.tolist(), top.indices.tolist(), strict=True))
-        stats = m.norms[hook]
-        print(f"{hook:32} {d:>5} {stats.mean_norm:>10.2f} {stats.scaling_factor(d):>8.4f} {dims:>28}")
-    print(f"\ncache: {cache.directory}  (read it with saescope.activations.load_cache)")
-    print(f"run manifest: {cache.directory.parent / 'run.json'}")
+    print(f"\nactivations   {cache.directory}  ({m.n_tokens:,} tokens of {', '.join(m.hooks)})")
+    print(f"SAE           {run_dir / 'sae'}  (TopK, k=32, d_sae={8 * 576})")
+    print(f"training      {run_dir / 'metrics.jsonl'}, {run_dir / 'training_curves.png'}")
+    print(f"evals         {run_dir / 'evals'}")
+    shown = {k: evals[k] for k in ("l0", "fvu", "ce_loss_recovered", "dead_fraction") if k in evals}
+    print(f"              {json.dumps(shown)}")
+    print(f"feature store {store_path}")
+    for name, path in pages.items():
+        print(f"dashboard     {path}  ({name})")
+
+
+def serve_viewer(run_dir: Path, model: Any, port: int) -> None:
+    from saescope.server import serve
+
+    print(f"\nviewer: http://127.0.0.1:{port}/  (Ctrl-C to stop)", flush=True)
+    serve(run_dir, host="127.0.0.1", port=port, model=model)
