@@ -161,5 +161,5 @@ def print_summary(run_dir: Path, cache: Any, evals: dict[str, Any], store_path: 
 def serve_viewer(run_dir: Path, model: Any, port: int) -> None:
     from saescope.server import serve
 
-    print(f"\nviewer: http://127.0.0.1:{port}/  (Ctrl-C to stop)", flush=True)
+    print("\nserving the viewer (Ctrl-C to stop)", flush=True)
     serve(run_dir, host="127.0.0.1", port=port, model=model)
