@@ -97,7 +97,8 @@ async def page_client(http: httpx.AsyncClient, rec: Recorder, stop_at: float, rn
     while time.monotonic() < stop_at:
         # 9 in 10 pages from the large SAE (cache misses), 1 in 10 from the live one
         sae, d_sae = (BIG_SAE, BIG_D_SAE) if rng.random() < 0.9 else (LIVE_SAE, 64)
-        await timed(http, rec, "feature_page", "GET", f"/api/saes/{sae}/features/{rng.randrange(d_sae)}")
+        # the feature page as the viewer loads it (the panels' data)
+        await timed(http, rec, "feature_page", "GET", f"/api/saes/{sae}/features/{rng.randrange(d_sae)}/panels")
 
 
 async def live_client(http: httpx.AsyncClient, rec: Recorder, stop_at: float, rng: random.Random) -> None:

@@ -209,7 +209,7 @@ def _add_store_routes(app: FastAPI) -> None:
         store = request.app.state.source.store
 
         def read() -> dict[str, Any]:
-            summary = store.sae_summary(sae_id)
+            summary = _cache(request).summary(sae_id)
             return dashboard_data(f"{sae_id} #{feature}", summary, [store.feature(sae_id, feature)], Layout())
 
         return _json(_cache(request).get(("panels", sae_id, feature), read))

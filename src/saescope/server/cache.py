@@ -43,6 +43,7 @@ class CachedStore:
         self._lock = threading.Lock()
         self._saes: dict[str, dict[str, Any]] = {}
         self._checked_at = -math.inf
+        self._summaries: dict[str, tuple[str, dict[str, Any]]] = {}
 
     def saes(self) -> dict[str, dict[str, Any]]:
         """sae_id -> brief (sizes, model, hook point, written_at); re-read every few seconds."""
@@ -56,6 +57,15 @@ class CachedStore:
                         del self._entries[key]
                 self._saes, self._checked_at = fresh, now
         return self._saes
+
+    def summary(self, sae_id: str) -> dict[str, Any]:
+        """The store's SAE summary, read once per write of the SAE (it scans every feature's
+        density for the histogram: too slow to repeat for each feature's panels)."""
+        written_at = self.saes()[sae_id]["written_at"]
+        held = self._summaries.get(sae_id)
+        if held is None or held[0] != written_at:
+            held = self._summaries[sae_id] = (written_at, self.store.sae_summary(sae_id))
+        return held[1]
 
     def get(self, key: tuple, read: Callable[[], Any]) -> bytes:
         """The cached JSON of `key` (kind, sae_id, ...), or read() serialised and kept."""
