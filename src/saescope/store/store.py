@@ -23,7 +23,6 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
-    tuple_,
 )
 from sqlalchemy import text as text_clause
 from sqlalchemy.exc import SQLAlchemyError
@@ -55,6 +54,11 @@ _FEATURE_ROWS = _WITH_ARRAYS.where(
     features.c.sae_id == bindparam("sae_id"), features.c.feature.in_(bindparam("ids", expanding=True)))
 _EXAMPLE_ROWS = select(examples).where(
     examples.c.sae_id == bindparam("sae_id"), examples.c.feature.in_(bindparam("ids", expanding=True)))
+_SEARCH_DOC = select(search_docs.c.text).where(
+    search_docs.c.sae_id == bindparam("sae_id"), search_docs.c.feature == bindparam("feature"),
+    search_docs.c.field == bindparam("field"))
+_FEATURE_BRIEF = select(features.c.density, features.c.max_act, features.c.explanation).where(
+    features.c.sae_id == bindparam("sae_id"), features.c.feature == bindparam("feature"))
 _SCORE_ROWS = select(scores.c.feature, scores.c.name, scores.c.value).where(
     scores.c.sae_id == bindparam("sae_id"), scores.c.feature.in_(bindparam("ids", expanding=True)))
 ProgressFn = Callable[[int, int], None]
@@ -137,12 +141,14 @@ class FeatureStore:
 
     def _refresh_statistics(self) -> None:
         """Let the query planner see the new rows: with stale statistics PostgreSQL picks
-        the sae_id index over the trigram index and search gets 10x slower."""
+        the sae_id index over the trigram index and search gets 10x slower, and SQLite
+        counts score-sorted pages by scanning features."""
         with self._write("refreshing planner statistics") as conn:
             if self.backend == "postgresql":
                 conn.exec_driver_sql("ANALYZE features, scores, examples, search_docs")
-            else:
-                conn.exec_driver_sql("PRAGMA optimize")
+            else:  # sampled statistics: seconds even on a 1 GB store
+                conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+                conn.exec_driver_sql("ANALYZE")
 
     def delete_sae(self, sae_id: str) -> None:
         with self._write(f"deleting SAE {sae_id!r}", sae_id) as conn:
@@ -403,24 +409,15 @@ class FeatureStore:
         return query
 
     def _search_results(self, conn: Connection, keys: list[tuple[str, int, str]], text: str) -> list[dict[str, Any]]:
-        if not keys:
-            return []
-        docs = dict(((r.sae_id, r.feature, r.field), r.text) for r in conn.execute(
-            select(search_docs.c.sae_id, search_docs.c.feature, search_docs.c.field, search_docs.c.text)
-            .where(tuple_(search_docs.c.sae_id, search_docs.c.feature, search_docs.c.field).in_(keys))))
-        stats = {(r.sae_id, r.feature): r for r in conn.execute(
-            select(features.c.sae_id, features.c.feature, features.c.density, features.c.max_act,
-                   features.c.explanation)
-            .where(tuple_(features.c.sae_id, features.c.feature).in_([k[:2] for k in keys])))}
+        # One indexed lookup per result: SQLite scans the table for a row-value IN list.
         results = []
         for sae_id, feature, field in keys:
-            row = stats[(sae_id, feature)]
+            doc = conn.execute(_SEARCH_DOC, {"sae_id": sae_id, "feature": feature, "field": field}).scalar_one()
+            row = conn.execute(_FEATURE_BRIEF, {"sae_id": sae_id, "feature": feature}).one()
             results.append({"sae_id": sae_id, "feature": feature, "field": field,
-                            "snippet": _snippet(docs[(sae_id, feature, field)], text),
-                            "density": row.density, "max_act": row.max_act,
-                            "explanation": row.explanation})
+                            "snippet": _snippet(doc, text), "density": row.density,
+                            "max_act": row.max_act, "explanation": row.explanation})
         return results
-
 
 def _feature_query(sae_id: str, sort_by: str, ranges: dict[str, tuple[float | None, float | None]]) -> tuple[Any, Any, Any]:
     """The filtered feature list, the column it sorts by (a score joins its rows in) and
