@@ -11,6 +11,7 @@ Reports requests/s and p50/p95/p99 latency per kind, errors, and the server's re
 memory sampled each second. Writes bench/results/serve.json.
 
     .venv/bin/python bench/serve.py [--seconds 60] [--page-clients 32] [--live-clients 4]
+    .venv/bin/python bench/serve.py --big-features 1000 --warm --out serve_warm.json   # cached pages
 """
 
 from __future__ import annotations
@@ -93,10 +94,11 @@ class Recorder:
         self.errors: list[str] = []
 
 
-async def page_client(http: httpx.AsyncClient, rec: Recorder, stop_at: float, rng: random.Random) -> None:
+async def page_client(http: httpx.AsyncClient, rec: Recorder, stop_at: float, rng: random.Random,
+                      n_big: int) -> None:
     while time.monotonic() < stop_at:
-        # 9 in 10 pages from the large SAE (cache misses), 1 in 10 from the live one
-        sae, d_sae = (BIG_SAE, BIG_D_SAE) if rng.random() < 0.9 else (LIVE_SAE, 64)
+        # 9 in 10 pages from the large SAE (its first n_big features), 1 in 10 from the live one
+        sae, d_sae = (BIG_SAE, n_big) if rng.random() < 0.9 else (LIVE_SAE, 64)
         # the feature page as the viewer loads it (the panels' data)
         await timed(http, rec, "feature_page", "GET", f"/api/saes/{sae}/features/{rng.randrange(d_sae)}/panels")
 
@@ -134,9 +136,13 @@ async def drive(base: str, pid: int, args: argparse.Namespace) -> tuple[Recorder
         # warm-up: the first live request and the first page pay one-off costs
         await http.post(f"/api/saes/{LIVE_SAE}/activations", json={"text": "warm up"})
         await http.get(f"/api/saes/{BIG_SAE}/features/0")
+        if args.warm:  # the popular-pages case: every page the clients will ask for is cached
+            for sae, n in ((BIG_SAE, args.big_features), (LIVE_SAE, 64)):
+                for f in range(n):
+                    await http.get(f"/api/saes/{sae}/features/{f}/panels")
         started = time.monotonic()
         stop_at = started + args.seconds
-        tasks = [page_client(http, rec, stop_at, random.Random(i)) for i in range(args.page_clients)]
+        tasks = [page_client(http, rec, stop_at, random.Random(i), args.big_features) for i in range(args.page_clients)]
         tasks += [live_client(http, rec, stop_at, random.Random(1000 + i)) for i in range(args.live_clients)]
         await asyncio.gather(*tasks, sample_memory(pid, stop_at, memory))
         elapsed = time.monotonic() - started
@@ -158,6 +164,10 @@ def main() -> None:
     parser.add_argument("--page-clients", type=int, default=32)
     parser.add_argument("--live-clients", type=int, default=4)
     parser.add_argument("--run", type=Path, default=RESULTS / "serve_run")
+    parser.add_argument("--big-features", type=int, default=BIG_D_SAE,
+                        help="page clients read the large SAE's first N features (default: all)")
+    parser.add_argument("--warm", action="store_true", help="request every page once before timing")
+    parser.add_argument("--out", default="serve.json", help="file name under bench/results/")
     args = parser.parse_args()
     prepare_run(args.run)
     port = free_port()
@@ -173,6 +183,8 @@ def main() -> None:
     result = {
         "what": f"saescope serve on loopback, {args.page_clients} feature-page clients + {args.live_clients} live "
                 f"clients for {args.seconds:.0f} s (server and clients on the same {os.cpu_count()}-core machine)",
+        "pages": f"first {args.big_features} of {BIG_D_SAE} features, cache {'warmed' if args.warm else 'cold'}",
+        "load_average_1m_at_end": os.getloadavg()[0],
         "feature_page": summary(rec.latencies["feature_page"], elapsed),
         "live_top_features": summary(rec.latencies["live"], elapsed),
         "errors": len(rec.errors), "error_examples": rec.errors[:5], "server_alive_after": alive,
@@ -181,7 +193,7 @@ def main() -> None:
                           "max": round(float(np.max(memory)), 1), "samples": [round(m, 1) for m in memory]},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "serve.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / args.out).write_text(json.dumps(result, indent=2))
     print(json.dumps({k: v for k, v in result.items() if k != "server_rss_mb"}, indent=2))
     print("server RSS MB:", {k: v for k, v in result["server_rss_mb"].items() if k != "samples"})
 
