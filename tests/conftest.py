@@ -1,8 +1,10 @@
-"""Session-wide fixtures: the real bundled SmolLM2-135M-Instruct model and its tokenizer."""
+"""Session-wide fixtures: the real bundled SmolLM2 and its tokenizer, a real PostgreSQL server, Chromium."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -38,3 +40,27 @@ def postgres_server():
         pytest.fail(str(err), pytrace=False)
     yield server
     server.stop()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright, with a fresh profile, shared by every browser test
+    (one sync Playwright per thread); fails, never skips, without them: run scripts/setup.sh."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("playwright is not installed: run scripts/setup.sh", pytrace=False)
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/setup.sh (it installs Debian's chromium)", pytrace=False)
+    profile = tempfile.mkdtemp(prefix="saescope-chromium-")
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True,
+                                                       args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 900})
+        yield context
+        context.close()
+    shutil.rmtree(profile, ignore_errors=True)

@@ -7,8 +7,6 @@ The browser tests fail (never skip) when Chromium or playwright is missing: run 
 from __future__ import annotations
 
 import importlib.util
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,11 +14,7 @@ import pytest
 from saescope.dashboards import write_dashboard, write_prompt_dashboard
 
 HERE = Path(__file__).resolve().parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = HERE.parent.parent / "build" / "screenshots"  # gitignored; look at them
-PROMPT = "The capital of France is Paris, and the capital of Germany is Berlin."
 
 
 def load_helper(path: Path, name: str):
@@ -33,6 +27,13 @@ def load_helper(path: Path, name: str):
 
 real_run_module = load_helper(HERE / "real_run.py", "dashboards_real_run")
 store_data = load_helper(HERE.parent / "store" / "store_data.py", "dashboards_store_data")
+PROMPT = real_run_module.PROMPT
+
+
+@pytest.fixture(scope="session")
+def constructed_analyses():
+    """tests/store's builder of realistic constructed analyses (make_analysis)."""
+    return store_data
 
 
 @pytest.fixture(scope="session")
@@ -69,23 +70,6 @@ def prompt_html(real_run, smollm2, tmp_path_factory) -> Path:
     run_dir, sae_id = real_run
     return write_prompt_dashboard(run_dir, sae_id, PROMPT, tmp_path_factory.mktemp("html") / "prompt.html",
                                   model=smollm2)
-
-
-@pytest.fixture(scope="session")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("playwright is not installed: run scripts/setup.sh", pytrace=False)
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/setup.sh (it installs Debian's chromium)", pytrace=False)
-    profile = tempfile.mkdtemp(prefix="saescope-chromium-")
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True,
-                                                       args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 900})
-        yield context
-        context.close()
-    shutil.rmtree(profile, ignore_errors=True)
 
 
 class PageWatch:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+PROMPT = "The capital of France is Paris, and the capital of Germany is Berlin."
+
 HOOK = "blocks.3.hook_resid_post"
 D_SAE = 32
 K = 4

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import PROMPT
+from real_run import PROMPT
 
 from saescope.dashboards import Dashboard, feature_dashboard
 from saescope.dashboards.data import number
