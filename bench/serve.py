@@ -3,15 +3,19 @@
 The store holds two SAEs: the real test run (tests/server/viewer_run.py: SmolLM2 layer 6,
 a 64-feature TopK SAE, the real analysis pass), which the live clients use, and a large
 analysis in the shape of tests/store (8,192 features x 33 examples, 24-token windows),
-whose random feature pages most page clients read: about half miss the 4,096-page cache.
+whose random feature pages most page clients read.
 
-For --seconds (default 60): --page-clients (32) loop on feature pages (random SAE and feature),
---live-clients (4) loop on live inference (top features per token of a short random text).
-Reports requests/s and p50/p95/p99 latency per kind, errors, and the server's resident
-memory sampled each second. Writes bench/results/serve.json.
+The server fills its page cache in the background at start; by default the clients start
+when it says it is done (/api/health), and the time that took is reported (--cold starts
+at once, with the server's warming off: every first visit of a page reads the store).
+For --seconds (default 60): --page-clients (32) loop on feature pages (random SAE and feature,
+the panels' data the viewer loads), --live-clients (4) loop on live inference (top features
+per token of a short random text). Reports requests/s and p50/p95/p99 latency per kind,
+errors, the server's resident memory sampled each second, and the CPU used by the server,
+its inference worker and this load generator (a lean keep-alive HTTP/1.1 client on raw
+asyncio streams, so that the clients are not what is measured). Writes bench/results/serve.json.
 
-    .venv/bin/python bench/serve.py [--seconds 60] [--page-clients 32] [--live-clients 4]
-    .venv/bin/python bench/serve.py --big-features 1000 --warm --out serve_warm.json   # cached pages
+    .venv/bin/python bench/serve.py [--seconds 60] [--page-clients 32] [--live-clients 4] [--cold]
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +45,7 @@ from saescope.store import open_store  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 BIG_SAE, BIG_D_SAE = "synthetic/blocks.6.hook_resid_post/topk-8192", 8192
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "while", "Paris", "and", "London", "import", "numpy", "as", "np", "def", "return", "class", "for", "in", "range"]
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 def prepare_run(run_dir: Path) -> None:
@@ -64,6 +68,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# --- what the server uses -------------------------------------------------------------------
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -71,22 +77,72 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def start_server(run_dir: Path, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "saescope.cli", "serve", str(run_dir), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).raise_for_status()
-            return proc
-        except httpx.HTTPError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the server exited: {proc.stderr.read()}") from None
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("the server did not answer within 180 s")
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
 
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+# --- a lean HTTP/1.1 keep-alive client --------------------------------------------------------
+
+class Connection:
+    """One keep-alive connection; a request writes prepared bytes and reads Content-Length bytes."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
+        if body:
+            head += "Content-Type: application/json\r\n"
+        self.writer.write(head.encode() + b"\r\n" + body)
+        try:
+            response = await self.reader.readuntil(b"\r\n\r\n")
+            status, length = _parse_head(response)
+            return status, await self.reader.readexactly(length)
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+def _parse_head(head: bytes) -> tuple[int, int]:
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.lower() == "content-length":
+            return status, int(value)
+    raise ValueError(f"no Content-Length in the response ({lines[0]})")
+
+
+async def get_json(port: int, path: str) -> dict:
+    conn = Connection(port)
+    try:
+        status, body = await conn.request("GET", path)
+    finally:
+        conn.close()
+    if status != 200:
+        raise RuntimeError(f"GET {path}: HTTP {status}")
+    return json.loads(body)
+
+
+# --- the load ---------------------------------------------------------------------------------
 
 class Recorder:
     def __init__(self) -> None:
@@ -94,33 +150,35 @@ class Recorder:
         self.errors: list[str] = []
 
 
-async def page_client(http: httpx.AsyncClient, rec: Recorder, stop_at: float, rng: random.Random,
-                      n_big: int) -> None:
+async def timed(conn: Connection, rec: Recorder, kind: str, method: str, path: str, body: bytes = b"") -> None:
+    start = time.perf_counter()
+    try:
+        status, _ = await conn.request(method, path, body)
+    except (OSError, asyncio.IncompleteReadError, ValueError) as err:
+        rec.errors.append(f"{kind} {path}: {type(err).__name__} {err}")
+        return
+    if status != 200:
+        rec.errors.append(f"{kind} {path}: HTTP {status}")
+        return
+    rec.latencies[kind].append(time.perf_counter() - start)
+
+
+async def page_client(port: int, rec: Recorder, stop_at: float, rng: random.Random, n_big: int) -> None:
+    conn = Connection(port)
     while time.monotonic() < stop_at:
         # 9 in 10 pages from the large SAE (its first n_big features), 1 in 10 from the live one
         sae, d_sae = (BIG_SAE, n_big) if rng.random() < 0.9 else (LIVE_SAE, 64)
-        # the feature page as the viewer loads it (the panels' data)
-        await timed(http, rec, "feature_page", "GET", f"/api/saes/{sae}/features/{rng.randrange(d_sae)}/panels")
+        await timed(conn, rec, "feature_page", "GET", f"/api/saes/{sae}/features/{rng.randrange(d_sae)}/panels")
+    conn.close()
 
 
-async def live_client(http: httpx.AsyncClient, rec: Recorder, stop_at: float, rng: random.Random) -> None:
+async def live_client(port: int, rec: Recorder, stop_at: float, rng: random.Random) -> None:
+    conn = Connection(port)
     while time.monotonic() < stop_at:
         text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 24)))
-        await timed(http, rec, "live", "POST", f"/api/saes/{LIVE_SAE}/activations", json={"text": text, "k": 5})
-
-
-async def timed(http: httpx.AsyncClient, rec: Recorder, kind: str, method: str, url: str, **kwargs) -> None:
-    start = time.perf_counter()
-    try:
-        response = await http.request(method, url, **kwargs)
-        response.read()
-        if response.status_code != 200:
-            rec.errors.append(f"{kind} {url}: HTTP {response.status_code}")
-            return
-    except httpx.HTTPError as err:
-        rec.errors.append(f"{kind} {url}: {type(err).__name__}")
-        return
-    rec.latencies[kind].append(time.perf_counter() - start)
+        body = json.dumps({"text": text, "k": 5}).encode()
+        await timed(conn, rec, "live", "POST", f"/api/saes/{LIVE_SAE}/activations", body)
+    conn.close()
 
 
 async def sample_memory(pid: int, stop_at: float, samples: list[float]) -> None:
@@ -129,24 +187,34 @@ async def sample_memory(pid: int, stop_at: float, samples: list[float]) -> None:
         await asyncio.sleep(1.0)
 
 
-async def drive(base: str, pid: int, args: argparse.Namespace) -> tuple[Recorder, list[float], float]:
+async def wait_warm(port: int, timeout_s: float = 900) -> float:
+    """Seconds until the server's page cache is warm (its /api/health says finished)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        warming = (await get_json(port, "/api/health"))["warming"]
+        if warming.get("finished"):
+            return warming.get("seconds", time.monotonic() - started)
+        await asyncio.sleep(1.0)
+    raise RuntimeError(f"the page cache was not warm within {timeout_s:.0f} s")
+
+
+async def drive(port: int, pid: int, args: argparse.Namespace) -> dict:
     rec, memory = Recorder(), []
-    limits = httpx.Limits(max_connections=args.page_clients + args.live_clients + 4)
-    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as http:
-        # warm-up: the first live request and the first page pay one-off costs
-        await http.post(f"/api/saes/{LIVE_SAE}/activations", json={"text": "warm up"})
-        await http.get(f"/api/saes/{BIG_SAE}/features/0")
-        if args.warm:  # the popular-pages case: every page the clients will ask for is cached
-            for sae, n in ((BIG_SAE, args.big_features), (LIVE_SAE, 64)):
-                for f in range(n):
-                    await http.get(f"/api/saes/{sae}/features/{f}/panels")
-        started = time.monotonic()
-        stop_at = started + args.seconds
-        tasks = [page_client(http, rec, stop_at, random.Random(i), args.big_features) for i in range(args.page_clients)]
-        tasks += [live_client(http, rec, stop_at, random.Random(1000 + i)) for i in range(args.live_clients)]
-        await asyncio.gather(*tasks, sample_memory(pid, stop_at, memory))
-        elapsed = time.monotonic() - started
-    return rec, memory, elapsed
+    # warm-up: the first live request and the first page pay one-off costs
+    warm_s = None if args.cold else await wait_warm(port)
+    conn = Connection(port)
+    await conn.request("POST", f"/api/saes/{LIVE_SAE}/activations", b'{"text": "warm up"}')
+    conn.close()
+    processes = {"server": [pid], "inference_worker": children(pid), "load_generator": [os.getpid()]}
+    cpu_before = {k: sum(cpu_s(p) for p in pids) for k, pids in processes.items()}
+    started = time.monotonic()
+    stop_at = started + args.seconds
+    tasks = [page_client(port, rec, stop_at, random.Random(i), args.big_features) for i in range(args.page_clients)]
+    tasks += [live_client(port, rec, stop_at, random.Random(1000 + i)) for i in range(args.live_clients)]
+    await asyncio.gather(*tasks, sample_memory(pid, stop_at, memory))
+    elapsed = time.monotonic() - started
+    cpu = {k: round((sum(cpu_s(p) for p in pids) - cpu_before[k]) / elapsed, 2) for k, pids in processes.items()}
+    return {"rec": rec, "memory": memory, "elapsed": elapsed, "warm_s": warm_s, "cpu_cores": cpu}
 
 
 def summary(times_s: list[float], elapsed: float) -> dict[str, float]:
@@ -158,6 +226,23 @@ def summary(times_s: list[float], elapsed: float) -> dict[str, float]:
             "max_ms": round(float(ms.max()), 1)}
 
 
+def start_server(run_dir: Path, port: int, cold: bool) -> subprocess.Popen:
+    command = [sys.executable, "-m", "saescope.cli", "serve", str(run_dir), "--port", str(port)]
+    proc = subprocess.Popen(command + (["--no-warm"] if cold else []), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            asyncio.run(get_json(port, "/api/health"))
+            return proc
+        except (OSError, RuntimeError):
+            if proc.poll() is not None:
+                raise RuntimeError(f"the server exited: {proc.stderr.read()}") from None
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("the server did not answer within 300 s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60)
@@ -166,28 +251,32 @@ def main() -> None:
     parser.add_argument("--run", type=Path, default=RESULTS / "serve_run")
     parser.add_argument("--big-features", type=int, default=BIG_D_SAE,
                         help="page clients read the large SAE's first N features (default: all)")
-    parser.add_argument("--warm", action="store_true", help="request every page once before timing")
+    parser.add_argument("--cold", action="store_true", help="server warming off, clients start at once")
     parser.add_argument("--out", default="serve.json", help="file name under bench/results/")
     args = parser.parse_args()
     prepare_run(args.run)
     port = free_port()
-    server = start_server(args.run, port)
+    server = start_server(args.run, port, args.cold)
     try:
         rss_before = rss_mb(server.pid)
-        rec, memory, elapsed = asyncio.run(drive(f"http://127.0.0.1:{port}", server.pid, args))
-        alive = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=10).status_code == 200
+        run = asyncio.run(drive(port, server.pid, args))
+        load_at_end = os.getloadavg()
+        alive = asyncio.run(get_json(port, "/api/health"))["ok"]
     finally:
         server.terminate()
         server.wait(timeout=30)
+    rec, memory, elapsed = run["rec"], run["memory"], run["elapsed"]
     half = len(memory) // 2
     result = {
         "what": f"saescope serve on loopback, {args.page_clients} feature-page clients + {args.live_clients} live "
                 f"clients for {args.seconds:.0f} s (server and clients on the same {os.cpu_count()}-core machine)",
-        "pages": f"first {args.big_features} of {BIG_D_SAE} features, cache {'warmed' if args.warm else 'cold'}",
-        "load_average_1m_at_end": os.getloadavg()[0],
+        "pages": f"random among the first {args.big_features} of {BIG_D_SAE} features (9 in 10) and the live SAE's 64",
+        "cache": "cold (server warming off)" if args.cold else f"warmed by the server at start in {run['warm_s']} s",
+        "load_average_at_end": [round(x, 2) for x in load_at_end],
         "feature_page": summary(rec.latencies["feature_page"], elapsed),
         "live_top_features": summary(rec.latencies["live"], elapsed),
         "errors": len(rec.errors), "error_examples": rec.errors[:5], "server_alive_after": alive,
+        "cpu_cores_used": run["cpu_cores"],
         "server_rss_mb": {"after_start": round(rss_before, 1), "first_half_mean": round(float(np.mean(memory[:half])), 1),
                           "second_half_mean": round(float(np.mean(memory[half:])), 1),
                           "max": round(float(np.max(memory)), 1), "samples": [round(m, 1) for m in memory]},

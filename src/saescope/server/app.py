@@ -2,12 +2,16 @@
 built web UI, all from one origin. `create_app` builds it; `serve` runs it with uvicorn.
 
 Store reads are plain functions (FastAPI runs them in its thread pool) answered from a
-bounded cache of JSON bytes; everything that runs the model goes through the LiveEngine's
-single worker. OpenAPI docs at /docs.
+bounded cache of JSON bytes, warmed in the background at start; a cached feature page is
+answered straight from the event loop (PageFastPath), before any routing. Everything that runs
+the model goes to the inference worker, a process of its own (saescope.server.worker), so a
+forward never holds up a page. OpenAPI docs at /docs.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -18,17 +22,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from saescope.dashboards.data import dashboard_data
-from saescope.dashboards.layout import Layout
 from saescope.errors import ConfigError, SaescopeError
 from saescope.inference.steering import MAX_NEW_TOKENS, STEER_MODES
 from saescope.models import HookedModel
-from saescope.sae import SAE
-from saescope.server.cache import CachedStore, to_json
-from saescope.server.engine import FeatureNotFound, LiveEngine, LiveUnavailable, TextTooLong
+from saescope.sae import SAE, load_sae
+from saescope.server.cache import DEFAULT_MAX_BYTES, CachedStore, panels_key
+from saescope.server.engine import FeatureNotFound, LiveUnavailable, TextTooLong
 from saescope.server.feature_map import FeatureMaps
 from saescope.server.sources import ViewerSource, open_source
+from saescope.server.worker import LiveEngine, ProcessEngine, ThreadEngine
 from saescope.store import FeatureStore
 from saescope.train.plots import read_metrics
 
@@ -66,30 +70,76 @@ class SteerRequest(BaseModel):
 
 def create_app(store_or_run: str | Path | FeatureStore, *, model: HookedModel | None = None,
                saes: dict[str, SAE] | None = None, sae_dirs: dict[str, str | Path] | None = None,
-               live: bool = True, threads: int = 1, web_dir: str | Path | None = None) -> FastAPI:
+               live: bool = True, threads: int = 1, live_nice: int = 5, warm: bool = True,
+               cache_bytes: int = DEFAULT_MAX_BYTES, web_dir: str | Path | None = None) -> FastAPI:
     """The viewer app on a run directory, store file / URL or open store.
 
-    The model(s) and SAEs load here, once (`model` and `saes` pass ones already loaded;
-    `live=False` serves the store alone). `web_dir` is the built web UI (default: the one
-    inside the package, when built)."""
+    The model(s) and SAEs load here, once: in the inference worker process (`threads` torch
+    threads, niceness raised by `live_nice`), or, when `model` / `saes` pass ones already
+    loaded, on a thread of this process. `live=False` serves the store alone. `warm` fills
+    the page cache (`cache_bytes`) in the background. `web_dir` is the built web UI
+    (default: the one inside the package, when built)."""
     source = open_source(store_or_run, sae_dirs)
-    engine = LiveEngine(source, model=model, saes=saes, threads=threads) if live else None
+    engine: LiveEngine | None = None
+    if live and (model is not None or saes):
+        engine = ThreadEngine(source, model=model, saes=saes)
+    elif live:
+        engine = ProcessEngine(source, threads=threads, nice=live_nice)
+    cache = CachedStore(source.store, max_bytes=cache_bytes)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):  # noqa: ANN202
+        stop = threading.Event()
+        if warm:
+            threading.Thread(target=cache.warm, args=(stop,), daemon=True, name="saescope-warm").start()
         yield
+        stop.set()
         if engine is not None:
             engine.close()
 
     app = FastAPI(title=API_TITLE, lifespan=lifespan,
                   description="Browse, search and test the features of sparse autoencoders.")
     app.state.source, app.state.engine = source, engine
-    app.state.cache, app.state.maps = CachedStore(source.store), FeatureMaps()
+    app.state.cache, app.state.maps = cache, FeatureMaps()
     _add_error_handlers(app)
     _add_store_routes(app)
     _add_live_routes(app)
     _add_web_ui(app, web_dir)
+    app.add_middleware(PageFastPath, cache=cache)
     return app
+
+
+class PageFastPath:
+    """Cached feature pages answered before routing: a page is ready bytes, and FastAPI's
+    routing, validation and thread-pool hop would cost more than the page itself. Anything
+    not in the cache (and every error) goes on to the app."""
+
+    def __init__(self, app: ASGIApp, cache: CachedStore) -> None:
+        self.app, self.cache = app, cache
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        key = page_key(scope["path"]) if scope["type"] == "http" and scope["method"] == "GET" else None
+        body = self.cache.peek(key) if key is not None and key[1] in self.cache.saes() else None
+        if body is None:
+            await self.app(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def page_key(path: str) -> tuple | None:
+    """The cache key of /api/saes/{sae_id}/features/{f}[/panels], else None."""
+    if not path.startswith("/api/saes/"):
+        return None
+    rest, kind = path[len("/api/saes/"):], "feature"
+    if rest.endswith("/panels"):
+        rest, kind = rest[:-len("/panels")], "panels"
+    sae_id, sep, feature = rest.rpartition("/features/")
+    if not sep or not (feature.isascii() and feature.isdigit()):
+        return None
+    return (kind, sae_id, int(feature))
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -152,12 +202,28 @@ def _engine(request: Request) -> LiveEngine:
     return engine
 
 
+def _decoder(request: Request, sae_id: str) -> Callable[[], Any]:
+    """W_dec [d_sae, d_in] of an SAE, as a numpy array when called (the feature map needs the
+    weights, not the model): the in-process engine's SAE, else read from its folder."""
+    engine = request.app.state.engine
+    if isinstance(engine, ThreadEngine) and sae_id in engine.models.saes:
+        sae = engine.models.saes[sae_id]
+        return lambda: sae.W_dec.detach().float().numpy()
+    folder = request.app.state.source.sae_dirs.get(sae_id)
+    if folder is None:
+        raise LiveUnavailable(f"the feature map needs the SAE's weights: none found for {sae_id!r} (looked in "
+                              "its analysis's source folder and the run directory).")
+    return lambda: load_sae(folder).W_dec.detach().float().numpy()
+
+
 # --- store routes --------------------------------------------------------------------------
 
 def _add_store_routes(app: FastAPI) -> None:
     @app.get("/api/health", tags=["store"])
     def health(request: Request) -> dict[str, Any]:
-        return {"ok": True, "saes": len(_cache(request).saes()), "cached": len(_cache(request))}
+        cache = _cache(request)
+        return {"ok": True, "saes": len(cache.saes()), "cached": len(cache), "cached_mb": round(cache.bytes / 2**20, 1),
+                "warming": cache.warming}
 
     @app.get("/api/limits", tags=["live"])
     def limits() -> dict[str, Any]:
@@ -208,11 +274,8 @@ def _add_store_routes(app: FastAPI) -> None:
         _check_feature(request, sae_id, feature)
         store = request.app.state.source.store
 
-        def read() -> dict[str, Any]:
-            summary = _cache(request).summary(sae_id)
-            return dashboard_data(f"{sae_id} #{feature}", summary, [store.feature(sae_id, feature)], Layout())
-
-        return _json(_cache(request).get(("panels", sae_id, feature), read))
+        cache = _cache(request)
+        return _json(cache.get(panels_key(sae_id, feature), lambda: cache.panels(sae_id, store.feature(sae_id, feature))))
 
     @app.get("/api/saes/{sae_id:path}/features", tags=["store"])
     def feature_list(
@@ -260,11 +323,8 @@ def _add_store_routes(app: FastAPI) -> None:
     def feature_map(request: Request, sae_id: str) -> JSONResponse:
         """The 2-D map of the decoder directions; 202 while it is computed (poll again)."""
         _brief(request, sae_id)
-        engine = _engine(request)
-        _, sae = engine.parts(sae_id)
         store = request.app.state.source.store
-        result = request.app.state.maps.get(sae_id, lambda: sae.W_dec.detach().float().numpy(),
-                                            store.densities(sae_id))
+        result = request.app.state.maps.get(sae_id, _decoder(request, sae_id), store.densities(sae_id))
         if result is None:
             return JSONResponse({"sae_id": sae_id, "status": "computing"}, status_code=202)
         return JSONResponse(result, status_code=500 if "error" in result else 200)
@@ -278,33 +338,27 @@ def _add_live_routes(app: FastAPI) -> None:
     async def feature_activations(request: Request, sae_id: str, feature: int, body: TextRequest) -> Response:
         """One feature's activation on every token of the text."""
         _check_feature(request, sae_id, feature)
-        engine = _engine(request)
-        return _json(to_json(await engine.run(engine.one_feature, sae_id, feature, body.text)))
+        return _json(await _engine(request).run("one_feature", sae_id, feature, body.text))
 
     @app.post("/api/saes/{sae_id:path}/activations", tags=["live"])
     async def activations(request: Request, sae_id: str, body: TopFeaturesRequest) -> Response:
         """Per token of the text, its most active features."""
         _brief(request, sae_id)
-        engine = _engine(request)
-        return _json(to_json(await engine.run(engine.top_features, sae_id, body.text, body.k)))
+        return _json(await _engine(request).run("top_features", sae_id, body.text, body.k))
 
     @app.post("/api/saes/{sae_id:path}/prompt", tags=["live"])
     async def prompt(request: Request, sae_id: str, body: PromptRequest) -> Response:
         """The prompt-centric page: at every token the features ranked by activation, by
         activation quantile (against the stored analysis) and by effect on the next token."""
         _brief(request, sae_id)
-        engine = _engine(request)
-        store = request.app.state.source.store
-        return _json(to_json(await engine.run(engine.prompt_page, store, sae_id, body.text,
-                                              body.position, body.n_rows)))
+        return _json(await _engine(request).run("prompt_page", sae_id, body.text, body.position, body.n_rows))
 
     @app.post("/api/saes/{sae_id:path}/steer", tags=["live"])
     async def steer(request: Request, sae_id: str, body: SteerRequest) -> Response:
         """Greedy continuations of the prompt with the feature clamped or scaled, and without."""
         _check_feature(request, sae_id, body.feature)
-        engine = _engine(request)
-        return _json(to_json(await engine.run(engine.steer, sae_id, body.prompt, body.feature,
-                                              body.mode, body.value, body.max_new_tokens)))
+        return _json(await _engine(request).run("steer", sae_id, body.prompt, body.feature, body.mode, body.value,
+                                                body.max_new_tokens))
 
 
 # --- the web UI ----------------------------------------------------------------------------
@@ -337,5 +391,6 @@ def serve(store_or_run: str | Path | FeatureStore, host: str = "127.0.0.1", port
     print(f"saescope viewer: http://{host}:{port}/  (API docs: http://{host}:{port}/docs)", flush=True)
     # Keep-alive longer than uvicorn's 5 s: a browser (or a load test) whose connection waits
     # behind slow live requests must not find it closed under it.
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=30)
+    # No access log: a line per request is a large share of a cached page's cost.
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=30, access_log=False)
 

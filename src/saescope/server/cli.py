@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from saescope.errors import ConfigError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -19,11 +21,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads for live inference (default: %(default)s; more than the free "
                    "cores slows every request down)")
+    p.add_argument("--live-nice", type=int, default=5,
+                   help="niceness added to the inference worker process, so feature pages come first "
+                   "(default: %(default)s; 0 gives the model the same CPU priority)")
+    p.add_argument("--cache-mb", type=int, default=512,
+                   help="memory for ready-encoded pages (default: %(default)s MB)")
+    p.add_argument("--no-warm", action="store_true",
+                   help="do not fill the page cache in the background at start")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from saescope.server.app import serve  # noqa: PLC0415 (fastapi and the model load only here)
 
-    serve(args.source, host=args.host, port=args.port, live=not args.no_live, threads=args.threads)
+    for name, value, accepted in (("--threads", args.threads, 1), ("--cache-mb", args.cache_mb, 1),
+                                  ("--live-nice", args.live_nice, 0)):
+        if value < accepted:
+            raise ConfigError(name, value, f"an integer of at least {accepted}")
+    serve(args.source, host=args.host, port=args.port, live=not args.no_live, threads=args.threads,
+          live_nice=args.live_nice, cache_bytes=args.cache_mb * 2**20, warm=not args.no_warm)
     return 0

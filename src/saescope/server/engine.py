@@ -1,32 +1,33 @@
-"""Live inference for the viewer: the model and the SAEs, loaded once, and one worker thread.
+"""Live inference for the viewer: the model and the SAEs, loaded once, and the loop that answers
+requests one batch at a time (saescope.server.worker runs it in a process of its own, or on a
+thread when the caller hands over a model already loaded).
 
-Every request that touches the model runs on the same single worker, one after another:
-forward hooks and the SAE's stored input statistics are shared state, so two requests at
-once could read each other's activations. Store reads never wait for it.
+Requests never run at the same time: forward hooks and the SAE's input statistics are shared
+state, so two requests at once could read each other's activations. Instead, the requests
+for per-token activations that queued up while the model was busy run as one padded forward
+(right-padding: the model is causal, so a text's own positions see nothing of the padding).
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
+import queue
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 
 from saescope.dashboards.dashboard import prompt_dashboard_data
-from saescope.errors import SaescopeError
+from saescope.errors import ConfigError, SaescopeError
 from saescope.inference import PromptRun
 from saescope.inference.steering import steer
 from saescope.models import HookedModel, load_model
 from saescope.sae import SAE, load_sae
+from saescope.server.cache import to_json
 from saescope.server.sources import ViewerSource
-from saescope.store import FeatureStore
 
 MAX_TEXT_CHARS = 4000  # longer texts are refused before tokenizing
 MAX_TEXT_TOKENS = 256  # tokens of a live text (its BOS included)
-T = TypeVar("T")
+MAX_BATCH = 16  # activation requests run in one forward at most
 
 
 class TextTooLong(SaescopeError):
@@ -37,21 +38,27 @@ class LiveUnavailable(SaescopeError):
     """Live inference is off for this SAE: no weights found, or they did not load (HTTP 409)."""
 
 
-class LiveEngine:
+class FeatureNotFound(SaescopeError):
+    """A feature id outside the SAE (HTTP 404)."""
+
+
+# errors that cross from the worker to the server by name (anything else is a 500)
+ERRORS: dict[str, type[SaescopeError]] = {e.__name__: e for e in (TextTooLong, LiveUnavailable, FeatureNotFound,
+                                                                ConfigError, SaescopeError)}
+
+
+class LiveModels:
+    """The model(s) and SAEs of a viewer source, and what the live endpoints compute."""
+
     def __init__(self, source: ViewerSource, model: HookedModel | None = None,
-                 saes: dict[str, SAE] | None = None, threads: int = 1,
-                 max_tokens: int = MAX_TEXT_TOKENS) -> None:
+                 saes: dict[str, SAE] | None = None, max_tokens: int = MAX_TEXT_TOKENS) -> None:
+        self.store = source.store
         self.max_tokens = max_tokens
         self.saes: dict[str, SAE] = dict(saes or {})
         self.models: dict[str, HookedModel] = {}
         self.unavailable: dict[str, str] = {}  # sae_id -> why it has no live inference
         self._sae_model: dict[str, HookedModel] = {}
         self._given_model = model
-        # Intra-op threads: more than the free cores makes every forward far slower when
-        # the machine is shared (the threads spin against each other).
-        torch.set_num_threads(max(1, threads))
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="saescope-live")
-        self._lock = threading.Lock()
         self._load(source)
 
     # --- loading -------------------------------------------------------------------------
@@ -89,29 +96,13 @@ class LiveEngine:
         self._sae_model[sae_id] = model
         return model
 
-    def live(self, sae_id: str) -> bool:
-        return sae_id in self.saes
-
     def parts(self, sae_id: str) -> tuple[HookedModel, SAE]:
         if sae_id not in self.saes:
             reason = self.unavailable.get(sae_id, f"the SAE {sae_id!r} is not in the store")
             raise LiveUnavailable(f"live inference is off for this SAE: {reason}.")
         return self._sae_model[sae_id], self.saes[sae_id]
 
-    # --- running -------------------------------------------------------------------------
-
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run fn(*args) on the inference worker, after the requests queued before it."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._locked, fn, args)
-
-    def _locked(self, fn: Callable[..., T], args: tuple) -> T:
-        with self._lock, torch.inference_mode():
-            return fn(*args)
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-    # --- what the endpoints ask for (called on the worker) ------------------------------
+    # --- what the endpoints ask for ------------------------------------------------------
 
     def tokens(self, model: HookedModel, text: str) -> torch.Tensor:
         """[1, n] token ids of a live text, BOS first; refuses texts over the limits."""
@@ -123,18 +114,37 @@ class LiveEngine:
             raise TextTooLong(f"text: got {tokens.shape[1]} tokens; the limit is {self.max_tokens} tokens.")
         return tokens
 
-    def prompt_run(self, sae_id: str, text: str) -> PromptRun:
-        """The text through the model up to the SAE's hook point only (the live pages need no
-        logits), as the prompt-centric code's PromptRun: tokens (BOS first) and acts [n, d_sae]."""
+    def prompt_runs(self, sae_id: str, texts: list[str]) -> list[PromptRun | SaescopeError]:
+        """Each text through the model up to the SAE's hook point only (the live pages need no
+        logits), all in one right-padded forward: per text a PromptRun (tokens, BOS first, and
+        acts [n, d_sae]) or the error that refused it."""
         model, sae = self.parts(sae_id)
-        tokens = self.tokens(model, text)
         hook = sae.cfg.hook_name
-        acts, stats = sae.encode_with_stats(model.run_with_cache(tokens, [hook])[hook][0])
-        return PromptRun(model, sae, hook, tokens[0].tolist(), text, acts.float(), None, stats)
+        out: list[PromptRun | SaescopeError | None] = [None] * len(texts)
+        rows: list[tuple[int, list[int]]] = []
+        for i, text in enumerate(texts):
+            try:
+                rows.append((i, self.tokens(model, text)[0].tolist()))
+            except SaescopeError as err:
+                out[i] = err
+        if rows:
+            width = max(len(ids) for _, ids in rows)
+            batch = torch.tensor([ids + ids[-1:] * (width - len(ids)) for _, ids in rows])  # [b, width]
+            resid = model.run_with_cache(batch, [hook])[hook]  # [b, width, d_in]
+            for j, (i, ids) in enumerate(rows):
+                acts, stats = sae.encode_with_stats(resid[j, :len(ids)])
+                out[i] = PromptRun(model, sae, hook, ids, texts[i], acts.float(), None, stats)
+        return out  # type: ignore[return-value]
 
-    def top_features(self, sae_id: str, text: str, k: int) -> dict[str, Any]:
+    def prompt_run(self, sae_id: str, text: str) -> PromptRun:
+        run = self.prompt_runs(sae_id, [text])[0]
+        if isinstance(run, SaescopeError):
+            raise run
+        return run
+
+    def top_features(self, sae_id: str, text: str, k: int, run: PromptRun | None = None) -> dict[str, Any]:
         """Per token, its k most active features; over the text, the features by peak activation."""
-        run = self.prompt_run(sae_id, text)
+        run = run or self.prompt_run(sae_id, text)
         ids, values = run.top_features(k)  # [n, k]
         per_token = [[{"feature": f, "act": v} for f, v in zip(fs, vs, strict=True) if f >= 0]
                      for fs, vs in zip(ids.tolist(), values.tolist(), strict=True)]
@@ -145,21 +155,20 @@ class LiveEngine:
         return {"sae_id": sae_id, "token_ids": run.token_ids, "tokens": run.tokens,
                 "top_features": per_token, "features_by_max_act": overall}
 
-    def one_feature(self, sae_id: str, feature: int, text: str) -> dict[str, Any]:
+    def one_feature(self, sae_id: str, feature: int, text: str, run: PromptRun | None = None) -> dict[str, Any]:
         """One feature's activation on every token of the text."""
         check_feature(self.parts(sae_id)[1], feature)
-        run = self.prompt_run(sae_id, text)
+        run = run or self.prompt_run(sae_id, text)
         column = run.acts[:, feature]
         return {"sae_id": sae_id, "feature": feature, "token_ids": run.token_ids, "tokens": run.tokens,
                 "acts": column.tolist(), "max_act": float(column.max())}
 
-    def prompt_page(self, store: FeatureStore, sae_id: str, text: str, position: int | None,
-                    n_rows: int) -> dict[str, Any]:
+    def prompt_page(self, sae_id: str, text: str, position: int | None, n_rows: int) -> dict[str, Any]:
         """The prompt-centric page's data (the dashboards' DashboardData with its prompt part):
         every token's features ranked by activation, quantile and effect on the next token."""
         model, sae = self.parts(sae_id)
         self.tokens(model, text)
-        return prompt_dashboard_data(store, sae_id, text, model=model, sae=sae, position=position,
+        return prompt_dashboard_data(self.store, sae_id, text, model=model, sae=sae, position=position,
                                      n_rows=n_rows)
 
     def steer(self, sae_id: str, prompt: str, feature: int, mode: str, value: float,
@@ -168,15 +177,73 @@ class LiveEngine:
         self.tokens(model, prompt)  # the same length limits as every live text
         return {"sae_id": sae_id, **steer(model, sae, prompt, feature, mode, value, max_new_tokens).to_dict()}
 
-    def decoder_directions(self, sae_id: str) -> torch.Tensor:
-        """W_dec [d_sae, d_in] as float32 (the feature map projects it)."""
-        return self.parts(sae_id)[1].W_dec.detach().float()
-
 
 def check_feature(sae: SAE, feature: int) -> None:
     if not 0 <= feature < sae.d_sae:
         raise FeatureNotFound(f"feature: got {feature}; this SAE has features 0..{sae.d_sae - 1}.")
 
 
-class FeatureNotFound(SaescopeError):
-    """A feature id outside the SAE (HTTP 404)."""
+# --- the request loop ---------------------------------------------------------------------
+
+# A request is (request id, method name, args); a reply is (request id, True, JSON bytes) or
+# (request id, False, (error class name, message)).
+Request = tuple[int, str, tuple]
+Reply = tuple[int, bool, Any]
+BATCHED = {"top_features": 1, "one_feature": 2}  # method -> index of the text in its args
+METHODS = {"top_features", "one_feature", "prompt_page", "steer"}
+
+
+def serve_requests(models: LiveModels, inbox: queue.Queue, reply: Callable[[Reply], None]) -> None:
+    """Answer requests from `inbox` until it yields None: whatever queued up meanwhile is
+    taken at once, and its activation requests for one SAE share a forward."""
+    while True:
+        first = inbox.get()
+        if first is None:
+            return
+        batch = [first]
+        while len(batch) < MAX_BATCH:
+            try:
+                batch.append(inbox.get_nowait())
+            except queue.Empty:
+                break
+        stop = None in batch
+        for answer in answer_batch(models, [r for r in batch if r is not None]):
+            reply(answer)
+        if stop:
+            return
+
+
+def answer_batch(models: LiveModels, batch: list[Request]) -> list[Reply]:
+    runs = _shared_runs(models, batch)
+    replies = []
+    for req_id, method, args in batch:
+        try:
+            if method not in METHODS:
+                raise SaescopeError(f"method: got {method!r}; the worker answers {sorted(METHODS)}")
+            extra = {"run": runs[req_id]} if req_id in runs else {}
+            if isinstance(extra.get("run"), SaescopeError):
+                raise extra["run"]
+            with torch.inference_mode():
+                replies.append((req_id, True, to_json(getattr(models, method)(*args, **extra))))
+        except SaescopeError as err:
+            replies.append((req_id, False, (type(err).__name__, str(err))))
+        except Exception as err:  # noqa: BLE001 (one failed request must not stop the worker)
+            replies.append((req_id, False, ("Exception", f"{type(err).__name__}: {err}")))
+    return replies
+
+
+def _shared_runs(models: LiveModels, batch: list[Request]) -> dict[int, PromptRun | SaescopeError]:
+    """request id -> its PromptRun, for the batch's activation requests, one forward per SAE."""
+    groups: dict[str, list[tuple[int, str]]] = {}
+    for req_id, method, args in batch:
+        if method in BATCHED:
+            groups.setdefault(args[0], []).append((req_id, args[BATCHED[method]]))
+    runs: dict[int, PromptRun | SaescopeError] = {}
+    for sae_id, items in groups.items():
+        try:
+            with torch.inference_mode():
+                found = models.prompt_runs(sae_id, [text for _, text in items])
+        except SaescopeError as err:
+            found = [err] * len(items)
+        runs.update({req_id: run for (req_id, _), run in zip(items, found, strict=True)})
+    return runs

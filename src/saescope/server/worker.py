@@ -1,0 +1,219 @@
+"""Where live inference runs, seen from the server: `LiveEngine.run(method, *args)` awaits the
+JSON bytes of one answer.
+
+`ProcessEngine` (what `saescope serve` uses) runs the model in a process of its own, with its
+own torch threads and a lower CPU priority: a forward never holds the server's GIL or event
+loop, so feature pages keep flowing while the model works, and the model gets what CPU the
+pages leave. `ThreadEngine` runs the same loop on a thread of the server's process, for a
+model the caller already loaded (tests, notebooks). Both answer requests one batch at a time
+(saescope.server.engine.serve_requests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import multiprocessing as mp
+import os
+import queue
+import threading
+from multiprocessing.connection import Connection
+from typing import Any
+
+from saescope.errors import SaescopeError
+from saescope.models import HookedModel
+from saescope.sae import SAE
+from saescope.server.engine import ERRORS, LiveModels, LiveUnavailable, Reply, serve_requests
+from saescope.server.sources import ViewerSource, open_source
+from saescope.store import FeatureStore
+
+START_TIMEOUT_S = 600  # loading (and on first use dequantising) the model
+
+
+class LiveEngine:
+    """Requests in, JSON bytes out; `live(sae_id)` and `unavailable` say which SAEs it serves."""
+
+    def __init__(self) -> None:
+        self.unavailable: dict[str, str] = {}
+        self.live_ids: set[str] = set()
+        self._ids = itertools.count()
+        self._pending: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future]] = {}
+        self._lock = threading.Lock()
+        self._dead: str | None = None
+
+    def live(self, sae_id: str) -> bool:
+        return sae_id in self.live_ids
+
+    def check(self, sae_id: str) -> None:
+        """Refuse at once (409) a request for an SAE without live inference."""
+        if self._dead is not None:
+            raise LiveUnavailable(self._dead)
+        if sae_id not in self.live_ids:
+            reason = self.unavailable.get(sae_id, f"the SAE {sae_id!r} is not in the store")
+            raise LiveUnavailable(f"live inference is off for this SAE: {reason}.")
+
+    async def run(self, method: str, *args: Any) -> bytes:
+        """The answer of LiveModels.<method>(*args), after the requests queued before it."""
+        self.check(args[0])
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._lock:
+            req_id = next(self._ids)
+            self._pending[req_id] = (loop, future)
+        try:
+            self._send((req_id, method, args))
+        except (OSError, ValueError) as err:
+            self._fail_all(f"the inference worker cannot be reached ({err})")
+        return await future
+
+    def _deliver(self, reply: Reply) -> None:
+        """From the worker's side: hand one reply to the request waiting for it."""
+        req_id, ok, payload = reply
+        with self._lock:
+            waiting = self._pending.pop(req_id, None)
+        if waiting is not None:
+            loop, future = waiting
+            loop.call_soon_threadsafe(_settle, future, ok, payload)
+
+    def _fail_all(self, why: str) -> None:
+        """The worker is gone: every waiting request and every later one gets a 409 saying so."""
+        self._dead = why
+        with self._lock:
+            waiting, self._pending = list(self._pending.values()), {}
+        for loop, future in waiting:
+            loop.call_soon_threadsafe(_settle, future, False, ("LiveUnavailable", why))
+
+    def _send(self, request: tuple) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+def _settle(future: asyncio.Future, ok: bool, payload: Any) -> None:
+    if future.done():
+        return
+    if ok:
+        future.set_result(payload)
+    else:
+        kind, message = payload
+        cls = ERRORS.get(kind, RuntimeError)
+        error = cls.__new__(cls)  # the message as the worker wrote it (ConfigError's own
+        Exception.__init__(error, message)  # __init__ wants the field parts)
+        future.set_exception(error)
+
+
+class ThreadEngine(LiveEngine):
+    """The request loop on one thread of this process, over models given or loaded here."""
+
+    def __init__(self, source: ViewerSource, model: HookedModel | None = None,
+                 saes: dict[str, SAE] | None = None) -> None:
+        super().__init__()
+        self.models = LiveModels(source, model=model, saes=saes)
+        self.unavailable, self.live_ids = self.models.unavailable, set(self.models.saes)
+        self._inbox: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=serve_requests, args=(self.models, self._inbox, self._deliver),
+                                        daemon=True, name="saescope-live")
+        self._thread.start()
+
+    def _send(self, request: tuple) -> None:
+        self._inbox.put(request)
+
+    def close(self) -> None:
+        self._inbox.put(None)
+
+
+class ProcessEngine(LiveEngine):
+    """The request loop in a child process that loads the models itself."""
+
+    def __init__(self, source: ViewerSource, threads: int = 1, nice: int = 5) -> None:
+        super().__init__()
+        context = mp.get_context("spawn")  # never fork a process holding threads and a loop
+        requests_in, self._requests_out = context.Pipe(duplex=False)  # (reading end, writing end)
+        replies_in, replies_out = context.Pipe(duplex=False)
+        spec = {"store": store_location(source.store), "sae_dirs": {k: str(v) for k, v in source.sae_dirs.items()},
+                "threads": threads, "nice": nice}
+        self._process = context.Process(target=worker_main, args=(spec, requests_in, replies_out),
+                                        daemon=True, name="saescope-live")
+        self._process.start()
+        requests_in.close()
+        replies_out.close()
+        self._replies = replies_in
+        self._send_lock = threading.Lock()
+        self._started(replies_in)
+        self._reader = threading.Thread(target=self._read_replies, daemon=True, name="saescope-live-replies")
+        self._reader.start()
+
+    def _started(self, replies: Connection) -> None:
+        """Wait for the worker's ready message: which SAEs it serves, and why not the others."""
+        if not replies.poll(START_TIMEOUT_S):
+            self._process.kill()
+            raise SaescopeError(f"the inference worker did not load the model within {START_TIMEOUT_S} s")
+        try:
+            kind, payload = replies.recv()
+        except EOFError:
+            raise SaescopeError(f"the inference worker exited while loading (exit code "
+                                f"{self._process.join(5) or self._process.exitcode})") from None
+        if kind != "ready":
+            self._process.join(5)
+            raise SaescopeError(f"the inference worker failed to start: {payload}")
+        self.live_ids, self.unavailable = set(payload["live"]), payload["unavailable"]
+
+    def _read_replies(self) -> None:
+        while True:
+            try:
+                reply = self._replies.recv()
+            except (EOFError, OSError):
+                self._process.join(5)
+                self._fail_all(f"the inference worker exited (exit code {self._process.exitcode}); "
+                               "restart the viewer")
+                return
+            self._deliver(reply)
+
+    def _send(self, request: tuple) -> None:
+        with self._send_lock:
+            self._requests_out.send(request)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._send(None)
+        self._process.join(10)
+        if self._process.is_alive():
+            self._process.kill()
+
+
+def store_location(store: FeatureStore) -> str:
+    """What the worker opens: the SQLite file, or the full PostgreSQL URL (password included)."""
+    if store.backend == "sqlite":
+        return store.where
+    return store.engine.url.render_as_string(hide_password=False)
+
+
+def worker_main(spec: dict[str, Any], requests: Connection, replies: Connection) -> None:
+    """The worker process: load, say ready, then answer requests until told to stop."""
+    import torch  # noqa: PLC0415
+
+    if spec["nice"]:
+        os.nice(spec["nice"])  # pages first: the model takes the CPU they leave
+    # More intra-op threads than free cores makes every forward slower on a shared machine.
+    torch.set_num_threads(max(1, spec["threads"]))
+    try:
+        models = LiveModels(open_source(spec["store"], spec["sae_dirs"]))
+    except Exception as err:  # noqa: BLE001 (reported to the server, which says it and stops)
+        replies.send(("error", f"{type(err).__name__}: {err}"))
+        return
+    replies.send(("ready", {"live": sorted(models.saes), "unavailable": models.unavailable}))
+    inbox: queue.Queue = queue.Queue()
+    threading.Thread(target=_pump, args=(requests, inbox), daemon=True).start()
+    serve_requests(models, inbox, replies.send)
+
+
+def _pump(requests: Connection, inbox: queue.Queue) -> None:
+    """Requests from the pipe into the loop's queue, so the server never waits to send."""
+    while True:
+        try:
+            inbox.put(requests.recv())
+        except (EOFError, OSError):
+            inbox.put(None)
+            return
