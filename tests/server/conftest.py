@@ -3,7 +3,10 @@ the real SmolLM2 loaded for the live endpoints."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
+from trained_run import build_trained_run
 from viewer_run import build_run
 
 
@@ -27,9 +30,9 @@ def client(app):
         yield test_client
 
 
-@pytest.fixture(scope="session")
-def live_server(app):
-    """The app under a real uvicorn server on 127.0.0.1 (a free port), for the session."""
+@contextmanager
+def serving(app):
+    """The app under a real uvicorn server on 127.0.0.1 (a free port); yields its base URL."""
     import socket
     import threading
     import time
@@ -47,8 +50,30 @@ def live_server(app):
         if time.monotonic() > deadline:
             raise RuntimeError("the viewer did not start within 30 s")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
+@pytest.fixture(scope="session")
+def live_server(app):
+    """The app under a real uvicorn server on 127.0.0.1, for the session."""
+    with serving(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def trained_run_dir(smollm2, tmp_path_factory):
+    """A run made by the real harvest, trainer and analysis (tests/server/trained_run.py)."""
+    return build_trained_run(smollm2, tmp_path_factory.mktemp("trained"))
+
+
+@pytest.fixture(scope="session")
+def trained_server(trained_run_dir):
+    """The viewer on the trained run, store only (the map reads the SAE's weights itself)."""
+    from saescope.server import create_app
+
+    with serving(create_app(trained_run_dir, live=False)) as url:
+        yield url

@@ -3,15 +3,13 @@ real SmolLM2. Screenshots go to build/screenshots/viewer-*.png (gitignored): loo
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+from screens import shot
 from viewer_run import D_SAE
 
 from saescope.server.app import default_web_dir
-
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 
 
 @pytest.fixture
@@ -26,11 +24,6 @@ def page(browser, live_server):
     page.base = live_server
     yield page
     page.close()
-
-
-def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"viewer-{name}.png"), full_page=True)
 
 
 def test_overview_browse_search_and_open_a_feature(page):

@@ -10,6 +10,8 @@ forward never holds up a page. OpenAPI docs at /docs.
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -34,7 +36,7 @@ from saescope.server.feature_map import FeatureMaps
 from saescope.server.sources import ViewerSource, open_source
 from saescope.server.worker import LiveEngine, ProcessEngine, ThreadEngine
 from saescope.store import FeatureStore
-from saescope.train.plots import read_metrics
+from saescope.train.plots import plot_training_curves, read_metrics
 
 API_TITLE = "saescope viewer"
 
@@ -216,6 +218,13 @@ def _decoder(request: Request, sae_id: str) -> Callable[[], Any]:
     return lambda: load_sae(folder).W_dec.detach().float().numpy()
 
 
+def has_curves(source: ViewerSource) -> bool:
+    """Training curves to show: the run's PNG, or training records in its metrics.jsonl."""
+    if source.curves_png is not None and source.curves_png.exists():
+        return True
+    return bool(source.metrics_path and read_metrics(source.metrics_path))
+
+
 # --- store routes --------------------------------------------------------------------------
 
 def _add_store_routes(app: FastAPI) -> None:
@@ -257,7 +266,7 @@ def _add_store_routes(app: FastAPI) -> None:
             return {**source.store.sae_summary(sae_id),
                     "live": engine is not None and engine.live(sae_id),
                     "live_unavailable": None if engine is None else engine.unavailable.get(sae_id),
-                    "has_training_curves": bool(source.metrics_path and source.metrics_path.exists())}
+                    "has_training_curves": has_curves(source)}
 
         return _json(_cache(request).get(("summary", sae_id), read))
 
@@ -314,10 +323,16 @@ def _add_store_routes(app: FastAPI) -> None:
 
     @app.get("/api/training.png", tags=["store"], response_class=FileResponse)
     def training_png(request: Request) -> FileResponse:
-        png = request.app.state.source.curves_png
-        if png is None or not png.exists():
-            raise NotFound("training curves: this viewer's source has no training_curves.png.")
-        return FileResponse(png, media_type="image/png")
+        """The run's training_curves.png, drawn here from metrics.jsonl when the run has none."""
+        source: ViewerSource = request.app.state.source
+        if source.curves_png is not None and source.curves_png.exists():
+            return FileResponse(source.curves_png, media_type="image/png")
+        if not has_curves(source):
+            raise NotFound("training curves: this viewer's source has no training metrics (metrics.jsonl).")
+        drawn = Path(tempfile.gettempdir()) / f"saescope-curves-{os.getpid()}-{id(source)}.png"
+        if not drawn.exists() or drawn.stat().st_mtime < source.metrics_path.stat().st_mtime:
+            plot_training_curves(source.metrics_path, drawn)
+        return FileResponse(drawn, media_type="image/png")
 
     @app.get("/api/saes/{sae_id:path}/map", tags=["live"])
     def feature_map(request: Request, sae_id: str) -> JSONResponse:
