@@ -84,10 +84,11 @@ def cpu_s(pid: int) -> float:
 
 
 def children(pid: int) -> list[int]:
+    """Child processes, but multiprocessing's resource tracker."""
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         found += [int(c) for c in (task / "children").read_text().split()]
-    return found
+    return [c for c in found if b"resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
 # --- a lean HTTP/1.1 keep-alive client --------------------------------------------------------

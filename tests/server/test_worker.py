@@ -1,0 +1,135 @@
+"""Live inference off the server's process and event loop: requests that queue up share one
+padded forward and each still gets its own answer; `saescope serve` runs the model in a
+worker process of its own (lower CPU priority), whose loss the server survives."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+from viewer_run import HOOK, SAE_ID
+
+from saescope.sae import load_sae
+from saescope.server.engine import LiveModels, answer_batch
+from saescope.server.sources import open_source
+
+BASE = f"/api/saes/{SAE_ID}"
+TEXTS = ["The cat sat on the mat.", "def __init__(self):\n    return None", "Paris is the capital of France.",
+         "import numpy as np", "Hello world, this is a test of the viewer.", "for i in range(10): print(i)"]
+
+
+@pytest.fixture(scope="module")
+def sae(viewer_run_dir):
+    return load_sae(viewer_run_dir / "sae")
+
+
+def direct_acts(model, sae, text: str) -> torch.Tensor:
+    """[n, d_sae] the SAE's activations on the text (BOS first), computed here, alone."""
+    with torch.no_grad():
+        return sae.encode(model.run_with_cache(model.to_tokens(text), [HOOK])[HOOK])[0]
+
+
+def test_queued_requests_share_one_forward_and_keep_their_own_answers(viewer_run_dir, smollm2, sae):
+    models = LiveModels(open_source(viewer_run_dir), model=smollm2)
+    forwards = []
+    handle = smollm2.hf_model.get_input_embeddings().register_forward_hook(lambda *_: forwards.append(1))
+    try:
+        batch = [(0, "top_features", (SAE_ID, TEXTS[0], 4)), (1, "one_feature", (SAE_ID, 5, TEXTS[1])),
+                 (2, "top_features", (SAE_ID, TEXTS[2], 4)), (3, "one_feature", (SAE_ID, 7, "word " * 400)),
+                 (4, "one_feature", (SAE_ID, 5, TEXTS[3]))]
+        replies = {req_id: (ok, payload) for req_id, ok, payload in answer_batch(models, batch)}
+    finally:
+        handle.remove()
+    assert len(forwards) == 1  # four texts, one padded forward
+    assert replies[3][0] is False and replies[3][1][0] == "TextTooLong"
+    for req_id, text in ((1, TEXTS[1]), (4, TEXTS[3])):
+        body = json.loads(replies[req_id][1])
+        assert body["acts"] == pytest.approx(direct_acts(smollm2, sae, text)[:, 5].tolist(), rel=1e-4, abs=1e-4)
+    for req_id, text in ((0, TEXTS[0]), (2, TEXTS[2])):
+        body = json.loads(replies[req_id][1])
+        acts = direct_acts(smollm2, sae, text)
+        assert len(body["top_features"]) == acts.shape[0] == len(body["tokens"])
+        first = [r["feature"] for r in body["top_features"][-1]]
+        values, ids = acts[-1].topk(4)
+        assert first == [i for i, v in zip(ids.tolist(), values.tolist(), strict=True) if v > 0]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def children(pid: int) -> list[int]:
+    """Child processes, but multiprocessing's resource tracker."""
+    found = [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+    return [c for c in found if b"resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def niceness(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+@pytest.fixture(scope="module")
+def served(viewer_run_dir):
+    """`saescope serve` as a user runs it, live inference on (the worker process)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "saescope.cli", "serve", str(viewer_run_dir), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            httpx.get(f"{base}/api/health", timeout=5).raise_for_status()
+            break
+        except httpx.TransportError:
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "saescope serve did not answer within 300 s"
+            time.sleep(0.5)
+    yield base, proc
+    proc.terminate()
+    proc.communicate(timeout=30)
+
+
+def test_serve_runs_the_model_in_a_lower_priority_worker_process(served, smollm2, sae):
+    base, proc = served
+    workers = children(proc.pid)
+    assert len(workers) == 1 and niceness(workers[0]) >= niceness(proc.pid) + 5
+
+    def ask(text: str) -> tuple[str, list[float]]:
+        with httpx.Client(base_url=base, timeout=120) as http:
+            return text, http.post(f"{BASE}/features/5/activations", json={"text": text}).json()["acts"]
+
+    with ThreadPoolExecutor(len(TEXTS)) as pool:
+        answers = list(pool.map(ask, TEXTS * 2))
+    for text, acts in answers:
+        assert acts == pytest.approx(direct_acts(smollm2, sae, text)[:, 5].tolist(), rel=1e-4, abs=1e-4)
+    too_long = httpx.post(f"{base}{BASE}/activations", json={"text": "word " * 400}, timeout=60)
+    assert too_long.status_code == 413 and "limit" in too_long.json()["detail"]
+
+
+def test_the_server_outlives_its_worker(served):
+    base, proc = served
+    assert httpx.get(f"{base}{BASE}/features/2/panels", timeout=30).status_code == 200
+    (worker,) = children(proc.pid)
+    os.kill(worker, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while True:
+        response = httpx.post(f"{base}{BASE}/activations", json={"text": "still there?"}, timeout=60)
+        if response.status_code == 409 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert response.status_code == 409 and "worker exited" in response.json()["detail"]
+    assert httpx.get(f"{base}{BASE}/features/2/panels", timeout=30).status_code == 200
+    assert httpx.get(f"{base}/api/health", timeout=30).json()["ok"] is True
