@@ -28,7 +28,8 @@ def init_weights(sae: SAE, generator: torch.Generator, encoder_as_decoder_t: boo
     else:
         bound = 1 / d_in**0.5
         sae.W_enc.copy_(torch.rand(d_in, d_sae, generator=generator) * 2 * bound - bound)
-    sae.b_enc.zero_()
+    if sae.b_enc is not None:  # gated SAEs have b_gate / b_mag instead
+        sae.b_enc.zero_()
     sae.b_dec.zero_()
     if sae.cfg.architecture == "jumprelu":
         sae.threshold.fill_(0.001)  # type: ignore[attr-defined]

@@ -35,16 +35,25 @@ def resample_dead(
     enc_norm = sae.W_enc[:, live].norm(dim=0).mean() if bool(live.any()) else torch.tensor(1.0)
     sae.W_dec[dead_ids] = directions
     sae.W_enc[:, dead_ids] = directions.T * enc_norm * 0.2
-    sae.b_enc[dead_ids] = 0.0
+    for bias in encoder_biases(sae):
+        bias[dead_ids] = 0.0
     reset_adam_moments(optimizer, sae, dead_ids)
     return int(dead_ids.numel())
 
 
+def encoder_biases(sae: SAE) -> list[torch.Tensor]:
+    """The per-latent encoder tensors besides W_enc: b_enc, or a gated SAE's b_gate, b_mag, r_mag."""
+    if sae.b_enc is not None:
+        return [sae.b_enc]
+    return [getattr(sae, name) for name in ("b_gate", "b_mag", "r_mag")]
+
+
 def reset_adam_moments(optimizer: torch.optim.Optimizer, sae: SAE, ids: torch.Tensor) -> None:
-    """Zero the Adam moments of the given latents in W_enc (columns), W_dec (rows) and b_enc."""
-    where = {id(sae.W_enc): (slice(None), ids), id(sae.W_dec): (ids,), id(sae.b_enc): (ids,)}
-    for param in (sae.W_enc, sae.W_dec, sae.b_enc):
+    """Zero the Adam moments of the given latents in W_enc (columns), W_dec (rows) and the biases."""
+    where = [(sae.W_enc, (slice(None), ids)), (sae.W_dec, (ids,))]
+    where += [(bias, (ids,)) for bias in encoder_biases(sae)]
+    for param, index in where:
         state = optimizer.state.get(param, {})
         for name in ("exp_avg", "exp_avg_sq"):
             if name in state:
-                state[name][where[id(param)]] = 0.0
+                state[name][index] = 0.0

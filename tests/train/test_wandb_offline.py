@@ -1,0 +1,98 @@
+"""Weights & Biases logging, offline: a run with wandb: true logs its metrics into run_dir/wandb."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from saescope.train import TrainConfig, train
+
+wandb = pytest.importorskip("wandb", reason="wandb is in the dev extra")
+
+HOOK = "blocks.6.hook_resid_post"
+BLOCK = 32 * 1024  # the .wandb file is a LevelDB-style log: 32 KiB blocks of framed records
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+def wandb_records(path: Path) -> list:
+    """The protobuf Records of an offline run's .wandb file (wandb 0.2x/0.3x has no public reader)."""
+    from wandb.proto.wandb_internal_pb2 import Record
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", "not a wandb run log"
+    records, pending, pos = [], b"", 7  # 7-byte file header: magic, 2-byte ident, version
+    while pos + 7 <= len(data):
+        if BLOCK - pos % BLOCK < 7:  # a block's tail too short for a header is padding
+            pos += BLOCK - pos % BLOCK
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if length == 0 and kind == 0:  # zero padding at the end
+            break
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
+        pending = chunk if kind in (FULL, FIRST) else pending + chunk
+        if kind in (FULL, LAST):
+            record = Record()
+            record.ParseFromString(pending)
+            records.append(record)
+    return records
+
+
+def logged_history(records: list) -> list[dict]:
+    """Each wandb.log call as {key: value}."""
+    rows = []
+    for record in records:
+        if record.WhichOneof("record_type") == "history":
+            rows.append(
+                {
+                    item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                    for item in record.history.item
+                }
+            )
+    return rows
+
+
+def test_training_metrics_reach_the_local_wandb_run(layer6_cache, tmp_path, monkeypatch):
+    # offline: wandb writes the run under run_dir/wandb and never touches the network
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    cfg = TrainConfig(
+        run_dir=str(tmp_path / "run"),
+        activation_cache=str(layer6_cache),
+        expansion_factor=2,
+        batch_size=512,
+        buffer_tokens=8192,
+        training_tokens=8 * 512,
+        log_every_steps=2,
+        b_dec_init_tokens=1024,
+        progress=False,
+        wandb=True,
+        wandb_project="saescope-test",
+    )
+    run_dir = train(cfg)
+
+    runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, list((run_dir / "wandb").iterdir())
+    (log,) = runs[0].glob("run-*.wandb")
+    records = wandb_records(log)
+    history = logged_history(records)
+    ours = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    # every metrics.jsonl line was logged, under the SAE's label, at its token count
+    assert (
+        [row["_step"] for row in history]
+        == [row["tokens"] for row in ours]
+        == [1024, 2048, 3072, 4096]
+    )
+    label = f"{HOOK}-x2-k32"
+    for logged, row in zip(history, ours, strict=True):
+        for name in ("fvu", "l0", "loss", "dead_fraction", "lr"):
+            assert logged[f"{label}/{name}"] == pytest.approx(row[name]), name
+    # the run's config went with it
+    kinds = [r.WhichOneof("record_type") for r in records]
+    configs = [r.run.config for r, kind in zip(records, kinds, strict=True) if kind == "run"]
+    configs += [r.config for r, kind in zip(records, kinds, strict=True) if kind == "config"]
+    keys = {item.key for c in configs for item in c.update}
+    assert {"architecture", "expansion_factor", "lr"} <= keys
