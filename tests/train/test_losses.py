@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from saescope.sae import SAEConfig, build_sae
@@ -58,3 +59,29 @@ def test_resampling_points_dead_latents_at_badly_reconstructed_inputs(layer6_act
     with torch.no_grad():
         acts = sae.encode(x)
     assert (acts[:, :100] > 0).any(dim=0).all()  # the resampled latents fire again
+
+
+def test_relu_loss_gradients_equal_the_textbook_formula():
+    """standard_loss computes the encoder as x @ W_enc + (b_enc - b_dec @ W_enc) and counts L0 and
+    firing without int64 masks; loss, every gradient, L0 and fire counts equal the direct formula."""
+    from torch.nn import functional as F
+
+    from saescope.train.losses import standard_loss
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 16, dtype=torch.float64, generator=gen)
+    sae = build_sae(SAEConfig(architecture="standard", d_in=16, d_sae=64)).double()
+    with torch.no_grad():
+        for param in sae.parameters():
+            param.copy_(torch.randn(param.shape, dtype=torch.float64, generator=gen))
+    out = standard_loss(sae, x, LossSettings(l1_coefficient=0.3))
+    acts = F.relu((x - sae.b_dec) @ sae.W_enc + sae.b_enc)
+    direct = (acts @ sae.W_dec + sae.b_dec - x).pow(2).sum(-1).mean() + 0.3 * acts.sum(-1).mean()
+    params = list(sae.parameters())
+    for ours, theirs in zip(
+        torch.autograd.grad(out.loss, params), torch.autograd.grad(direct, params), strict=True
+    ):
+        assert torch.allclose(ours, theirs, atol=1e-10)
+    assert float(out.loss) == pytest.approx(float(direct), abs=1e-10)
+    assert float(out.l0) == pytest.approx(float((acts > 0).sum(-1).double().mean()))
+    assert torch.equal(out.fire_counts, (acts > 0).sum(0))

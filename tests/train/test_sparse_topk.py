@@ -86,3 +86,34 @@ def test_backward_touches_only_selected_latents(layer6_acts):
     assert params["W_dec"].grad[~chosen].abs().max() == 0
     assert params["b_enc"].grad[~chosen].abs().max() == 0
     assert params["W_dec"].grad[chosen].abs().sum(-1).min() > 0
+
+
+def test_latent_major_encoder_trains_the_same_as_row_major():
+    """The trainer stores W_enc latent-major for the sparse backward; Adam steps (AuxK included)
+    must give the same weights as with the usual row-major layout."""
+    from saescope.sae import SAEConfig, build_sae
+    from saescope.train.losses import LossSettings, topk_loss
+    from saescope.train.trainer import store_latent_major
+
+    x = torch.randn(256, 64, generator=torch.Generator().manual_seed(0))
+    dead = torch.zeros(512, dtype=torch.bool)
+    dead[::3] = True  # AuxK on: a second gradient path into W_enc (through indexing)
+    trained = []
+    for latent_major in (False, True):
+        torch.manual_seed(1)
+        sae = build_sae(SAEConfig(architecture="topk", d_in=64, d_sae=512, k=8))
+        with torch.no_grad():
+            sae.W_enc.normal_()
+            sae.W_dec.normal_()
+        if latent_major:
+            store_latent_major(sae)
+            assert sae.W_enc.stride() == (1, 64)
+        optimizer = torch.optim.Adam(sae.parameters(), lr=1e-2, fused=True)
+        for _ in range(3):
+            out = topk_loss(sae, x, LossSettings(k=8, dead=dead, aux_k=16))
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            assert sae.W_enc.grad.stride() == sae.W_enc.stride()
+            optimizer.step()
+        trained.append(sae.W_enc.detach().contiguous())
+    assert torch.allclose(trained[0], trained[1], atol=1e-5)

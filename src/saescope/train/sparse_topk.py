@@ -112,7 +112,9 @@ class TopKEncode(torch.autograd.Function):
         grad_x = grad_W_enc = grad_b_enc = grad_b_dec = None
         if ctx.needs_input_grad[1]:
             (by_latent,) = latent_major(indices, [grad_pre], d_sae)
-            grad_W_enc = torch.sparse.mm(by_latent, sae_in).T.contiguous()  # [d_in, d_sae]
+            # [d_in, d_sae] as the transpose of [d_sae, d_in]: no copy when W_enc is stored
+            # latent-major (the trainer does that); autograd copies it into W_enc's layout otherwise
+            grad_W_enc = torch.sparse.mm(by_latent, sae_in).T
         flat_grad_b_enc = torch.zeros(d_sae, dtype=grad_pre.dtype, device=grad_pre.device)
         flat_grad_b_enc.index_add_(0, indices.reshape(-1), grad_pre.reshape(-1))  # [d_sae]
         if ctx.needs_input_grad[2]:

@@ -27,6 +27,9 @@ from saescope.train.losses import LOSSES, LossSettings, StepOutput
 from saescope.train.resample import resample_dead
 from saescope.train.schedules import lr_factor, warmup_factor
 
+# Architectures whose training loss uses the sparse backward (sparse_topk.py)
+SPARSE_BACKWARD = ("topk",)
+
 # Fields that may change between a run and its resume: they do not change what is computed.
 RESUMABLE_CHANGES = (
     "progress",
@@ -157,6 +160,8 @@ class Trainer:
         cfg = self.cfg
         sae = build_sae(self.sae_config(entry)).to(cfg.device)
         init_weights(sae, self.generator, cfg.init_encoder_as_decoder_t)
+        if cfg.architecture in SPARSE_BACKWARD:
+            store_latent_major(sae)
         # fused Adam: one kernel over all parameters, ~5x faster than the per-tensor loop on CPU
         optimizer = torch.optim.Adam(
             sae.parameters(),
@@ -395,6 +400,17 @@ class Trainer:
         return self.run_dir / "saes" / s.label
 
 
+def store_latent_major(sae: SAE) -> None:
+    """Keep W_enc [d_in, d_sae] as the transpose of a contiguous [d_sae, d_in] tensor.
+
+    The sparse backward computes W_enc's gradient one latent row at a time ([d_sae, d_in]);
+    with the parameter in that layout autograd takes the gradient as it is, instead of
+    copying 4 * d_in * d_sae bytes into a row-major [d_in, d_sae] every step. The forward
+    matmul reads either layout at the same speed, and a saved SAE is contiguous again.
+    """
+    sae.W_enc = torch.nn.Parameter(sae.W_enc.detach().T.contiguous().T)
+
+
 @torch.no_grad()
 def remove_parallel_grad(W_dec: torch.Tensor) -> None:
     """Drop the part of each decoder row's gradient along the row, so Adam's step barely changes its norm.
@@ -405,7 +421,7 @@ def remove_parallel_grad(W_dec: torch.Tensor) -> None:
     if W_dec.grad is None:
         return
     along = torch.linalg.vecdot(W_dec.grad, W_dec)  # [d_sae]
-    W_dec.grad.sub_(W_dec * along[:, None])
+    W_dec.grad.addcmul_(W_dec, along[:, None], value=-1.0)  # in place: no [d_sae, d_in] temporary
 
 
 def export_sae(trained: SAE, scaling_factor: float | None) -> SAE:
