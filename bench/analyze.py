@@ -23,22 +23,37 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 VENVS = RESULTS / "venvs"
-PEERS = {"saedash": "sae-dashboard", "saevis": "sae-vis"}
+# What each peer's venv needs on top of torch (pins found by running them; each says why):
+PEERS = {
+    # PyPI's torchvision/torchaudio (pulled in by decode-clt) do not match the CPU torch build, and
+    # transformers then fails to import its models (BertForPreTraining): SAEDashboard never uses them
+    "saedash": {"install": ["sae-dashboard", "sae-lens"], "remove": ["torchvision", "torchaudio"]},
+    # sae_vis 0.3.7 reads sae.cfg.hook_name (SAELens < 6), keeps NumPy 1 (pyarrow >= 18 needs NumPy 2)
+    # and imports frozendict and tabulate without declaring them
+    "saevis": {"install": ["sae-vis", "sae-lens<6", "pyarrow<18", "frozendict", "tabulate"], "remove": []},
+}
 HOOK = "blocks.6.hook_resid_post"
 
 
-def ensure_venv(name: str, package: str) -> Path:
-    """The peer's python; the venv is built on first use (torch pinned to the CPU build on this disk)."""
+def ensure_venv(name: str) -> Path:
+    """The peer's python; its venv is built (or brought up to date with PEERS) on first use, with
+    torch pinned to the CPU build on this disk."""
+    spec = PEERS[name]
     python = VENVS / name / "bin" / "python"
-    if python.exists():
+    stamp = VENVS / name / "bench-spec.json"
+    if python.exists() and stamp.exists() and json.loads(stamp.read_text()) == spec:
         return python
     VENVS.mkdir(parents=True, exist_ok=True)
     constraints = VENVS / "constraints.txt"
     constraints.write_text("torch==2.13.0\n")
-    subprocess.run([sys.executable, "-m", "venv", str(VENVS / name)], check=True)
-    pip = [str(python), "-m", "pip", "install", "-q"]
-    subprocess.run([*pip, "torch==2.13.0"], check=True)
-    subprocess.run([*pip, "-c", str(constraints), package, "sae-lens"], check=True)
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENVS / name)], check=True)
+    pip = [str(python), "-m", "pip"]
+    subprocess.run([*pip, "install", "-q", "torch==2.13.0"], check=True)
+    subprocess.run([*pip, "install", "-q", "-c", str(constraints), *spec["install"]], check=True)
+    if spec["remove"]:
+        subprocess.run([*pip, "uninstall", "-y", "-q", *spec["remove"]], check=True)
+    stamp.write_text(json.dumps(spec))
     return python
 
 
@@ -107,7 +122,7 @@ def main() -> None:
     results["runs"]["saescope"] = run_tool(Path(sys.executable), ["--tool", "saescope", "--tokens", str(args.tokens), *common])
     for peer in [p for p in args.peers.split(",") if p]:
         try:
-            python = ensure_venv(peer, PEERS[peer])
+            python = ensure_venv(peer)
         except subprocess.CalledProcessError as err:
             results["runs"][peer] = {"error": f"could not build its venv: {err}"}
             continue

@@ -36,9 +36,24 @@ def tl_model(hf_dir: Path):
         rotary_base=int(c.rope_theta), rotary_dim=c.hidden_size // c.num_attention_heads, gated_mlp=True,
         final_rms=True, eps=c.rms_norm_eps, original_architecture="LlamaForCausalLM", default_prepend_bos=False,
     )
-    model = HookedSAETransformer(cfg, tokenizer=AutoTokenizer.from_pretrained(hf_dir))
+    model = HookedSAETransformer(cfg, tokenizer=AutoTokenizer.from_pretrained(old_style_tokenizer(hf_dir)))
     model.load_state_dict(convert_llama_weights(hf, cfg), strict=False)
     return model.eval()
+
+
+def old_style_tokenizer(hf_dir: Path) -> Path:
+    """The tokenizer files with a tokenizer_config.json the peers' older transformers can read (ours
+    names the class TokenizersBackend, which they lack; TransformerLens reloads it by path)."""
+    import json
+    import shutil
+
+    out = hf_dir.parent / "tokenizer_compat"
+    out.mkdir(exist_ok=True)
+    shutil.copy(hf_dir / "tokenizer.json", out / "tokenizer.json")
+    config = json.loads((hf_dir / "tokenizer_config.json").read_text())
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    (out / "tokenizer_config.json").write_text(json.dumps(config))
+    return out
 
 
 def run_saedash(work: Path, features: list[int], tokens: torch.Tensor, hook: str) -> tuple[float, int]:
@@ -48,6 +63,10 @@ def run_saedash(work: Path, features: list[int], tokens: torch.Tensor, hook: str
 
     model = tl_model(work / "hf_model")
     sae = SAE.load_from_disk(str(work / "sae"))
+    # SaeVisRunner folds the decoder norms, which SAELens refuses for TopK unless acts are rescaled by
+    # them; our decoder rows are unit norm, so rescaling changes nothing and folding is the identity
+    assert torch.allclose(sae.W_dec.norm(dim=1), torch.ones(sae.cfg.d_sae), atol=1e-4)
+    sae.cfg.rescale_acts_by_decoder_norm = True
     cfg = SaeVisConfig(hook_point=hook, features=features, minibatch_size_features=len(features),
                        minibatch_size_tokens=16, device="cpu", dtype="float32")
     start = time.perf_counter()
@@ -55,15 +74,33 @@ def run_saedash(work: Path, features: list[int], tokens: torch.Tensor, hook: str
     return time.perf_counter() - start, len(data.feature_data_dict)
 
 
+def saelens5_topk(sae_class, config_class, sae_dir: Path, hook: str):
+    """Our TopK SAE file as a SAELens 5 SAE (sae_vis needs SAELens < 6, which reads an older cfg.json
+    layout): the same weights, TopK then ReLU as in our encoder, the hook point sae_vis reads."""
+    import json
+
+    from safetensors.torch import load_file
+
+    cfg = json.loads((sae_dir / "cfg.json").read_text())
+    sae = sae_class(config_class(
+        architecture="topk", d_in=cfg["d_in"], d_sae=cfg["d_sae"], activation_fn_str="topk",
+        activation_fn_kwargs={"k": cfg["k"]}, apply_b_dec_to_input=cfg["apply_b_dec_to_input"],
+        finetuning_scaling_factor=False, context_size=128, model_name="smollm2", hook_name=hook,
+        hook_layer=int(hook.split(".")[1]), hook_head_index=None, prepend_bos=True, dataset_path="",
+        dataset_trust_remote_code=False, normalize_activations="none", dtype="float32", device="cpu",
+        sae_lens_training_version=None))
+    sae.load_state_dict(load_file(sae_dir / "sae_weights.safetensors"))
+    return sae
+
+
 def run_saevis(work: Path, features: list[int], tokens: torch.Tensor, hook: str) -> tuple[float, int]:
-    from sae_lens import SAE
+    from sae_lens import SAE, SAEConfig
     from sae_vis.data_config_classes import SaeVisConfig
     from sae_vis.data_storing_fns import SaeVisData
 
     model = tl_model(work / "hf_model")
-    sae = SAE.load_from_disk(str(work / "sae"))
-    cfg = SaeVisConfig(hook_point=hook, features=features, minibatch_size_features=len(features),
-                       minibatch_size_tokens=16)
+    sae = saelens5_topk(SAE, SAEConfig, work / "sae", hook)
+    cfg = SaeVisConfig(features=features, minibatch_size_features=len(features), minibatch_size_tokens=16)
     start = time.perf_counter()
     data = SaeVisData.create(sae=sae, model=model, tokens=tokens, cfg=cfg)
     return time.perf_counter() - start, len(data.feature_data_dict)
