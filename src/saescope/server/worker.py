@@ -17,6 +17,7 @@ import itertools
 import multiprocessing as mp
 import os
 import queue
+import signal
 import threading
 from multiprocessing.connection import Connection
 from typing import Any
@@ -194,6 +195,8 @@ def worker_main(spec: dict[str, Any], requests: Connection, replies: Connection)
     """The worker process: load, say ready, then answer requests until told to stop."""
     import torch  # noqa: PLC0415
 
+    # Ctrl-C reaches the whole process group: the server stops the worker itself (close()).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if spec["nice"]:
         os.nice(spec["nice"])  # pages first: the model takes the CPU they leave
     # More intra-op threads than free cores makes every forward slower on a shared machine.
