@@ -10,6 +10,11 @@ data-dependent scale (RMS or standard deviation, with its epsilon) and beta = un
 norm's and head's biases). This costs O(d_vocab) per position instead of a d_model x d_vocab
 matmul. It is checked against model.unembed(r - c) once; a model where it does not hold (a
 logit soft-cap, an unknown norm) gets model.unembed(r - c) for every row instead.
+
+The analysis needs log p_with - log p_without = diff - (lse(logits) - lse(logits - diff)) with
+diff = logits(r) - logits(r - c) = (1 - sigma(r) / sigma(r - c)) * (logits(r) - beta) + alpha / sigma(r - c) * D_f:
+logits(r) and lse(logits(r)) are computed once per position and shared by every feature active
+there, and each (position, feature) pair costs a few passes over the vocabulary.
 """
 
 from __future__ import annotations
@@ -36,12 +41,17 @@ class LogprobEffects:
 
 def logprob_effects(logits_with: torch.Tensor, logits_without: torch.Tensor, next_ids: torch.Tensor,
                     n_hover: int) -> LogprobEffects:
-    """logits [n, d_vocab] with and without the feature, next_ids [n] (-1: none) -> effects on log p.
+    """logits [n, d_vocab] with and without the feature, next_ids [n] (-1: none) -> effects on log p."""
+    without = logits_without.float()
+    diff = logits_with.float() - without
+    shift = torch.logsumexp(without, -1) - torch.logsumexp(logits_with.float(), -1)
+    return effects_from_diff(diff, shift, next_ids, n_hover)
 
-    log p_with - log p_without = (logits_with - logits_without) + (lse_without - lse_with): one
-    vocabulary-sized difference and two logsumexps, no log-softmax copies (this is memory-bound)."""
-    diff = logits_with.float() - logits_without.float()
-    shift = (torch.logsumexp(logits_without.float(), -1) - torch.logsumexp(logits_with.float(), -1))[:, None]
+
+def effects_from_diff(diff: torch.Tensor, shift: torch.Tensor, next_ids: torch.Tensor, n_hover: int) -> LogprobEffects:
+    """diff [n, d_vocab] = logits_with - logits_without, shift [n] = lse_without - lse_with: the
+    change in log p of token t is diff[t] + shift (no log-softmax copies: this is memory-bound)."""
+    shift = shift[:, None]
     has_next = next_ids >= 0
     on_next = diff.gather(1, next_ids.clamp_min(0)[:, None]) + shift
     up = diff.topk(n_hover, dim=1)
@@ -73,7 +83,7 @@ class DirectPath:
         norm = getattr(model, "final_norm", None)
         self.centres = isinstance(norm, nn.LayerNorm)
         self.eps = _norm_eps(norm)
-        self.beta = model.unembed(torch.zeros(1, model.d_model, dtype=model.dtype, device=model.device))[0]
+        self.beta = model.unembed(torch.zeros(1, model.d_model, dtype=model.dtype, device=model.device))[0].float()
         self.has_beta = bool(self.beta.abs().max() > 0)  # RMSNorm and a head without bias: none
         self.exact = self.eps is None or bool(getattr(model, "softcap", None))
         self.checked = False
@@ -85,25 +95,26 @@ class DirectPath:
         return (x.pow(2).mean(dim=-1, keepdim=True) + self.eps).sqrt()
 
     @torch.no_grad()
-    def logits_without(self, resid: torch.Tensor, logits: torch.Tensor, alpha: torch.Tensor,
-                       direction: torch.Tensor, direction_logits: torch.Tensor) -> torch.Tensor:
-        """resid [n, d_model], logits [n, d_vocab] = unembed(resid), alpha [n], direction [n, d_model]
-        (u_f), direction_logits [n, d_vocab] (D_f) -> unembed(resid - alpha * u_f) [n, d_vocab]."""
-        removed = resid - alpha[:, None] * direction
+    def logit_diff(self, resid: torch.Tensor, logits: torch.Tensor, alpha: torch.Tensor,
+                   direction: torch.Tensor, direction_logits: torch.Tensor) -> torch.Tensor:
+        """resid [n, d_model], logits [n, d_vocab] = unembed(resid) (float32), alpha [n], direction [n, d_model]
+        (u_f), direction_logits [n, d_vocab] (D_f) -> logits - unembed(resid - alpha * u_f): [n, d_vocab]."""
+        removed = resid - alpha[:, None].to(resid.dtype) * direction.to(resid.dtype)
         if self.exact:
-            return self.model.unembed(removed)
-        if self.has_beta:
-            fast = (self.sigma(resid) * (logits - self.beta) - alpha[:, None] * direction_logits) / self.sigma(removed) + self.beta
-        else:
-            ratio = self.sigma(resid) / self.sigma(removed)  # [n, 1]
-            fast = torch.addcmul(logits * ratio, direction_logits, -(alpha[:, None] / self.sigma(removed)))
+            return logits - self.model.unembed(removed).float()
+        # the two scalars per row in float64: 1 - ratio cancels, and these are [n] only
+        s_full, s_removed = self.sigma(resid.double()), self.sigma(removed.double())
+        a = (1 - s_full / s_removed).float()  # [n, 1]
+        b = (alpha.double()[:, None] / s_removed).float()
+        centred = logits - self.beta if self.has_beta else logits
+        diff = torch.addcmul(direction_logits.float() * b, centred, a)
         if not self.checked:  # once: the identity holds for this model's norm, or use the slow path
-            slow = self.model.unembed(removed[:4])
-            self.exact = not torch.allclose(fast[:4], slow, atol=1e-3, rtol=1e-3)
+            slow = logits[:4] - self.model.unembed(removed[:4]).float()
+            self.exact = not torch.allclose(diff[:4], slow, atol=1e-3, rtol=1e-3)
             self.checked = True
             if self.exact:
-                return self.model.unembed(removed)
-        return fast
+                return logits - self.model.unembed(removed).float()
+        return diff
 
 
 def _norm_eps(norm: nn.Module | None) -> float | None:

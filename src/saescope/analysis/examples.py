@@ -17,7 +17,14 @@ from dataclasses import dataclass
 import torch
 
 from saescope.analysis.config import AnalysisConfig
-from saescope.analysis.effects import DirectPath, contributions, logprob_effects, rows_of_stats
+from saescope.analysis.effects import (
+    DirectPath,
+    LogprobEffects,
+    contributions,
+    effects_from_diff,
+    logprob_effects,
+    rows_of_stats,
+)
 from saescope.analysis.results import Example
 from saescope.analysis.sketch import token_priority
 from saescope.corpus import iter_context_batches
@@ -26,6 +33,9 @@ from saescope.sae import SAE
 
 # loss-effect rows per vocabulary-sized computation: small, so the [rows, d_vocab] temporaries stay in cache
 ROW_CHUNK = 32
+# positions whose clean logits [positions, d_vocab] are held at once (256 x 49,152 floats = 48 MiB)
+POSITION_BLOCK = 256
+EFFECT_FIELDS = ("next_token", "boosted_ids", "boosted_values", "suppressed_ids", "suppressed_values")
 
 
 @dataclass
@@ -138,41 +148,68 @@ class ExampleBuilder:
     def _direct_effects(self, top_rows: list[tuple[int, int, int, int]], tokens: torch.Tensor, final: torch.Tensor,
                         feature_acts: torch.Tensor, stats, examples: list[Example | None]) -> None:
         """Fill loss_effects and hover tokens of top examples (positions where the feature is active)."""
-        C, n_hover = self.cfg.context_length, self.cfg.n_hover
-        cells = []  # (example index, offset in window, row, position, feature)
-        for i, row, lo, hi in top_rows:
-            ex = examples[i]
-            n = hi - lo
-            ex.loss_effects = [0.0] * n
-            ex.top_boosted = [[-1] * n_hover for _ in range(n)]
-            ex.top_boosted_values = [[0.0] * n_hover for _ in range(n)]
-            ex.top_suppressed = [[-1] * n_hover for _ in range(n)]
-            ex.top_suppressed_values = [[0.0] * n_hover for _ in range(n)]
-            for offset, act in enumerate(ex.acts):
-                if act > 0:
-                    cells.append((i, offset, row, lo + offset, ex.feature))
-        cells.sort(key=lambda cell: (cell[2], cell[3]))  # same positions together: one unembed each
-        for start in range(0, len(cells), ROW_CHUNK):
-            chunk = cells[start : start + ROW_CHUNK]
-            rows = torch.tensor([cell[2] for cell in chunk])
-            positions = torch.tensor([cell[3] for cell in chunk])
-            features = torch.tensor([cell[4] for cell in chunk])
-            keys, inverse = torch.unique(rows * C + positions, return_inverse=True)
-            resid_unique = final[keys // C, keys % C]
-            logits = self.model.unembed(resid_unique)[inverse]  # [n, d_vocab]
-            resid = resid_unique[inverse]
-            values = feature_acts[rows, positions, features]
-            added = contributions(self.sae, values, features, rows_of_stats(stats, rows, positions))
-            alpha = self._alpha(added, features)
-            direction = self.directions[features]
-            d_logits = (self.direction_logits[features] if self.direction_logits is not None
-                        else self.model.direction_logits(direction).float())
-            without = self.direct.logits_without(resid, logits, alpha, direction, d_logits)
-            next_pos = positions + 1
-            next_ids = torch.where(next_pos < C, tokens[rows, next_pos.clamp_max(C - 1)], -1)
-            effects = logprob_effects(logits, without, next_ids, n_hover)
-            for n, (i, offset, *_rest) in enumerate(chunk):
-                _set_effects(examples[i], offset, effects, n)
+        h, width = self.cfg.n_hover, sum(self.cfg.window) + 1
+        index, rows, lo, hi = (torch.tensor(column) for column in zip(*top_rows, strict=True))
+        features = torch.tensor([examples[i].feature for i in index.tolist()])
+        positions = lo[:, None] + torch.arange(width)  # [E, width]
+        inside = positions < hi[:, None]
+        acts = feature_acts[rows[:, None], positions.clamp_max(feature_acts.shape[1] - 1), features[:, None]]
+        e, o = torch.nonzero(inside & (acts > 0), as_tuple=True)  # the cells: (example, offset)
+        # overlapping windows of one feature's top examples share cells: each (row, position, feature) once
+        keys = (rows[e] * self.cfg.context_length + positions[e, o]) * self.sae.d_sae + features[e]
+        unique, inverse = torch.unique(keys, return_inverse=True)
+        cell_feature, where = unique % self.sae.d_sae, unique // self.sae.d_sae
+        effects = self._cell_effects(where // self.cfg.context_length, where % self.cfg.context_length, cell_feature,
+                                     tokens, final, feature_acts, stats)
+        effects = LogprobEffects(*(getattr(effects, name)[inverse] for name in EFFECT_FIELDS))
+        # dense [E, width(, h)] tables, turned into lists once: inactive positions keep 0 / -1
+        loss = torch.zeros(len(index), width)
+        ids = torch.full((2, len(index), width, h), -1, dtype=torch.long)
+        values = torch.zeros(2, len(index), width, h)
+        loss[e, o] = effects.next_token
+        ids[0, e, o], ids[1, e, o] = effects.boosted_ids, effects.suppressed_ids
+        values[0, e, o], values[1, e, o] = effects.boosted_values, effects.suppressed_values
+        loss_l, ids_l, values_l = loss.tolist(), ids.tolist(), values.tolist()
+        for j, (i, _, lo_j, hi_j) in enumerate(top_rows):
+            n, ex = hi_j - lo_j, examples[i]
+            ex.loss_effects = loss_l[j][:n]
+            ex.top_boosted, ex.top_boosted_values = ids_l[0][j][:n], values_l[0][j][:n]
+            ex.top_suppressed, ex.top_suppressed_values = ids_l[1][j][:n], values_l[1][j][:n]
+
+    def _cell_effects(self, rows: torch.Tensor, positions: torch.Tensor, features: torch.Tensor, tokens: torch.Tensor,
+                      final: torch.Tensor, feature_acts: torch.Tensor, stats) -> LogprobEffects:
+        """Direct-path effects of features [n] at (rows [n], positions [n]). Cells are grouped by position:
+        the clean logits and their logsumexp are computed once per position, shared by its features."""
+        C, h, n = self.cfg.context_length, self.cfg.n_hover, len(rows)
+        next_pos = positions + 1
+        next_ids = torch.where(next_pos < C, tokens[rows, next_pos.clamp_max(C - 1)], -1)
+        out = LogprobEffects(torch.zeros(n), torch.zeros(n, h, dtype=torch.long), torch.zeros(n, h),
+                             torch.zeros(n, h, dtype=torch.long), torch.zeros(n, h))
+        keys = rows * C + positions
+        order = torch.argsort(keys, stable=True)
+        unique, counts = torch.unique_consecutive(keys[order], return_counts=True)
+        first_cell = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+        for start in range(0, len(unique), POSITION_BLOCK):
+            block = unique[start : start + POSITION_BLOCK]
+            resid = final[block // C, block % C]  # [P, d_model]
+            logits = self.model.unembed(resid).float()  # [P, d_vocab]
+            lse = torch.logsumexp(logits, -1)
+            cells = order[first_cell[start] : first_cell[start + len(block)]]
+            local = torch.repeat_interleave(torch.arange(len(block)), counts[start : start + len(block)])
+            for c0 in range(0, len(cells), ROW_CHUNK):
+                cell, p = cells[c0 : c0 + ROW_CHUNK], local[c0 : c0 + ROW_CHUNK]
+                f, r, q = features[cell], rows[cell], positions[cell]
+                added = contributions(self.sae, feature_acts[r, q, f], f, rows_of_stats(stats, r, q))
+                direction = self.directions[f]
+                d_logits = (self.direction_logits[f] if self.direction_logits is not None
+                            else self.model.direction_logits(direction).float())
+                with_f = logits[p]  # a copy: becomes the logits without the feature below
+                diff = self.direct.logit_diff(resid[p], with_f, self._alpha(added, f), direction, d_logits)
+                lse_without = torch.logsumexp(with_f.sub_(diff), -1)
+                effects = effects_from_diff(diff, lse_without - lse[p], next_ids[cell], h)
+                for name in EFFECT_FIELDS:
+                    getattr(out, name)[cell] = getattr(effects, name)
+        return out
 
     def _alpha(self, added: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """Contributions [n, d_out] (parallel to W_dec[f]) -> their size alpha [n] along the
