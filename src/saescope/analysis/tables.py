@@ -8,6 +8,8 @@ quantile that falls in a bucket reads its midpoint (relative error <= 1/64).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -90,13 +92,22 @@ def interval_samples(acc: FeatureAccumulators, n_intervals: int, per_interval: i
 def cofiring(acc: FeatureAccumulators, n_neighbours: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """Most correlated features over the co-firing sample: Pearson correlation of activations
     (zeros included) -> ids [d_sae, n] (-1 where none) and correlations [d_sae, n]."""
+    with warnings.catch_warnings():  # torch's notice that sparse CSR is "beta", on every call
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return _cofiring(acc, n_neighbours, chunk)
+
+
+def _cofiring(acc: FeatureAccumulators, n_neighbours: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
     tokens, features, values = acc.cofire_triplets()
     m, d_sae = max(acc.n_cofire_tokens, 1), acc.d_sae
     rows = torch.unique(tokens, return_inverse=True)[1]
     codes = torch.sparse_coo_tensor(torch.stack([rows, features]), values.double(), (int(rows.max()) + 1 if len(rows) else 1, d_sae)).coalesce()
     mean = torch.zeros(d_sae, dtype=torch.float64).index_add_(0, features, values.double()) / m
     mean_sq = torch.zeros(d_sae, dtype=torch.float64).index_add_(0, features, values.double() ** 2) / m
-    std = (mean_sq - mean**2).clamp_min(0).sqrt()
+    var = (mean_sq - mean**2).clamp_min(0)
+    # E[x^2] - E[x]^2 cancels to a tiny positive number for a feature constant over the sample
+    # (active at one value on every sampled token): that is no variance, not a huge correlation
+    std = torch.where(var > 1e-12 * mean_sq, var, 0.0).sqrt()
     codes_t = codes.t().coalesce().to_sparse_csr()
     codes_csr = codes.to_sparse_csr()
     k = min(n_neighbours, d_sae - 1)
@@ -107,7 +118,9 @@ def cofiring(acc: FeatureAccumulators, n_neighbours: int, chunk: int = 1024) -> 
         block = _row_block(codes_t, start, stop)
         products = torch.sparse.mm(block, codes_csr).to_dense() / m  # [chunk, d_sae] E[x_a x_b]
         cov = products - mean[start:stop, None] * mean[None, :]
-        r = cov / (std[start:stop, None] * std[None, :])
+        denom = std[start:stop, None] * std[None, :]
+        # no variance: no correlation (NaN, never a pick); rounding may step just outside [-1, 1]
+        r = torch.where(denom > 0, cov / denom.clamp_min(1e-300), torch.nan).clamp(-1, 1)
         r[torch.arange(stop - start), torch.arange(start, stop)] = -torch.inf
         r = torch.nan_to_num(r, nan=-torch.inf)
         best, where = r.topk(k, dim=1)
