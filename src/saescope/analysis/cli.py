@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ablate-features", default="", help="feature ids whose loss effects come from real ablation, e.g. 3,17")
     p.add_argument("--cofiring-tokens", type=parse_count, default=defaults.cofiring_tokens,
                    help="tokens (evenly spaced) for co-firing correlations (default: %(default)s)")
+    p.add_argument("--checkpoint-every", type=parse_count, default=defaults.checkpoint_every,
+                   help="tokens between checkpoints of the pass; an interrupted run resumes from the last (default: %(default)s)")
     p.add_argument("--sae-id", default=None, help="the SAE's name in the store (default: run name or model/hook/arch-d_sae)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--out", default=None, help="write an analysis file (.npz) instead of a store")
@@ -52,7 +54,7 @@ def config_from_args(args: argparse.Namespace) -> AnalysisConfig:
         corpus=corpus_config_from_args(args), n_tokens=args.tokens, batch_size=args.batch_size, top_k=args.top_k,
         quantile_intervals=args.quantile_intervals, per_interval=args.per_interval, n_inactive=args.inactive,
         window=(before, after), ablate_features=parse_ints("--ablate-features", args.ablate_features),
-        cofiring_tokens=args.cofiring_tokens,
+        cofiring_tokens=args.cofiring_tokens, checkpoint_every=args.checkpoint_every,
     )
 
 
