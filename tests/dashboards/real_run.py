@@ -1,16 +1,11 @@
-"""A tiny real run for the dashboard tests: a TopK SAE on SmolLM2's layer-3 residual stream,
-analysed over a few thousand tokens of the built-in corpus and written to a SQLite store.
-
-The SAE's decoder rows are real activation directions (centred residuals of other corpus
-tokens) and its encoder their transpose, so its features fire on real text like a trained
-SAE's; building it takes a second, where training would take minutes.
+"""A tiny real run for the dashboard tests: a TopK SAE on SmolLM2's layer-3 residual stream
+(tests/sae_builders.py: real activation directions), analysed over a few thousand tokens of the
+built-in corpus and written to a SQLite store.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
 
 PROMPT = "The capital of France is Paris, and the capital of Germany is Berlin."
 
@@ -21,25 +16,9 @@ N_TOKENS = 1024
 
 
 def build_sae(model, seed: int = 0):
-    from saescope.corpus import CorpusConfig, iter_context_batches
-    from saescope.sae import SAEConfig
-    from saescope.sae import build_sae as empty_sae
+    from sae_builders import topk_sae_from_activations
 
-    corpus = CorpusConfig(context_length=64, seed=2000 + seed)  # not the analysed contexts
-    tokens = next(iter(iter_context_batches(corpus, model.tokenizer, 8)))
-    acts = model.run_with_cache(tokens, [HOOK])[HOOK][:, 1:].reshape(-1, model.d_model)
-    mean = acts.mean(0)
-    picks = torch.randperm(len(acts), generator=torch.Generator().manual_seed(seed))[:D_SAE]
-    directions = acts[picks] - mean
-    directions = directions / directions.norm(dim=1, keepdim=True)
-    cfg = SAEConfig(architecture="topk", d_in=model.d_model, d_sae=D_SAE, k=K, model_name="smollm2", hook_name=HOOK)
-    sae = empty_sae(cfg)
-    with torch.no_grad():
-        sae.W_dec.copy_(directions)
-        sae.W_enc.copy_(directions.T)
-        sae.b_dec.copy_(mean)
-        sae.b_enc.fill_(-0.5)
-    return sae
+    return topk_sae_from_activations(model, HOOK, D_SAE, K, corpus_seed=2000 + seed, seed=seed)  # not the analysed contexts
 
 
 def make_run(model, run_dir: Path) -> tuple[Path, str]:

@@ -1,0 +1,32 @@
+"""Test SAEs built from a real model in a second: a TopK SAE whose decoder rows are real activation
+directions (centred activations of corpus tokens at the hook point) and whose encoder is their
+transpose, so its features fire on real text like a trained SAE's do, where training would take minutes.
+
+Imported by name from test folders (tests/ is on sys.path: pytest puts the rootdir conftest's folder there).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def topk_sae_from_activations(model, hook: str, d_sae: int, k: int, corpus_seed: int, seed: int = 0):
+    """A TopK SAE on `hook` of `model`; corpus_seed picks the contexts its directions come from
+    (keep them apart from the contexts a test analyses)."""
+    from saescope.corpus import CorpusConfig, iter_context_batches
+    from saescope.sae import SAEConfig, build_sae
+
+    tokens = next(iter(iter_context_batches(CorpusConfig(context_length=64, seed=corpus_seed), model.tokenizer, 8)))
+    acts = model.run_with_cache(tokens, [hook])[hook][:, 1:].reshape(-1, model.hook_points()[hook])  # BOS left out
+    mean = acts.mean(0)
+    picks = torch.randperm(len(acts), generator=torch.Generator().manual_seed(seed))[:d_sae]
+    directions = acts[picks] - mean
+    directions = directions / directions.norm(dim=1, keepdim=True)
+    sae = build_sae(SAEConfig(architecture="topk", d_in=acts.shape[1], d_sae=d_sae, k=k, model_name="smollm2",
+                              hook_name=hook))
+    with torch.no_grad():
+        sae.W_dec.copy_(directions)
+        sae.W_enc.copy_(directions.T)
+        sae.b_dec.copy_(mean)
+        sae.b_enc.fill_(-0.5)  # a threshold below which a token's projection does not fire
+    return sae
