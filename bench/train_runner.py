@@ -84,6 +84,8 @@ class Saescope(Tool):
             lr_warmup_fraction=0.0,
             lr_decay_fraction=0.0,
             l1_warmup_fraction=0.0,
+            # SAELens's standard SAE objective: L1 weighted by the decoder norms, which are free
+            decoder_unit_norm=args.arch != "standard",
             progress=False,
         )
         self.trainer = Trainer(cfg, store=TensorStore(train_acts, args.batch, hook))
