@@ -92,8 +92,9 @@ def interval_samples(acc: FeatureAccumulators, n_intervals: int, per_interval: i
 def cofiring(acc: FeatureAccumulators, n_neighbours: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """Most correlated features over the co-firing sample: Pearson correlation of activations
     (zeros included) -> ids [d_sae, n] (-1 where none) and correlations [d_sae, n]."""
-    with warnings.catch_warnings():  # torch's notice that sparse CSR is "beta", on every call
+    with warnings.catch_warnings():  # torch's notices that sparse tensors are "beta", on every call
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
         return _cofiring(acc, n_neighbours, chunk)
 
 
@@ -122,7 +123,8 @@ def _cofiring(acc: FeatureAccumulators, n_neighbours: int, chunk: int) -> tuple[
         # no variance: no correlation (NaN, never a pick); rounding may step just outside [-1, 1]
         r = torch.where(denom > 0, cov / denom.clamp_min(1e-300), torch.nan).clamp(-1, 1)
         r[torch.arange(stop - start), torch.arange(start, stop)] = -torch.inf
-        r = torch.nan_to_num(r, nan=-torch.inf)
+        # NaN (undefined) never picked; nan_to_num would also turn -inf into -1.8e308, a "found" pick
+        r = torch.where(torch.isnan(r), -torch.inf, r)
         best, where = r.topk(k, dim=1)
         found = torch.isfinite(best)
         ids[start:stop, :k] = torch.where(found, where, -1).numpy()
