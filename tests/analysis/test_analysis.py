@@ -180,10 +180,10 @@ def test_logit_tables_and_neighbours(result, smollm2, sae):
     np.testing.assert_allclose(result.features.neighbour_cos, cos.topk(result.features.neighbour_ids.shape[1]).values.numpy(), rtol=1e-5, atol=1e-6)
 
 
-def final_logits(model, tokens: torch.Tensor, position: int, remove: torch.Tensor | None = None) -> torch.Tensor:
+def final_resid(model, tokens: torch.Tensor) -> torch.Tensor:
+    """[ctx, d_model]: the final residual (the final norm's input) of one context, by a plain forward."""
     final = model.run_with_cache(tokens[None], [f"blocks.{model.n_layers - 1}.hook_resid_post"])
-    resid = next(iter(final.values()))[0, position]
-    return model.unembed(resid if remove is None else resid - remove)
+    return next(iter(final.values()))[0]
 
 
 @torch.no_grad()
@@ -194,12 +194,13 @@ def test_direct_path_loss_effect_equals_an_explicit_forward(result, smollm2, sae
         if ex.kind != "top" or ex.feature == ABLATED or ex.rank > 0 or checked >= 3:
             continue
         lo = ex.position - ex.center
+        resid = final_resid(smollm2, tokens[ex.context_index])  # one forward per context
         for offset, act in enumerate(ex.acts):
             p = lo + offset
             if act <= 0 or p + 1 >= cfg.context_length:
                 continue
-            with_f = torch.log_softmax(final_logits(smollm2, tokens[ex.context_index], p), -1)
-            without = torch.log_softmax(final_logits(smollm2, tokens[ex.context_index], p, act * sae.W_dec[ex.feature].detach()), -1)
+            with_f = torch.log_softmax(smollm2.unembed(resid[p]), -1)
+            without = torch.log_softmax(smollm2.unembed(resid[p] - act * sae.W_dec[ex.feature].detach()), -1)
             delta = with_f - without
             nxt = tokens[ex.context_index, p + 1]
             assert ex.loss_effects[offset] == pytest.approx(delta[nxt].item(), abs=2e-3)
