@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -117,7 +118,8 @@ def main() -> None:
     work = RESULTS / "analyze_work"
     prepare(work, args.tokens, args.d_sae, args.k)
     sample = torch.linspace(0, args.d_sae - 1, args.peer_features).long().tolist()
-    results = {"tokens": args.tokens, "d_sae": args.d_sae, "k": args.k, "hook": HOOK, "peer_features": sample, "runs": {}}
+    results = {"tokens": args.tokens, "d_sae": args.d_sae, "k": args.k, "hook": HOOK, "peer_features": sample,
+               "load_average_start": os.getloadavg(), "runs": {}}
     common = ["--work", str(work), "--context-length", "128"]
     results["runs"]["saescope"] = run_tool(Path(sys.executable), ["--tool", "saescope", "--tokens", str(args.tokens), *common])
     for peer in [p for p in args.peers.split(",") if p]:
@@ -135,8 +137,10 @@ def main() -> None:
     for run in results["runs"].values():
         if ours and run.get("features_per_s"):
             run["saescope_speedup"] = ours / run["features_per_s"]
+    results["load_average_end"] = os.getloadavg()  # the machines are shared: read ratios, not seconds
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    print(f"{args.tokens} tokens, d_sae {args.d_sae} (TopK k={args.k}) at {HOOK}; peers on {args.peer_features} features")
+    print(f"{args.tokens} tokens, d_sae {args.d_sae} (TopK k={args.k}) at {HOOK}; peers on {args.peer_features} features; "
+          f"load average {results['load_average_start'][0]:.1f} -> {results['load_average_end'][0]:.1f}")
     print(f"{'tool':<22}{'features':>9}{'seconds':>10}{'features/s':>12}{'peak MiB':>10}{'saescope x':>12}")
     for name, run in results["runs"].items():
         if "error" in run:

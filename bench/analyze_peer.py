@@ -118,7 +118,8 @@ def run_saescope(work: Path, n_tokens: int, context_length: int) -> tuple[float,
     start = time.perf_counter()
     result = analyze(sae, cfg, model=model, progress=False)
     elapsed = time.perf_counter() - start
-    return elapsed, len(result.features.density), result.sae_info["analysis"]["timings"]
+    # examples kept grow with tokens until every feature has its top-k and interval samples (features x k)
+    return elapsed, len(result.features.density), {**result.sae_info["analysis"]["timings"], "examples": len(result.examples)}
 
 
 def main() -> None:
