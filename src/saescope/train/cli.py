@@ -56,6 +56,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    run_dir = train(cfg)
+    from saescope.distributed import active, is_main  # noqa: PLC0415
+
+    if active():  # launched by torchrun: data parallel over the ranks
+        from saescope.distributed.trainer import train_distributed  # noqa: PLC0415
+
+        run_dir = train_distributed(cfg)
+        if not is_main():
+            return 0
+    else:
+        run_dir = train(cfg)
     print(f"trained SAE(s) in {run_dir}: see sae*/ , metrics.jsonl, training_curves.png")
     return 0
