@@ -1,0 +1,92 @@
+"""Data-parallel training under torchrun with gloo: 2 ranks follow 1 rank, and resume on another rank count."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from saescope.fileio import read_json, write_json
+from saescope.train import TrainConfig, train
+from saescope.train.checkpoint import load_checkpoint
+from saescope.train.trainer import Trainer
+
+HOOK = "blocks.2.hook_resid_post"
+# 8 steps of 256 tokens: the lr schedule warms up and decays inside them
+SETTINGS = dict(hooks=HOOK, expansion_factor=4, k=16, batch_size=256, buffer_tokens=2048, training_tokens=2048,
+                log_every_steps=2, b_dec_init_tokens=1024, lr=1e-3, lr_warmup_fraction=0.25,
+                lr_decay_fraction=0.25, progress=False)
+
+
+def config(cache: Path, run_dir: Path) -> TrainConfig:
+    return TrainConfig(run_dir=str(run_dir), activation_cache=str(cache), **SETTINGS)
+
+
+def overrides(cfg: TrainConfig) -> list[str]:
+    return [f"{k}={getattr(cfg, k)}" for k in ("run_dir", "activation_cache", *SETTINGS) if k != "progress"]
+
+
+def assert_same_sae(a: Path, b: Path) -> None:
+    wa, wb = load_file(a / "sae" / "sae_weights.safetensors"), load_file(b / "sae" / "sae_weights.safetensors")
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        torch.testing.assert_close(wa[name], wb[name], rtol=1e-4, atol=2e-4, msg=name)
+
+
+def test_two_ranks_train_the_same_sae_as_one(dist_cache, torchrun, tmp_path):
+    one = config(dist_cache, tmp_path / "one")
+    train(one)
+    two = config(dist_cache, tmp_path / "two")
+    (tmp_path / "cfg.yaml").write_text("architecture: topk\n")
+    torchrun(["-m", "saescope", "train", "cfg.yaml", *overrides(two), "--no-progress"], cwd=tmp_path)
+    assert_same_sae(tmp_path / "one", tmp_path / "two")
+    # the untrained SAE is far from both: the comparison can tell runs apart
+    start = load_file(tmp_path / "one" / "sae" / "sae_weights.safetensors")["W_dec"]
+    assert (start - Trainer(config(dist_cache, tmp_path / "fresh")).saes[0].sae.W_dec).abs().max() > 1e-2
+    # one writer: every metric line once, with the whole batch's numbers
+    lines_one = [json.loads(line) for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    lines_two = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines_two] == [r["step"] for r in lines_one] == [2, 4, 6, 8]
+    for a, b in zip(lines_one, lines_two, strict=True):
+        assert abs(a["mse"] - b["mse"]) <= 1e-3 * abs(a["mse"]) and a["l0"] == b["l0"]
+    assert read_json(tmp_path / "two" / "run.json")["train"]["steps"] == 8
+
+
+def test_a_run_resumes_on_a_different_number_of_ranks(dist_cache, torchrun, tmp_path):
+    whole = config(dist_cache, tmp_path / "whole")
+    train(whole)
+    # 1 rank trains 3 of 8 steps and checkpoints; 2 ranks finish the run
+    first = Trainer(config(dist_cache, tmp_path / "one-then-two"))
+    first.run_dir.mkdir(parents=True)
+    first.init_b_dec()
+    first.train_steps(3)
+    assert load_checkpoint(first.run_dir)["step"] == 3
+    write_json(first.run_dir / "train_config.json", first.cfg.to_dict())
+    torchrun(["-m", "saescope", "train", "--resume", "one-then-two", "--no-progress"], cwd=tmp_path)
+    assert_same_sae(tmp_path / "whole", tmp_path / "one-then-two")
+    # 2 ranks train 5 steps and checkpoint (stopped there); 1 rank finishes the run
+    script = tmp_path / "partial.py"
+    script.write_text(textwrap.dedent(f"""
+        from saescope.distributed import init_from_env, shutdown
+        from saescope.distributed.trainer import DistributedTrainer
+        from saescope.fileio import write_json
+        from saescope.train import TrainConfig
+
+        init_from_env()
+        cfg = TrainConfig(run_dir={str(tmp_path / "two-then-one")!r}, activation_cache={str(dist_cache)!r},
+                          **{SETTINGS!r})
+        t = DistributedTrainer(cfg)
+        t.run_dir.mkdir(parents=True, exist_ok=True)
+        t.init_b_dec()
+        t.train_steps(5)
+        if t.is_writer:
+            write_json(t.run_dir / "train_config.json", t.cfg.to_dict())
+        shutdown()
+    """))
+    torchrun([str(script)], cwd=tmp_path)
+    assert load_checkpoint(tmp_path / "two-then-one")["step"] == 5
+    train(config(dist_cache, tmp_path / "two-then-one"))
+    assert_same_sae(tmp_path / "whole", tmp_path / "two-then-one")
