@@ -90,3 +90,20 @@ def test_a_run_resumes_on_a_different_number_of_ranks(dist_cache, torchrun, tmp_
     assert load_checkpoint(tmp_path / "two-then-one")["step"] == 5
     train(config(dist_cache, tmp_path / "two-then-one"))
     assert_same_sae(tmp_path / "whole", tmp_path / "two-then-one")
+
+
+def test_feature_sharded_training_equals_unsharded(dist_cache, torchrun, tmp_path):
+    """2 ranks each holding half the features train the SAE one process trains, AuxK included
+    (latents count as dead after 512 tokens, so the dead-latent loss is live for most steps)."""
+    dead_soon = dict(dead_after_tokens=512, aux_k=8)
+    one = config(dist_cache, tmp_path / "one").replace(**dead_soon)
+    train(one)
+    assert max(json.loads(line)["aux_loss"] for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()) > 0
+    two = config(dist_cache, tmp_path / "sharded").replace(**dead_soon)
+    (tmp_path / "cfg.yaml").write_text("architecture: topk\n")
+    args = [*overrides(two), "dead_after_tokens=512", "aux_k=8"]
+    torchrun(["-m", "saescope", "train", "cfg.yaml", *args, "--shard-features", "--no-progress"], cwd=tmp_path)
+    assert_same_sae(tmp_path / "one", tmp_path / "sharded")
+    sparsity = [load_file(tmp_path / d / "sae" / "sparsity.safetensors") for d in ("one", "sharded")]
+    for name in sparsity[0]:
+        torch.testing.assert_close(sparsity[0][name], sparsity[1][name])

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from saescope.distributed.comm import all_gather, all_gather_uneven, all_reduce
 from saescope.distributed.data import share
 from saescope.distributed.group import active, rank, world_size
 from saescope.errors import ConfigError
 from saescope.sae import SAE, build_sae
+from saescope.train.losses import LossSettings, StepOutput, squared_error
 from saescope.train.sparse_topk import sparse_decode, topk_encode
 
 
@@ -130,7 +132,9 @@ class FeatureShardedTopK(nn.Module):
         return values, local_ids, mine, (top_values, top_ids)  # type: ignore[return-value]
 
     def choose_globally(self, values: torch.Tensor, local_ids: torch.Tensor):
-        k, n = self.k, values.shape[0]
+        """Of every rank's candidates values [n, k] (ids local to each rank), the k largest per token:
+        (mine [n, k] bool over this rank's candidates, their values [n, k], global ids [n, k])."""
+        k, n = values.shape[1], values.shape[0]
         if not active():
             return torch.ones_like(values, dtype=torch.bool), values, local_ids + self.lo
         candidates = torch.cat(all_gather(values), dim=1)  # [n, world * k]
@@ -157,3 +161,42 @@ class FeatureShardedTopK(nn.Module):
     @torch.no_grad()
     def set_W_dec_unit_norm(self) -> None:
         self.W_dec /= self.W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def sharded_topk_loss(shard: FeatureShardedTopK, x: torch.Tensor, s: LossSettings) -> StepOutput:
+    """train.losses.topk_loss on a feature-sharded SAE: the same loss, L0 and AuxK; fire counts of
+    this rank's features. x [n, d_in] is the same on every rank."""
+    values, local_ids, mine, (top_values, _) = shard.encode(x)
+    chosen = values * mine
+    recon = shard.decode(chosen, local_ids)
+    mse = squared_error(recon, x)
+    aux = sharded_auxk_loss(shard, x, (x - recon).detach(), s)
+    fired = (chosen.detach() > 0)
+    counts = torch.bincount(local_ids[fired], minlength=shard.d_sae)
+    l0 = (top_values > 0).sum(dim=-1).float().mean()
+    return StepOutput(mse + s.aux_k_coefficient * aux, mse.detach(), l0, counts, aux.detach())
+
+
+def sharded_auxk_loss(shard: FeatureShardedTopK, x: torch.Tensor, residual: torch.Tensor,
+                      s: LossSettings) -> torch.Tensor:
+    """AuxK over the dead latents of every rank: local top-k_aux candidates (padded with -inf where a
+    rank has fewer dead latents), the global k_aux chosen, the partial decodes summed."""
+    dead = s.dead if s.dead is not None else torch.zeros(shard.d_sae, dtype=torch.bool)
+    n_dead = int(all_reduce(dead.sum().reshape(1).cpu(), "sum"))
+    if n_dead == 0:
+        return x.new_zeros(())
+    k_aux = min(s.aux_k, n_dead)
+    dead_ids = dead.nonzero().squeeze(1).to(x.device)  # [n_dead_local]
+    sae_in = (x - shard.b_dec).detach()
+    pre = torch.addmm(shard.b_enc[dead_ids], sae_in, shard.W_enc[:, dead_ids])  # [n, n_dead_local]
+    take = min(k_aux, len(dead_ids))
+    local_values, local_slot = pre.topk(take, dim=-1, sorted=False)
+    pad = k_aux - take  # all_gather needs the same shape on every rank
+    padded = torch.cat([local_values.detach(), local_values.new_full((len(x), pad), -torch.inf)], dim=1)
+    slots = torch.cat([local_slot, local_slot.new_zeros((len(x), pad))], dim=1)
+    ids = dead_ids[slots] if len(dead_ids) else slots
+    mine, _, _ = shard.choose_globally(padded, ids)
+    weights = torch.cat([F.relu(local_values), local_values.new_zeros((len(x), pad))], dim=1) * mine
+    aux_recon = ReduceFromShards.apply(sparse_decode(weights, ids, shard.W_dec))  # [n, d_in]
+    variance = (residual - residual.mean(dim=0)).pow(2).sum(dim=-1).mean()
+    return squared_error(aux_recon, residual) / variance.clamp_min(1e-12)

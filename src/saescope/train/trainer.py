@@ -90,12 +90,19 @@ class Trainer:
         """The part of the batch [batch, d_in] this process computes the loss on."""
         return x
 
+    def compute_loss(self, s: SAEState, x: torch.Tensor) -> StepOutput:
+        return LOSSES[self.cfg.architecture](s.sae, self.local_batch(x), self.loss_settings(s))
+
     def sync_gradients(self, sae: SAE) -> None:
         """Called between backward and the optimiser step."""
 
     def sync_counts(self, counts: torch.Tensor) -> torch.Tensor:
         """Fire counts of this process's part of the batch -> those of the whole batch."""
         return counts
+
+    def write_checkpoint(self) -> None:
+        if self.is_writer:
+            save_checkpoint(self.run_dir, self.state_dict())
 
     # ---- set-up ------------------------------------------------------------------------------
 
@@ -294,8 +301,8 @@ class Trainer:
                         (self.step - start_step) * cfg.batch_size / (time.perf_counter() - started)
                     )
                     self.log(outputs, batch, rate, metrics_file, bar)
-                if self.is_writer and (self.step % every == 0 or self.step == total):
-                    save_checkpoint(self.run_dir, self.state_dict())
+                if self.step % every == 0 or self.step == total:
+                    self.write_checkpoint()
                 if self.step >= total:
                     break
         bar.close()
@@ -311,7 +318,7 @@ class Trainer:
             group["lr"] = cfg.lr * lr_factor(
                 self.step, cfg.total_steps, cfg.lr_warmup_fraction, cfg.lr_decay_fraction
             )
-        out = LOSSES[cfg.architecture](sae, self.local_batch(x), self.loss_settings(s))
+        out = self.compute_loss(s, x)
         s.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         self.sync_gradients(sae)
