@@ -95,7 +95,16 @@ def run(args: argparse.Namespace) -> int:
         from saescope.store import open_store
 
         open_store(where).close()
-    result = analyze(sae, cfg, model=args.model, checkpoint=checkpoint, sae_id=sae_id)
+    from saescope.distributed import active, is_main
+
+    if active():  # under torchrun: tokens sharded over the ranks, merged by collectives; rank 0 writes
+        from saescope.distributed.analysis import analyze_distributed, remove_checkpoints
+
+        result = analyze_distributed(sae, cfg, model=args.model, checkpoint=checkpoint, sae_id=sae_id)
+        if not is_main():
+            return 0
+    else:
+        result = analyze(sae, cfg, model=args.model, checkpoint=checkpoint, sae_id=sae_id)
     result.sae_info["source"] = str(args.sae)
     if kind == "file":
         save_analysis(result, where)
@@ -105,5 +114,7 @@ def run(args: argparse.Namespace) -> int:
         with open_store(where) as store:
             store.write_analysis(result)
     checkpoint.unlink(missing_ok=True)  # only once the result is safely stored
+    if active():
+        remove_checkpoints(checkpoint)
     print(f"analysed {len(result.features.density):,} features over {result.n_tokens:,} tokens -> {where} ({sae_id})")
     return 0
