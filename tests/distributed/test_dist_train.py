@@ -107,3 +107,17 @@ def test_feature_sharded_training_equals_unsharded(dist_cache, torchrun, tmp_pat
     sparsity = [load_file(tmp_path / d / "sae" / "sparsity.safetensors") for d in ("one", "sharded")]
     for name in sparsity[0]:
         torch.testing.assert_close(sparsity[0][name], sparsity[1][name])
+
+
+def test_two_ranks_share_the_model_work_of_live_activations(smollm2, torchrun, tmp_path):
+    """Live from the model: each rank runs SmolLM2 on its half of every window's contexts, the halves
+    are all-gathered, and the SAE trained is one process's (to float rounding of the model forward)."""
+    live = dict(SETTINGS, corpus={"context_length": 64}, normalize_activations=False, model_batch_contexts=8)
+    one = TrainConfig(run_dir=str(tmp_path / "one"), **live)
+    train(one, model=smollm2)
+    (tmp_path / "cfg.yaml").write_text("architecture: topk\ncorpus:\n  context_length: 64\n")
+    args = [f"run_dir={tmp_path / 'two'}", "normalize_activations=false", "model_batch_contexts=8",
+            *[f"{k}={v}" for k, v in SETTINGS.items() if k != "progress"]]
+    done = torchrun(["-m", "saescope", "train", "cfg.yaml", *args, "--no-progress"], cwd=tmp_path)
+    assert "trained SAE(s)" in done.stdout
+    assert_same_sae(tmp_path / "one", tmp_path / "two")
