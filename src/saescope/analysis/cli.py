@@ -91,12 +91,12 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.sae) if (Path(args.sae) / "sae" / "cfg.json").exists() else None
     sae_id = args.sae_id or (run_dir.resolve().name if run_dir else default_sae_id(sae))
     checkpoint = checkpoint_path(kind, where, sae_id)
-    if kind == "store":  # open it first: a bad URL or a file that is not a store fails before the pass
+    from saescope.distributed import active, is_main
+
+    if kind == "store" and is_main():  # open it first: a bad URL or a file that is not a store fails before the pass
         from saescope.store import open_store
 
         open_store(where).close()
-    from saescope.distributed import active, is_main
-
     if active():  # under torchrun: tokens sharded over the ranks, merged by collectives; rank 0 writes
         from saescope.distributed.analysis import analyze_distributed, remove_checkpoints
 

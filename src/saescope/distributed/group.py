@@ -34,8 +34,8 @@ def init_from_env(backend: str | None = None, timeout_s: float = 1800.0) -> bool
     backend = backend or os.environ.get("SAESCOPE_DIST_BACKEND") or default_backend()
     if backend not in ("gloo", "nccl", "mpi"):
         raise ConfigError("SAESCOPE_DIST_BACKEND", backend, "gloo, nccl or mpi")
-    if backend == "nccl":
-        torch.cuda.set_device(local_rank())
+    if torch.cuda.is_available() and local_rank() < torch.cuda.device_count():
+        torch.cuda.set_device(local_rank())  # "cuda" now means this rank's GPU everywhere
     dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
     global _started_here
     _started_here = True

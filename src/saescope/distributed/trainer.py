@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from saescope.distributed.comm import all_reduce, average_gradients
-from saescope.distributed.group import is_main, local_device, rank, world_size
+from saescope.distributed.group import is_main, rank, world_size
 from saescope.errors import ConfigError
 from saescope.sae import SAE
 from saescope.train.config import TrainConfig
@@ -37,7 +37,8 @@ class DistributedTrainer(Trainer):
             raise ConfigError(
                 "batch_size", cfg.batch_size, f"a multiple of the number of ranks ({world_size()})"
             )
-        cfg = cfg.replace(device=local_device(cfg.device))
+        # device "cuda" is already this rank's GPU: init_from_env set it (the config keeps plain "cuda",
+        # so a resume on another number of ranks or nodes maps it again)
         if not is_main():
             cfg = cfg.replace(progress=False, wandb=False)
         self.is_writer = is_main()
