@@ -6,6 +6,7 @@ import json
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -36,18 +37,24 @@ def assert_same_sae(a: Path, b: Path) -> None:
         torch.testing.assert_close(wa[name], wb[name], rtol=1e-4, atol=2e-4, msg=name)
 
 
-def test_two_ranks_train_the_same_sae_as_one(dist_cache, torchrun, tmp_path):
-    one = config(dist_cache, tmp_path / "one")
-    train(one)
+@pytest.fixture(scope="module")
+def one_rank_run(dist_cache, tmp_path_factory) -> Path:
+    """The reference: the run trained by one process, uninterrupted."""
+    run_dir = tmp_path_factory.mktemp("one-rank") / "one"
+    train(config(dist_cache, run_dir))
+    return run_dir
+
+
+def test_two_ranks_train_the_same_sae_as_one(dist_cache, one_rank_run, torchrun, tmp_path):
     two = config(dist_cache, tmp_path / "two")
     (tmp_path / "cfg.yaml").write_text("architecture: topk\n")
     torchrun(["-m", "saescope", "train", "cfg.yaml", *overrides(two), "--no-progress"], cwd=tmp_path)
-    assert_same_sae(tmp_path / "one", tmp_path / "two")
+    assert_same_sae(one_rank_run, tmp_path / "two")
     # the untrained SAE is far from both: the comparison can tell runs apart
-    start = load_file(tmp_path / "one" / "sae" / "sae_weights.safetensors")["W_dec"]
+    start = load_file(one_rank_run / "sae" / "sae_weights.safetensors")["W_dec"]
     assert (start - Trainer(config(dist_cache, tmp_path / "fresh")).saes[0].sae.W_dec).abs().max() > 1e-2
     # one writer: every metric line once, with the whole batch's numbers
-    lines_one = [json.loads(line) for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    lines_one = [json.loads(line) for line in (one_rank_run / "metrics.jsonl").read_text().splitlines()]
     lines_two = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines_two] == [r["step"] for r in lines_one] == [2, 4, 6, 8]
     for a, b in zip(lines_one, lines_two, strict=True):
@@ -55,9 +62,7 @@ def test_two_ranks_train_the_same_sae_as_one(dist_cache, torchrun, tmp_path):
     assert read_json(tmp_path / "two" / "run.json")["train"]["steps"] == 8
 
 
-def test_a_run_resumes_on_a_different_number_of_ranks(dist_cache, torchrun, tmp_path):
-    whole = config(dist_cache, tmp_path / "whole")
-    train(whole)
+def test_a_run_resumes_on_a_different_number_of_ranks(dist_cache, one_rank_run, torchrun, tmp_path):
     # 1 rank trains 3 of 8 steps and checkpoints; 2 ranks finish the run
     first = Trainer(config(dist_cache, tmp_path / "one-then-two"))
     first.run_dir.mkdir(parents=True)
@@ -66,7 +71,7 @@ def test_a_run_resumes_on_a_different_number_of_ranks(dist_cache, torchrun, tmp_
     assert load_checkpoint(first.run_dir)["step"] == 3
     write_json(first.run_dir / "train_config.json", first.cfg.to_dict())
     torchrun(["-m", "saescope", "train", "--resume", "one-then-two", "--no-progress"], cwd=tmp_path)
-    assert_same_sae(tmp_path / "whole", tmp_path / "one-then-two")
+    assert_same_sae(one_rank_run, tmp_path / "one-then-two")
     # 2 ranks train 5 steps and checkpoint (stopped there); 1 rank finishes the run
     script = tmp_path / "partial.py"
     script.write_text(textwrap.dedent(f"""
@@ -89,7 +94,7 @@ def test_a_run_resumes_on_a_different_number_of_ranks(dist_cache, torchrun, tmp_
     torchrun([str(script)], cwd=tmp_path)
     assert load_checkpoint(tmp_path / "two-then-one")["step"] == 5
     train(config(dist_cache, tmp_path / "two-then-one"))
-    assert_same_sae(tmp_path / "whole", tmp_path / "two-then-one")
+    assert_same_sae(one_rank_run, tmp_path / "two-then-one")
 
 
 def test_feature_sharded_training_equals_unsharded(dist_cache, torchrun, tmp_path):
