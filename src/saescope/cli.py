@@ -44,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    from saescope.distributed import init_from_env, shutdown  # noqa: PLC0415 (torchrun: join the group)
+
     try:
+        init_from_env()
         return args.func(args) or 0
     except SaescopeError as err:
         print(f"saescope {args.command}: error: {err}", file=sys.stderr)
@@ -52,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"saescope {args.command}: interrupted; run the same command again to resume.", file=sys.stderr)
         return 130
+    finally:
+        shutdown()
 
 
 if __name__ == "__main__":

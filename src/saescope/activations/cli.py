@@ -39,7 +39,16 @@ def run(args: argparse.Namespace) -> int:
         shard_mb=args.shard_mb,
         device=args.device,
     )
-    cache = harvest(cfg)
+    from saescope.distributed import active, is_main
+
+    if active():  # under torchrun: each rank writes its own shards of the one cache
+        from saescope.distributed.harvest import harvest_distributed
+
+        cache = harvest_distributed(cfg)
+        if not is_main():
+            return 0
+    else:
+        cache = harvest(cfg)
     m = cache.manifest
     print(f"{m.n_tokens:,} tokens of {', '.join(f'{h} (d={d})' for h, d in m.hooks.items())} in {cache.directory}")
     return 0

@@ -91,11 +91,20 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.sae) if (Path(args.sae) / "sae" / "cfg.json").exists() else None
     sae_id = args.sae_id or (run_dir.resolve().name if run_dir else default_sae_id(sae))
     checkpoint = checkpoint_path(kind, where, sae_id)
-    if kind == "store":  # open it first: a bad URL or a file that is not a store fails before the pass
+    from saescope.distributed import active, is_main
+
+    if kind == "store" and is_main():  # open it first: a bad URL or a file that is not a store fails before the pass
         from saescope.store import open_store
 
         open_store(where).close()
-    result = analyze(sae, cfg, model=args.model, checkpoint=checkpoint, sae_id=sae_id)
+    if active():  # under torchrun: tokens sharded over the ranks, merged by collectives; rank 0 writes
+        from saescope.distributed.analysis import analyze_distributed, remove_checkpoints
+
+        result = analyze_distributed(sae, cfg, model=args.model, checkpoint=checkpoint, sae_id=sae_id)
+        if not is_main():
+            return 0
+    else:
+        result = analyze(sae, cfg, model=args.model, checkpoint=checkpoint, sae_id=sae_id)
     result.sae_info["source"] = str(args.sae)
     if kind == "file":
         save_analysis(result, where)
@@ -105,5 +114,7 @@ def run(args: argparse.Namespace) -> int:
         with open_store(where) as store:
             store.write_analysis(result)
     checkpoint.unlink(missing_ok=True)  # only once the result is safely stored
+    if active():
+        remove_checkpoints(checkpoint)
     print(f"analysed {len(result.features.density):,} features over {result.n_tokens:,} tokens -> {where} ({sae_id})")
     return 0

@@ -33,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="continue the run in RUN_DIR with the config it was started with",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--shard-features", action="store_true",
+                   help="under torchrun: split each TopK SAE's features over the ranks (for SAEs too wide for one device)")
     p.set_defaults(func=run)
 
 
@@ -56,6 +58,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    run_dir = train(cfg)
+    from saescope.distributed import active, is_main  # noqa: PLC0415
+
+    if active() or args.shard_features:  # launched by torchrun: data or features over the ranks
+        from saescope.distributed.trainer import train_distributed  # noqa: PLC0415
+
+        run_dir = train_distributed(cfg, shard_features=args.shard_features)
+        if not is_main():
+            return 0
+    else:
+        run_dir = train(cfg)
     print(f"trained SAE(s) in {run_dir}: see sae*/ , metrics.jsonl, training_curves.png")
     return 0

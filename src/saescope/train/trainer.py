@@ -9,6 +9,7 @@ training-curves PNG into the run directory. It returns the run directory.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,28 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.saes = [self.build_sae_state(i, entry) for i, entry in enumerate(cfg.sae_grid())]
         self.wandb_run = None
+
+    # ---- hook points: one process does nothing here; saescope.distributed overrides them ------
+
+    is_writer = True  # writes checkpoints, metrics and the SAE (rank 0 only under torchrun)
+
+    def local_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """The part of the batch [batch, d_in] this process computes the loss on."""
+        return x
+
+    def compute_loss(self, s: SAEState, x: torch.Tensor) -> StepOutput:
+        return LOSSES[self.cfg.architecture](s.sae, self.local_batch(x), self.loss_settings(s))
+
+    def sync_gradients(self, sae: SAE) -> None:
+        """Called between backward and the optimiser step."""
+
+    def sync_counts(self, counts: torch.Tensor) -> torch.Tensor:
+        """Fire counts of this process's part of the batch -> those of the whole batch."""
+        return counts
+
+    def write_checkpoint(self) -> None:
+        if self.is_writer:
+            save_checkpoint(self.run_dir, self.state_dict())
 
     # ---- set-up ------------------------------------------------------------------------------
 
@@ -240,11 +263,13 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.checkpoint is not None:
             self.load_state_dict(self.checkpoint)
-            truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+            if self.is_writer:
+                truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
         else:
             self.init_b_dec()
-            (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
-            write_json(self.run_dir / "train_config.json", cfg.to_dict())
+            if self.is_writer:
+                (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
+                write_json(self.run_dir / "train_config.json", cfg.to_dict())
         self.checkpoint = None  # free its memory
         if self.step < total:
             self.train_steps(total)
@@ -254,7 +279,7 @@ class Trainer:
     def train_steps(self, total: int) -> None:
         cfg = self.cfg
         every = max(1, cfg.checkpoint_every_tokens // cfg.batch_size)
-        self.wandb_run = start_wandb(cfg, self.run_dir) if cfg.wandb else None
+        self.wandb_run = start_wandb(cfg, self.run_dir) if cfg.wandb and self.is_writer else None
         bar = tqdm(
             total=total * cfg.batch_size,
             initial=self.step * cfg.batch_size,
@@ -265,7 +290,8 @@ class Trainer:
             smoothing=0.1,
         )
         started, start_step = time.perf_counter(), self.step
-        with open(self.run_dir / "metrics.jsonl", "a") as metrics_file:
+        metrics_path = self.run_dir / "metrics.jsonl" if self.is_writer else os.devnull
+        with open(metrics_path, "a") as metrics_file:
             for batch in self.store:
                 outputs = [self.train_one(s, batch[s.hook]) for s in self.saes]
                 self.step += 1
@@ -276,7 +302,7 @@ class Trainer:
                     )
                     self.log(outputs, batch, rate, metrics_file, bar)
                 if self.step % every == 0 or self.step == total:
-                    save_checkpoint(self.run_dir, self.state_dict())
+                    self.write_checkpoint()
                 if self.step >= total:
                     break
         bar.close()
@@ -292,9 +318,11 @@ class Trainer:
             group["lr"] = cfg.lr * lr_factor(
                 self.step, cfg.total_steps, cfg.lr_warmup_fraction, cfg.lr_decay_fraction
             )
-        out = LOSSES[cfg.architecture](sae, x, self.loss_settings(s))
+        out = self.compute_loss(s, x)
         s.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
+        self.sync_gradients(sae)
+        out.fire_counts = self.sync_counts(out.fire_counts)
         if cfg.decoder_unit_norm:
             remove_parallel_grad(sae.W_dec)
         s.optimizer.step()
@@ -381,6 +409,8 @@ class Trainer:
 
     def finish(self) -> None:
         """Write each SAE in the native format, the curves PNG and run.json."""
+        if not self.is_writer:
+            return
         from saescope.train.plots import plot_training_curves  # noqa: PLC0415 (matplotlib is slow to import)
 
         outputs = {}
