@@ -6,7 +6,7 @@ same model (SmolLM2-135M), same SAE file, same token contexts, in one run.
 Peers run in their own venvs under bench/results/venvs/ (built here if missing: torch==2.13.0
 CPU first, then the tool with torch pinned), on a TransformerLens model built from SmolLM2's
 config and weights. Each tool runs in its own process; time excludes loading the model; peak
-memory is the process's max RSS. --memory-scaling also runs saescope on 4x the tokens.
+memory is the process's max RSS. --memory-scaling also runs saescope on 4x and 16x the tokens.
 Writes bench/results/analyze.json and prints a table.
 """
 
@@ -130,9 +130,9 @@ def main() -> None:
             continue
         results["runs"][peer] = run_tool(python, ["--tool", peer, "--hook", HOOK,
                                                   "--features", ",".join(map(str, sample)), *common])
-    if args.memory_scaling:
-        results["runs"]["saescope_4x_tokens"] = run_tool(
-            Path(sys.executable), ["--tool", "saescope", "--tokens", str(4 * args.tokens), *common])
+    for factor in (4, 16) if args.memory_scaling else ():
+        results["runs"][f"saescope_{factor}x_tokens"] = run_tool(
+            Path(sys.executable), ["--tool", "saescope", "--tokens", str(factor * args.tokens), *common])
     ours = results["runs"]["saescope"].get("features_per_s")
     for run in results["runs"].values():
         if ours and run.get("features_per_s"):

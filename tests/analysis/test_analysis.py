@@ -84,7 +84,7 @@ def test_top_examples_are_the_largest_activations_with_their_windows(result, den
             assert ex.max_act == pytest.approx(values[token].item(), rel=1e-6)
             lo = max(0, ex.position - cfg.window[0])
             hi = min(C, ex.position + cfg.window[1] + 1)
-            assert ex.token_ids == tokens[ex.context_index, lo:hi].tolist()
+            assert list(ex.token_ids) == tokens[ex.context_index, lo:hi].tolist()
             np.testing.assert_allclose(ex.acts, acts[ex.context_index, lo:hi, f].numpy(), rtol=1e-4, atol=1e-5)
             assert ex.acts[ex.center] == pytest.approx(ex.max_act, rel=1e-4)
 
@@ -204,8 +204,8 @@ def test_direct_path_loss_effect_equals_an_explicit_forward(result, smollm2, sae
             delta = with_f - without
             nxt = tokens[ex.context_index, p + 1]
             assert ex.loss_effects[offset] == pytest.approx(delta[nxt].item(), abs=2e-3)
-            assert ex.top_boosted[offset] == delta.topk(cfg.n_hover).indices.tolist()
-            assert ex.top_suppressed[offset] == (-delta).topk(cfg.n_hover).indices.tolist()
+            assert list(ex.top_boosted[offset]) == delta.topk(cfg.n_hover).indices.tolist()
+            assert list(ex.top_suppressed[offset]) == (-delta).topk(cfg.n_hover).indices.tolist()
             checked += 1
         assert all(e == 0 for e, a in zip(ex.loss_effects, ex.acts, strict=True) if a <= 0)
     assert checked >= 3

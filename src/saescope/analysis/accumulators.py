@@ -53,7 +53,7 @@ class FeatureAccumulators:
         self.n_cofire_tokens += int((seen % self.cofiring_stride == 0).sum())
         self.count += torch.bincount(features, minlength=self.d_sae)
         self.sum.index_add_(0, features, values.double())
-        self.max = self.max.index_reduce(0, features, values, "amax")
+        self.max.scatter_reduce_(0, features, values, "amax")
         self.hist.view(-1).index_add_(0, features * N_LOG_BUCKETS + log_bucket(values),
                                       torch.ones_like(features))
         self._absorb_top(features, tokens, values)

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from saescope.analysis.config import AnalysisConfig
@@ -130,14 +131,14 @@ class ExampleBuilder:
                 lo, hi = self.window(w.token % C)
                 examples[i] = Example(
                     feature=w.feature, kind=w.kind, rank=w.rank, interval=w.interval,
-                    token_ids=tokens[row, lo:hi].tolist(), acts=feature_acts[row, lo:hi, w.feature].tolist(),
+                    token_ids=_ids(tokens[row, lo:hi]), acts=_values(feature_acts[row, lo:hi, w.feature]),
                     center=w.token % C - lo, max_act=float(w.value), context_index=c, position=w.token % C,
                 )
                 if w.kind == "top":
                     top_rows.append((i, row, lo, hi))
             for j in pool_by_context[c]:
                 lo, hi = self.window(pool[j] % C)
-                pool_windows[j] = (tokens[row, lo:hi].tolist(), feature_acts[row, lo:hi].clone(), pool[j] % C - lo, c)
+                pool_windows[j] = (_ids(tokens[row, lo:hi]), feature_acts[row, lo:hi].clone(), pool[j] % C - lo, c)
         if top_rows:
             final = cache[self.final_hook if needs_final else hook]
             self._direct_effects(top_rows, tokens, final, feature_acts, stats, examples)
@@ -162,19 +163,18 @@ class ExampleBuilder:
         effects = self._cell_effects(where // self.cfg.context_length, where % self.cfg.context_length, cell_feature,
                                      tokens, final, feature_acts, stats)
         effects = LogprobEffects(*(getattr(effects, name)[inverse] for name in EFFECT_FIELDS))
-        # dense [E, width(, h)] tables, turned into lists once: inactive positions keep 0 / -1
+        # dense [E, width(, h)] tables, each example's rows copied out: inactive positions keep 0 / -1
         loss = torch.zeros(len(index), width)
-        ids = torch.full((2, len(index), width, h), -1, dtype=torch.long)
+        ids = torch.full((2, len(index), width, h), -1, dtype=torch.int32)
         values = torch.zeros(2, len(index), width, h)
         loss[e, o] = effects.next_token
-        ids[0, e, o], ids[1, e, o] = effects.boosted_ids, effects.suppressed_ids
+        ids[0, e, o], ids[1, e, o] = effects.boosted_ids.int(), effects.suppressed_ids.int()
         values[0, e, o], values[1, e, o] = effects.boosted_values, effects.suppressed_values
-        loss_l, ids_l, values_l = loss.tolist(), ids.tolist(), values.tolist()
         for j, (i, _, lo_j, hi_j) in enumerate(top_rows):
             n, ex = hi_j - lo_j, examples[i]
-            ex.loss_effects = loss_l[j][:n]
-            ex.top_boosted, ex.top_boosted_values = ids_l[0][j][:n], values_l[0][j][:n]
-            ex.top_suppressed, ex.top_suppressed_values = ids_l[1][j][:n], values_l[1][j][:n]
+            ex.loss_effects = _values(loss[j, :n])
+            ex.top_boosted, ex.top_boosted_values = _ids(ids[0, j, :n]), _values(values[0, j, :n])
+            ex.top_suppressed, ex.top_suppressed_values = _ids(ids[1, j, :n]), _values(values[1, j, :n])
 
     def _cell_effects(self, rows: torch.Tensor, positions: torch.Tensor, features: torch.Tensor, tokens: torch.Tensor,
                       final: torch.Tensor, feature_acts: torch.Tensor, stats) -> LogprobEffects:
@@ -251,17 +251,26 @@ class ExampleBuilder:
         for j, f in picks.tolist():
             token_ids, acts, center, context = pool_windows[j]
             out.append(Example(feature=f, kind="inactive", rank=int(rank[j, f]), interval=-1, token_ids=token_ids,
-                               acts=acts[:, f].tolist(), center=center, max_act=0.0, context_index=context,
+                               acts=_values(acts[:, f]), center=center, max_act=0.0, context_index=context,
                                position=pool[j] % self.cfg.context_length))
         return out
 
 
 def _set_effects(ex: Example, offset: int, effects, n: int) -> None:
     ex.loss_effects[offset] = float(effects.next_token[n])
-    ex.top_boosted[offset] = effects.boosted_ids[n].tolist()
-    ex.top_boosted_values[offset] = effects.boosted_values[n].tolist()
-    ex.top_suppressed[offset] = effects.suppressed_ids[n].tolist()
-    ex.top_suppressed_values[offset] = effects.suppressed_values[n].tolist()
+    ex.top_boosted[offset] = effects.boosted_ids[n].cpu().numpy()
+    ex.top_boosted_values[offset] = effects.boosted_values[n].cpu().numpy()
+    ex.top_suppressed[offset] = effects.suppressed_ids[n].cpu().numpy()
+    ex.top_suppressed_values[offset] = effects.suppressed_values[n].cpu().numpy()
+
+
+# Examples hold their own small copies: a view would keep the whole batch tensor alive.
+def _ids(t: torch.Tensor) -> np.ndarray:
+    return t.to(device="cpu", dtype=torch.int32).numpy().copy()
+
+
+def _values(t: torch.Tensor) -> np.ndarray:
+    return t.to(device="cpu", dtype=torch.float32).numpy().copy()
 
 
 def _batches(items: list[int], size: int) -> Iterator[list[int]]:

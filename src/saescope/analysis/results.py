@@ -5,41 +5,60 @@ and the dashboards and viewer (which render it). Arrays are numpy, indexed by fe
 
 One `Example` is a token window from the corpus around a position where the feature was
 looked at: top activations, samples from activation-quantile intervals, or random contexts
-where it is inactive.
+where it is inactive. The analysis pass fills its windows with compact numpy arrays (a
+feature store keeps up to features x 73 examples in memory: Python lists of floats would
+take four times the room); examples read back from a store or file hold lists. Either
+compares equal by value.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
 EXAMPLE_KINDS = ("top", "quantile", "inactive")
+# a window's values: a list, or a numpy array (int32 ids, float32 values)
+Ids = list[int] | np.ndarray
+Values = list[float] | np.ndarray
 
 
-@dataclass
+@dataclass(eq=False, slots=True)  # slots: up to features x 73 of them live at once
 class Example:
     feature: int
     kind: str  # one of EXAMPLE_KINDS
     rank: int  # order within its kind (0 = highest activation for "top")
     interval: int  # quantile interval index for kind "quantile", else -1
-    token_ids: list[int]  # the window: [window]
-    acts: list[float]  # the feature's activation on every token of the window: [window]
+    token_ids: Ids  # the window: [window]
+    acts: Values  # the feature's activation on every token of the window: [window]
     center: int  # index in the window of the token the example was chosen for
     max_act: float  # activation at `center`
     # effect of the feature on the next-token log-prob at each window position (direct path
     # through the unembedding with the final norm as the model applies it): [window] or None
-    loss_effects: list[float] | None = None
+    loss_effects: Values | None = None
     # per window position, the tokens whose logits the feature boosts / suppresses most:
     # [window][n] token ids and values, or None
-    top_boosted: list[list[int]] | None = None
-    top_boosted_values: list[list[float]] | None = None
-    top_suppressed: list[list[int]] | None = None
-    top_suppressed_values: list[list[float]] | None = None
+    top_boosted: Ids | None = None  # [window, n]
+    top_boosted_values: Values | None = None
+    top_suppressed: Ids | None = None
+    top_suppressed_values: Values | None = None
     # where it came from, so a context can be found again: (context index, position)
     context_index: int = -1
     position: int = -1
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Example):
+            return NotImplemented
+        return all(_same(getattr(self, f.name), getattr(other, f.name)) for f in fields(self))
+
+
+def _same(a: object, b: object) -> bool:
+    if a is None or b is None:
+        return a is b
+    if isinstance(a, str | int | float):
+        return a == b
+    return np.array_equal(np.asarray(a), np.asarray(b))
 
 
 @dataclass
