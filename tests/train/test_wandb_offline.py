@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from saescope.train import TrainConfig, train
 
 wandb = pytest.importorskip("wandb", reason="wandb is in the dev extra")
+from google.protobuf.message import DecodeError  # noqa: E402  (protobuf comes with wandb)
 
 HOOK = "blocks.6.hook_resid_post"
 BLOCK = 32 * 1024  # the .wandb file is a LevelDB-style log: 32 KiB blocks of framed records
@@ -54,6 +56,24 @@ def logged_history(records: list) -> list[dict]:
     return rows
 
 
+def settled_history(log: Path, expected_rows: int, timeout_s: float = 120.0) -> tuple[list, list[dict]]:
+    """The records and history of log, once its history rows are all there: wandb's service
+    process may still be writing the file for a moment after run.finish() returns (seen on a
+    loaded machine), so wait for it, boundedly."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            records = wandb_records(log)
+        except DecodeError:  # a record half written
+            if time.monotonic() > deadline:
+                raise
+        else:
+            history = logged_history(records)
+            if len(history) >= expected_rows or time.monotonic() > deadline:
+                return records, history
+        time.sleep(0.5)
+
+
 def test_training_metrics_reach_the_local_wandb_run(layer6_cache, tmp_path, monkeypatch):
     # offline: wandb writes the run under run_dir/wandb and never touches the network
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -77,9 +97,8 @@ def test_training_metrics_reach_the_local_wandb_run(layer6_cache, tmp_path, monk
     runs = list((run_dir / "wandb").glob("offline-run-*"))
     assert len(runs) == 1, list((run_dir / "wandb").iterdir())
     (log,) = runs[0].glob("run-*.wandb")
-    records = wandb_records(log)
-    history = logged_history(records)
     ours = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    records, history = settled_history(log, len(ours))
     # every metrics.jsonl line was logged, under the SAE's label, at its token count
     assert (
         [row["_step"] for row in history]
