@@ -85,7 +85,9 @@ class Saescope(Tool):
             lr_decay_fraction=0.0,
             l1_warmup_fraction=0.0,
             # SAELens's standard SAE objective: L1 weighted by the decoder norms, which are free
+            # and start at 0.1 (its decoder_init_norm)
             decoder_unit_norm=args.arch != "standard",
+            decoder_init_norm=0.1 if args.arch == "standard" else 1.0,
             progress=False,
         )
         self.trainer = Trainer(cfg, store=TensorStore(train_acts, args.batch, hook))

@@ -63,6 +63,8 @@ def test_unknown_field_suggests_the_nearest_name(tmp_path):
         ({"lr_warmup_fraction": 0.5, "lr_decay_fraction": 0.6}, "lr_decay_fraction", "at most"),
         ({"hooks": []}, "hooks", "hook point name"),
         ({"wandb": "yes"}, "wandb", "true or false"),
+        ({"decoder_init_norm": 0.1}, "decoder_init_norm", "set decoder_unit_norm: false"),
+        ({"decoder_unit_norm": False, "decoder_init_norm": 0}, "decoder_init_norm", "a positive number"),
     ],
 )
 def test_bad_values_name_field_value_and_what_is_accepted(values, field, accepted):

@@ -85,3 +85,15 @@ def test_relu_loss_gradients_equal_the_textbook_formula():
     assert float(out.loss.detach()) == pytest.approx(float(direct.detach()), abs=1e-10)
     assert float(out.l0) == pytest.approx(float((acts > 0).sum(-1).double().mean()))
     assert torch.equal(out.fire_counts, (acts > 0).sum(0))
+
+
+def test_decoder_init_norm_scales_the_decoder_rows_only():
+    """SAELens's free-norm ReLU SAEs start their decoder rows at norm 0.1; the encoder keeps its scale."""
+    saes = []
+    for norm in (1.0, 0.1):
+        sae = build_sae(SAEConfig(architecture="standard", d_in=16, d_sae=64))
+        init_weights(sae, torch.Generator().manual_seed(0), decoder_norm=norm)
+        saes.append(sae)
+    torch.testing.assert_close(saes[1].W_dec.norm(dim=-1), torch.full((64,), 0.1))
+    torch.testing.assert_close(saes[1].W_dec, 0.1 * saes[0].W_dec)
+    torch.testing.assert_close(saes[1].W_enc, saes[0].W_enc)

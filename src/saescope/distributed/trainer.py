@@ -119,7 +119,7 @@ class FeatureShardedTrainer(DistributedTrainer):
 
         cfg = self.cfg
         whole = build_sae(self.sae_config(entry))  # on the host: the device holds only the slice
-        init_weights(whole, self.generator, cfg.init_encoder_as_decoder_t)
+        init_weights(whole, self.generator, cfg.init_encoder_as_decoder_t, cfg.decoder_init_norm)
         shard = FeatureShardedTopK.from_sae(whole).to(cfg.device)
         self.templates[entry["label"]] = build_sae(whole.cfg)
         del whole

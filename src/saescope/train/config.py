@@ -56,6 +56,8 @@ class TrainConfig:
     lr_decay_fraction: float = 0.2
     l1_warmup_fraction: float = 0.05
     decoder_unit_norm: bool = True  # False: L1 weighted by decoder norms instead
+    # norm of the decoder rows at the start; with a free decoder norm SAELens starts at 0.1
+    decoder_init_norm: float = 1.0
     b_dec_init: str = "geometric_median"
     b_dec_init_tokens: int = 16_384
     init_encoder_as_decoder_t: bool = True
@@ -238,6 +240,16 @@ class TrainConfig:
         self._check_float(
             "jumprelu_bandwidth", self.jumprelu_bandwidth, 1e-6, 1.0, "a number from 1e-6 to 1"
         )
+        self._check_float(
+            "decoder_init_norm", self.decoder_init_norm, 1e-6, 1e6, "a positive number (1e-6 to 1e6)"
+        )
+        if self.decoder_unit_norm is True and self.decoder_init_norm != 1.0:
+            raise ConfigError(
+                "decoder_init_norm",
+                self.decoder_init_norm,
+                "1.0 while decoder_unit_norm is true (the rows are kept at norm 1); "
+                "set decoder_unit_norm: false to start them at another norm",
+            )
         fractions = self.matryoshka_fractions
         if (
             not isinstance(fractions, list)
@@ -324,6 +336,7 @@ FLOAT_FIELDS = (
     "l1_coefficient",
     "jumprelu_l0_coefficient",
     "jumprelu_bandwidth",
+    "decoder_init_norm",
 )
 
 

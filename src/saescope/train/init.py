@@ -8,8 +8,11 @@ from saescope.sae import SAE
 
 
 @torch.no_grad()
-def init_weights(sae: SAE, generator: torch.Generator, encoder_as_decoder_t: bool = True) -> None:
-    """Random unit-norm decoder rows; the encoder their transpose (Gao et al. 2024), biases zero.
+def init_weights(
+    sae: SAE, generator: torch.Generator, encoder_as_decoder_t: bool = True, decoder_norm: float = 1.0
+) -> None:
+    """Random decoder rows of norm decoder_norm; the encoder the transpose of their directions
+    (Gao et al. 2024), biases zero.
 
     For ReLU-style SAEs (every latent with a positive pre-activation is active) the encoder
     starts at 0.1x, so the first reconstructions sum ~d_sae/2 small terms instead of large ones;
@@ -21,7 +24,7 @@ def init_weights(sae: SAE, generator: torch.Generator, encoder_as_decoder_t: boo
     d_sae, d_in = sae.W_dec.shape
     W_dec = torch.randn(d_sae, d_in, generator=generator, dtype=torch.float32)
     W_dec /= W_dec.norm(dim=-1, keepdim=True)
-    sae.W_dec.copy_(W_dec)
+    sae.W_dec.copy_(W_dec * decoder_norm)
     if encoder_as_decoder_t:
         dense_start = sae.cfg.architecture in ("standard", "gated", "jumprelu")
         sae.W_enc.copy_(W_dec.T * (0.1 if dense_start else 1.0))

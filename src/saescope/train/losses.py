@@ -16,6 +16,7 @@ from torch.nn import functional as F
 
 from saescope.sae import SAE
 from saescope.sae.architectures import batch_topk, step
+from saescope.train.sparse_relu import decode, relu_encode
 from saescope.train.sparse_topk import sparse_decode, topk_encode
 
 
@@ -109,14 +110,14 @@ def auxk_loss(sae: SAE, x: torch.Tensor, residual: torch.Tensor, s: LossSettings
 
 
 def standard_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
-    """ReLU SAE: MSE + l1 * sum_i acts_i (* ||W_dec[i]|| when the decoder norm is free)."""
-    acts = F.relu(encoder_pre(sae, x))  # [n, d_sae]
-    recon = acts @ sae.W_dec + sae.b_dec
+    """ReLU SAE: MSE + l1 * sum_i acts_i (* ||W_dec[i]|| when the decoder norm is free).
+    The active latents go through the sparse path once they are few (sparse_relu.py)."""
+    active = relu_encode(x, sae.W_enc, sae.b_enc, sae.b_dec)
+    recon = decode(active, sae.W_dec) + sae.b_dec
     mse = squared_error(recon, x)
-    l1 = l1_penalty(acts, sae, s)
-    return StepOutput(
-        mse + s.l1_coefficient * l1, mse.detach(), active_l0(acts), fire_counts(acts), l1.detach()
-    )
+    l1 = active.weighted_sum(None if s.decoder_unit_norm else sae.W_dec.norm(dim=-1)) / x.shape[0]
+    l0 = torch.tensor(active.count() / x.shape[0])
+    return StepOutput(mse + s.l1_coefficient * l1, mse.detach(), l0, active.fire_counts(), l1.detach())
 
 
 def l1_penalty(acts: torch.Tensor, sae: SAE, s: LossSettings) -> torch.Tensor:

@@ -53,19 +53,22 @@ def latent_major(
     pattern, marked coalesced so sparse.mm skips sorting again.
     """
     n_tokens, k = indices.shape
-    flat = indices.reshape(-1)  # [n_tokens * k]
-    order = latent_order(flat, d_sae)
-    rows = flat[order]
-    cols = torch.div(order, k, rounding_mode="floor")  # the token of each entry
-    coords = torch.stack([rows, cols])
+    tokens = torch.arange(n_tokens, device=indices.device).repeat_interleave(k)
+    return latent_major_flat(indices.reshape(-1), tokens, [v.reshape(-1) for v in values_list], d_sae, n_tokens)
+
+
+def latent_major_flat(
+    latents: torch.Tensor, tokens: torch.Tensor, values_list: list[torch.Tensor], d_sae: int, n_tokens: int
+) -> list[torch.Tensor]:
+    """latent_major for any number of entries per token: latents, tokens, values [m]."""
+    order = latent_order(latents, d_sae)
+    coords = torch.stack([latents[order], tokens[order]])
     with (
         warnings.catch_warnings()
     ):  # "sparse invariant checks are disabled": the pattern is valid by construction
         warnings.simplefilter("ignore", UserWarning)
         return [
-            torch.sparse_coo_tensor(
-                coords, v.reshape(-1)[order], (d_sae, n_tokens), is_coalesced=True
-            )
+            torch.sparse_coo_tensor(coords, v[order], (d_sae, n_tokens), is_coalesced=True)
             for v in values_list
         ]
 
@@ -74,15 +77,19 @@ def sampled_dot(grad_out: torch.Tensor, W_dec: torch.Tensor, indices: torch.Tens
     """[n_tokens, k]: <grad_out[t], W_dec[indices[t, j]]>, computed only at the chosen pairs."""
     n_tokens, k = indices.shape
     crow = torch.arange(0, n_tokens * k + 1, k, device=indices.device)
+    return sampled_dot_csr(grad_out, W_dec, crow, indices.reshape(-1)).reshape(n_tokens, k)
+
+
+def sampled_dot_csr(grad_out: torch.Tensor, W_dec: torch.Tensor, crow: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+    """[m]: <grad_out[t], W_dec[latent]> for the entries of token t, latents[crow[t]:crow[t + 1]]."""
     with (
         warnings.catch_warnings()
     ):  # "CSR support is in beta": sampled_addmm on CPU is what we need
         warnings.simplefilter("ignore", UserWarning)
         pattern = torch.sparse_csr_tensor(
-            crow, indices.reshape(-1), grad_out.new_zeros(n_tokens * k), (n_tokens, W_dec.shape[0])
+            crow, latents, grad_out.new_zeros(latents.numel()), (grad_out.shape[0], W_dec.shape[0])
         )
-    sampled = torch.sparse.sampled_addmm(pattern, grad_out, W_dec.T, beta=0.0)
-    return sampled.values().reshape(n_tokens, k)
+    return torch.sparse.sampled_addmm(pattern, grad_out, W_dec.T, beta=0.0).values()
 
 
 class TopKEncode(torch.autograd.Function):

@@ -29,7 +29,7 @@ from saescope.train.resample import resample_dead
 from saescope.train.schedules import lr_factor, warmup_factor
 
 # Architectures whose training loss uses the sparse backward (sparse_topk.py)
-SPARSE_BACKWARD = ("topk",)
+SPARSE_BACKWARD = ("topk", "standard")
 
 # Fields that may change between a run and its resume: they do not change what is computed.
 RESUMABLE_CHANGES = (
@@ -182,7 +182,7 @@ class Trainer:
     def build_sae_state(self, index: int, entry: dict[str, Any]) -> SAEState:
         cfg = self.cfg
         sae = build_sae(self.sae_config(entry)).to(cfg.device)
-        init_weights(sae, self.generator, cfg.init_encoder_as_decoder_t)
+        init_weights(sae, self.generator, cfg.init_encoder_as_decoder_t, cfg.decoder_init_norm)
         if cfg.architecture in SPARSE_BACKWARD:
             store_latent_major(sae)
         # fused Adam: one kernel over all parameters, ~5x faster than the per-tensor loop on CPU
