@@ -247,12 +247,10 @@ def vocab_of(tokenizer: Any, d_vocab: int) -> list[str] | None:
 
 # --- the whole job --------------------------------------------------------------------------
 
-def analyze(sae: SAE | str | Path, cfg: AnalysisConfig | None = None, model: HookedModel | str | None = None,
-            checkpoint: str | Path | None = None, sae_id: str | None = None, progress: bool = True) -> SAEAnalysis:
-    """Analyse every feature of an SAE (a loaded SAE, an SAE path, or a run directory).
-
-    With `checkpoint` (a file path) the accumulators are saved there as the pass goes; running
-    again with the same arguments resumes from it. The caller deletes it once the result is stored."""
+def prepare_analysis(sae: SAE | str | Path, cfg: AnalysisConfig | None, model: HookedModel | str | None,
+                     ) -> tuple[SAE, AnalysisConfig, HookedModel, str | None]:
+    """The SAE loaded (if given by path), the config validated against it, its model loaded,
+    both on one device: (sae, cfg, model, source path or None)."""
     from saescope.models import load_model
     from saescope.sae import load_sae
 
@@ -268,7 +266,16 @@ def analyze(sae: SAE | str | Path, cfg: AnalysisConfig | None = None, model: Hoo
             raise SaescopeError("the SAE's cfg.json names no model (model_name); pass one (--model).")
         model = load_model(name)
     check_sae_fits(model, sae)
-    sae = sae.to(model.device).eval()
+    return sae.to(model.device).eval(), cfg, model, source
+
+
+def analyze(sae: SAE | str | Path, cfg: AnalysisConfig | None = None, model: HookedModel | str | None = None,
+            checkpoint: str | Path | None = None, sae_id: str | None = None, progress: bool = True) -> SAEAnalysis:
+    """Analyse every feature of an SAE (a loaded SAE, an SAE path, or a run directory).
+
+    With `checkpoint` (a file path) the accumulators are saved there as the pass goes; running
+    again with the same arguments resumes from it. The caller deletes it once the result is stored."""
+    sae, cfg, model, source = prepare_analysis(sae, cfg, model)
     acc, start = None, 0
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if checkpoint is not None:

@@ -84,24 +84,9 @@ def analyze_distributed(sae: SAE | str | Path, cfg: AnalysisConfig | None = None
                         model: HookedModel | str | None = None, checkpoint: str | Path | None = None,
                         sae_id: str | None = None, progress: bool = True) -> SAEAnalysis | None:
     """analysis.run.analyze over the ranks of the launched group: the result on rank 0, None elsewhere."""
-    from saescope.analysis.run import check_sae_fits, find_sae_dir, finish_analysis  # noqa: PLC0415
-    from saescope.errors import SaescopeError  # noqa: PLC0415
-    from saescope.models import load_model  # noqa: PLC0415
-    from saescope.sae import load_sae  # noqa: PLC0415
+    from saescope.analysis.run import finish_analysis, prepare_analysis  # noqa: PLC0415
 
-    cfg = cfg or AnalysisConfig()
-    source = None
-    if not isinstance(sae, SAE):
-        source = str(sae)
-        sae = load_sae(find_sae_dir(sae))
-    cfg.validate(sae.d_sae)
-    if model is None or isinstance(model, str):
-        name = model or sae.cfg.model_name
-        if not name:
-            raise SaescopeError("the SAE's cfg.json names no model (model_name); pass one (--model).")
-        model = load_model(name)
-    check_sae_fits(model, sae)
-    sae = sae.to(model.device).eval()
+    sae, cfg, model, source = prepare_analysis(sae, cfg, model)
     acc = sharded_stream_pass(model, sae, cfg, Path(checkpoint) if checkpoint is not None else None, progress)
     result = None
     if is_main():
