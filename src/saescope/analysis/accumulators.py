@@ -109,7 +109,7 @@ class FeatureAccumulators:
         if len(touched) == 0:
             return
         # the range grows to the next power of two above the largest value seen
-        new_max = torch.zeros(len(touched)).index_reduce(0, local, values, "amax")
+        new_max = torch.zeros(len(touched)).scatter_reduce_(0, local, values, "amax")
         exponent = torch.maximum(self.sample_exp[touched], torch.frexp(new_max)[1].long())
         self.sample_exp[touched] = exponent
         old_prio = self.sample_prio[touched]  # [G, B, S]
