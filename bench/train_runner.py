@@ -88,6 +88,9 @@ class Saescope(Tool):
             # and start at 0.1 (its decoder_init_norm)
             decoder_unit_norm=args.arch != "standard",
             decoder_init_norm=0.1 if args.arch == "standard" else 1.0,
+            # SAELens's trainer: b_dec from zero, gradients clipped to norm 1
+            b_dec_init="zeros" if args.arch == "standard" else "geometric_median",
+            max_grad_norm=1.0 if args.arch == "standard" else 0.0,
             progress=False,
         )
         self.trainer = Trainer(cfg, store=TensorStore(train_acts, args.batch, hook))

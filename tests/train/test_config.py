@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from saescope.cli import main
 from saescope.errors import ConfigError, SaescopeError
@@ -65,6 +66,7 @@ def test_unknown_field_suggests_the_nearest_name(tmp_path):
         ({"wandb": "yes"}, "wandb", "true or false"),
         ({"decoder_init_norm": 0.1}, "decoder_init_norm", "set decoder_unit_norm: false"),
         ({"decoder_unit_norm": False, "decoder_init_norm": 0}, "decoder_init_norm", "a positive number"),
+        ({"max_grad_norm": -1}, "max_grad_norm", "0 (no clipping)"),
     ],
 )
 def test_bad_values_name_field_value_and_what_is_accepted(values, field, accepted):
@@ -100,3 +102,19 @@ def test_cli_prints_config_errors_without_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "did you mean 'architecture'" in err
     assert "Traceback" not in err
+
+
+def test_max_grad_norm_clips_the_step(layer6_cache, tmp_path):
+    """With max_grad_norm the gradients Adam sees have at most that global norm."""
+    from saescope.train.trainer import Trainer
+
+    cfg = TrainConfig(run_dir=str(tmp_path / "run"), activation_cache=str(layer6_cache), architecture="standard",
+                      expansion_factor=2, batch_size=256, training_tokens=256, buffer_tokens=4096,
+                      b_dec_init_tokens=256, progress=False, max_grad_norm=1e-3)
+    trainer = Trainer(cfg)
+    trainer.init_b_dec()
+    state = trainer.saes[0]
+    x = next(iter(trainer.store))[state.hook]
+    trainer.train_one(state, x)
+    norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in state.sae.parameters()]))
+    assert float(norm) == pytest.approx(1e-3, rel=1e-4)  # clipped: unclipped it is far larger

@@ -108,6 +108,8 @@ class FeatureShardedTrainer(DistributedTrainer):
     def __init__(self, cfg: TrainConfig, model: Any = None, store: Any = None) -> None:
         if cfg.architecture != "topk":
             raise ConfigError("architecture", cfg.architecture, "topk (feature sharding shards a TopK SAE)")
+        if cfg.max_grad_norm:  # each rank holds a slice of the gradients: a local norm would be wrong
+            raise ConfigError("max_grad_norm", cfg.max_grad_norm, "0 with --shard-features (not supported yet)")
         self.templates: dict[str, SAE] = {}
         super().__init__(cfg, model=model, store=store)
 

@@ -322,6 +322,8 @@ class Trainer:
         s.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         self.sync_gradients(sae)
+        if cfg.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(sae.parameters(), cfg.max_grad_norm)
         out.fire_counts = self.sync_counts(out.fire_counts)
         if cfg.decoder_unit_norm:
             remove_parallel_grad(sae.W_dec)
