@@ -16,6 +16,14 @@ def viewer_run_dir(smollm2, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def sae(viewer_run_dir):
+    """The viewer run's SAE, loaded here, for computing what the server should answer."""
+    from saescope.sae import load_sae
+
+    return load_sae(viewer_run_dir / "sae")
+
+
+@pytest.fixture(scope="session")
 def app(viewer_run_dir, smollm2):
     from saescope.server import create_app
 

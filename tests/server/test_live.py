@@ -8,27 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-import torch
-from viewer_run import D_SAE, HOOK, SAE_ID
+from viewer_run import D_SAE, SAE_ID, TEXTS, direct_acts
 
-from saescope.sae import load_sae
 from saescope.server.engine import MAX_TEXT_TOKENS
 
 BASE = f"/api/saes/{SAE_ID}"
-TEXTS = ["The cat sat on the mat.", "def __init__(self):\n    return None", "Paris is the capital of France.",
-         "import numpy as np", "Hello world, this is a test of the viewer.", "for i in range(10): print(i)"]
-
-
-@pytest.fixture(scope="module")
-def sae(viewer_run_dir):
-    return load_sae(viewer_run_dir / "sae")
-
-
-def direct_acts(model, sae, text: str) -> torch.Tensor:
-    """[n, d_sae] the SAE's activations on the text (BOS first), computed here."""
-    tokens = model.to_tokens(text)
-    with torch.no_grad():
-        return sae.encode(model.run_with_cache(tokens, [HOOK])[HOOK])[0]
 
 
 def test_top_features_per_token_match_a_direct_computation(client, smollm2, sae):

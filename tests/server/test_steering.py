@@ -8,14 +8,8 @@ from viewer_run import SAE_ID
 
 from saescope.errors import ConfigError
 from saescope.inference.steering import MAX_NEW_TOKENS, steer
-from saescope.sae import load_sae
 
 PROMPT = "The weather today is"
-
-
-@pytest.fixture(scope="module")
-def sae(viewer_run_dir):
-    return load_sae(viewer_run_dir / "sae")
 
 
 def plain_greedy(model, prompt: str, n: int) -> list[int]:

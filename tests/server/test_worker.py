@@ -16,27 +16,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-import torch
-from viewer_run import HOOK, SAE_ID
+from viewer_run import SAE_ID, TEXTS, direct_acts
 
-from saescope.sae import load_sae
 from saescope.server.engine import LiveModels, answer_batch
 from saescope.server.sources import open_source
 
 BASE = f"/api/saes/{SAE_ID}"
-TEXTS = ["The cat sat on the mat.", "def __init__(self):\n    return None", "Paris is the capital of France.",
-         "import numpy as np", "Hello world, this is a test of the viewer.", "for i in range(10): print(i)"]
-
-
-@pytest.fixture(scope="module")
-def sae(viewer_run_dir):
-    return load_sae(viewer_run_dir / "sae")
-
-
-def direct_acts(model, sae, text: str) -> torch.Tensor:
-    """[n, d_sae] the SAE's activations on the text (BOS first), computed here, alone."""
-    with torch.no_grad():
-        return sae.encode(model.run_with_cache(model.to_tokens(text), [HOOK])[HOOK])[0]
 
 
 def test_queued_requests_share_one_forward_and_keep_their_own_answers(viewer_run_dir, smollm2, sae):

@@ -22,6 +22,15 @@ HOOK = "blocks.6.hook_resid_post"
 D_SAE, K = 64, 8
 CONTEXT, N_TOKENS = 64, 2048
 SAE_ID = f"smollm2/{HOOK}/topk-{D_SAE}"
+# texts the live-inference tests send: prose and code, of different lengths
+TEXTS = ["The cat sat on the mat.", "def __init__(self):\n    return None", "Paris is the capital of France.",
+         "import numpy as np", "Hello world, this is a test of the viewer.", "for i in range(10): print(i)"]
+
+
+def direct_acts(model, sae, text: str) -> torch.Tensor:
+    """[n, d_sae] the SAE's activations on the text (BOS first), computed here, outside the server."""
+    with torch.no_grad():
+        return sae.encode(model.run_with_cache(model.to_tokens(text), [HOOK])[HOOK])[0]
 
 
 def build_run(model, run_dir: Path) -> Path:
