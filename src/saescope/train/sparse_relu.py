@@ -18,9 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.nn import functional as F
 
-from saescope.train.sparse_topk import latent_major_flat, sampled_dot_csr, workspace
+from saescope.train.sparse_topk import bias_grads, encoder_grads, ragged_decode, workspace
 
 # fraction of active cells above which dense matmuls beat the sparse kernels on CPU
 DENSE_ABOVE = 0.1
@@ -90,48 +89,13 @@ class ReLUEncode(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_values, *_):  # type: ignore[override]
         sae_in, W_enc, *rest = ctx.saved_tensors
-        n, d_sae = sae_in.shape[0], W_enc.shape[1]
-        grad_W_enc = grad_b_enc = grad_b_dec = None
         if grad_values.dim() == 2:  # dense regime: rest = (acts,)
             grad_pre = grad_values * (rest[0] > 0)
-            flat_grad_b_enc = grad_pre.sum(dim=0)
-            if ctx.needs_input_grad[1]:
-                # [d_sae, d_in] then transposed: the layout the trainer keeps W_enc in
-                grad_W_enc = (grad_pre.T @ sae_in).T
-        else:
-            latents, tokens = rest
-            flat_grad_b_enc = torch.zeros(d_sae, dtype=grad_values.dtype, device=grad_values.device)
-            flat_grad_b_enc.index_add_(0, latents, grad_values)
-            if ctx.needs_input_grad[1]:
-                (by_latent,) = latent_major_flat(latents, tokens, [grad_values], d_sae, n)
-                grad_W_enc = torch.sparse.mm(by_latent, sae_in).T
-        if ctx.needs_input_grad[2]:
-            grad_b_enc = flat_grad_b_enc
-        if ctx.needs_input_grad[3]:
-            grad_b_dec = -(W_enc @ flat_grad_b_enc)  # sum over tokens of -(grad_pre @ W_enc.T)
-        return None, grad_W_enc, grad_b_enc, grad_b_dec
-
-
-class RaggedDecode(torch.autograd.Function):
-    """(values [m], latents, tokens, crow, W_dec [d_sae, d_out]) -> [n, d_out]: each token's
-    sum of values * W_dec[latent] over its entries."""
-
-    @staticmethod
-    def forward(ctx, values, latents, tokens, crow, W_dec):  # type: ignore[override]
-        ctx.save_for_backward(values, latents, tokens, crow, W_dec)
-        return F.embedding_bag(latents, W_dec, crow[:-1], per_sample_weights=values, mode="sum")
-
-    @staticmethod
-    def backward(ctx, grad_out):  # type: ignore[override]
-        values, latents, tokens, crow, W_dec = ctx.saved_tensors
-        grad_out = grad_out.contiguous()
-        grad_values = grad_W_dec = None
-        if ctx.needs_input_grad[0]:
-            grad_values = sampled_dot_csr(grad_out, W_dec, crow, latents)
-        if ctx.needs_input_grad[4]:
-            (by_latent,) = latent_major_flat(latents, tokens, [values], W_dec.shape[0], crow.numel() - 1)
-            grad_W_dec = torch.sparse.mm(by_latent, grad_out)
-        return grad_values, None, None, None, grad_W_dec
+            # [d_sae, d_in] then transposed: the layout the trainer keeps W_enc in
+            grad_W_enc = (grad_pre.T @ sae_in).T if ctx.needs_input_grad[1] else None
+            return None, grad_W_enc, *bias_grads(ctx.needs_input_grad, W_enc, grad_pre.sum(dim=0))
+        latents, tokens = rest
+        return None, *encoder_grads(ctx.needs_input_grad, sae_in, W_enc, latents, tokens, grad_values)
 
 
 def relu_encode(x: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, b_dec: torch.Tensor) -> Active:
@@ -145,4 +109,4 @@ def decode(active: Active, W_dec: torch.Tensor) -> torch.Tensor:
     """[n, d_out]: the activations @ W_dec (no bias); sparse (and its backward) when ragged."""
     if active.dense:
         return active.values @ W_dec
-    return RaggedDecode.apply(active.values, active.latents, active.tokens, active.crow, W_dec)  # type: ignore[return-value]
+    return ragged_decode(active.values, active.latents, active.tokens, active.crow, W_dec)

@@ -12,7 +12,9 @@ Nothing of size [batch, d_sae] is made in the backward, which is where dense aut
 spends most of its time (a second and third full-size matmul).
 
 The two Functions compose: `topk_encode` gives (values, indices) and `sparse_decode`
-turns any (values, indices) into a reconstruction, so the AuxK loss reuses both.
+turns any (values, indices) into a reconstruction, so the AuxK loss reuses both. The decode
+and the encoder's gradients take entries in any number per token (a CSR list), so the ReLU
+path (sparse_relu.py) uses them too.
 """
 
 from __future__ import annotations
@@ -45,43 +47,23 @@ def latent_order(flat: torch.Tensor, d_sae: int) -> torch.Tensor:
 
 
 def latent_major(
-    indices: torch.Tensor, values_list: list[torch.Tensor], d_sae: int
-) -> list[torch.Tensor]:
-    """For each values [n_tokens, k]: sparse [d_sae, n_tokens] @ dense helpers sorted by latent.
-
-    Returns COO matrices [d_sae, n_tokens] (one per values tensor) sharing one sort of the
-    pattern, marked coalesced so sparse.mm skips sorting again.
-    """
-    n_tokens, k = indices.shape
-    tokens = torch.arange(n_tokens, device=indices.device).repeat_interleave(k)
-    return latent_major_flat(indices.reshape(-1), tokens, [v.reshape(-1) for v in values_list], d_sae, n_tokens)
-
-
-def latent_major_flat(
-    latents: torch.Tensor, tokens: torch.Tensor, values_list: list[torch.Tensor], d_sae: int, n_tokens: int
-) -> list[torch.Tensor]:
-    """latent_major for any number of entries per token: latents, tokens, values [m]."""
+    latents: torch.Tensor, tokens: torch.Tensor, values: torch.Tensor, d_sae: int, n_tokens: int
+) -> torch.Tensor:
+    """Entries (latents, tokens, values) [m] as a COO matrix [d_sae, n_tokens] sorted by latent,
+    marked coalesced so sparse.mm skips sorting again: its product with a [n_tokens, d] matrix
+    adds each entry's scaled token row into its latent's row."""
     order = latent_order(latents, d_sae)
     coords = torch.stack([latents[order], tokens[order]])
     with (
         warnings.catch_warnings()
     ):  # "sparse invariant checks are disabled": the pattern is valid by construction
         warnings.simplefilter("ignore", UserWarning)
-        return [
-            torch.sparse_coo_tensor(coords, v[order], (d_sae, n_tokens), is_coalesced=True)
-            for v in values_list
-        ]
+        return torch.sparse_coo_tensor(coords, values[order], (d_sae, n_tokens), is_coalesced=True)
 
 
-def sampled_dot(grad_out: torch.Tensor, W_dec: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-    """[n_tokens, k]: <grad_out[t], W_dec[indices[t, j]]>, computed only at the chosen pairs."""
-    n_tokens, k = indices.shape
-    crow = torch.arange(0, n_tokens * k + 1, k, device=indices.device)
-    return sampled_dot_csr(grad_out, W_dec, crow, indices.reshape(-1)).reshape(n_tokens, k)
-
-
-def sampled_dot_csr(grad_out: torch.Tensor, W_dec: torch.Tensor, crow: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
-    """[m]: <grad_out[t], W_dec[latent]> for the entries of token t, latents[crow[t]:crow[t + 1]]."""
+def sampled_dot(grad_out: torch.Tensor, W_dec: torch.Tensor, crow: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+    """[m]: <grad_out[t], W_dec[latent]> for the entries of token t, latents[crow[t]:crow[t + 1]]
+    (a sampled matmul, SDDMM: computed only at those pairs)."""
     with (
         warnings.catch_warnings()
     ):  # "CSR support is in beta": sampled_addmm on CPU is what we need
@@ -90,6 +72,37 @@ def sampled_dot_csr(grad_out: torch.Tensor, W_dec: torch.Tensor, crow: torch.Ten
             crow, latents, grad_out.new_zeros(latents.numel()), (grad_out.shape[0], W_dec.shape[0])
         )
     return torch.sparse.sampled_addmm(pattern, grad_out, W_dec.T, beta=0.0).values()
+
+
+def encoder_grads(
+    needs_input_grad: tuple[bool, ...], sae_in: torch.Tensor, W_enc: torch.Tensor,
+    latents: torch.Tensor, tokens: torch.Tensor, grad_pre: torch.Tensor,
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """Gradients of (W_enc, b_enc, b_dec) [needs_input_grad[1:4]] of an encoder whose only live
+    pre-activations are the entries (latents, tokens) [m], with gradients grad_pre [m]."""
+    d_sae = W_enc.shape[1]
+    grad_W_enc = None
+    if needs_input_grad[1]:
+        # [d_in, d_sae] as the transpose of [d_sae, d_in]: no copy when W_enc is stored
+        # latent-major (the trainer does that); autograd copies it into W_enc's layout otherwise
+        grad_W_enc = torch.sparse.mm(latent_major(latents, tokens, grad_pre, d_sae, sae_in.shape[0]), sae_in).T
+    per_latent = torch.zeros(d_sae, dtype=grad_pre.dtype, device=grad_pre.device)
+    per_latent.index_add_(0, latents, grad_pre)  # [d_sae]
+    return grad_W_enc, *bias_grads(needs_input_grad, W_enc, per_latent)
+
+
+def bias_grads(needs_input_grad: tuple[bool, ...], W_enc: torch.Tensor, per_latent: torch.Tensor,
+               ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Gradients of (b_enc, b_dec) [needs_input_grad[2:4]] from the pre-activations' gradient
+    summed over tokens, per_latent [d_sae]."""
+    # b_dec: sum over tokens of -(grad_pre @ W_enc.T) == -W_enc @ (grad_pre summed per latent)
+    return (per_latent if needs_input_grad[2] else None,
+            -(W_enc @ per_latent) if needs_input_grad[3] else None)
+
+
+def token_of_entries(n_tokens: int, k: int, device: torch.device) -> torch.Tensor:
+    """[n_tokens * k]: the token of each entry of a flattened [n_tokens, k]."""
+    return torch.arange(n_tokens, device=device).repeat_interleave(k)
 
 
 class TopKEncode(torch.autograd.Function):
@@ -115,44 +128,35 @@ class TopKEncode(torch.autograd.Function):
     def backward(ctx, grad_values, _grad_indices):  # type: ignore[override]
         sae_in, W_enc, values, indices = ctx.saved_tensors
         grad_pre = grad_values * (values > 0)  # [n, k]: ReLU's gradient at the chosen latents
-        d_sae = W_enc.shape[1]
-        grad_x = grad_W_enc = grad_b_enc = grad_b_dec = None
-        if ctx.needs_input_grad[1]:
-            (by_latent,) = latent_major(indices, [grad_pre], d_sae)
-            # [d_in, d_sae] as the transpose of [d_sae, d_in]: no copy when W_enc is stored
-            # latent-major (the trainer does that); autograd copies it into W_enc's layout otherwise
-            grad_W_enc = torch.sparse.mm(by_latent, sae_in).T
-        flat_grad_b_enc = torch.zeros(d_sae, dtype=grad_pre.dtype, device=grad_pre.device)
-        flat_grad_b_enc.index_add_(0, indices.reshape(-1), grad_pre.reshape(-1))  # [d_sae]
-        if ctx.needs_input_grad[2]:
-            grad_b_enc = flat_grad_b_enc
-        if ctx.needs_input_grad[3]:
-            # sum over tokens of -(grad_pre @ W_enc.T) == -W_enc @ (grad_pre summed per latent)
-            grad_b_dec = -(W_enc @ flat_grad_b_enc)
+        n, k = indices.shape
+        grads = encoder_grads(ctx.needs_input_grad, sae_in, W_enc, indices.reshape(-1),
+                              token_of_entries(n, k, indices.device), grad_pre.reshape(-1))
+        grad_x = None
         if ctx.needs_input_grad[0]:
             grad_x = F.embedding_bag(indices, W_enc.T, per_sample_weights=grad_pre, mode="sum")
-        return grad_x, grad_W_enc, grad_b_enc, grad_b_dec, None
+        return grad_x, *grads, None
 
 
 class SparseDecode(torch.autograd.Function):
-    """(values [n, k], indices [n, k], W_dec [d_sae, d_out]) -> sum_j values[t, j] * W_dec[indices[t, j]]: [n, d_out]."""
+    """(values [m], latents [m], tokens [m], crow [n + 1], W_dec [d_sae, d_out]) -> [n, d_out]:
+    each token's sum of values * W_dec[latent] over its entries crow[t]:crow[t + 1]."""
 
     @staticmethod
-    def forward(ctx, values, indices, W_dec):  # type: ignore[override]
-        ctx.save_for_backward(values, indices, W_dec)
-        return F.embedding_bag(indices, W_dec, per_sample_weights=values, mode="sum")
+    def forward(ctx, values, latents, tokens, crow, W_dec):  # type: ignore[override]
+        ctx.save_for_backward(values, latents, tokens, crow, W_dec)
+        return F.embedding_bag(latents, W_dec, crow[:-1], per_sample_weights=values, mode="sum")
 
     @staticmethod
     def backward(ctx, grad_out):  # type: ignore[override]
-        values, indices, W_dec = ctx.saved_tensors
-        grad_values = grad_W_dec = None
+        values, latents, tokens, crow, W_dec = ctx.saved_tensors
         grad_out = grad_out.contiguous()
+        grad_values = grad_W_dec = None
         if ctx.needs_input_grad[0]:
-            grad_values = sampled_dot(grad_out, W_dec, indices)
-        if ctx.needs_input_grad[2]:
-            (by_latent,) = latent_major(indices, [values], W_dec.shape[0])
+            grad_values = sampled_dot(grad_out, W_dec, crow, latents)
+        if ctx.needs_input_grad[4]:
+            by_latent = latent_major(latents, tokens, values, W_dec.shape[0], crow.numel() - 1)
             grad_W_dec = torch.sparse.mm(by_latent, grad_out)  # [d_sae, d_out]
-        return grad_values, None, grad_W_dec
+        return grad_values, None, None, None, grad_W_dec
 
 
 def topk_encode(
@@ -164,4 +168,12 @@ def topk_encode(
 
 def sparse_decode(values: torch.Tensor, indices: torch.Tensor, W_dec: torch.Tensor) -> torch.Tensor:
     """values, indices [n, k] -> values @ W_dec rows: [n, d_out] (no bias), with the sparse backward."""
-    return SparseDecode.apply(values, indices, W_dec)  # type: ignore[return-value]
+    n, k = indices.shape
+    crow = torch.arange(0, n * k + 1, k, device=indices.device)
+    return ragged_decode(values.reshape(-1), indices.reshape(-1), token_of_entries(n, k, indices.device), crow, W_dec)
+
+
+def ragged_decode(values: torch.Tensor, latents: torch.Tensor, tokens: torch.Tensor, crow: torch.Tensor,
+                  W_dec: torch.Tensor) -> torch.Tensor:
+    """Entries [m] in token order (token t's are crow[t]:crow[t + 1]) -> [n, d_out], with the sparse backward."""
+    return SparseDecode.apply(values, latents, tokens, crow, W_dec)  # type: ignore[return-value]
