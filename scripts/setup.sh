@@ -30,3 +30,7 @@ pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
 # Vite 7 needs Node >= 20.19 (Debian 12's nodejs is 18: install Node 20 from nodejs.org or nvm).
 command -v npm >/dev/null 2>&1 || { echo "setup: please install Node.js >= 20.19 with npm, then run this again" >&2; exit 1; }
 (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build >/dev/null)
+
+# The C++ kernels (src/saescope/kernels), built now so the first training run does not wait;
+# without g++ they stay unbuilt and training uses torch's slower ops.
+.venv/bin/python -c "from saescope import kernels; kernels.available() or print('setup: C++ kernels not built (is g++ installed?): training will be slower')"

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from saescope.kernels import topk_rows
+
 _WORKSPACE: dict[tuple, torch.Tensor] = {}
 
 
@@ -46,19 +48,19 @@ def latent_order(flat: torch.Tensor, d_sae: int) -> torch.Tensor:
     return torch.argsort(flat, stable=True)
 
 
-def latent_major(
-    latents: torch.Tensor, tokens: torch.Tensor, values: torch.Tensor, d_sae: int, n_tokens: int
+def rows_by_latent(
+    latents: torch.Tensor, tokens: torch.Tensor, weights: torch.Tensor, rows: torch.Tensor, d_sae: int
 ) -> torch.Tensor:
-    """Entries (latents, tokens, values) [m] as a COO matrix [d_sae, n_tokens] sorted by latent,
-    marked coalesced so sparse.mm skips sorting again: its product with a [n_tokens, d] matrix
-    adds each entry's scaled token row into its latent's row."""
+    """[d_sae, d]: each latent's sum of weight * rows[token] over its entries (latents, tokens,
+    weights) [m]; the product of the sparse [d_sae, n_tokens] entry matrix with rows [n_tokens, d].
+
+    An embedding_bag over the entries sorted by latent: on CPU ~3x faster than torch.sparse.mm
+    of the same COO matrix, and it writes each output row once instead of zero-filling first.
+    """
     order = latent_order(latents, d_sae)
-    coords = torch.stack([latents[order], tokens[order]])
-    with (
-        warnings.catch_warnings()
-    ):  # "sparse invariant checks are disabled": the pattern is valid by construction
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_coo_tensor(coords, values[order], (d_sae, n_tokens), is_coalesced=True)
+    starts = torch.zeros(d_sae, dtype=torch.long, device=latents.device)
+    torch.cumsum(torch.bincount(latents, minlength=d_sae)[:-1], 0, out=starts[1:])
+    return F.embedding_bag(tokens[order], rows, starts, per_sample_weights=weights[order], mode="sum")
 
 
 def sampled_dot(grad_out: torch.Tensor, W_dec: torch.Tensor, crow: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
@@ -85,7 +87,7 @@ def encoder_grads(
     if needs_input_grad[1]:
         # [d_in, d_sae] as the transpose of [d_sae, d_in]: no copy when W_enc is stored
         # latent-major (the trainer does that); autograd copies it into W_enc's layout otherwise
-        grad_W_enc = torch.sparse.mm(latent_major(latents, tokens, grad_pre, d_sae, sae_in.shape[0]), sae_in).T
+        grad_W_enc = rows_by_latent(latents, tokens, grad_pre, sae_in, d_sae).T
     per_latent = torch.zeros(d_sae, dtype=grad_pre.dtype, device=grad_pre.device)
     per_latent.index_add_(0, latents, grad_pre)  # [d_sae]
     return grad_W_enc, *bias_grads(needs_input_grad, W_enc, per_latent)
@@ -115,10 +117,10 @@ class TopKEncode(torch.autograd.Function):
     def forward(ctx, x, W_enc, b_enc, b_dec, k: int):  # type: ignore[override]
         sae_in = x - b_dec  # [n, d_in]
         pre = workspace((x.shape[0], W_enc.shape[1]), x.dtype, x.device)  # [n, d_sae]
-        # mm into a reused buffer, then the bias: addmm would copy the broadcast bias first,
-        # and a fresh 100+ MB allocation per step costs page faults
-        torch.mm(sae_in, W_enc, out=pre).add_(b_enc)
-        values, indices = pre.topk(k, dim=-1, sorted=False)
+        # mm into a reused buffer (a fresh 100+ MB allocation per step costs page faults); the
+        # bias is added inside the top-k, so the buffer is read once and not written again
+        torch.mm(sae_in, W_enc, out=pre)
+        values, indices = topk_rows(pre, b_enc, k)
         values = values.clamp_min_(0.0)
         ctx.save_for_backward(sae_in, W_enc, values, indices)
         ctx.mark_non_differentiable(indices)
@@ -154,8 +156,7 @@ class SparseDecode(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_values = sampled_dot(grad_out, W_dec, crow, latents)
         if ctx.needs_input_grad[4]:
-            by_latent = latent_major(latents, tokens, values, W_dec.shape[0], crow.numel() - 1)
-            grad_W_dec = torch.sparse.mm(by_latent, grad_out)  # [d_sae, d_out]
+            grad_W_dec = rows_by_latent(latents, tokens, values, grad_out, W_dec.shape[0])  # [d_sae, d_out]
         return grad_values, None, None, None, grad_W_dec
 
 

@@ -1,0 +1,45 @@
+"""C++ kernels for the CPU, compiled on first use by torch's extension builder (g++ and ninja).
+
+The library lands in torch's extension cache (TORCH_EXTENSIONS_DIR, by default
+~/.cache/torch_extensions) and is rebuilt only when its source changes; `make setup` builds it
+once. Where it cannot be built (no compiler), callers fall back to torch's own ops: the same
+results, slower.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+SOURCES = [Path(__file__).with_name("topk_rows.cpp")]
+
+
+@functools.cache
+def available() -> bool:
+    """Whether the kernels are loaded (built first if needed); False, with a warning, if they cannot be."""
+    if os.environ.get("SAESCOPE_NO_KERNELS"):
+        return False
+    try:
+        from torch.utils.cpp_extension import load
+
+        load(name="saescope_kernels", sources=[str(s) for s in SOURCES], extra_cflags=["-O3"],
+             is_python_module=False)
+    except Exception as error:  # no compiler, no ninja, a failed build: the fallback still works
+        log.warning("saescope's C++ kernels could not be built (%s); using torch's ops instead (slower)", error)
+        return False
+    return True
+
+
+def topk_rows(pre: torch.Tensor, bias: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k largest of pre + bias in every row, unsorted: (values [n, k], columns [n, k]).
+
+    pre [n, d] may be overwritten (the fallback adds the bias in place); bias [d].
+    """
+    if pre.device.type == "cpu" and pre.dtype == bias.dtype == torch.float32 and available():
+        return torch.ops.saescope.topk_rows(pre, bias, k)
+    return pre.add_(bias).topk(k, dim=-1, sorted=False)
