@@ -4,6 +4,8 @@ histograms, quantiles and co-firing; explicit forwards give logit tables and log
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -246,6 +248,18 @@ def test_shards_merge_into_the_single_pass(smollm2, sae, cfg):
             torch.testing.assert_close(a[name], b[name])
         else:
             assert torch.equal(a[name], b[name]), name
+
+
+def test_cofiring_sample_is_bounded_by_its_token_cap(smollm2, sae, cfg):
+    """However many tokens are analysed, the co-firing sample keeps at most cofiring_tokens tokens'
+    activations, 12 bytes each (int32 row, feature and value bits)."""
+    for n_contexts in (8, 32):
+        capped = dataclasses.replace(cfg, n_tokens=n_contexts * cfg.context_length, cofiring_tokens=64)
+        acc = stream_pass(smollm2, sae, capped, progress=False)
+        sample = acc.cofire_sample()
+        assert acc.n_cofire_tokens <= 64 < acc.n_tokens
+        assert sample.dtype == torch.int32 and len(torch.unique(sample[0])) <= 64
+        assert sample.numel() * sample.element_size() <= 12 * 64 * sae.cfg.k
 
 
 def test_resume_after_interruption_equals_uninterrupted(smollm2, sae, cfg, tmp_path):

@@ -9,7 +9,10 @@ bounded by d_sae x (n_exact_top + buckets) and the co-firing sample, never by to
 - interval samples: per feature, SAMPLE_BUCKETS equal-width value buckets over [0, 2^e) with
   2^e > max so far (e grows: bucket pairs merge), each keeping the items of lowest seeded
   hash priority: a uniform sample per value range that merges exactly;
-- the sparse activations of an evenly spaced subset of tokens (co-firing correlations).
+- the sparse activations of an evenly spaced subset of tokens (co-firing correlations): every
+  cofiring_stride-th token, at most AnalysisConfig.cofiring_tokens of them, kept as int32
+  (sample row, feature, value bits) triplets: 12 bytes per activation, ~25 MB at the default
+  65,536 tokens with 32 active features each, whatever the number of tokens analysed.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ class FeatureAccumulators:
         self.sample_prio = torch.full(shape, PAD_PRIORITY, dtype=torch.int64)
         self.sample_vals = torch.zeros(shape)
         self.sample_ids = torch.full(shape, -1, dtype=torch.int64)
-        self.cofire: list[torch.Tensor] = []  # [3, m] (token, feature, value bits) chunks
+        # [3, m] int32 chunks: (sample row = token // cofiring_stride, feature, float32 value bits)
+        self.cofire: list[torch.Tensor] = []
 
     # --- feeding ------------------------------------------------------------------------
 
@@ -60,8 +64,9 @@ class FeatureAccumulators:
         self._absorb_samples(features, tokens, values, token_priority(features, tokens, self.seed))
         in_sample = tokens % self.cofiring_stride == 0
         if in_sample.any():
-            bits = values[in_sample].view(torch.int32).long()
-            self.cofire.append(torch.stack([tokens[in_sample], features[in_sample], bits]))
+            rows = (tokens[in_sample] // self.cofiring_stride).int()
+            bits = values[in_sample].view(torch.int32)
+            self.cofire.append(torch.stack([rows, features[in_sample].int(), bits]))
 
     def merge(self, other: FeatureAccumulators) -> None:
         """Absorb another accumulator's state (e.g. another shard of the same corpus)."""
@@ -131,24 +136,31 @@ class FeatureAccumulators:
 
     # --- results ---------------------------------------------------------------------------
 
-    def cofire_triplets(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(tokens, features, values) of the co-firing sample, sorted by (token, feature)."""
+    def cofire_sample(self) -> torch.Tensor:
+        """The co-firing sample as one [3, m] int32 tensor (sample row, feature, value bits), sorted by
+        (row, feature): the same however the tokens were split into batches and shards."""
         if not self.cofire:
-            empty = torch.zeros(0, dtype=torch.int64)
-            return empty, empty, torch.zeros(0)
-        tokens, features, bits = torch.cat(self.cofire, dim=1)
-        order = torch.argsort(tokens * self.d_sae + features)
-        return tokens[order], features[order], bits[order].int().view(torch.float32)
+            return torch.zeros(3, 0, dtype=torch.int32)
+        sample = torch.cat(self.cofire, dim=1)
+        self.cofire = []  # the parts go before the sorted copy is made
+        order = torch.argsort(sample[0].long() * self.d_sae + sample[1])
+        self.cofire = [sample[:, order]]  # one sorted chunk from now on
+        return self.cofire[0]
+
+    def cofire_triplets(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(sample rows, features, values) of the co-firing sample, sorted by (row, feature):
+        int32, int32, float32 views of cofire_sample()."""
+        rows, features, bits = self.cofire_sample()
+        return rows, features, bits.view(torch.float32)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        tokens, features, values = self.cofire_triplets()
         return {
             "n_tokens": torch.tensor(self.n_tokens), "n_cofire_tokens": torch.tensor(self.n_cofire_tokens),
             "count": self.count, "sum": self.sum, "max": self.max,
             "top_vals": self.top_vals, "top_ids": self.top_ids, "hist": self.hist,
             "sample_exp": self.sample_exp, "sample_prio": self.sample_prio,
             "sample_vals": self.sample_vals, "sample_ids": self.sample_ids,
-            "cofire": torch.stack([tokens, features, values.view(torch.int32).long()]),
+            "cofire": self.cofire_sample(),
         }
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
@@ -159,4 +171,7 @@ class FeatureAccumulators:
             if state[name].shape != getattr(self, name).shape:
                 raise ValueError(f"checkpoint tensor {name} has shape {tuple(state[name].shape)}")
             setattr(self, name, state[name].clone())
-        self.cofire = [state["cofire"].clone()] if state["cofire"].shape[1] else []
+        cofire = state["cofire"]
+        if cofire.dtype == torch.int64:  # an older checkpoint: (global token, feature, value bits) as int64
+            cofire = torch.stack([cofire[0] // self.cofiring_stride, cofire[1], cofire[2]]).int()
+        self.cofire = [cofire.clone()] if cofire.shape[1] else []

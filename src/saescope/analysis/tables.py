@@ -89,47 +89,68 @@ def interval_samples(acc: FeatureAccumulators, n_intervals: int, per_interval: i
                     tokens[index].tolist(), values[index].tolist(), strict=True))
 
 
-def cofiring(acc: FeatureAccumulators, n_neighbours: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+# Bytes for one block of feature rows of the co-firing correlations: the dense [block, d_sae]
+# float64 rows and the sparse product they come from (up to 3x as large), so the block
+# shrinks as d_sae grows instead of the memory growing with it.
+COFIRING_BLOCK_BYTES = 64 * 2**20
+
+
+def cofiring(acc: FeatureAccumulators, n_neighbours: int) -> tuple[np.ndarray, np.ndarray]:
     """Most correlated features over the co-firing sample: Pearson correlation of activations
     (zeros included) -> ids [d_sae, n] (-1 where none) and correlations [d_sae, n]."""
     with warnings.catch_warnings():  # torch's notices that sparse tensors are "beta", on every call
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
-        return _cofiring(acc, n_neighbours, chunk)
+        return _cofiring(acc, n_neighbours)
 
 
-def _cofiring(acc: FeatureAccumulators, n_neighbours: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
-    tokens, features, values = acc.cofire_triplets()
+def _cofiring(acc: FeatureAccumulators, n_neighbours: int) -> tuple[np.ndarray, np.ndarray]:
+    rows, features, values = acc.cofire_triplets()  # sorted by (sample row, feature)
     m, d_sae = max(acc.n_cofire_tokens, 1), acc.d_sae
-    rows = torch.unique(tokens, return_inverse=True)[1]
-    codes = torch.sparse_coo_tensor(torch.stack([rows, features]), values.double(), (int(rows.max()) + 1 if len(rows) else 1, d_sae)).coalesce()
-    mean = torch.zeros(d_sae, dtype=torch.float64).index_add_(0, features, values.double()) / m
-    mean_sq = torch.zeros(d_sae, dtype=torch.float64).index_add_(0, features, values.double() ** 2) / m
-    var = (mean_sq - mean**2).clamp_min(0)
-    # E[x^2] - E[x]^2 cancels to a tiny positive number for a feature constant over the sample
-    # (active at one value on every sampled token): that is no variance, not a huge correlation
-    std = torch.where(var > 1e-12 * mean_sq, var, 0.0).sqrt()
-    codes_t = codes.t().coalesce().to_sparse_csr()
-    codes_csr = codes.to_sparse_csr()
+    mean, std = _moments(features, values, m, d_sae)
+    n_rows = int(rows.max()) + 1 if len(rows) else 1
+    by_token = _csr(rows, features, values, (n_rows, d_sae))  # [sample rows, d_sae]
+    order = torch.argsort(features, stable=True)  # (feature, row) order: the transpose, row by row
+    by_feature = _csr(features[order], rows[order], values[order], (d_sae, n_rows))
+    del order
+    has_var = std > 0
     k = min(n_neighbours, d_sae - 1)
     ids = np.full((d_sae, n_neighbours), -1, dtype=np.int64)
     corr = np.zeros((d_sae, n_neighbours), dtype=np.float32)
-    for start in range(0, d_sae, chunk):
-        stop = min(start + chunk, d_sae)
-        block = _row_block(codes_t, start, stop)
-        products = torch.sparse.mm(block, codes_csr).to_dense() / m  # [chunk, d_sae] E[x_a x_b]
-        cov = products - mean[start:stop, None] * mean[None, :]
-        denom = std[start:stop, None] * std[None, :]
-        # no variance: no correlation (NaN, never a pick); rounding may step just outside [-1, 1]
-        r = torch.where(denom > 0, cov / denom.clamp_min(1e-300), torch.nan).clamp(-1, 1)
+    block = max(1, COFIRING_BLOCK_BYTES // (4 * 8 * d_sae))
+    for start in range(0, d_sae, block):
+        stop = min(start + block, d_sae)
+        # in place from the sums: E[x_a x_b] -> covariance -> correlation [block, d_sae]
+        r = torch.sparse.mm(_row_block(by_feature, start, stop), by_token).to_dense().div_(m)
+        r.addr_(mean[start:stop], mean, alpha=-1).div_(std[start:stop, None]).div_(std)
+        # rounding may step just outside [-1, 1]; no variance: no correlation (never a pick)
+        r.clamp_(-1, 1)
+        r[~has_var[start:stop]] = -torch.inf
+        r[:, ~has_var] = -torch.inf
         r[torch.arange(stop - start), torch.arange(start, stop)] = -torch.inf
-        # NaN (undefined) never picked; nan_to_num would also turn -inf into -1.8e308, a "found" pick
-        r = torch.where(torch.isnan(r), -torch.inf, r)
         best, where = r.topk(k, dim=1)
         found = torch.isfinite(best)
         ids[start:stop, :k] = torch.where(found, where, -1).numpy()
         corr[start:stop, :k] = torch.where(found, best, 0.0).numpy()
     return ids, corr
+
+
+def _moments(features: torch.Tensor, values: torch.Tensor, m: int, d_sae: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation [d_sae] (float64) of each feature over m sample tokens (zeros included)."""
+    values = values.double()
+    mean = torch.zeros(d_sae, dtype=torch.float64).index_add_(0, features, values) / m
+    mean_sq = torch.zeros(d_sae, dtype=torch.float64).index_add_(0, features, values * values) / m
+    var = (mean_sq - mean**2).clamp_min(0)
+    # E[x^2] - E[x]^2 cancels to a tiny positive number for a feature constant over the sample
+    # (active at one value on every sampled token): that is no variance, not a huge correlation
+    return mean, torch.where(var > 1e-12 * mean_sq, var, 0.0).sqrt()
+
+
+def _csr(rows: torch.Tensor, columns: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """A float64 CSR matrix with int32 indices from entries sorted by (row, column)."""
+    crow = torch.zeros(shape[0] + 1, dtype=torch.int32)
+    crow[1:] = torch.bincount(rows, minlength=shape[0]).cumsum(0)
+    return torch.sparse_csr_tensor(crow, columns.int(), values.double(), shape)
 
 
 def _row_block(csr: torch.Tensor, start: int, stop: int) -> torch.Tensor:
