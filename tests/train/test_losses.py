@@ -8,7 +8,9 @@ import torch
 from saescope.sae import SAEConfig, build_sae
 from saescope.train.init import init_weights
 from saescope.train.losses import LossSettings, topk_loss
+from saescope.train.optimizer import SAEAdam
 from saescope.train.resample import resample_dead
+from saescope.train.trainer import store_latent_major
 
 
 def topk_sae(d_sae: int = 1152, k: int = 16):
@@ -46,12 +48,19 @@ def test_resampling_points_dead_latents_at_badly_reconstructed_inputs(layer6_act
     x = layer6_acts[:1024]
     sae = build_sae(SAEConfig(architecture="standard", d_in=576, d_sae=1152))
     init_weights(sae, torch.Generator().manual_seed(0))
-    optimizer = torch.optim.Adam(sae.parameters())
+    store_latent_major(sae)  # as the trainer stores it: Adam steps W_enc through its alias
+    optimizer = SAEAdam(sae.parameters())
+    sae(x).pow(2).sum().backward()
+    optimizer.step()  # moments exist
     dead = torch.zeros(1152, dtype=torch.bool)
     dead[:100] = True
     before = sae.W_dec[100:].clone()
     assert resample_dead(sae, optimizer, x, dead, torch.Generator().manual_seed(0)) == 100
     assert torch.equal(sae.W_dec[100:], before)
+    for param, dead_part, live_part in ((sae.W_enc, (slice(None), dead), (slice(None), ~dead)),
+                                        (sae.W_dec, (dead,), (~dead,))):
+        for moment in optimizer.moments(param):  # fresh moments for the resampled latents only
+            assert moment[dead_part].abs().max() == 0 and moment[live_part].abs().max() > 0
     # each new decoder row is the direction of some input (minus b_dec)
     directions = (x - sae.b_dec) / (x - sae.b_dec).norm(dim=-1, keepdim=True)
     best = (sae.W_dec[:100] @ directions.T).max(dim=1).values

@@ -43,3 +43,4 @@ def topk_rows(pre: torch.Tensor, bias: torch.Tensor, k: int) -> tuple[torch.Tens
     if pre.device.type == "cpu" and pre.dtype == bias.dtype == torch.float32 and available():
         return torch.ops.saescope.topk_rows(pre, bias, k)
     return pre.add_(bias).topk(k, dim=-1, sorted=False)
+

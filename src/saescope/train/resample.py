@@ -11,12 +11,13 @@ from __future__ import annotations
 import torch
 
 from saescope.sae import SAE
+from saescope.train.optimizer import SAEAdam
 
 
 @torch.no_grad()
 def resample_dead(
     sae: SAE,
-    optimizer: torch.optim.Optimizer,
+    optimizer: SAEAdam,
     x: torch.Tensor,
     dead: torch.Tensor,
     generator: torch.Generator,
@@ -48,12 +49,10 @@ def encoder_biases(sae: SAE) -> list[torch.Tensor]:
     return [getattr(sae, name) for name in ("b_gate", "b_mag", "r_mag")]
 
 
-def reset_adam_moments(optimizer: torch.optim.Optimizer, sae: SAE, ids: torch.Tensor) -> None:
+def reset_adam_moments(optimizer: SAEAdam, sae: SAE, ids: torch.Tensor) -> None:
     """Zero the Adam moments of the given latents in W_enc (columns), W_dec (rows) and the biases."""
     where = [(sae.W_enc, (slice(None), ids)), (sae.W_dec, (ids,))]
     where += [(bias, (ids,)) for bias in encoder_biases(sae)]
     for param, index in where:
-        state = optimizer.state.get(param, {})
-        for name in ("exp_avg", "exp_avg_sq"):
-            if name in state:
-                state[name][index] = 0.0
+        for moment in optimizer.moments(param):
+            moment[index] = 0.0

@@ -25,6 +25,7 @@ from saescope.train.checkpoint import load_checkpoint, save_checkpoint
 from saescope.train.config import TrainConfig, changed_fields
 from saescope.train.init import data_centre, init_weights
 from saescope.train.losses import LOSSES, LossSettings, StepOutput
+from saescope.train.optimizer import SAEAdam
 from saescope.train.resample import resample_dead
 from saescope.train.schedules import lr_factor, warmup_factor
 
@@ -186,7 +187,7 @@ class Trainer:
         if cfg.architecture in SPARSE_BACKWARD:
             store_latent_major(sae)
         # fused Adam: one kernel over all parameters, ~5x faster than the per-tensor loop on CPU
-        optimizer = torch.optim.Adam(
+        optimizer = SAEAdam(
             sae.parameters(),
             lr=cfg.lr,
             betas=(cfg.adam_beta1, cfg.adam_beta2),
