@@ -5,15 +5,25 @@ histograms, quantiles and co-firing; explicit forwards give logit tables and log
 from __future__ import annotations
 
 import dataclasses
+import gc
 
 import numpy as np
 import pytest
 import torch
 
-from saescope.analysis import AnalysisConfig, analyze, load_analysis, save_analysis, stream_pass
+from saescope.analysis import (
+    AnalysisConfig,
+    Example,
+    ExampleStream,
+    analyze,
+    load_analysis,
+    save_analysis,
+    stream_pass,
+)
 from saescope.analysis.run import feature_tables, load_checkpoint, wanted_examples
 from saescope.analysis.sketch import SUB
 from saescope.corpus import CorpusConfig, iter_context_batches
+from saescope.errors import SaescopeError
 from saescope.sae import load_sae
 
 ABLATED = 1
@@ -280,7 +290,9 @@ def test_resume_after_interruption_equals_uninterrupted(smollm2, sae, cfg, tmp_p
     tables_b = feature_tables(smollm2, sae, cfg, resumed)
     for name in ("density", "max_act", "act_hist_counts", "quantile_values", "cofiring_ids", "neighbour_ids"):
         np.testing.assert_array_equal(getattr(tables_a, name), getattr(tables_b, name))
-    assert wanted_examples(cfg, whole) == wanted_examples(cfg, resumed)
+    wanted_a, wanted_b = wanted_examples(cfg, whole), wanted_examples(cfg, resumed)
+    for column in dataclasses.fields(wanted_a):
+        assert torch.equal(getattr(wanted_a, column.name), getattr(wanted_b, column.name)), column.name
 
 
 def test_analysis_file_round_trip(result, tmp_path):
@@ -289,3 +301,30 @@ def test_analysis_file_round_trip(result, tmp_path):
     assert back.sae_id == result.sae_id and back.n_tokens == result.n_tokens
     np.testing.assert_array_equal(back.features.act_hist_counts, result.features.act_hist_counts)
     assert back.examples[0] == result.examples[0]
+
+
+def live_examples(exclude: set[int]) -> list[Example]:
+    return [o for o in gc.get_objects() if type(o) is Example and id(o) not in exclude]
+
+
+def test_streamed_examples_are_made_a_batch_at_a_time_as_they_are_read(smollm2, sae_dir, cfg, result):
+    """With stream_examples nothing is made until the examples are read, and then one batch of
+    contexts at a time: the examples alive at any moment come from at most batch_size contexts
+    (the inactive ones, from the sampled pool, come last). Read, they are the list's examples."""
+    before = {id(o) for o in live_examples(set())}  # the result fixture's list, and any others
+    streamed = analyze(sae_dir, cfg, model=smollm2, progress=False, stream_examples=True)
+    assert isinstance(streamed.examples, ExampleStream)
+    assert "examples_s" not in streamed.sae_info["analysis"]["timings"]  # the pass has not run
+    got, most_contexts = [], 0
+    for i, ex in enumerate(streamed.examples):
+        got.append(dataclasses.asdict(ex))  # a copy: the Example itself is let go
+        del ex
+        if i % 25 == 0:
+            contexts = {o.context_index for o in live_examples(before) if o.kind != "inactive"}
+            most_contexts = max(most_contexts, len(contexts))
+    assert 0 < most_contexts <= cfg.batch_size < cfg.n_contexts
+    assert streamed.sae_info["analysis"]["timings"]["examples_s"] > 0
+    key = lambda ex: (ex.feature, ex.kind, ex.interval, ex.rank)  # noqa: E731
+    assert sorted((Example(**d) for d in got), key=key) == sorted(result.examples, key=key)
+    with pytest.raises(SaescopeError, match="streamed once already"):
+        list(streamed.examples)

@@ -3,12 +3,13 @@
 from saescope.analysis.accumulators import FeatureAccumulators
 from saescope.analysis.config import AnalysisConfig
 from saescope.analysis.io import load_analysis, save_analysis
-from saescope.analysis.results import Example, FeatureTables, SAEAnalysis
+from saescope.analysis.results import Example, ExampleStream, FeatureTables, SAEAnalysis
 from saescope.analysis.run import analyze, finish_analysis, stream_pass
 
 __all__ = [
     "AnalysisConfig",
     "Example",
+    "ExampleStream",
     "FeatureAccumulators",
     "FeatureTables",
     "SAEAnalysis",

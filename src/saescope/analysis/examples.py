@@ -6,16 +6,21 @@ cost far more than re-running the few contexts that end up chosen. Here those co
 read again from the corpus (tokenizing is ~300x faster than the model), run once (through
 every layer only where a top example needs the final residual, cut after the last token any
 window needs) and encoded, and every example of every feature in them is filled in.
+
+The examples come out one batch of contexts at a time (`ExampleBuilder.build` is a generator),
+so that a store or file can write each batch away: what the pass holds is bounded by the
+batch, the wanted positions (compact columns, features x examples) and the token ids of the
+contexts read again, never by every example at once.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from saescope.analysis.config import AnalysisConfig
 from saescope.analysis.effects import (
@@ -26,7 +31,7 @@ from saescope.analysis.effects import (
     logprob_effects,
     rows_of_stats,
 )
-from saescope.analysis.results import Example
+from saescope.analysis.results import EXAMPLE_KINDS, Example
 from saescope.analysis.sketch import token_priority
 from saescope.corpus import iter_context_batches
 from saescope.models import HookedModel
@@ -37,18 +42,47 @@ ROW_CHUNK = 32
 # positions whose clean logits [positions, d_vocab] are held at once (256 x 49,152 floats = 48 MiB)
 POSITION_BLOCK = 256
 EFFECT_FIELDS = ("next_token", "boosted_ids", "boosted_values", "suppressed_ids", "suppressed_values")
+TOP = EXAMPLE_KINDS.index("top")
+INACTIVE_CHUNK = 4096  # inactive examples handed over per list
+
+
+@dataclass(eq=False)
+class Wanted:
+    """The examples to fill in, one per row of these columns [n]: compact, since there are up to
+    features x (top_k + quantile_intervals x per_interval) of them."""
+
+    feature: torch.Tensor  # int64
+    kind: torch.Tensor  # int64 index into EXAMPLE_KINDS
+    rank: torch.Tensor  # int64
+    interval: torch.Tensor  # int64
+    token: torch.Tensor  # int64 global token index = context index * context_length + position
+    value: torch.Tensor  # float32 activation
+
+    def __len__(self) -> int:
+        return len(self.feature)
+
+    def take(self, index: torch.Tensor) -> Wanted:
+        return Wanted(*(getattr(self, f.name)[index] for f in fields(self)))
+
+    @staticmethod
+    def cat(parts: list[Wanted]) -> Wanted:
+        return Wanted(*(torch.cat([getattr(part, f.name) for part in parts]) for f in fields(Wanted)))
 
 
 @dataclass
-class Wanted:
-    """An example to fill in: where it is and what it is."""
+class Plan:
+    """Where the wanted examples are: the contexts holding any, and the order to run them in."""
 
-    feature: int
-    kind: str
-    rank: int
-    interval: int
-    token: int  # global token index = context index * context_length + position
-    value: float
+    contexts: torch.Tensor  # [n_ctx] sorted context indices
+    by_context: torch.Tensor  # [n] rows of Wanted grouped by context: context i's are by_context[starts[i]:starts[i + 1]]
+    starts: list[int]  # [n_ctx + 1]
+    length: torch.Tensor  # [n_ctx] positions to run (windows, and a top example's next token)
+    needs_final: torch.Tensor  # [n_ctx] bool: holds a top example (needs the final residual)
+    order: torch.Tensor  # [n_ctx] the run order: by (needs_final, length, context), similar ones together
+    pool: dict[int, list[int]]  # context slot -> indices into the inactive pool of its tokens
+
+    def rows(self, slot: int) -> torch.Tensor:
+        return self.by_context[self.starts[slot] : self.starts[slot + 1]]
 
 
 class ExampleBuilder:
@@ -67,56 +101,66 @@ class ExampleBuilder:
         before, after = self.cfg.window
         return max(0, position - before), min(self.cfg.context_length, position + after + 1)
 
-    def inactive_pool(self, contexts: list[int]) -> list[int]:
-        """Global token indices, in priority order, where inactive examples are looked for."""
+    def window_end(self, positions: torch.Tensor) -> torch.Tensor:
+        return (positions + self.cfg.window[1] + 1).clamp_max(self.cfg.context_length)
+
+    def inactive_pool(self, contexts: torch.Tensor) -> torch.Tensor:
+        """Global token indices [n_pool], in priority order, where inactive examples are looked for."""
         n_pool = max(32, 4 * self.cfg.n_inactive) if self.cfg.n_inactive else 0
-        if not n_pool or not contexts:
-            return []
+        if not n_pool or not len(contexts):
+            return torch.zeros(0, dtype=torch.int64)
         C = self.cfg.context_length
         first = 0 if self.cfg.include_bos or not self.cfg.corpus.prepend_bos else 1
-        tokens = (torch.tensor(contexts)[:, None] * C + torch.arange(first, C)).reshape(-1)
+        tokens = (contexts[:, None] * C + torch.arange(first, C)).reshape(-1)
         prio = token_priority(torch.full_like(tokens, -1), tokens, self.cfg.seed)
-        return tokens[torch.argsort(prio)[:n_pool]].tolist()
+        return tokens[torch.argsort(prio)[:n_pool]]
+
+    def plan(self, wanted: Wanted, pool: torch.Tensor) -> Plan:
+        C = self.cfg.context_length
+        by_context = torch.argsort(wanted.token // C, stable=True)
+        contexts, counts = torch.unique_consecutive(wanted.token[by_context] // C, return_counts=True)
+        slot = torch.repeat_interleave(torch.arange(len(contexts)), counts)  # each row's context, in by_context order
+        last = torch.zeros(len(contexts), dtype=torch.int64)
+        last.scatter_reduce_(0, slot, self.window_end(wanted.token[by_context] % C), "amax")
+        pool_slot = torch.searchsorted(contexts, pool // C)
+        last.scatter_reduce_(0, pool_slot, self.window_end(pool % C), "amax")
+        # a top example's last position needs the next token's log-prob: one more position
+        length = (last + 1).clamp_max(C)
+        is_top = (wanted.kind[by_context] == TOP).long()
+        needs_final = torch.zeros(len(contexts), dtype=torch.int64).scatter_reduce_(0, slot, is_top, "amax").bool()
+        order = torch.argsort(length, stable=True)  # contexts are sorted: ties stay in context order
+        order = order[torch.argsort(needs_final[order].long(), stable=True)]
+        pool_rows: dict[int, list[int]] = {}
+        for j, s in enumerate(pool_slot.tolist()):
+            pool_rows.setdefault(s, []).append(j)
+        starts = [0, *counts.cumsum(0).tolist()]
+        return Plan(contexts, by_context, starts, length, needs_final, order, pool_rows)
 
     # --- the pass -------------------------------------------------------------------------
 
     @torch.no_grad()
-    def build(self, wanted: list[Wanted], progress: bool = True) -> list[Example]:
-        C = self.cfg.context_length
-        by_context: dict[int, list[int]] = defaultdict(list)
-        for i, w in enumerate(wanted):
-            by_context[w.token // C].append(i)
-        pool = self.inactive_pool(sorted(by_context))
-        pool_by_context: dict[int, list[int]] = defaultdict(list)
-        for j, token in enumerate(pool):
-            pool_by_context[token // C].append(j)
-        examples: list[Example | None] = [None] * len(wanted)
-        pool_windows: list[tuple[list[int], torch.Tensor, int, int] | None] = [None] * len(pool)
-        contexts = sorted(by_context)
-        plan = sorted(contexts, key=lambda c: (self._needs_final(wanted, by_context[c]), self._length(wanted, by_context[c], pool_by_context[c], pool)))
+    def build(self, wanted: Wanted, progress: bool = True) -> Iterator[list[Example]]:
+        """The examples, one list per batch of contexts as the pass runs, the inactive ones last:
+        a caller that writes each list away never holds them all."""
+        pool = self.inactive_pool(torch.unique(wanted.token // self.cfg.context_length))
+        plan = self.plan(wanted, pool)
         # every needed context read again in one go: token ids only, small next to the model
-        context_tokens = read_contexts(self.cfg, self.model.tokenizer, set(contexts)) if contexts else {}
-        for batch in _batches(plan, self.cfg.batch_size):
-            tokens = torch.stack([context_tokens[c] for c in batch])
-            self._run_batch(batch, tokens, wanted, by_context, pool, pool_by_context, examples, pool_windows)
-        result = [ex for ex in examples if ex is not None]
-        return result + self._inactive_examples(pool, pool_windows)
+        context_tokens = read_contexts(self.cfg, self.model.tokenizer, plan.contexts)
+        pool_windows: list[tuple[np.ndarray, torch.Tensor, int, int] | None] = [None] * len(pool)
+        bar = tqdm(total=len(plan.contexts), unit="ctx", desc="examples", disable=not progress)
+        for batch in plan.order.split(self.cfg.batch_size):
+            slots = batch.tolist()
+            yield self._run_batch(slots, context_tokens[batch].long(), wanted, plan, pool, pool_windows)
+            bar.update(len(slots))
+        bar.close()
+        yield from self._inactive_examples(pool, pool_windows)
 
-    def _needs_final(self, wanted: list[Wanted], indices: list[int]) -> bool:
-        return any(wanted[i].kind == "top" for i in indices)
-
-    def _length(self, wanted: list[Wanted], indices: list[int], pool_indices: list[int], pool: list[int]) -> int:
+    def _run_batch(self, slots: list[int], tokens: torch.Tensor, wanted: Wanted, plan: Plan, pool: torch.Tensor,
+                   pool_windows: list) -> list[Example]:
+        """The examples in one batch of contexts (slots into plan), tokens [b, ctx]; fills pool_windows."""
         C = self.cfg.context_length
-        ends = [self.window(wanted[i].token % C)[1] for i in indices] + [self.window(pool[j] % C)[1] for j in pool_indices]
-        # a top example's last position needs the next token's log-prob: one more position
-        return min(C, max(ends) + 1)
-
-    def _run_batch(self, batch: list[int], tokens: torch.Tensor, wanted: list[Wanted], by_context: dict[int, list[int]],
-                   pool: list[int], pool_by_context: dict[int, list[int]], examples: list[Example | None],
-                   pool_windows: list) -> None:
-        C = self.cfg.context_length
-        length = max(self._length(wanted, by_context[c], pool_by_context[c], pool) for c in batch)
-        needs_final = any(self._needs_final(wanted, by_context[c]) for c in batch)
+        length = int(plan.length[slots].max())
+        needs_final = bool(plan.needs_final[slots].any())
         hook = self.sae.cfg.hook_name
         hooks = [hook, self.final_hook] if needs_final and hook != self.final_hook else [hook]
         cache = self.model.run_with_cache(tokens[:, :length].to(self.model.device), hooks, stop_early=True)
@@ -124,30 +168,35 @@ class ExampleBuilder:
         feature_acts = feature_acts.float()
         if not self.cfg.include_bos and self.cfg.corpus.prepend_bos:
             feature_acts[:, 0] = 0  # BOS is not analysed: shown inactive, as in the tables
+        examples: list[Example] = []
         top_rows: list[tuple[int, int, int, int]] = []  # (example index, row, window start, window end)
-        for row, c in enumerate(batch):
-            for i in by_context[c]:
-                w = wanted[i]
-                lo, hi = self.window(w.token % C)
-                examples[i] = Example(
-                    feature=w.feature, kind=w.kind, rank=w.rank, interval=w.interval,
-                    token_ids=_ids(tokens[row, lo:hi]), acts=_values(feature_acts[row, lo:hi, w.feature]),
-                    center=w.token % C - lo, max_act=float(w.value), context_index=c, position=w.token % C,
-                )
-                if w.kind == "top":
-                    top_rows.append((i, row, lo, hi))
-            for j in pool_by_context[c]:
-                lo, hi = self.window(pool[j] % C)
-                pool_windows[j] = (_ids(tokens[row, lo:hi]), feature_acts[row, lo:hi].clone(), pool[j] % C - lo, c)
+        for row, s in enumerate(slots):
+            c = int(plan.contexts[s])
+            here = wanted.take(plan.rows(s))
+            for f, kind, rank, interval, token, value in zip(*(getattr(here, x.name).tolist() for x in fields(here)),
+                                                               strict=True):
+                lo, hi = self.window(token % C)
+                if kind == TOP:
+                    top_rows.append((len(examples), row, lo, hi))
+                examples.append(Example(
+                    feature=f, kind=EXAMPLE_KINDS[kind], rank=rank, interval=interval,
+                    token_ids=_ids(tokens[row, lo:hi]), acts=_values(feature_acts[row, lo:hi, f]),
+                    center=token % C - lo, max_act=value, context_index=c, position=token % C,
+                ))
+            for j in plan.pool.get(s, []):
+                position = int(pool[j]) % C
+                lo, hi = self.window(position)
+                pool_windows[j] = (_ids(tokens[row, lo:hi]), feature_acts[row, lo:hi].clone(), position - lo, c)
         if top_rows:
             final = cache[self.final_hook if needs_final else hook]
             self._direct_effects(top_rows, tokens, final, feature_acts, stats, examples)
             for i, row, lo, hi in top_rows:
                 if examples[i].feature in self.ablate:
                     self._ablation_effects(examples[i], tokens[row, : min(C, hi + 1)], lo, hi)
+        return examples
 
     def _direct_effects(self, top_rows: list[tuple[int, int, int, int]], tokens: torch.Tensor, final: torch.Tensor,
-                        feature_acts: torch.Tensor, stats, examples: list[Example | None]) -> None:
+                        feature_acts: torch.Tensor, stats, examples: list[Example]) -> None:
         """Fill loss_effects and hover tokens of top examples (positions where the feature is active)."""
         h, width = self.cfg.n_hover, sum(self.cfg.window) + 1
         index, rows, lo, hi = (torch.tensor(column) for column in zip(*top_rows, strict=True))
@@ -240,20 +289,21 @@ class ExampleBuilder:
         for offset in range(hi - lo):
             _set_effects(ex, offset, effects, offset)
 
-    def _inactive_examples(self, pool: list[int], pool_windows: list) -> list[Example]:
-        if not pool:
-            return []
+    def _inactive_examples(self, pool: torch.Tensor, pool_windows: list) -> Iterator[list[Example]]:
+        if not len(pool):
+            return
         centers = torch.stack([acts[center] for _, acts, center, _ in pool_windows])  # [pool, d_sae]
         inactive = centers <= 0
         rank = inactive.long().cumsum(0) - 1  # order among this feature's inactive pool tokens
         picks = torch.nonzero(inactive & (rank < self.cfg.n_inactive))  # (pool index, feature)
-        out = []
-        for j, f in picks.tolist():
-            token_ids, acts, center, context = pool_windows[j]
-            out.append(Example(feature=f, kind="inactive", rank=int(rank[j, f]), interval=-1, token_ids=token_ids,
-                               acts=_values(acts[:, f]), center=center, max_act=0.0, context_index=context,
-                               position=pool[j] % self.cfg.context_length))
-        return out
+        for chunk in picks.split(INACTIVE_CHUNK):
+            out = []
+            for j, f in chunk.tolist():
+                token_ids, acts, center, context = pool_windows[j]
+                out.append(Example(feature=f, kind="inactive", rank=int(rank[j, f]), interval=-1, token_ids=token_ids,
+                                   acts=_values(acts[:, f]), center=center, max_act=0.0, context_index=context,
+                                   position=int(pool[j]) % self.cfg.context_length))
+            yield out
 
 
 def _set_effects(ex: Example, offset: int, effects, n: int) -> None:
@@ -273,22 +323,19 @@ def _values(t: torch.Tensor) -> np.ndarray:
     return t.to(device="cpu", dtype=torch.float32).numpy().copy()
 
 
-def _batches(items: list[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def read_contexts(cfg: AnalysisConfig, tokenizer, contexts: set[int]) -> dict[int, torch.Tensor]:
-    """{context index: token ids [ctx]} for the given indices of cfg.corpus's context stream."""
-    found: dict[int, torch.Tensor] = {}
-    last = max(contexts)
-    index = 0
+def read_contexts(cfg: AnalysisConfig, tokenizer, contexts: torch.Tensor) -> torch.Tensor:
+    """Token ids [n, ctx] (int32) of the given sorted, distinct indices [n] of cfg.corpus's context stream."""
+    found = torch.zeros(len(contexts), cfg.context_length, dtype=torch.int32)
+    wanted = contexts.tolist()
+    if not wanted:
+        return found
+    index, next_found = 0, 0
     for batch in iter_context_batches(cfg.corpus, tokenizer, 256):
         for row in batch:
-            if index in contexts:
-                found[index] = row.clone()
+            if next_found < len(wanted) and index == wanted[next_found]:
+                found[next_found] = row
+                next_found += 1
             index += 1
-        if index > last:
+        if next_found == len(wanted):
             break
     return found
-

@@ -5,18 +5,23 @@ and the dashboards and viewer (which render it). Arrays are numpy, indexed by fe
 
 One `Example` is a token window from the corpus around a position where the feature was
 looked at: top activations, samples from activation-quantile intervals, or random contexts
-where it is inactive. The analysis pass fills its windows with compact numpy arrays (a
-feature store keeps up to features x 73 examples in memory: Python lists of floats would
-take four times the room); examples read back from a store or file hold lists. Either
-compares equal by value.
+where it is inactive. The analysis pass fills its windows with compact numpy arrays;
+examples read back from a store or file hold lists. Either compares equal by value.
+
+A fresh analysis may hand its examples over as an `ExampleStream` instead of a list (up to
+features x 73 of them): the example pass then runs as a store or file reads them, one batch of
+contexts at a time, and nothing holds them all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
+
+from saescope.errors import SaescopeError
 
 EXAMPLE_KINDS = ("top", "quantile", "inactive")
 # a window's values: a list, or a numpy array (int32 ids, float32 values)
@@ -24,7 +29,7 @@ Ids = list[int] | np.ndarray
 Values = list[float] | np.ndarray
 
 
-@dataclass(eq=False, slots=True)  # slots: up to features x 73 of them live at once
+@dataclass(eq=False, slots=True)  # slots: a list of examples holds up to features x 73 of them
 class Example:
     feature: int
     kind: str  # one of EXAMPLE_KINDS
@@ -59,6 +64,22 @@ def _same(a: object, b: object) -> bool:
     if isinstance(a, str | int | float):
         return a == b
     return np.array_equal(np.asarray(a), np.asarray(b))
+
+
+class ExampleStream:
+    """A fresh analysis's examples, made as they are read: the example pass yields them one batch of
+    contexts at a time while a store or file writes them away. Read once."""
+
+    def __init__(self, batches: Iterator[list[Example]]) -> None:
+        self._batches: Iterator[list[Example]] | None = batches
+
+    def __iter__(self) -> Iterator[Example]:
+        if self._batches is None:
+            raise SaescopeError("these examples were streamed once already (into a store or file); "
+                                "analyze(..., stream_examples=False) keeps them as a list.")
+        batches, self._batches = self._batches, None  # the pass (and what it holds) goes once read
+        for batch in batches:
+            yield from batch
 
 
 @dataclass
@@ -103,7 +124,7 @@ class SAEAnalysis:
     n_tokens: int
     corpus: dict[str, Any]  # describe_corpus(...) of what was analysed
     features: FeatureTables
-    examples: list[Example]
+    examples: list[Example] | ExampleStream  # any iterable of examples; an ExampleStream is read once
     # SAE-level summary: evals (L0, FVU, CE loss recovered, ...) and the histogram of
     # log10 feature densities over all features
     evals: dict[str, float] = field(default_factory=dict)

@@ -3,7 +3,9 @@
     acc = stream_pass(model, sae, cfg)            # the expensive part: model to the hook, encode, accumulate
     result = finish_analysis(model, sae, cfg, acc) # tables from the accumulators + one short example pass
 
-`analyze(...)` does both, with checkpoints of the accumulators (resumable) and progress.
+`analyze(...)` does both, with checkpoints of the accumulators (resumable) and progress. With
+stream_examples the example pass runs as result.examples is read (by FeatureStore.write_analysis
+or save_analysis), so that memory stays bounded by features x kept examples and the batch.
 Shards: stream_pass over context ranges [start, stop) and FeatureAccumulators.merge give the
 same accumulators as one pass.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,13 @@ from saescope.analysis import tables
 from saescope.analysis.accumulators import FeatureAccumulators
 from saescope.analysis.config import AnalysisConfig
 from saescope.analysis.examples import ExampleBuilder, Wanted
-from saescope.analysis.results import FeatureTables, SAEAnalysis
+from saescope.analysis.results import (
+    EXAMPLE_KINDS,
+    Example,
+    ExampleStream,
+    FeatureTables,
+    SAEAnalysis,
+)
 from saescope.corpus import describe_corpus, iter_context_batches
 from saescope.errors import SaescopeError
 from saescope.fileio import save_tensors
@@ -154,8 +163,10 @@ def load_checkpoint(path: Path, cfg: AnalysisConfig, sae: SAE) -> tuple[FeatureA
 # --- results ----------------------------------------------------------------------------------
 
 def finish_analysis(model: HookedModel, sae: SAE, cfg: AnalysisConfig, acc: FeatureAccumulators,
-                    sae_id: str | None = None, source: str | None = None, progress: bool = True) -> SAEAnalysis:
-    """Feature tables from the accumulators, and the examples from one short pass."""
+                    sae_id: str | None = None, source: str | None = None, progress: bool = True,
+                    stream_examples: bool = False) -> SAEAnalysis:
+    """Feature tables from the accumulators, and the examples from one short pass: run here into a
+    list, or with stream_examples as the result's examples are read (an ExampleStream)."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
     features = feature_tables(model, sae, cfg, acc)
@@ -167,10 +178,9 @@ def finish_analysis(model: HookedModel, sae: SAE, cfg: AnalysisConfig, acc: Feat
     features.logit_bottom_ids, features.logit_bottom_values = logits["bottom_ids"], logits["bottom_values"]
     features.logit_hist_counts, features.logit_hist_range = logits["hist"], logits["range"]
     timings["logits_s"] = time.perf_counter() - start
-    start = time.perf_counter()
     builder = ExampleBuilder(model, sae, cfg, directions.float(), kept)
-    examples = builder.build(wanted_examples(cfg, acc), progress=progress)
-    timings["examples_s"] = time.perf_counter() - start
+    batches = builder.build(wanted_examples(cfg, acc), progress=progress)
+    examples = ExampleStream(timed(batches, timings, "examples_s"))
     density = features.density
     return SAEAnalysis(
         sae_id=sae_id or default_sae_id(sae),
@@ -178,7 +188,7 @@ def finish_analysis(model: HookedModel, sae: SAE, cfg: AnalysisConfig, acc: Feat
         n_tokens=acc.n_tokens,
         corpus=describe_corpus(cfg.corpus),
         features=features,
-        examples=examples,
+        examples=examples if stream_examples else list(examples),
         evals={"l0": float(acc.count.sum()) / max(acc.n_tokens, 1),
                "dead_fraction": float((density == 0).mean()),
                "dense_fraction": float((density > 0.1).mean())},
@@ -209,16 +219,29 @@ def feature_tables(model: HookedModel, sae: SAE, cfg: AnalysisConfig, acc: Featu
     )
 
 
-def wanted_examples(cfg: AnalysisConfig, acc: FeatureAccumulators) -> list[Wanted]:
+def wanted_examples(cfg: AnalysisConfig, acc: FeatureAccumulators) -> Wanted:
     """The top-k and interval samples of every feature, as (feature, token) positions."""
-    wanted = []
-    ids, vals = acc.top_ids[:, : cfg.top_k], acc.top_vals[:, : cfg.top_k]
-    for f, rank in torch.nonzero(ids >= 0).tolist():
-        wanted.append(Wanted(f, "top", rank, -1, int(ids[f, rank]), float(vals[f, rank])))
-    for f, interval, rank, token, value in tables.interval_samples(acc, cfg.quantile_intervals, cfg.per_interval):
-        # rank is the order within the kind (results.Example): unique across intervals
-        wanted.append(Wanted(f, "quantile", interval * cfg.per_interval + rank, interval, token, value))
-    return wanted
+    ids = acc.top_ids[:, : cfg.top_k]
+    f, rank = torch.nonzero(ids >= 0, as_tuple=True)
+    top = Wanted(f, torch.full_like(f, EXAMPLE_KINDS.index("top")), rank, torch.full_like(f, -1), ids[f, rank],
+                 acc.top_vals[f, rank])
+    f, interval, rank, token, value = tables.interval_samples(acc, cfg.quantile_intervals, cfg.per_interval)
+    # rank is the order within the kind (results.Example): unique across intervals
+    quantile = Wanted(f, torch.full_like(f, EXAMPLE_KINDS.index("quantile")), interval * cfg.per_interval + rank,
+                      interval, token, value)
+    return Wanted.cat([top, quantile])
+
+
+def timed(batches: Iterator[list[Example]], timings: dict[str, float], key: str) -> Iterator[list[Example]]:
+    """The batches as they come, with the time spent making them (not the reader's) in timings[key]."""
+    timings[key] = 0.0
+    while True:
+        start = time.perf_counter()
+        batch = next(batches, None)
+        timings[key] += time.perf_counter() - start
+        if batch is None:
+            return
+        yield batch
 
 
 def default_sae_id(sae: SAE) -> str:
@@ -270,11 +293,14 @@ def prepare_analysis(sae: SAE | str | Path, cfg: AnalysisConfig | None, model: H
 
 
 def analyze(sae: SAE | str | Path, cfg: AnalysisConfig | None = None, model: HookedModel | str | None = None,
-            checkpoint: str | Path | None = None, sae_id: str | None = None, progress: bool = True) -> SAEAnalysis:
+            checkpoint: str | Path | None = None, sae_id: str | None = None, progress: bool = True,
+            stream_examples: bool = False) -> SAEAnalysis:
     """Analyse every feature of an SAE (a loaded SAE, an SAE path, or a run directory).
 
     With `checkpoint` (a file path) the accumulators are saved there as the pass goes; running
-    again with the same arguments resumes from it. The caller deletes it once the result is stored."""
+    again with the same arguments resumes from it. The caller deletes it once the result is stored.
+    With `stream_examples` the examples are an ExampleStream, made as they are read once (by
+    FeatureStore.write_analysis or save_analysis): no list of every example is held."""
     sae, cfg, model, source = prepare_analysis(sae, cfg, model)
     acc, start = None, 0
     checkpoint = Path(checkpoint) if checkpoint is not None else None
@@ -285,4 +311,5 @@ def analyze(sae: SAE | str | Path, cfg: AnalysisConfig | None = None, model: Hoo
             if progress:
                 print(f"resuming the analysis after {start * cfg.context_length:,} tokens ({checkpoint})")
     acc = stream_pass(model, sae, cfg, acc, start=start, checkpoint=checkpoint, progress=progress)
-    return finish_analysis(model, sae, cfg, acc, sae_id=sae_id, source=source, progress=progress)
+    return finish_analysis(model, sae, cfg, acc, sae_id=sae_id, source=source, progress=progress,
+                           stream_examples=stream_examples)

@@ -76,17 +76,17 @@ def quantile_table(acc: FeatureAccumulators, levels: np.ndarray = QUANTILE_LEVEL
     return torch.where(n > 0, values, 0.0).float().numpy()
 
 
-def interval_samples(acc: FeatureAccumulators, n_intervals: int, per_interval: int) -> list[tuple[int, int, int, int, float]]:
-    """(feature, interval, rank, token, value): up to per_interval samples of lowest hash priority
-    from each equal-width interval (i/n * max, (i+1)/n * max], interval 0 the lowest."""
+def interval_samples(acc: FeatureAccumulators, n_intervals: int, per_interval: int,
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(feature, interval, rank, token, value), columns [n]: up to per_interval samples of lowest hash
+    priority from each equal-width interval (i/n * max, (i+1)/n * max], interval 0 the lowest."""
     valid = acc.sample_prio < PAD_PRIORITY
     features = torch.arange(acc.d_sae)[:, None, None].expand_as(valid)[valid]
     values, tokens, prio = acc.sample_vals[valid], acc.sample_ids[valid], acc.sample_prio[valid]
     top = acc.max[features].double().clamp_min(1e-30)
     interval = (torch.ceil(values.double() / top * n_intervals).long() - 1).clamp(0, n_intervals - 1)
     index, rank = select_per_group(features * n_intervals + interval, [prio, tokens], per_interval)
-    return list(zip(features[index].tolist(), interval[index].tolist(), rank.tolist(),
-                    tokens[index].tolist(), values[index].tolist(), strict=True))
+    return features[index], interval[index], rank, tokens[index], values[index]
 
 
 # Bytes for one block of feature rows of the co-firing correlations: the dense [block, d_sae]
