@@ -1,7 +1,9 @@
 """Convert between the analysis contract (`SAEAnalysis`) and the store's rows, both ways.
 
-Writing checks the analysis first (shapes, kinds, finite statistics), so a bad one is
-refused with a message naming the field before anything is written.
+Writing checks the analysis first (shapes, finite statistics) and each example as it is read
+(kind, feature id, window lengths), so a bad one is refused with a message naming the field,
+and nothing of it is kept. An example key that appears twice is refused by the examples
+table's primary key.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,23 +60,16 @@ def check_analysis(analysis: SAEAnalysis) -> None:
             raise SaescopeError(f"FeatureTables.scores: a score may not be named {name!r}.")
         if len(values) != d_sae:
             raise SaescopeError(f"FeatureTables.scores[{name!r}]: {len(values)} values; expected d_sae={d_sae}.")
-    _check_examples(analysis.sae_id, analysis.examples, d_sae)
 
 
-def _check_examples(sae_id: str, examples: list[Example], d_sae: int) -> None:
-    seen: set[tuple[int, str, int, int]] = set()
-    for ex in examples:
-        where = f"example (feature {ex.feature}, {ex.kind!r}, interval {ex.interval}, rank {ex.rank}) of {sae_id!r}"
-        if ex.kind not in EXAMPLE_KINDS:
-            raise SaescopeError(f"{where}: kind {ex.kind!r}; expected one of {', '.join(EXAMPLE_KINDS)}.")
-        if not 0 <= ex.feature < d_sae:
-            raise SaescopeError(f"{where}: feature id outside 0..{d_sae - 1}.")
-        if len(ex.acts) != len(ex.token_ids):
-            raise SaescopeError(f"{where}: {len(ex.acts)} acts for {len(ex.token_ids)} tokens.")
-        key = (ex.feature, ex.kind, ex.interval, ex.rank)
-        if key in seen:
-            raise SaescopeError(f"{where}: appears twice.")
-        seen.add(key)
+def check_example(sae_id: str, ex: Example, d_sae: int) -> None:
+    where = f"example (feature {ex.feature}, {ex.kind!r}, interval {ex.interval}, rank {ex.rank}) of {sae_id!r}"
+    if ex.kind not in EXAMPLE_KINDS:
+        raise SaescopeError(f"{where}: kind {ex.kind!r}; expected one of {', '.join(EXAMPLE_KINDS)}.")
+    if not 0 <= ex.feature < d_sae:
+        raise SaescopeError(f"{where}: feature id outside 0..{d_sae - 1}.")
+    if len(ex.acts) != len(ex.token_ids):
+        raise SaescopeError(f"{where}: {len(ex.acts)} acts for {len(ex.token_ids)} tokens.")
 
 
 def vocab_hash(vocab: list[str]) -> str:
@@ -167,29 +162,20 @@ def token_text(vocab: list[str] | None, token_id: int) -> str:
     return f"<{token_id}>"
 
 
-def search_docs(sae_id: str, feature: int, top: Iterable[Example], explanation: str | None,
+def search_docs(sae_id: str, feature: int, top: list[tuple[Sequence[int], int]], explanation: str | None,
                 vocab: list[str] | None) -> list[dict[str, Any]]:
     """The searchable text of a feature: its explanation, the tokens its top examples are
-    centred on (what it fires on most), and the text of those top contexts."""
-    top = sorted(top, key=lambda ex: (ex.interval, ex.rank))
+    centred on (what it fires on most), and the text of those top contexts. top: (token ids,
+    centre) of each top example, best first."""
     docs = []
     if explanation:
         docs.append(("explanation", explanation))
     if top:
-        centres = dict.fromkeys(token_text(vocab, ex.token_ids[ex.center]) for ex in top
-                                if 0 <= ex.center < len(ex.token_ids))
+        centres = dict.fromkeys(token_text(vocab, int(ids[center])) for ids, center in top if 0 <= center < len(ids))
         docs.append(("top_tokens", "\n".join(centres)))
-        contexts = ("".join(token_text(vocab, t) for t in ex.token_ids) for ex in top)
+        contexts = ("".join(token_text(vocab, int(t)) for t in ids) for ids, _ in top)
         docs.append(("context", "\n".join(c.replace("\n", " ") for c in contexts)))
     return [{"sae_id": sae_id, "feature": feature, "field": field, "text": text} for field, text in docs]
-
-
-def top_examples_by_feature(examples: Iterable[Example]) -> dict[int, list[Example]]:
-    grouped: dict[int, list[Example]] = {}
-    for ex in examples:
-        if ex.kind == "top":
-            grouped.setdefault(ex.feature, []).append(ex)
-    return grouped
 
 
 def _json(obj: Any) -> str:

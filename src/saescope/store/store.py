@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from saescope.analysis.results import SAEAnalysis
 from saescope.errors import ConfigError, SaescopeError
-from saescope.store import pages, rows, versions
+from saescope.store import pages, rows, search_text, versions
 from saescope.store.connect import connection_error, error_reason, make_engine, shown, store_url
 from saescope.store.schema import (
     SEARCH_FIELDS,
@@ -41,6 +41,7 @@ from saescope.store.schema import (
     search_docs,
     vocabs,
 )
+from saescope.store.spool import ExampleSpool
 
 INSERT_BATCH = 1000
 
@@ -117,26 +118,30 @@ class FeatureStore:
 
     def write_analysis(self, analysis: SAEAnalysis, on_progress: ProgressFn | None = None) -> None:
         """Store (or replace) one SAE's analysis in a single transaction. Explanations
-        already stored for its features are kept."""
+        already stored for its features are kept.
+
+        The examples are read once, before the transaction, into a temporary file (spool.py):
+        a streamed analysis runs its example pass as they are read, and neither holds them all
+        in memory nor the store's write lock meanwhile."""
         rows.check_analysis(analysis)
         sae_id, d_sae = analysis.sae_id, len(analysis.features.density)
-        top = rows.top_examples_by_feature(analysis.examples)
-        with self._write(f"writing SAE {sae_id!r}", sae_id) as conn:
-            explanations = {f: text for f, text in self._explanations(conn, sae_id).items() if f < d_sae}
-            docs = []
-            for f in sorted(set(top) | set(explanations)):
-                docs += rows.search_docs(sae_id, f, top.get(f, []), explanations.get(f), analysis.vocab)
-            self._delete_rows(conn, sae_id)
-            if analysis.vocab is not None:
-                self._insert_vocab(conn, analysis.vocab)
-            conn.execute(saes.insert(), [rows.sae_row(analysis)])
-            score_rows = list(rows.score_rows(analysis))
-            progress = _Progress(2 * d_sae + len(analysis.examples) + len(score_rows) + len(docs), on_progress)
-            _insert_batches(conn, features, rows.feature_rows(analysis, explanations), progress)
-            _insert_batches(conn, feature_arrays, rows.feature_array_rows(analysis), progress)
-            _insert_batches(conn, scores, score_rows, progress)
-            _insert_batches(conn, examples, (rows.example_row(sae_id, ex) for ex in analysis.examples), progress)
-            _insert_batches(conn, search_docs, docs, progress)
+        with ExampleSpool(sae_id, d_sae) as spooled:
+            spooled.write(analysis.examples)  # the example pass of a streamed analysis runs here
+            with self._write(f"writing SAE {sae_id!r}", sae_id) as conn:
+                explanations = {f: text for f, text in self._explanations(conn, sae_id).items() if f < d_sae}
+                self._delete_rows(conn, sae_id)
+                if analysis.vocab is not None:
+                    self._insert_vocab(conn, analysis.vocab)
+                conn.execute(saes.insert(), [rows.sae_row(analysis)])  # after the examples: it holds their timing
+                score_rows = list(rows.score_rows(analysis))
+                n_docs = search_text.count_docs(spooled.has_top, explanations)
+                progress = _Progress(2 * d_sae + spooled.count + len(score_rows) + n_docs, on_progress)
+                _insert_batches(conn, features, rows.feature_rows(analysis, explanations), progress)
+                _insert_batches(conn, feature_arrays, rows.feature_array_rows(analysis), progress)
+                _insert_batches(conn, scores, score_rows, progress)
+                _insert_batches(conn, examples, spooled.rows(), progress)
+                docs = search_text.search_doc_rows(conn, sae_id, d_sae, explanations, analysis.vocab)
+                _insert_batches(conn, search_docs, docs, progress)
         self._refresh_statistics()
 
     def _refresh_statistics(self) -> None:

@@ -11,7 +11,7 @@ import json
 from sqlalchemy import Connection, inspect, select
 
 from saescope.errors import SaescopeError
-from saescope.store import rows, schema
+from saescope.store import schema, search_text
 
 EMPTY_TABLES = {"sqlite_sequence"}
 
@@ -66,7 +66,7 @@ def _v1_to_v2(conn: Connection) -> None:
     """v2 adds search: build search_docs from the stored top examples and explanations."""
     schema.search_docs.create(conn)
     create_search_index(conn)
-    for sae in conn.execute(select(schema.saes.c.sae_id, schema.saes.c.vocab_hash)).all():
+    for sae in conn.execute(select(schema.saes.c.sae_id, schema.saes.c.d_sae, schema.saes.c.vocab_hash)).all():
         vocab = None
         if sae.vocab_hash is not None:
             vocab = json.loads(conn.execute(select(schema.vocabs.c.tokens).where(
@@ -74,13 +74,7 @@ def _v1_to_v2(conn: Connection) -> None:
         explanations = dict(conn.execute(
             select(schema.features.c.feature, schema.features.c.explanation).where(
                 schema.features.c.sae_id == sae.sae_id, schema.features.c.explanation.is_not(None))).all())
-        top = rows.top_examples_by_feature(rows.example_from_row(row) for row in conn.execute(
-            select(schema.examples).where(schema.examples.c.sae_id == sae.sae_id,
-                                          schema.examples.c.kind == "top")))
-        docs = []
-        for feature in sorted(set(top) | set(explanations)):
-            docs += rows.search_docs(sae.sae_id, feature, top.get(feature, []),
-                                     explanations.get(feature), vocab)
+        docs = list(search_text.search_doc_rows(conn, sae.sae_id, sae.d_sae, explanations, vocab))
         if docs:
             conn.execute(schema.search_docs.insert(), docs)
 
