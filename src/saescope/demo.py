@@ -116,7 +116,7 @@ def analyse_features(model: Any, sae_dir: Path, run_dir: Path, n_tokens: int, ev
     checkpoint = run_dir / "analysis.checkpoint"
     # fewer, shorter top examples than the defaults: their next-token effects dominate the time
     cfg = AnalysisConfig(n_tokens=n_tokens, top_k=10, window=(12, 4))
-    result = analyze(sae_dir, cfg, model=model, checkpoint=checkpoint, sae_id="demo")
+    result = analyze(sae_dir, cfg, model=model, checkpoint=checkpoint, sae_id="demo", stream_examples=True)
     result.evals = {k: float(v) for k, v in evals.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     with open_store(store_path) as store:
         store.write_analysis(result)

@@ -100,11 +100,12 @@ def run(args: argparse.Namespace) -> int:
     if active():  # under torchrun: tokens sharded over the ranks, merged by collectives; rank 0 writes
         from saescope.distributed.analysis import analyze_distributed, remove_checkpoints
 
-        result = analyze_distributed(sae, cfg, model=args.model, checkpoint=checkpoint, sae_id=sae_id)
+        result = analyze_distributed(sae, cfg, model=args.model, checkpoint=checkpoint, sae_id=sae_id,
+                                     stream_examples=True)
         if not is_main():
             return 0
-    else:
-        result = analyze(sae, cfg, model=args.model, checkpoint=checkpoint, sae_id=sae_id)
+    else:  # the examples are made as the store or file writes them: memory does not grow with tokens
+        result = analyze(sae, cfg, model=args.model, checkpoint=checkpoint, sae_id=sae_id, stream_examples=True)
     result.sae_info["source"] = str(args.sae)
     if kind == "file":
         save_analysis(result, where)

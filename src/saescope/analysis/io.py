@@ -22,22 +22,25 @@ TABLE_ARRAYS = [f.name for f in dataclasses.fields(FeatureTables) if f.name != "
 
 
 def save_analysis(result: SAEAnalysis, path: str | Path) -> Path:
-    """Write result to path (.npz: arrays + 'analysis.json' inside)."""
+    """Write result to path (.npz: arrays + 'analysis.json' inside). The examples are written as
+    they are read (a streamed analysis's example pass runs here), never all held at once."""
     arrays = {name: np.asarray(getattr(result.features, name)) for name in TABLE_ARRAYS
               if getattr(result.features, name) is not None}
     arrays.update({f"score.{k}": np.asarray(v) for k, v in result.features.scores.items()})
-    doc = {
-        "sae_id": result.sae_id, "sae_info": result.sae_info, "n_tokens": result.n_tokens, "corpus": result.corpus,
-        "evals": result.evals, "vocab": result.vocab,
-        "examples": [dataclasses.asdict(ex) for ex in result.examples],
-    }
 
     def write(tmp: Path) -> None:
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
             zf.writestr("arrays.npz", buffer.getvalue())
-            zf.writestr("analysis.json", json.dumps(doc, default=_json_default))
+            with zf.open("analysis.json", "w", force_zip64=True) as out:
+                out.write(b'{"examples": [')
+                for i, ex in enumerate(result.examples):
+                    out.write((b", " if i else b"") + json.dumps(dataclasses.asdict(ex), default=_json_default).encode())
+                # the rest after the examples: sae_info holds the example pass's timing
+                doc = {"sae_id": result.sae_id, "sae_info": result.sae_info, "n_tokens": result.n_tokens,
+                       "corpus": result.corpus, "evals": result.evals, "vocab": result.vocab}
+                out.write(b"], " + json.dumps(doc, default=_json_default).encode()[1:])  # without its "{"
 
     atomic_write(path, write)
     return Path(path)

@@ -82,7 +82,8 @@ def sharded_stream_pass(model: HookedModel, sae: SAE, cfg: AnalysisConfig, check
 
 def analyze_distributed(sae: SAE | str | Path, cfg: AnalysisConfig | None = None,
                         model: HookedModel | str | None = None, checkpoint: str | Path | None = None,
-                        sae_id: str | None = None, progress: bool = True) -> SAEAnalysis | None:
+                        sae_id: str | None = None, progress: bool = True,
+                        stream_examples: bool = False) -> SAEAnalysis | None:
     """analysis.run.analyze over the ranks of the launched group: the result on rank 0, None elsewhere."""
     from saescope.analysis.run import finish_analysis, prepare_analysis  # noqa: PLC0415
 
@@ -90,6 +91,7 @@ def analyze_distributed(sae: SAE | str | Path, cfg: AnalysisConfig | None = None
     acc = sharded_stream_pass(model, sae, cfg, Path(checkpoint) if checkpoint is not None else None, progress)
     result = None
     if is_main():
-        result = finish_analysis(model, sae, cfg, acc, sae_id=sae_id, source=source, progress=progress)
+        result = finish_analysis(model, sae, cfg, acc, sae_id=sae_id, source=source, progress=progress,
+                                 stream_examples=stream_examples)
     barrier()
     return result
