@@ -30,9 +30,10 @@ def test_same_as_torch_topk_on_real_pre_activations(layer6_acts, width, k):
     assert torch.equal(got_values, want_values)  # pre + bias rounds the same in both
 
 
-def test_ties_give_k_distinct_columns():
-    pre = torch.zeros(3, 100)
-    values, columns = torch.ops.saescope.topk_rows(pre, torch.zeros(100), 10)
+@pytest.mark.parametrize("width", [100, 5000])  # fewer blocks than k, and the block-bound path
+def test_ties_give_k_distinct_columns(width):
+    pre = torch.zeros(3, width)
+    values, columns = torch.ops.saescope.topk_rows(pre, torch.zeros(width), 10)
     assert torch.equal(values, torch.zeros(3, 10))
     assert all(len(set(row.tolist())) == 10 for row in columns)
 

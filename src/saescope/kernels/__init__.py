@@ -27,8 +27,10 @@ def available() -> bool:
     try:
         from torch.utils.cpp_extension import load
 
-        load(name="saescope_kernels", sources=[str(s) for s in SOURCES], extra_cflags=["-O3"],
-             is_python_module=False)
+        # -fopenmp: at::parallel_for is inlined from ATen's headers and runs serially without it;
+        # the library then shares the OpenMP runtime torch has already loaded (same soname)
+        load(name="saescope_kernels", sources=[str(s) for s in SOURCES], extra_cflags=["-O3", "-fopenmp"],
+             extra_ldflags=["-fopenmp"], is_python_module=False)
     except Exception as error:  # no compiler, no ninja, a failed build: the fallback still works
         log.warning("saescope's C++ kernels could not be built (%s); using torch's ops instead (slower)", error)
         return False

@@ -2,7 +2,7 @@
 //
 // torch.topk copies each row into (value, index) pairs and partially sorts them: ~70 ms for
 // [4096, 9216] on 2 cores, a tenth of a training step. Here, per row: one vectorised pass
-// takes the maximum of each block of 16 columns (bias added on the fly: the pre-activations are
+// takes the maximum of each block of 64 columns (bias added on the fly: the pre-activations are
 // read, never written); the k-th largest block maximum is a lower bound of the k-th largest
 // value (k distinct elements reach it), so only the few blocks at or above it are looked at
 // again, and the k largest of their elements at or above it are the answer.
@@ -20,7 +20,7 @@
 
 namespace {
 
-constexpr int64_t kBlock = 16;
+constexpr int64_t kBlock = 64;
 using Entry = std::pair<float, int64_t>;  // (value, column)
 
 struct Scratch {
@@ -28,9 +28,9 @@ struct Scratch {
   std::vector<Entry> candidates;
 };
 
-// Block b is the strided set of columns b, b + n_blocks, ..., b + 15 n_blocks: its maxima are then
-// an elementwise max of 16 contiguous slices, which vectorises without -ffast-math (a max over
-// 16 neighbours is a reduction the compiler may not reorder). NaN never compares above
+// Block b is the strided set of columns b, b + n_blocks, ..., b + 63 n_blocks: its maxima are then
+// an elementwise max of 64 contiguous slices, which vectorises without -ffast-math (a max over
+// 64 neighbours is a reduction the compiler may not reorder). NaN never compares above
 // anything, so a NaN is never picked (a row with too few other values fails the check).
 SAESCOPE_SIMD_CLONES
 void block_maxima(const float* row, const float* bias, int64_t n_blocks, float* out) {
@@ -61,7 +61,7 @@ bool top_of_row(const float* row, const float* bias, int64_t width, int64_t k, S
       if (value >= bound) s.candidates.emplace_back(value, j);
     }
   }
-  for (int64_t j = n_blocks * kBlock; j < width; ++j) {  // the tail after the 16 x n_blocks columns
+  for (int64_t j = n_blocks * kBlock; j < width; ++j) {  // the tail after the 64 x n_blocks columns
     const float value = row[j] + bias[j];
     if (value >= bound) s.candidates.emplace_back(value, j);
   }
