@@ -3,7 +3,9 @@
 The examples of a fresh analysis stream from its example pass (analysis.results.ExampleStream):
 reading them runs the pass. They are checked and packed as they come and appended to an
 unnamed temporary file, so memory holds one batch of rows, and the store's write transaction
-(which takes SQLite's write lock) starts only once the pass is done, and lasts seconds.
+(which takes SQLite's write lock) starts only once the pass is done, and lasts seconds. The file
+goes beside a SQLite store (it needs the room the store is about to take; a tmpfs /tmp would
+hold it in memory), else in the temporary directory (TMPDIR).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import pickle
 import tempfile
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,9 +27,10 @@ BATCH = 1000  # rows per pickled batch
 class ExampleSpool:
     """Example rows of one SAE written to a temporary file (gone when closed, or if the process dies)."""
 
-    def __init__(self, sae_id: str, d_sae: int) -> None:
+    def __init__(self, sae_id: str, d_sae: int, directory: Path | None = None) -> None:
         self.sae_id, self.d_sae = sae_id, d_sae
-        self.file = tempfile.TemporaryFile(prefix="saescope-examples-")  # noqa: SIM115 (closed by __exit__)
+        # closed by __exit__; unnamed, so nothing is left behind even by a killed process
+        self.file = tempfile.TemporaryFile(prefix="saescope-examples-", dir=directory)  # noqa: SIM115
         self.count = 0
         self.has_top = np.zeros(d_sae, dtype=bool)  # features with a top example (they get search text)
 

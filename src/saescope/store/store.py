@@ -125,7 +125,8 @@ class FeatureStore:
         in memory nor the store's write lock meanwhile."""
         rows.check_analysis(analysis)
         sae_id, d_sae = analysis.sae_id, len(analysis.features.density)
-        with ExampleSpool(sae_id, d_sae) as spooled:
+        beside = Path(self.engine.url.database).parent if self.backend == "sqlite" else None
+        with ExampleSpool(sae_id, d_sae, beside) as spooled:
             spooled.write(analysis.examples)  # the example pass of a streamed analysis runs here
             with self._write(f"writing SAE {sae_id!r}", sae_id) as conn:
                 explanations = {f: text for f, text in self._explanations(conn, sae_id).items() if f < d_sae}
