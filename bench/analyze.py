@@ -1,12 +1,15 @@
 """Benchmark: `saescope analyze` (all features) against SAEDashboard and sae_vis (a sample of features),
 same model (SmolLM2-135M), same SAE file, same token contexts, in one run.
 
-    .venv/bin/python bench/analyze.py [--tokens 4096] [--d-sae 4608] [--peer-features 32] [--memory-scaling]
+    .venv/bin/python bench/analyze.py [--tokens 4096] [--d-sae 4608] [--peer-features 32] [--memory-scaling [--scales 4,16]]
 
 Peers run in their own venvs under bench/results/venvs/ (built here if missing: torch==2.13.0
 CPU first, then the tool with torch pinned), on a TransformerLens model built from SmolLM2's
 config and weights. Each tool runs in its own process; time excludes loading the model; peak
-memory is the process's max RSS. --memory-scaling also runs saescope on 4x and 16x the tokens.
+memory is the process's max RSS. saescope's run is what `saescope analyze --store` does: the
+streaming pass, the tables, then the store write, which runs the example pass as it reads the
+examples; its time includes the store write, and its peak RSS is also given per stage.
+--memory-scaling also runs saescope on --scales times the tokens (default 4x and 16x).
 Writes bench/results/analyze.json and prints a table.
 """
 
@@ -113,6 +116,7 @@ def main() -> None:
     parser.add_argument("--peer-features", type=int, default=32)
     parser.add_argument("--peers", default="saedash,saevis")
     parser.add_argument("--memory-scaling", action="store_true")
+    parser.add_argument("--scales", default="4,16", help="token multiples for --memory-scaling (default: %(default)s)")
     parser.add_argument("--out", default=str(RESULTS / "analyze.json"))
     args = parser.parse_args()
     work = RESULTS / "analyze_work"
@@ -130,7 +134,7 @@ def main() -> None:
             continue
         results["runs"][peer] = run_tool(python, ["--tool", peer, "--hook", HOOK,
                                                   "--features", ",".join(map(str, sample)), *common])
-    for factor in (4, 16) if args.memory_scaling else ():
+    for factor in [int(f) for f in args.scales.split(",") if f] if args.memory_scaling else ():
         results["runs"][f"saescope_{factor}x_tokens"] = run_tool(
             Path(sys.executable), ["--tool", "saescope", "--tokens", str(factor * args.tokens), *common])
     ours = results["runs"]["saescope"].get("features_per_s")
@@ -148,6 +152,14 @@ def main() -> None:
             continue
         print(f"{name:<22}{run['features']:>9}{run['seconds']:>10.1f}{run['features_per_s']:>12.2f}"
               f"{run['peak_rss_mib']:>10.0f}{run.get('saescope_speedup', 1.0):>12.1f}")
+    stages = {name: run["phases"] for name, run in results["runs"].items() if "peak_rss_mib_by_stage" in run.get("phases", {})}
+    if stages:
+        names = ["stream", "tables", "examples", "store"]
+        print(f"\n{'saescope run':<22}{'tokens':>9}{'examples':>10}" + "".join(f"{n + ' MiB':>14}" for n in names))
+        for name, phases in stages.items():
+            by_stage = phases["peak_rss_mib_by_stage"]
+            print(f"{name:<22}{results['runs'][name]['tokens']:>9}{phases['examples']:>10}"
+                  + "".join(f"{by_stage.get(n, 0):>14}" for n in names))
 
 
 if __name__ == "__main__":

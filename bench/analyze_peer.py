@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import threading
 import time
 from pathlib import Path
 
@@ -106,20 +108,65 @@ def run_saevis(work: Path, features: list[int], tokens: torch.Tensor, hook: str)
     return time.perf_counter() - start, len(data.feature_data_dict)
 
 
+class StagePeaks:
+    """Peak RSS (MiB) of each stage of a run: /proc/self/statm sampled every 50 ms (Linux; else none)."""
+
+    def __init__(self) -> None:
+        self.stage, self.peaks = "load", {}
+        if os.path.exists("/proc/self/statm"):
+            threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while True:
+            with open("/proc/self/statm") as f:
+                rss = int(f.read().split()[1]) * page / 2**20
+            self.peaks[self.stage] = max(self.peaks.get(self.stage, 0.0), rss)
+            time.sleep(0.05)
+
+
 def run_saescope(work: Path, n_tokens: int, context_length: int) -> tuple[float, int, dict]:
-    from saescope.analysis import AnalysisConfig, analyze
+    """What `saescope analyze SAE --store FILE` does (analysis.run.analyze's two steps, then the store
+    write, which reads the streamed examples), timed and with the peak RSS of each stage."""
+    import sqlite3
+    import tempfile
+
+    from saescope.analysis import AnalysisConfig
+    from saescope.analysis.run import finish_analysis, prepare_analysis, stream_pass
     from saescope.corpus import CorpusConfig
     from saescope.models import load_model
     from saescope.sae import load_sae
+    from saescope.store import open_store
 
-    model = load_model("smollm2")
-    sae = load_sae(work / "sae")
+    peaks = StagePeaks()
     cfg = AnalysisConfig(corpus=CorpusConfig(context_length=context_length), n_tokens=n_tokens, batch_size=16)
+    sae, cfg, model, _ = prepare_analysis(load_sae(work / "sae"), cfg, load_model("smollm2"))
     start = time.perf_counter()
-    result = analyze(sae, cfg, model=model, progress=False)
-    elapsed = time.perf_counter() - start
-    # examples kept grow with tokens until every feature has its top-k and interval samples (features x k)
-    return elapsed, len(result.features.density), {**result.sae_info["analysis"]["timings"], "examples": len(result.examples)}
+    peaks.stage = "stream"
+    acc = stream_pass(model, sae, cfg, progress=False)
+    stream_s = time.perf_counter() - start
+    peaks.stage = "tables"  # statistics, co-firing and logit tables
+    result = finish_analysis(model, sae, cfg, acc, progress=False, stream_examples=True)
+    del acc
+    peaks.stage = "examples"  # the example pass runs as the store reads the examples
+    store_start: list[float] = []
+
+    def on_progress(done: int, total: int) -> None:  # first called inside the write transaction
+        if not store_start:
+            store_start.append(time.perf_counter())
+            peaks.stage = "store"
+
+    with tempfile.TemporaryDirectory() as tmp:
+        with open_store(Path(tmp) / "features.db") as store:
+            store.write_analysis(result, on_progress=on_progress)
+        elapsed = time.perf_counter() - start
+        with sqlite3.connect(Path(tmp) / "features.db") as db:
+            n_examples = db.execute("SELECT count(*) FROM examples").fetchone()[0]
+    time.sleep(0.1)  # a last sample
+    phases = {"stream_s": stream_s, **result.sae_info["analysis"]["timings"],
+              "store_s": time.perf_counter() - store_start[0] if store_start else 0.0, "examples": n_examples,
+              "peak_rss_mib_by_stage": {k: round(v) for k, v in peaks.peaks.items()}}
+    return elapsed, len(result.features.density), phases
 
 
 def main() -> None:
@@ -140,9 +187,11 @@ def main() -> None:
         features = [int(f) for f in args.features.split(",")]
         run = run_saedash if args.tool == "saedash" else run_saevis
         seconds, n_features = run(args.work, features, tokens, args.hook)
+        args.tokens = tokens.numel()
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"tool": args.tool, "seconds": seconds, "features": n_features, "peak_rss_mib": peak_mib,
-                      "features_per_s": n_features / seconds, **({"phases": extra} if extra else {})}))
+    print(json.dumps({"tool": args.tool, "tokens": args.tokens, "seconds": seconds, "features": n_features,
+                      "peak_rss_mib": peak_mib, "features_per_s": n_features / seconds,
+                      **({"phases": extra} if extra else {})}))
 
 
 if __name__ == "__main__":
