@@ -80,6 +80,7 @@ class ExampleStream:
         batches, self._batches = self._batches, None  # the pass (and what it holds) goes once read
         for batch in batches:
             yield from batch
+            batch.clear()  # the next batch is made without this one's examples alive
 
 
 @dataclass
