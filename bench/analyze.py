@@ -1,7 +1,7 @@
 """Benchmark: `saescope analyze` (all features) against SAEDashboard and sae_vis (a sample of features),
 same model (SmolLM2-135M), same SAE file, same token contexts, in one run.
 
-    .venv/bin/python bench/analyze.py [--tokens 4096] [--d-sae 4608] [--peer-features 32] [--memory-scaling [--scales 4,16]]
+    .venv/bin/python bench/analyze.py [--tokens 4096] [--d-sae 4608] [--peer-features 256] [--memory-scaling [--scales 4,16]]
 
 Peers run in their own venvs under bench/results/venvs/ (built here if missing: torch==2.13.0
 CPU first, then the tool with torch pinned), on a TransformerLens model built from SmolLM2's
@@ -9,6 +9,12 @@ config and weights. Each tool runs in its own process; time excludes loading the
 memory is the process's max RSS. saescope's run is what `saescope analyze --store` does: the
 streaming pass, the tables, then the store write, which runs the example pass as it reads the
 examples; its time includes the store write, and its peak RSS is also given per stage.
+
+The peers work through their features in batches (256 by default, kept here), each batch a new
+pass of the model over every token, so a batch costs about the same whatever the features in it:
+their features/s on one whole default batch is their rate on all features (the `all features`
+column is that rate's time for d_sae features). A sample smaller than a batch pays a whole
+pass for a few features and makes a peer look slower than it is: keep --peer-features >= 256.
 --memory-scaling also runs saescope on --scales times the tokens (default 4x and 16x).
 Writes bench/results/analyze.json and prints a table.
 """
@@ -113,7 +119,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=4096)
     parser.add_argument("--d-sae", type=int, default=4608)
     parser.add_argument("--k", type=int, default=32)
-    parser.add_argument("--peer-features", type=int, default=32)
+    parser.add_argument("--peer-features", type=int, default=256, help="one default batch of the peers'")
     parser.add_argument("--peers", default="saedash,saevis")
     parser.add_argument("--memory-scaling", action="store_true")
     parser.add_argument("--scales", default="4,16", help="token multiples for --memory-scaling (default: %(default)s)")
@@ -145,13 +151,15 @@ def main() -> None:
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(f"{args.tokens} tokens, d_sae {args.d_sae} (TopK k={args.k}) at {HOOK}; peers on {args.peer_features} features; "
           f"load average {results['load_average_start'][0]:.1f} -> {results['load_average_end'][0]:.1f}")
-    print(f"{'tool':<22}{'features':>9}{'seconds':>10}{'features/s':>12}{'peak MiB':>10}{'saescope x':>12}")
+    print(f"{'tool':<22}{'features':>9}{'seconds':>10}{'features/s':>12}{'all features s':>16}{'peak MiB':>10}"
+          f"{'saescope x':>12}")
     for name, run in results["runs"].items():
         if "error" in run:
             print(f"{name:<22} failed: {run['error']}")
             continue
         print(f"{name:<22}{run['features']:>9}{run['seconds']:>10.1f}{run['features_per_s']:>12.2f}"
-              f"{run['peak_rss_mib']:>10.0f}{run.get('saescope_speedup', 1.0):>12.1f}")
+              f"{args.d_sae / run['features_per_s']:>16.0f}{run['peak_rss_mib']:>10.0f}"
+              f"{run.get('saescope_speedup', 1.0):>12.1f}")
     stages = {name: run["phases"] for name, run in results["runs"].items() if "peak_rss_mib_by_stage" in run.get("phases", {})}
     if stages:
         names = ["stream", "tables", "examples", "store"]

@@ -69,8 +69,8 @@ def run_saedash(work: Path, features: list[int], tokens: torch.Tensor, hook: str
     # them; our decoder rows are unit norm, so rescaling changes nothing and folding is the identity
     assert torch.allclose(sae.W_dec.norm(dim=1), torch.ones(sae.cfg.d_sae), atol=1e-4)
     sae.cfg.rescale_acts_by_decoder_norm = True
-    cfg = SaeVisConfig(hook_point=hook, features=features, minibatch_size_features=len(features),
-                       minibatch_size_tokens=16, device="cpu", dtype="float32")
+    # features in SAEDashboard's default batches (256): each batch runs the model over every token again
+    cfg = SaeVisConfig(hook_point=hook, features=features, minibatch_size_tokens=16, device="cpu", dtype="float32")
     start = time.perf_counter()
     data = SaeVisRunner(cfg).run(encoder=sae, model=model, tokens=tokens)
     return time.perf_counter() - start, len(data.feature_data_dict)
@@ -102,7 +102,7 @@ def run_saevis(work: Path, features: list[int], tokens: torch.Tensor, hook: str)
 
     model = tl_model(work / "hf_model")
     sae = saelens5_topk(SAE, SAEConfig, work / "sae", hook)
-    cfg = SaeVisConfig(features=features, minibatch_size_features=len(features), minibatch_size_tokens=16)
+    cfg = SaeVisConfig(features=features, minibatch_size_tokens=16)  # sae_vis's default feature batches (256)
     start = time.perf_counter()
     data = SaeVisData.create(sae=sae, model=model, tokens=tokens, cfg=cfg)
     return time.perf_counter() - start, len(data.feature_data_dict)
