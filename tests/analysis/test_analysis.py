@@ -187,6 +187,11 @@ def test_logit_tables_and_neighbours(result, smollm2, sae):
     np.testing.assert_allclose(result.features.logit_bottom_values, bottom.values.numpy(), rtol=1e-3, atol=1e-4)
     assert (result.features.logit_top_ids == top.indices.numpy()).mean() > 0.99
     assert result.features.logit_hist_counts.sum(1).tolist() == [smollm2.d_vocab] * len(W_dec)
+    n_bins = result.features.logit_hist_counts.shape[1]
+    for f in range(0, len(W_dec), 7):  # equal bins from each row's min to max; values this close move a token or two
+        row = effects[f].numpy()
+        expected, _ = np.histogram(row, bins=n_bins, range=(row.min(), row.max()))
+        assert np.abs(result.features.logit_hist_counts[f] - expected).sum() <= 4
     cos = torch.nn.functional.normalize(W_dec, dim=1) @ torch.nn.functional.normalize(W_dec, dim=1).T
     cos.fill_diagonal_(-2)
     np.testing.assert_allclose(result.features.neighbour_cos, cos.topk(result.features.neighbour_ids.shape[1]).values.numpy(), rtol=1e-5, atol=1e-6)

@@ -49,14 +49,23 @@ def logit_tables(model: HookedModel, directions: torch.Tensor, n_logits: int, n_
         top = effects.topk(n_logits, dim=1)
         bottom = effects.topk(n_logits, dim=1, largest=False)
         lo, hi = effects.min(dim=1).values, effects.max(dim=1).values
-        width = (hi - lo).clamp_min(1e-12)
-        bins = ((effects - lo[:, None]) / width[:, None] * n_bins).long().clamp(0, n_bins - 1)
-        hist = torch.zeros(len(effects), n_bins, dtype=torch.int64).scatter_add_(1, bins, torch.ones_like(bins))
+        hist = row_histograms(effects, lo, (hi - lo).clamp_min(1e-12), n_bins)
         for name, value in (("top_ids", top.indices), ("top_values", top.values), ("bottom_ids", bottom.indices),
                             ("bottom_values", bottom.values), ("hist", hist), ("range", torch.stack([lo, hi], 1))):
             out[name].append(value)
     tables = {name: torch.cat(parts).numpy() for name, parts in out.items()}
     return tables, kept
+
+
+def row_histograms(values: torch.Tensor, lo: torch.Tensor, width: torch.Tensor, n_bins: int) -> torch.Tensor:
+    """Counts [n, n_bins] of each row of values [n, d] in n_bins equal bins from lo [n] to lo + width.
+
+    One bincount over row-offset int32 bins: a scatter_add of int64 ones took 2.5x as long, and
+    these are d_sae x d_vocab values."""
+    scaled = values.sub(lo[:, None]).div_(width[:, None]).mul_(n_bins)
+    bins = scaled.to(torch.int32).clamp_(0, n_bins - 1)
+    bins += (torch.arange(len(values), dtype=torch.int32) * n_bins)[:, None]
+    return torch.bincount(bins.view(-1), minlength=len(values) * n_bins).view(len(values), n_bins)
 
 
 @torch.no_grad()
