@@ -228,6 +228,26 @@ def test_direct_path_loss_effect_equals_an_explicit_forward(result, smollm2, sae
     assert checked >= 3
 
 
+def test_direct_effects_are_the_same_with_torch_instead_of_the_kernels(result, smollm2, sae_dir, cfg, monkeypatch):
+    """The C++ cell-effects kernel (and top-k kernel) against their torch fallbacks, on the whole pass."""
+    from saescope import kernels
+
+    assert kernels.available()
+    monkeypatch.setattr(kernels, "available", lambda: False)
+    slow = analyze(sae_dir, cfg, model=smollm2, progress=False)
+    key = lambda ex: (ex.feature, ex.kind, ex.interval, ex.rank)  # noqa: E731
+    tops = [(a, b) for a, b in zip(sorted(result.examples, key=key), sorted(slow.examples, key=key), strict=True)
+            if a.kind == "top"]
+    assert len(tops) > 100
+    for fused, torch_ex in tops:
+        assert key(fused) == key(torch_ex)
+        np.testing.assert_allclose(fused.loss_effects, torch_ex.loss_effects, atol=2e-5, rtol=1e-5)
+        for name in ("top_boosted_values", "top_suppressed_values"):
+            np.testing.assert_allclose(getattr(fused, name), getattr(torch_ex, name), atol=2e-5, rtol=1e-5)
+        for name in ("top_boosted", "top_suppressed"):  # (near) ties aside, the same tokens
+            assert np.mean(getattr(fused, name) == getattr(torch_ex, name)) > 0.99
+
+
 @torch.no_grad()
 def test_ablated_feature_effects_equal_run_with_replacement(result, smollm2, sae, dense, cfg):
     tokens, _ = dense

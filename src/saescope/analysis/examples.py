@@ -27,6 +27,7 @@ from saescope.analysis.effects import (
     DirectPath,
     LogprobEffects,
     contributions,
+    direct_effects,
     effects_from_diff,
     logprob_effects,
     rows_of_stats,
@@ -39,6 +40,9 @@ from saescope.sae import SAE
 
 # loss-effect rows per vocabulary-sized computation: small, so the [rows, d_vocab] temporaries stay in cache
 ROW_CHUNK = 32
+# cells per direct_effects call: amortises the per-chunk torch ops around the C++ kernel, while the
+# [cells, d_vocab] direction logits made per chunk when no table is kept stay at 24 MiB
+CELL_CHUNK = 128
 # positions whose clean logits [positions, d_vocab] are held at once (256 x 49,152 floats = 48 MiB)
 POSITION_BLOCK = 256
 EFFECT_FIELDS = ("next_token", "boosted_ids", "boosted_values", "suppressed_ids", "suppressed_values")
@@ -245,20 +249,33 @@ class ExampleBuilder:
             lse = torch.logsumexp(logits, -1)
             cells = order[first_cell[start] : first_cell[start + len(block)]]
             local = torch.repeat_interleave(torch.arange(len(block)), counts[start : start + len(block)])
-            for c0 in range(0, len(cells), ROW_CHUNK):
-                cell, p = cells[c0 : c0 + ROW_CHUNK], local[c0 : c0 + ROW_CHUNK]
+            for cell, p in self._chunks(cells, local):
                 f, r, q = features[cell], rows[cell], positions[cell]
                 added = contributions(self.sae, feature_acts[r, q, f], f, rows_of_stats(stats, r, q))
-                direction = self.directions[f]
-                d_logits = (self.direction_logits[f] if self.direction_logits is not None
-                            else self.model.direction_logits(direction).float())
-                with_f = logits[p]  # a copy: becomes the logits without the feature below
-                diff = self.direct.logit_diff(resid[p], with_f, self._alpha(added, f), direction, d_logits)
-                lse_without = torch.logsumexp(with_f.sub_(diff), -1)
-                effects = effects_from_diff(diff, lse_without - lse[p], next_ids[cell], h)
+                alpha, direction = self._alpha(added, f), self.directions[f]
+                table, of_cell = ((self.direction_logits, f) if self.direction_logits is not None
+                                  else (self.model.direction_logits(direction).float(), torch.arange(len(f))))
+                if self.direct.fast:
+                    a, b = self.direct.scales(resid[p], self.direct.removed(resid[p], alpha, direction), alpha)
+                    beta = self.direct.beta if self.direct.has_beta else None
+                    effects = direct_effects(logits, lse, table, p, of_cell, a, b, beta, next_ids[cell], h, ROW_CHUNK)
+                else:  # the slow path (unembed of every row), or the first chunk, which checks the identity
+                    with_f = logits[p]  # a copy: becomes the logits without the feature below
+                    diff = self.direct.logit_diff(resid[p], with_f, alpha, direction, table[of_cell])
+                    lse_without = torch.logsumexp(with_f.sub_(diff), -1)
+                    effects = effects_from_diff(diff, lse_without - lse[p], next_ids[cell], h)
                 for name in EFFECT_FIELDS:
                     getattr(out, name)[cell] = getattr(effects, name)
         return out
+
+    def _chunks(self, cells: torch.Tensor, local: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(cells, their rows of the block's logits) in chunks: ROW_CHUNK on the slow path, CELL_CHUNK once
+        the direct-path identity holds (asked again before each chunk: the first one checks it)."""
+        start = 0
+        while start < len(cells):
+            end = start + (CELL_CHUNK if self.direct.fast else ROW_CHUNK)
+            yield cells[start:end], local[start:end]
+            start = end
 
     def _alpha(self, added: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """Contributions [n, d_out] (parallel to W_dec[f]) -> their size alpha [n] along the

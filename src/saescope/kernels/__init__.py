@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 log = logging.getLogger(__name__)
-SOURCES = [Path(__file__).with_name("topk_rows.cpp")]
+SOURCES = [Path(__file__).with_name(name) for name in ("topk_rows.cpp", "cell_effects.cpp")]
+CELL_EFFECTS_MAX_H = 64  # kMaxH in cell_effects.cpp: its top-h arrays are fixed-size
 
 
 @functools.cache
@@ -46,3 +47,16 @@ def topk_rows(pre: torch.Tensor, bias: torch.Tensor, k: int) -> tuple[torch.Tens
         return torch.ops.saescope.topk_rows(pre, bias, k)
     return pre.add_(bias).topk(k, dim=-1, sorted=False)
 
+
+def cell_effects(logits: torch.Tensor, lse: torch.Tensor, directions: torch.Tensor, cell_pos: torch.Tensor,
+                 cell_feat: torch.Tensor, a: torch.Tensor, b: torch.Tensor, beta: torch.Tensor | None,
+                 next_ids: torch.Tensor, h: int) -> tuple[torch.Tensor, ...]:
+    """Direct-path log-prob effects of cells (cell_effects.cpp): diff = a * (logits[pos] - beta) + b * directions[feat],
+    -> (next_token [n], up_ids [n, h], up_values [n, h], down_ids [n, h], down_values [n, h]).
+
+    The caller checks `available()` and float32 inputs; the torch version is analysis.effects.direct_effects."""
+    if not available():  # also what loads the library
+        raise RuntimeError("saescope's C++ kernels are not built")
+    no_beta = torch.empty(0, dtype=torch.float32)
+    return torch.ops.saescope.cell_effects(logits, lse, directions, cell_pos, cell_feat, a.reshape(-1), b.reshape(-1),
+                                           no_beta if beta is None else beta, next_ids, h)
