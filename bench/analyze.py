@@ -15,6 +15,8 @@ pass of the model over every token, so a batch costs about the same whatever the
 their features/s on one whole default batch is their rate on all features (the `all features`
 column is that rate's time for d_sae features). A sample smaller than a batch pays a whole
 pass for a few features and makes a peer look slower than it is: keep --peer-features >= 256.
+saedash_cached is SAEDashboard with its cache_dir, on ALL features (no estimate): its first batch
+saves the model's activations, the later ones read them instead of running the model again.
 --memory-scaling also runs saescope on --scales times the tokens (default 4x and 16x).
 Writes bench/results/analyze.json and prints a table.
 """
@@ -120,7 +122,7 @@ def main() -> None:
     parser.add_argument("--d-sae", type=int, default=4608)
     parser.add_argument("--k", type=int, default=32)
     parser.add_argument("--peer-features", type=int, default=256, help="one default batch of the peers'")
-    parser.add_argument("--peers", default="saedash,saevis")
+    parser.add_argument("--peers", default="saedash,saedash_cached,saevis")
     parser.add_argument("--memory-scaling", action="store_true")
     parser.add_argument("--scales", default="4,16", help="token multiples for --memory-scaling (default: %(default)s)")
     parser.add_argument("--out", default=str(RESULTS / "analyze.json"))
@@ -134,12 +136,13 @@ def main() -> None:
     results["runs"]["saescope"] = run_tool(Path(sys.executable), ["--tool", "saescope", "--tokens", str(args.tokens), *common])
     for peer in [p for p in args.peers.split(",") if p]:
         try:
-            python = ensure_venv(peer)
+            python = ensure_venv(peer.removesuffix("_cached"))
         except subprocess.CalledProcessError as err:
             results["runs"][peer] = {"error": f"could not build its venv: {err}"}
             continue
+        features = range(args.d_sae) if peer.endswith("_cached") else sample
         results["runs"][peer] = run_tool(python, ["--tool", peer, "--hook", HOOK,
-                                                  "--features", ",".join(map(str, sample)), *common])
+                                                  "--features", ",".join(map(str, features)), *common])
     for factor in [int(f) for f in args.scales.split(",") if f] if args.memory_scaling else ():
         results["runs"][f"saescope_{factor}x_tokens"] = run_tool(
             Path(sys.executable), ["--tool", "saescope", "--tokens", str(factor * args.tokens), *common])

@@ -1,4 +1,5 @@
-"""One timed feature-analysis run, in whichever venv runs it: saescope, SAEDashboard or sae_vis.
+"""One timed feature-analysis run, in whichever venv runs it: saescope, SAEDashboard (also with its
+cache of model activations: saedash_cached) or sae_vis.
 
 Called by bench/analyze.py (one process per tool, so peak memory is that tool's own):
 
@@ -58,7 +59,11 @@ def old_style_tokenizer(hf_dir: Path) -> Path:
     return out
 
 
-def run_saedash(work: Path, features: list[int], tokens: torch.Tensor, hook: str) -> tuple[float, int]:
+def run_saedash(work: Path, features: list[int], tokens: torch.Tensor, hook: str, cached: bool = False) -> tuple[float, int]:
+    """cached: SAEDashboard's cache_dir, where its first batch of features saves the model's activations
+    and the later batches read them instead of running the model again."""
+    import tempfile
+
     from sae_dashboard.sae_vis_data import SaeVisConfig
     from sae_dashboard.sae_vis_runner import SaeVisRunner
     from sae_lens import SAE
@@ -70,10 +75,12 @@ def run_saedash(work: Path, features: list[int], tokens: torch.Tensor, hook: str
     assert torch.allclose(sae.W_dec.norm(dim=1), torch.ones(sae.cfg.d_sae), atol=1e-4)
     sae.cfg.rescale_acts_by_decoder_norm = True
     # features in SAEDashboard's default batches (256): each batch runs the model over every token again
-    cfg = SaeVisConfig(hook_point=hook, features=features, minibatch_size_tokens=16, device="cpu", dtype="float32")
-    start = time.perf_counter()
-    data = SaeVisRunner(cfg).run(encoder=sae, model=model, tokens=tokens)
-    return time.perf_counter() - start, len(data.feature_data_dict)
+    with tempfile.TemporaryDirectory() as cache:
+        cfg = SaeVisConfig(hook_point=hook, features=features, minibatch_size_tokens=16, device="cpu", dtype="float32",
+                           cache_dir=Path(cache) if cached else None)
+        start = time.perf_counter()
+        data = SaeVisRunner(cfg).run(encoder=sae, model=model, tokens=tokens)
+        return time.perf_counter() - start, len(data.feature_data_dict)
 
 
 def saelens5_topk(sae_class, config_class, sae_dir: Path, hook: str):
@@ -171,7 +178,7 @@ def run_saescope(work: Path, n_tokens: int, context_length: int) -> tuple[float,
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--tool", choices=["saescope", "saedash", "saevis"], required=True)
+    parser.add_argument("--tool", choices=["saescope", "saedash", "saedash_cached", "saevis"], required=True)
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--features", default="")
     parser.add_argument("--hook", default="")
@@ -185,8 +192,10 @@ def main() -> None:
     else:
         tokens = torch.load(args.work / "tokens.pt")
         features = [int(f) for f in args.features.split(",")]
-        run = run_saedash if args.tool == "saedash" else run_saevis
-        seconds, n_features = run(args.work, features, tokens, args.hook)
+        if args.tool == "saevis":
+            seconds, n_features = run_saevis(args.work, features, tokens, args.hook)
+        else:
+            seconds, n_features = run_saedash(args.work, features, tokens, args.hook, args.tool == "saedash_cached")
         args.tokens = tokens.numel()
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"tool": args.tool, "tokens": args.tokens, "seconds": seconds, "features": n_features,
