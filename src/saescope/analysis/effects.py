@@ -64,6 +64,14 @@ def effects_from_diff(diff: torch.Tensor, shift: torch.Tensor, next_ids: torch.T
                           down.indices, down.values + shift)
 
 
+def effects_of_removal(with_f: torch.Tensor, diff: torch.Tensor, lse_with: torch.Tensor, next_ids: torch.Tensor,
+                       n_hover: int) -> LogprobEffects:
+    """Logits with the feature [n, d_vocab] (overwritten: they become the logits without it), diff
+    [n, d_vocab] = with - without, and lse_with [n] their logsumexp -> effects on log p."""
+    lse_without = torch.logsumexp(with_f.sub_(diff), -1)
+    return effects_from_diff(diff, lse_without - lse_with, next_ids, n_hover)
+
+
 def diff_from_scales(logits: torch.Tensor, beta: torch.Tensor | None, a: torch.Tensor, b: torch.Tensor,
                      direction_logits: torch.Tensor) -> torch.Tensor:
     """logits [n, d_vocab], beta [d_vocab] (None: zero), a and b [n, 1], D_f [n, d_vocab] -> the direct-path diff."""
@@ -90,8 +98,7 @@ def direct_effects(logits: torch.Tensor, lse: torch.Tensor, direction_logits: to
         with_f = logits[pos].float()  # a copy: becomes the logits without the feature below
         diff = diff_from_scales(with_f, beta, a[cut].reshape(-1, 1), b[cut].reshape(-1, 1),
                                 direction_logits[cell_feat[cut]])
-        lse_without = torch.logsumexp(with_f.sub_(diff), -1)
-        parts.append(effects_from_diff(diff, lse_without - lse[pos], next_ids[cut], n_hover))
+        parts.append(effects_of_removal(with_f, diff, lse[pos], next_ids[cut], n_hover))
     return LogprobEffects(*(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(LogprobEffects)))
 
 

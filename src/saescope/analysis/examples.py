@@ -28,7 +28,7 @@ from saescope.analysis.effects import (
     LogprobEffects,
     contributions,
     direct_effects,
-    effects_from_diff,
+    effects_of_removal,
     logprob_effects,
     rows_of_stats,
 )
@@ -255,15 +255,15 @@ class ExampleBuilder:
                 alpha, direction = self._alpha(added, f), self.directions[f]
                 table, of_cell = ((self.direction_logits, f) if self.direction_logits is not None
                                   else (self.model.direction_logits(direction).float(), torch.arange(len(f))))
+                cell_resid = resid[p]
                 if self.direct.fast:
-                    a, b = self.direct.scales(resid[p], self.direct.removed(resid[p], alpha, direction), alpha)
+                    a, b = self.direct.scales(cell_resid, self.direct.removed(cell_resid, alpha, direction), alpha)
                     beta = self.direct.beta if self.direct.has_beta else None
                     effects = direct_effects(logits, lse, table, p, of_cell, a, b, beta, next_ids[cell], h, ROW_CHUNK)
                 else:  # the slow path (unembed of every row), or the first chunk, which checks the identity
-                    with_f = logits[p]  # a copy: becomes the logits without the feature below
-                    diff = self.direct.logit_diff(resid[p], with_f, alpha, direction, table[of_cell])
-                    lse_without = torch.logsumexp(with_f.sub_(diff), -1)
-                    effects = effects_from_diff(diff, lse_without - lse[p], next_ids[cell], h)
+                    with_f = logits[p]  # a copy: becomes the logits without the feature
+                    diff = self.direct.logit_diff(cell_resid, with_f, alpha, direction, table[of_cell])
+                    effects = effects_of_removal(with_f, diff, lse[p], next_ids[cell], h)
                 for name in EFFECT_FIELDS:
                     getattr(out, name)[cell] = getattr(effects, name)
         return out
