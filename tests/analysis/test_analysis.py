@@ -248,6 +248,24 @@ def test_direct_effects_are_the_same_with_torch_instead_of_the_kernels(result, s
             assert np.mean(getattr(fused, name) == getattr(torch_ex, name)) > 0.99
 
 
+def test_loss_effects_without_the_kept_logit_table_are_the_same(result, smollm2, sae_dir, cfg, monkeypatch):
+    """An SAE whose [d_sae, d_vocab] logit table is over the memory budget: each chunk of cells
+    recomputes its rows through the unembedding, to the same effects."""
+    from saescope.analysis import run
+
+    assert run.logit_table_budget() >= run.MIN_LOGIT_TABLE_BUDGET
+    monkeypatch.setattr(run, "logit_table_budget", lambda: 0)
+    recomputed = analyze(sae_dir, cfg, model=smollm2, progress=False)
+    key = lambda ex: (ex.feature, ex.kind, ex.interval, ex.rank)  # noqa: E731
+    pairs = [(a, b) for a, b in zip(sorted(result.examples, key=key), sorted(recomputed.examples, key=key), strict=True)
+             if a.kind == "top"]
+    assert len(pairs) > 100
+    for kept, again in pairs:
+        assert key(kept) == key(again)
+        np.testing.assert_allclose(kept.loss_effects, again.loss_effects, atol=2e-5, rtol=1e-5)
+        np.testing.assert_allclose(kept.top_boosted_values, again.top_boosted_values, atol=2e-5, rtol=1e-5)
+
+
 @torch.no_grad()
 def test_ablated_feature_effects_equal_run_with_replacement(result, smollm2, sae, dense, cfg):
     tokens, _ = dense
