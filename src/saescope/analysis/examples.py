@@ -174,6 +174,8 @@ class ExampleBuilder:
             feature_acts[:, 0] = 0  # BOS is not analysed: shown inactive, as in the tables
         examples: list[Example] = []
         top_rows: list[tuple[int, int, int, int]] = []  # (example index, row, window start, window end)
+        # numpy views, sliced per example: hundreds of thousands of small torch slices cost far more
+        token_array, act_array = tokens.numpy().astype(np.int32), feature_acts.cpu().numpy()
         for row, s in enumerate(slots):
             c = int(plan.contexts[s])
             here = wanted.take(plan.rows(s))
@@ -184,7 +186,7 @@ class ExampleBuilder:
                     top_rows.append((len(examples), row, lo, hi))
                 examples.append(Example(
                     feature=f, kind=EXAMPLE_KINDS[kind], rank=rank, interval=interval,
-                    token_ids=_ids(tokens[row, lo:hi]), acts=_values(feature_acts[row, lo:hi, f]),
+                    token_ids=token_array[row, lo:hi].copy(), acts=act_array[row, lo:hi, f].copy(),
                     center=token % C - lo, max_act=value, context_index=c, position=token % C,
                 ))
             for j in plan.pool.get(s, []):
@@ -223,11 +225,12 @@ class ExampleBuilder:
         loss[e, o] = effects.next_token
         ids[0, e, o], ids[1, e, o] = effects.boosted_ids.int(), effects.suppressed_ids.int()
         values[0, e, o], values[1, e, o] = effects.boosted_values, effects.suppressed_values
+        loss_np, ids_np, values_np = loss.numpy(), ids.numpy(), values.numpy()
         for j, (i, _, lo_j, hi_j) in enumerate(top_rows):
             n, ex = hi_j - lo_j, examples[i]
-            ex.loss_effects = _values(loss[j, :n])
-            ex.top_boosted, ex.top_boosted_values = _ids(ids[0, j, :n]), _values(values[0, j, :n])
-            ex.top_suppressed, ex.top_suppressed_values = _ids(ids[1, j, :n]), _values(values[1, j, :n])
+            ex.loss_effects = loss_np[j, :n].copy()
+            ex.top_boosted, ex.top_boosted_values = ids_np[0, j, :n].copy(), values_np[0, j, :n].copy()
+            ex.top_suppressed, ex.top_suppressed_values = ids_np[1, j, :n].copy(), values_np[1, j, :n].copy()
 
     def _cell_effects(self, rows: torch.Tensor, positions: torch.Tensor, features: torch.Tensor, tokens: torch.Tensor,
                       final: torch.Tensor, feature_acts: torch.Tensor, stats) -> LogprobEffects:
