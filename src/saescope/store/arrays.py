@@ -7,6 +7,7 @@ numbers, and the dtype survives, so float32 values come back bit for bit.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import struct
@@ -15,14 +16,20 @@ import numpy as np
 
 
 def pack_arrays(arrays: dict[str, np.ndarray]) -> bytes:
-    header = []
+    layout = []
     chunks = []
     for name, array in arrays.items():
         array = np.ascontiguousarray(array)
-        header.append([name, array.dtype.str, list(array.shape)])
+        layout.append((name, array.dtype.str, array.shape))
         chunks.append(array.tobytes())
-    head = json.dumps(header, separators=(",", ":")).encode()
-    return struct.pack("<I", len(head)) + head + b"".join(chunks)
+    return _header(tuple(layout)) + b"".join(chunks)
+
+
+@functools.lru_cache(maxsize=1024)
+def _header(layout: tuple[tuple[str, str, tuple[int, ...]], ...]) -> bytes:
+    """The length-prefixed JSON header of a layout: hundreds of thousands of examples share a few."""
+    head = json.dumps([[name, dtype, list(shape)] for name, dtype, shape in layout], separators=(",", ":")).encode()
+    return struct.pack("<I", len(head)) + head
 
 
 def unpack_arrays(blob: bytes) -> dict[str, np.ndarray]:

@@ -12,22 +12,7 @@ import numpy as np
 
 from saescope.analysis.results import EXAMPLE_KINDS
 from saescope.store.arrays import unpack_arrays
-from saescope.store.rows import token_text
-
-
-class TokenTexts:
-    """Token id -> text for whole arrays at once (a numpy lookup: a page has thousands)."""
-
-    def __init__(self, vocab: list[str] | None) -> None:
-        self.vocab = vocab
-        self.table = np.array(vocab, dtype=object) if vocab is not None else None
-
-    def __call__(self, ids: np.ndarray) -> list[Any]:
-        """Texts of `ids`, keeping their shape ([window] or [window][n]) as nested lists."""
-        ids = np.asarray(ids)
-        if self.table is not None and (ids.size == 0 or (ids.min() >= 0 and ids.max() < len(self.table))):
-            return self.table[ids].tolist()
-        return np.vectorize(lambda i: token_text(self.vocab, int(i)), otypes=[object])(ids).tolist()
+from saescope.store.rows import TokenTexts
 
 
 def feature_page(sae: Any, row: Any, example_rows: list[Any], scores: dict[str, float],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -162,8 +162,23 @@ def token_text(vocab: list[str] | None, token_id: int) -> str:
     return f"<{token_id}>"
 
 
-def search_docs(sae_id: str, feature: int, top: list[tuple[Sequence[int], int]], explanation: str | None,
-                vocab: list[str] | None) -> list[dict[str, Any]]:
+class TokenTexts:
+    """Token id -> text for whole arrays at once (a numpy lookup: a page has thousands)."""
+
+    def __init__(self, vocab: list[str] | None) -> None:
+        self.vocab = vocab
+        self.table = np.array(vocab, dtype=object) if vocab is not None else None
+
+    def __call__(self, ids: np.ndarray) -> list[Any]:
+        """Texts of `ids`, keeping their shape ([window] or [window][n]) as nested lists."""
+        ids = np.asarray(ids)
+        if self.table is not None and (ids.size == 0 or (ids.min() >= 0 and ids.max() < len(self.table))):
+            return self.table[ids].tolist()
+        return np.vectorize(lambda i: token_text(self.vocab, int(i)), otypes=[object])(ids).tolist()
+
+
+def search_docs(sae_id: str, feature: int, top: list[tuple[np.ndarray, int]], explanation: str | None,
+                texts: TokenTexts) -> list[dict[str, Any]]:
     """The searchable text of a feature: its explanation, the tokens its top examples are
     centred on (what it fires on most), and the text of those top contexts. top: (token ids,
     centre) of each top example, best first."""
@@ -171,10 +186,11 @@ def search_docs(sae_id: str, feature: int, top: list[tuple[Sequence[int], int]],
     if explanation:
         docs.append(("explanation", explanation))
     if top:
-        centres = dict.fromkeys(token_text(vocab, int(ids[center])) for ids, center in top if 0 <= center < len(ids))
+        windows = [texts(ids) for ids, _ in top]
+        centres = dict.fromkeys(window[center] for window, (_, center) in zip(windows, top, strict=True)
+                                if 0 <= center < len(window))
         docs.append(("top_tokens", "\n".join(centres)))
-        contexts = ("".join(token_text(vocab, int(t)) for t in ids) for ids, _ in top)
-        docs.append(("context", "\n".join(c.replace("\n", " ") for c in contexts)))
+        docs.append(("context", "\n".join("".join(window).replace("\n", " ") for window in windows)))
     return [{"sae_id": sae_id, "feature": feature, "field": field, "text": text} for field, text in docs]
 
 

@@ -23,6 +23,7 @@ FEATURE_CHUNK = 512  # features whose top examples are read back at once
 def search_doc_rows(conn: Connection, sae_id: str, d_sae: int, explanations: dict[int, str],
                     vocab: list[str] | None) -> Iterator[dict[str, Any]]:
     """search_docs rows of every feature with stored top examples or an explanation, by feature."""
+    texts = rows.TokenTexts(vocab)
     for lo in range(0, d_sae, FEATURE_CHUNK):
         hi = lo + FEATURE_CHUNK
         top: dict[int, list[tuple[np.ndarray, int]]] = {}
@@ -33,7 +34,7 @@ def search_doc_rows(conn: Connection, sae_id: str, d_sae: int, explanations: dic
             top.setdefault(row.feature, []).append((unpack_arrays(row.data)["token_ids"], row.center))
         explained = {f: text for f, text in explanations.items() if lo <= f < hi}
         for f in sorted(set(top) | set(explained)):
-            yield from rows.search_docs(sae_id, f, top.get(f, []), explained.get(f), vocab)
+            yield from rows.search_docs(sae_id, f, top.get(f, []), explained.get(f), texts)
 
 
 def count_docs(has_top: np.ndarray, explanations: dict[int, str]) -> int:

@@ -99,7 +99,7 @@ class FeatureStore:
     def __init__(self, engine: Engine, where: str) -> None:
         self.engine = engine
         self.where = where  # the file or the URL without password, for messages
-        self._vocabs: dict[str | None, pages.TokenTexts] = {None: pages.TokenTexts(None)}
+        self._vocabs: dict[str | None, rows.TokenTexts] = {None: rows.TokenTexts(None)}
 
     @property
     def backend(self) -> str:
@@ -374,11 +374,11 @@ class FeatureStore:
         return [pages.feature_page(sae, by_id[f], example_rows.get(f, []), feature_scores.get(f, {}), vocab)
                 for f in feature_ids if f in by_id]
 
-    def _vocab(self, conn: Connection, vocab_hash: str | None) -> pages.TokenTexts:
+    def _vocab(self, conn: Connection, vocab_hash: str | None) -> rows.TokenTexts:
         """The SAE's vocabulary, read once per store object (a viewer keeps its store open)."""
         if vocab_hash not in self._vocabs:
             tokens = conn.execute(select(vocabs.c.tokens).where(vocabs.c.vocab_hash == vocab_hash)).scalar_one()
-            self._vocabs[vocab_hash] = pages.TokenTexts(json.loads(tokens))
+            self._vocabs[vocab_hash] = rows.TokenTexts(json.loads(tokens))
         return self._vocabs[vocab_hash]
 
     def _insert_vocab(self, conn: Connection, vocab: list[str]) -> None:
