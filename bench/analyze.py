@@ -38,13 +38,14 @@ VENVS = RESULTS / "venvs"
 # What each peer's venv needs on top of torch (pins found by running them; each says why):
 PEERS = {
     # PyPI's torchvision/torchaudio (pulled in by decode-clt) do not match the CPU torch build, and
-    # transformers then fails to import its models (BertForPreTraining): SAEDashboard never uses them
-    "saedash": {"install": ["sae-dashboard", "sae-lens"], "remove": ["torchvision", "torchaudio"]},
+    # transformers then fails to import its models (BertForPreTraining): SAEDashboard never uses them.
+    # It keeps NumPy 1, and pyarrow >= 18 (through datasets) needs NumPy 2
+    "saedash": {"install": ["sae-dashboard", "sae-lens", "pyarrow<18"], "remove": ["torchvision", "torchaudio"]},
     # sae_vis 0.3.7 reads sae.cfg.hook_name (SAELens < 6), keeps NumPy 1 (pyarrow >= 18 needs NumPy 2)
     # and imports frozendict and tabulate without declaring them
     "saevis": {"install": ["sae-vis", "sae-lens<6", "pyarrow<18", "frozendict", "tabulate"], "remove": []},
 }
-HOOK = "blocks.6.hook_resid_post"
+HOOK = "blocks.6.hook_resid_post"  # the default; --hook picks another residual stream
 
 
 def ensure_venv(name: str) -> Path:
@@ -69,15 +70,15 @@ def ensure_venv(name: str) -> Path:
     return python
 
 
-def build_sae(model, d_sae: int, k: int, seed: int = 0):
-    """A TopK SAE whose decoder rows are real centred layer-6 residuals (features fire on real text)."""
+def build_sae(model, d_sae: int, k: int, hook: str, seed: int = 0):
+    """A TopK SAE whose decoder rows are real centred residuals at the hook (features fire on real text)."""
     from saescope.corpus import CorpusConfig, iter_context_batches
     from saescope.sae import SAEConfig, build_sae
 
     rows = []
     corpus = CorpusConfig(context_length=128, seed=1000 + seed)  # not the benchmark's contexts
     for tokens in iter_context_batches(corpus, model.tokenizer, 16):
-        rows.append(model.run_with_cache(tokens, [HOOK])[HOOK][:, 1:].reshape(-1, model.d_model))
+        rows.append(model.run_with_cache(tokens, [hook])[hook][:, 1:].reshape(-1, model.d_model))
         if sum(len(r) for r in rows) >= d_sae:
             break
     acts = torch.cat(rows)
@@ -85,7 +86,7 @@ def build_sae(model, d_sae: int, k: int, seed: int = 0):
     directions = acts[torch.randperm(len(acts), generator=torch.Generator().manual_seed(seed))[:d_sae]] - mean
     directions = directions / directions.norm(dim=1, keepdim=True)
     sae = build_sae(SAEConfig(architecture="topk", d_in=model.d_model, d_sae=d_sae, k=k, model_name="smollm2",
-                              hook_name=HOOK))
+                              hook_name=hook))
     with torch.no_grad():
         sae.W_dec.copy_(directions)
         sae.W_enc.copy_(directions.T)
@@ -93,7 +94,7 @@ def build_sae(model, d_sae: int, k: int, seed: int = 0):
     return sae
 
 
-def prepare(work: Path, n_tokens: int, d_sae: int, k: int) -> None:
+def prepare(work: Path, n_tokens: int, d_sae: int, k: int, hook: str) -> None:
     from saescope.corpus import CorpusConfig, iter_context_batches
     from saescope.models import load_model
     from saescope.sae import save_sae
@@ -102,7 +103,7 @@ def prepare(work: Path, n_tokens: int, d_sae: int, k: int) -> None:
     if not (work / "hf_model" / "config.json").exists():
         model.hf_model.save_pretrained(work / "hf_model")
         model.tokenizer.save_pretrained(work / "hf_model")
-    save_sae(build_sae(model, d_sae, k), work / "sae")
+    save_sae(build_sae(model, d_sae, k, hook), work / "sae")
     n_ctx = n_tokens // 128
     tokens = torch.cat(list(iter_context_batches(CorpusConfig(context_length=128), model.tokenizer, 64)))
     torch.save(tokens[:n_ctx].clone(), work / "tokens.pt")  # the contexts saescope analyses too
@@ -121,6 +122,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=4096)
     parser.add_argument("--d-sae", type=int, default=4608)
     parser.add_argument("--k", type=int, default=32)
+    parser.add_argument("--hook", default=HOOK, help="a residual-stream hook (default: %(default)s)")
     parser.add_argument("--peer-features", type=int, default=256, help="one default batch of the peers'")
     parser.add_argument("--peers", default="saedash,saedash_cached,saevis")
     parser.add_argument("--memory-scaling", action="store_true")
@@ -128,9 +130,9 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "analyze.json"))
     args = parser.parse_args()
     work = RESULTS / "analyze_work"
-    prepare(work, args.tokens, args.d_sae, args.k)
+    prepare(work, args.tokens, args.d_sae, args.k, args.hook)
     sample = torch.linspace(0, args.d_sae - 1, args.peer_features).long().tolist()
-    results = {"tokens": args.tokens, "d_sae": args.d_sae, "k": args.k, "hook": HOOK, "peer_features": sample,
+    results = {"tokens": args.tokens, "d_sae": args.d_sae, "k": args.k, "hook": args.hook, "peer_features": sample,
                "load_average_start": os.getloadavg(), "runs": {}}
     common = ["--work", str(work), "--context-length", "128"]
     results["runs"]["saescope"] = run_tool(Path(sys.executable), ["--tool", "saescope", "--tokens", str(args.tokens), *common])
@@ -141,7 +143,7 @@ def main() -> None:
             results["runs"][peer] = {"error": f"could not build its venv: {err}"}
             continue
         features = range(args.d_sae) if peer.endswith("_cached") else sample
-        results["runs"][peer] = run_tool(python, ["--tool", peer, "--hook", HOOK,
+        results["runs"][peer] = run_tool(python, ["--tool", peer, "--hook", args.hook,
                                                   "--features", ",".join(map(str, features)), *common])
     for factor in [int(f) for f in args.scales.split(",") if f] if args.memory_scaling else ():
         results["runs"][f"saescope_{factor}x_tokens"] = run_tool(
@@ -152,7 +154,7 @@ def main() -> None:
             run["saescope_speedup"] = ours / run["features_per_s"]
     results["load_average_end"] = os.getloadavg()  # the machines are shared: read ratios, not seconds
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    print(f"{args.tokens} tokens, d_sae {args.d_sae} (TopK k={args.k}) at {HOOK}; peers on {args.peer_features} features; "
+    print(f"{args.tokens} tokens, d_sae {args.d_sae} (TopK k={args.k}) at {args.hook}; peers on {args.peer_features} features; "
           f"load average {results['load_average_start'][0]:.1f} -> {results['load_average_end'][0]:.1f}")
     print(f"{'tool':<22}{'features':>9}{'seconds':>10}{'features/s':>12}{'all features s':>16}{'peak MiB':>10}"
           f"{'saescope x':>12}")
