@@ -228,42 +228,39 @@ def test_direct_path_loss_effect_equals_an_explicit_forward(result, smollm2, sae
     assert checked >= 3
 
 
+def assert_same_top_effects(examples: list[Example], others: list[Example]) -> None:
+    """Two passes' top examples carry the same log-prob effects (to float32 rounding) and hover tokens."""
+    key = lambda ex: (ex.feature, ex.kind, ex.interval, ex.rank)  # noqa: E731
+    pairs = [(a, b) for a, b in zip(sorted(examples, key=key), sorted(others, key=key), strict=True) if a.kind == "top"]
+    assert len(pairs) > 100
+    for a, b in pairs:
+        assert key(a) == key(b)
+        for name in ("loss_effects", "top_boosted_values", "top_suppressed_values"):
+            np.testing.assert_allclose(getattr(a, name), getattr(b, name), atol=2e-5, rtol=1e-5)
+        for name in ("top_boosted", "top_suppressed"):  # (near) ties aside, the same tokens
+            assert np.mean(getattr(a, name) == getattr(b, name)) > 0.99
+
+
 def test_direct_effects_are_the_same_with_torch_instead_of_the_kernels(result, smollm2, sae_dir, cfg, monkeypatch):
     """The C++ cell-effects kernel (and top-k kernel) against their torch fallbacks, on the whole pass."""
     from saescope import kernels
 
     assert kernels.available()
     monkeypatch.setattr(kernels, "available", lambda: False)
-    slow = analyze(sae_dir, cfg, model=smollm2, progress=False)
-    key = lambda ex: (ex.feature, ex.kind, ex.interval, ex.rank)  # noqa: E731
-    tops = [(a, b) for a, b in zip(sorted(result.examples, key=key), sorted(slow.examples, key=key), strict=True)
-            if a.kind == "top"]
-    assert len(tops) > 100
-    for fused, torch_ex in tops:
-        assert key(fused) == key(torch_ex)
-        np.testing.assert_allclose(fused.loss_effects, torch_ex.loss_effects, atol=2e-5, rtol=1e-5)
-        for name in ("top_boosted_values", "top_suppressed_values"):
-            np.testing.assert_allclose(getattr(fused, name), getattr(torch_ex, name), atol=2e-5, rtol=1e-5)
-        for name in ("top_boosted", "top_suppressed"):  # (near) ties aside, the same tokens
-            assert np.mean(getattr(fused, name) == getattr(torch_ex, name)) > 0.99
+    assert_same_top_effects(result.examples, analyze(sae_dir, cfg, model=smollm2, progress=False).examples)
 
 
-def test_loss_effects_without_the_kept_logit_table_are_the_same(result, smollm2, sae_dir, cfg, monkeypatch):
-    """An SAE whose [d_sae, d_vocab] logit table is over the memory budget: each chunk of cells
-    recomputes its rows through the unembedding, to the same effects."""
+@pytest.mark.parametrize("kept_fraction", [0.0, 0.5])
+def test_loss_effects_past_the_kept_logit_table_are_the_same(result, smollm2, sae, sae_dir, cfg, monkeypatch,
+                                                              kept_fraction):
+    """An SAE whose [d_sae, d_vocab] logit table is over the memory budget: the features past what
+    fits have their rows recomputed through the unembedding per chunk of cells, to the same effects."""
     from saescope.analysis import run
 
     assert run.logit_table_budget() >= run.MIN_LOGIT_TABLE_BUDGET
-    monkeypatch.setattr(run, "logit_table_budget", lambda: 0)
-    recomputed = analyze(sae_dir, cfg, model=smollm2, progress=False)
-    key = lambda ex: (ex.feature, ex.kind, ex.interval, ex.rank)  # noqa: E731
-    pairs = [(a, b) for a, b in zip(sorted(result.examples, key=key), sorted(recomputed.examples, key=key), strict=True)
-             if a.kind == "top"]
-    assert len(pairs) > 100
-    for kept, again in pairs:
-        assert key(kept) == key(again)
-        np.testing.assert_allclose(kept.loss_effects, again.loss_effects, atol=2e-5, rtol=1e-5)
-        np.testing.assert_allclose(kept.top_boosted_values, again.top_boosted_values, atol=2e-5, rtol=1e-5)
+    budget = int(kept_fraction * sae.cfg.d_sae) * smollm2.d_vocab * 4
+    monkeypatch.setattr(run, "logit_table_budget", lambda: budget)
+    assert_same_top_effects(result.examples, analyze(sae_dir, cfg, model=smollm2, progress=False).examples)
 
 
 @torch.no_grad()

@@ -33,19 +33,19 @@ def residual_directions(model: HookedModel, sae: SAE) -> torch.Tensor:
 
 @torch.no_grad()
 def logit_tables(model: HookedModel, directions: torch.Tensor, n_logits: int, n_bins: int,
-                 keep_budget_bytes: int, chunk: int = 256) -> tuple[dict[str, np.ndarray], torch.Tensor | None]:
+                 keep_budget_bytes: int, chunk: int = 256) -> tuple[dict[str, np.ndarray], torch.Tensor]:
     """Top / bottom tokens and histogram of each direction's logit effect.
 
-    Returns (tables, D) where D [d_sae, d_vocab] are the logit effects themselves when they fit
-    in keep_budget_bytes (the loss-effect pass reuses them), else None."""
+    Returns (tables, D) where D [n_kept, d_vocab] are the logit effects themselves of the first
+    n_kept features, as many as fit in keep_budget_bytes (the loss-effect pass reuses them)."""
     d_sae = len(directions)
-    keep = d_sae * model.d_vocab * 4 <= keep_budget_bytes
-    kept = torch.empty(d_sae, model.d_vocab) if keep else None
+    n_kept = min(d_sae, keep_budget_bytes // (model.d_vocab * 4))
+    kept = torch.empty(n_kept, model.d_vocab)
     out = {name: [] for name in ("top_ids", "top_values", "bottom_ids", "bottom_values", "hist", "range")}
     for start in range(0, d_sae, chunk):
         effects = model.direction_logits(directions[start : start + chunk]).float()  # [c, d_vocab]
-        if kept is not None:
-            kept[start : start + len(effects)] = effects
+        if start < n_kept:
+            kept[start : start + chunk] = effects[: n_kept - start]
         top = effects.topk(n_logits, dim=1)
         bottom = effects.topk(n_logits, dim=1, largest=False)
         lo, hi = effects.min(dim=1).values, effects.max(dim=1).values

@@ -41,7 +41,7 @@ from saescope.sae import SAE
 # loss-effect rows per vocabulary-sized computation: small, so the [rows, d_vocab] temporaries stay in cache
 ROW_CHUNK = 32
 # cells per direct_effects call: amortises the per-chunk torch ops around the C++ kernel, while the
-# [cells, d_vocab] direction logits made per chunk when no table is kept stay at 24 MiB
+# [cells, d_vocab] direction logits made per chunk for features past the kept table stay at 24 MiB
 CELL_CHUNK = 128
 # positions whose clean logits [positions, d_vocab] are held at once (256 x 49,152 floats = 48 MiB)
 POSITION_BLOCK = 256
@@ -91,10 +91,11 @@ class Plan:
 
 class ExampleBuilder:
     def __init__(self, model: HookedModel, sae: SAE, cfg: AnalysisConfig, directions: torch.Tensor,
-                 direction_logits: torch.Tensor | None) -> None:
+                 direction_logits: torch.Tensor) -> None:
         self.model, self.sae, self.cfg = model, sae, cfg
         self.directions = directions  # [d_sae, d_model] residual-stream direction of each feature
-        self.direction_logits = direction_logits  # [d_sae, d_vocab] or None (computed per row)
+        # [n_kept, d_vocab]: D_f of the first n_kept features (what fits in memory); the others' are computed per chunk
+        self.direction_logits = direction_logits
         self.direct = DirectPath(model)
         self.final_hook = f"blocks.{model.n_layers - 1}.hook_resid_post"
         self.ablate = set(cfg.ablate_features)
@@ -252,11 +253,14 @@ class ExampleBuilder:
             lse = torch.logsumexp(logits, -1)
             cells = order[first_cell[start] : first_cell[start + len(block)]]
             local = torch.repeat_interleave(torch.arange(len(block)), counts[start : start + len(block)])
+            # cells of features past the kept table last: every chunk but one reads the table or none of it
+            past = torch.argsort((features[cells] >= len(self.direction_logits)).long(), stable=True)
+            cells, local = cells[past], local[past]
             for cell, p in self._chunks(cells, local):
                 f, r, q = features[cell], rows[cell], positions[cell]
                 added = contributions(self.sae, feature_acts[r, q, f], f, rows_of_stats(stats, r, q))
                 alpha, direction = self._alpha(added, f), self.directions[f]
-                table, of_cell = ((self.direction_logits, f) if self.direction_logits is not None
+                table, of_cell = ((self.direction_logits, f) if bool((f < len(self.direction_logits)).all())
                                   else (self.model.direction_logits(direction).float(), torch.arange(len(f))))
                 cell_resid = resid[p]
                 if self.direct.fast:
