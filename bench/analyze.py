@@ -1,7 +1,8 @@
 """Benchmark: `saescope analyze` (all features) against SAEDashboard and sae_vis (a sample of features),
 same model (SmolLM2-135M), same SAE file, same token contexts, in one run.
 
-    .venv/bin/python bench/analyze.py [--tokens 4096] [--d-sae 4608] [--peer-features 256] [--memory-scaling [--scales 4,16]]
+    .venv/bin/python bench/analyze.py [--tokens 4096] [--d-sae 4608] [--hook blocks.6.hook_resid_post]
+        [--peer-features 256] [--peers saedash,saedash_cached,saevis] [--memory-scaling [--scales 4,16]]
 
 Peers run in their own venvs under bench/results/venvs/ (built here if missing: torch==2.13.0
 CPU first, then the tool with torch pinned), on a TransformerLens model built from SmolLM2's
