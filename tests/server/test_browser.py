@@ -126,8 +126,10 @@ def test_test_text_prompt_steer_and_map_pages(page):
     page.wait_for_selector("svg.sv-map circle", timeout=60_000)
     assert page.locator("svg.sv-map circle").count() == D_SAE
     shot(page, "map")
-    page.locator("svg.sv-map a").nth(7).click()
-    page.wait_for_selector(".sc-feature[data-feature='7']")
+    point = page.locator("svg.sv-map a").last  # drawn last, so no other point covers it
+    feature = point.locator("circle").get_attribute("data-feature")
+    point.click()
+    page.wait_for_selector(f".sc-feature[data-feature='{feature}']")
     assert page.errors == []
 
 

@@ -28,8 +28,11 @@ def test_latent_major_steps_like_row_major(layer6_acts):
     plain, plain_opt = train(False, layer6_acts)
     aliased, aliased_opt = train(True, layer6_acts)
     assert not plain_opt.aliases and len(aliased_opt.aliases) == 1
+    # The latent-major W_enc goes through another matmul, so activations differ in the last bits, and
+    # Adam scales a near-zero gradient's rounding up to a step: a few W_dec entries moved by ~2e-6
+    # after 3 steps on one machine (0.2% of a step of lr 1e-3). A wrong alias moves whole steps.
     for name in plain:
-        torch.testing.assert_close(aliased[name], plain[name], rtol=1e-5, atol=1e-6, msg=name)
+        torch.testing.assert_close(aliased[name], plain[name], rtol=1e-5, atol=1e-5, msg=name)
 
 
 def test_alias_shares_memory_and_moments_are_views(layer6_acts):
