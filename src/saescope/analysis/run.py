@@ -46,9 +46,9 @@ MIN_LOGIT_TABLE_BUDGET = 2 * 2**30  # bytes of [d_sae, d_vocab] logit effects ke
 
 def logit_table_budget() -> int:
     """Bytes of [d_sae, d_vocab] float32 logit effects to keep for the loss effects: a quarter of the
-    memory available now, at least MIN_LOGIT_TABLE_BUDGET. Without the table each chunk of cells
-    recomputes its rows through the unembedding: for a 16k SAE on SmolLM2 (3 GiB of table) that
-    was 167 s of a 329 s analysis, instead of 12 s once."""
+    memory available now, at least MIN_LOGIT_TABLE_BUDGET. The rows of features past it are
+    recomputed through the unembedding for each chunk of cells: for a 16k SAE on SmolLM2 (3 GiB of
+    table) recomputing all of them took 167 s of a 329 s analysis, against 12 s for the table once."""
     try:
         with open("/proc/meminfo") as f:
             available = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
