@@ -65,8 +65,12 @@ class LiveEngine:
         try:
             self._send((req_id, method, args))
         except (OSError, ValueError) as err:
-            self._fail_all(f"the inference worker cannot be reached ({err})")
+            self._fail_all(self._lost(err))
         return await future
+
+    def _lost(self, err: Exception) -> str:
+        """Why a request could not be sent to the worker."""
+        return f"the inference worker cannot be reached ({err})"
 
     def _deliver(self, reply: Reply) -> None:
         """From the worker's side: hand one reply to the request waiting for it."""
@@ -165,12 +169,18 @@ class ProcessEngine(LiveEngine):
         while True:
             try:
                 reply = self._replies.recv()
-            except (EOFError, OSError):
-                self._process.join(5)
-                self._fail_all(f"the inference worker exited (exit code {self._process.exitcode}); "
-                               "restart the viewer")
+            except (EOFError, OSError) as err:
+                self._fail_all(self._lost(err))
                 return
             self._deliver(reply)
+
+    def _lost(self, err: Exception) -> str:
+        """The same words whichever side notices first that the worker died: this reader, or a send
+        into the broken pipe."""
+        self._process.join(5)
+        if self._process.exitcode is None:
+            return super()._lost(err)
+        return f"the inference worker exited (exit code {self._process.exitcode}); restart the viewer"
 
     def _send(self, request: tuple) -> None:
         with self._send_lock:
