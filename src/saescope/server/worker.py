@@ -145,7 +145,7 @@ class ProcessEngine(LiveEngine):
         requests_in.close()
         replies_out.close()
         self._replies = replies_in
-        self._send_lock = threading.Lock()
+        self._send_lock, self._join_lock = threading.Lock(), threading.Lock()
         self._started(replies_in)
         self._reader = threading.Thread(target=self._read_replies, daemon=True, name="saescope-live-replies")
         self._reader.start()
@@ -176,8 +176,10 @@ class ProcessEngine(LiveEngine):
 
     def _lost(self, err: Exception) -> str:
         """The same words whichever side notices first that the worker died: this reader, or a send
-        into the broken pipe."""
-        self._process.join(5)
+        into the broken pipe. One at a time: a second concurrent join's waitpid finds the child
+        already reaped and reads no exit code."""
+        with self._join_lock:
+            self._process.join(5)
         if self._process.exitcode is None:
             return super()._lost(err)
         return f"the inference worker exited (exit code {self._process.exitcode}); restart the viewer"
