@@ -139,7 +139,7 @@ def run_saescope(work: Path, n_tokens: int, context_length: int) -> tuple[float,
     import tempfile
 
     from saescope.analysis import AnalysisConfig
-    from saescope.analysis.run import finish_analysis, prepare_analysis, stream_pass
+    from saescope.analysis.run import finish_analysis, open_spool, prepare_analysis, stream_pass
     from saescope.corpus import CorpusConfig
     from saescope.models import load_model
     from saescope.sae import load_sae
@@ -150,10 +150,11 @@ def run_saescope(work: Path, n_tokens: int, context_length: int) -> tuple[float,
     sae, cfg, model, _ = prepare_analysis(load_sae(work / "sae"), cfg, load_model("smollm2"))
     start = time.perf_counter()
     peaks.stage = "stream"
-    acc = stream_pass(model, sae, cfg, progress=False)
+    spool = open_spool(model, sae, cfg, None)  # as analyze() without a checkpoint: a temporary file
+    acc = stream_pass(model, sae, cfg, progress=False, spool=spool)
     stream_s = time.perf_counter() - start
     peaks.stage = "tables"  # statistics, co-firing and logit tables
-    result = finish_analysis(model, sae, cfg, acc, progress=False, stream_examples=True)
+    result = finish_analysis(model, sae, cfg, acc, progress=False, stream_examples=True, spool=spool)
     del acc
     peaks.stage = "examples"  # the example pass runs as the store reads the examples
     store_start: list[float] = []

@@ -110,6 +110,7 @@ def evaluate_sae(model: Any, sae_dir: Path, run_dir: Path, n_tokens: int, traine
 
 def analyse_features(model: Any, sae_dir: Path, run_dir: Path, n_tokens: int, evals: dict[str, Any]) -> Path:
     from saescope.analysis import AnalysisConfig, analyze
+    from saescope.analysis.run import remove_checkpoint
     from saescope.store import open_store
 
     store_path = run_dir / "features.db"
@@ -120,7 +121,7 @@ def analyse_features(model: Any, sae_dir: Path, run_dir: Path, n_tokens: int, ev
     result.evals = {k: float(v) for k, v in evals.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     with open_store(store_path) as store:
         store.write_analysis(result)
-    checkpoint.unlink(missing_ok=True)  # only once the result is safely stored
+    remove_checkpoint(checkpoint)  # only once the result is safely stored
     return store_path
 
 

@@ -23,7 +23,7 @@ from saescope.analysis import (
 from saescope.analysis.run import feature_tables, load_checkpoint, wanted_examples
 from saescope.analysis.sketch import SUB
 from saescope.corpus import CorpusConfig, iter_context_batches
-from saescope.errors import SaescopeError
+from saescope.errors import ConfigError, SaescopeError
 from saescope.sae import load_sae
 
 ABLATED = 1
@@ -368,3 +368,82 @@ def test_streamed_examples_are_made_a_batch_at_a_time_as_they_are_read(smollm2, 
     assert sorted((Example(**d) for d in got), key=key) == sorted(result.examples, key=key)
     with pytest.raises(SaescopeError, match="streamed once already"):
         list(streamed.examples)
+
+
+# --- the activation spool: the example pass reads the streaming pass's activations back -------
+
+def count_model_runs(model, monkeypatch) -> list[int]:
+    """Batch sizes of every run_with_cache call on model from now on."""
+    calls: list[int] = []
+    real = model.run_with_cache
+
+    def counted(tokens, *args, **kwargs):
+        calls.append(len(tokens))
+        return real(tokens, *args, **kwargs)
+
+    monkeypatch.setattr(model, "run_with_cache", counted)
+    return calls
+
+
+def assert_same_examples(examples: list[Example], others: list[Example]) -> None:
+    key = lambda ex: (ex.feature, ex.kind, ex.interval, ex.rank)  # noqa: E731
+    pairs = list(zip(sorted(examples, key=key), sorted(others, key=key), strict=True))
+    for a, b in pairs:
+        assert key(a) == key(b) and (a.context_index, a.position) == (b.context_index, b.position)
+        np.testing.assert_array_equal(a.token_ids, b.token_ids)
+        np.testing.assert_allclose(a.acts, b.acts, rtol=1e-4, atol=1e-5)
+    assert_same_top_effects(examples, others)
+
+
+@pytest.mark.parametrize("spooled_contexts", [None, 5])
+def test_the_example_pass_reads_spooled_contexts_instead_of_running_the_model(smollm2, sae_dir, cfg, result,
+                                                                               monkeypatch, spooled_contexts):
+    """With the whole spool (default budget) the example pass runs no model; with room for 5 contexts
+    it runs the model for the others only. Either way the examples are those of re-running the model."""
+    from saescope.analysis import run
+    from saescope.analysis.spool import ActivationSpool
+
+    if spooled_contexts is not None:
+        record = cfg.context_length * 2 * smollm2.d_model * 4
+        cfg = dataclasses.replace(cfg, spool_gib=spooled_contexts * record / 2**30)
+    streamed = analyze(sae_dir, cfg, model=smollm2, progress=False, stream_examples=True)
+    calls = count_model_runs(smollm2, monkeypatch)
+    spools = [o for o in gc.get_objects() if type(o) is ActivationSpool and not o.file.closed]
+    assert len(spools) == 1 and spools[0].n_contexts == (spooled_contexts or cfg.n_contexts)
+    examples = list(streamed.examples)
+    assert sum(calls) == cfg.n_contexts - (spooled_contexts or cfg.n_contexts)  # (ablation runs another way)
+    assert spools[0].file.closed and not spools[0].path.exists()  # a temporary spool goes once read
+    monkeypatch.undo()
+    assert_same_examples(examples, analyze(sae_dir, dataclasses.replace(cfg, spool_gib=0), model=smollm2,
+                                           progress=False).examples)
+    assert run.open_spool(smollm2, load_sae(sae_dir), dataclasses.replace(cfg, spool_gib=0), None) is None
+
+
+def test_a_resumed_pass_keeps_the_spool_its_checkpoint_vouches_for(smollm2, sae, sae_dir, cfg, result, tmp_path,
+                                                                   monkeypatch):
+    """Interrupted after 7 contexts with 2 more half-written to the spool: the resumed analysis drops
+    those, appends from context 7 on, and gives the uninterrupted result; remove_checkpoint removes both."""
+    from saescope.analysis.run import open_spool, remove_checkpoint
+    from saescope.analysis.spool import spool_path
+
+    checkpoint = tmp_path / "acc.safetensors"
+    spool = open_spool(smollm2, sae, cfg, checkpoint)
+    stream_pass(smollm2, sae, cfg, stop=7, checkpoint=checkpoint, progress=False, spool=spool)
+    assert spool.n_contexts == 7
+    with open(spool_path(checkpoint), "ab") as f:  # what a kill between checkpoints leaves behind
+        f.write(b"\xff" * (spool.record * 2 - 100))
+    spool.close()
+    calls = count_model_runs(smollm2, monkeypatch)
+    resumed = analyze(sae_dir, cfg, model=smollm2, checkpoint=checkpoint, progress=False)
+    assert sum(calls) == cfg.n_contexts - 7  # the streaming pass of the rest; the example pass read everything back
+    monkeypatch.undo()
+    assert_same_examples(resumed.examples, result.examples)
+    assert spool_path(checkpoint).stat().st_size == cfg.n_contexts * spool.record
+    remove_checkpoint(checkpoint)
+    assert not checkpoint.exists() and not spool_path(checkpoint).exists()
+
+
+def test_spool_budget_must_be_a_size():
+    for bad in (-1, "8G", True):
+        with pytest.raises(ConfigError, match="spool_gib"):
+            AnalysisConfig(spool_gib=bad).validate()

@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="tokens (evenly spaced) for co-firing correlations (default: %(default)s)")
     p.add_argument("--checkpoint-every", type=parse_count, default=defaults.checkpoint_every,
                    help="tokens between checkpoints of the pass; an interrupted run resumes from the last (default: %(default)s)")
+    p.add_argument("--spool-gib", type=float, default=defaults.spool_gib,
+                   help="disk for the model activations the example pass reads back instead of re-running the model; "
+                        "0 re-runs it (default: %(default)s)")
     p.add_argument("--sae-id", default=None, help="the SAE's name in the store (default: run name or model/hook/arch-d_sae)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--out", default=None, help="write an analysis file (.npz) instead of a store")
@@ -54,7 +57,7 @@ def config_from_args(args: argparse.Namespace) -> AnalysisConfig:
         corpus=corpus_config_from_args(args), n_tokens=args.tokens, batch_size=args.batch_size, top_k=args.top_k,
         quantile_intervals=args.quantile_intervals, per_interval=args.per_interval, n_inactive=args.inactive,
         window=(before, after), ablate_features=parse_ints("--ablate-features", args.ablate_features),
-        cofiring_tokens=args.cofiring_tokens, checkpoint_every=args.checkpoint_every,
+        cofiring_tokens=args.cofiring_tokens, checkpoint_every=args.checkpoint_every, spool_gib=args.spool_gib,
     )
 
 
@@ -82,7 +85,7 @@ def checkpoint_path(kind: str, where: str, sae_id: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from saescope.analysis.io import save_analysis
-    from saescope.analysis.run import analyze, default_sae_id, find_sae_dir
+    from saescope.analysis.run import analyze, default_sae_id, find_sae_dir, remove_checkpoint
     from saescope.sae import load_sae
 
     cfg = config_from_args(args)
@@ -114,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
 
         with open_store(where) as store:
             store.write_analysis(result)
-    checkpoint.unlink(missing_ok=True)  # only once the result is safely stored
+    remove_checkpoint(checkpoint)  # only once the result is safely stored
     if active():
         remove_checkpoints(checkpoint)
     print(f"analysed {len(result.features.density):,} features over {result.n_tokens:,} tokens -> {where} ({sae_id})")

@@ -31,6 +31,8 @@ class AnalysisConfig:
     include_bos: bool = False  # BOS positions are left out (SAEs are trained without them)
     seed: int = 0  # of the interval and inactive samples
     checkpoint_every: int = 65_536  # tokens between checkpoints of the accumulators
+    # disk for the activations the example pass reads back instead of re-running the model (analysis.spool)
+    spool_gib: float = 16.0
 
     def validate(self, d_sae: int | None = None) -> None:
         self.corpus.check_fields()
@@ -41,6 +43,8 @@ class AnalysisConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(name, value, "an integer >= 0")
+        if isinstance(self.spool_gib, bool) or not isinstance(self.spool_gib, int | float) or not self.spool_gib >= 0:
+            raise ConfigError("spool_gib", self.spool_gib, "a number of GiB >= 0 (0: the example pass re-runs the model)")
         if self.n_exact_top < self.top_k:
             self.n_exact_top = self.top_k
         before, after = self.window

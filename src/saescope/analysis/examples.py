@@ -3,9 +3,10 @@
 The streaming pass keeps only (activation, global token index) of each example: keeping
 windows of tokens and final residuals for every candidate that ever enters a top-k list would
 cost far more than re-running the few contexts that end up chosen. Here those contexts are
-read again from the corpus (tokenizing is ~300x faster than the model), run once (through
-every layer only where a top example needs the final residual, cut after the last token any
-window needs) and encoded, and every example of every feature in them is filled in.
+read again from the corpus (tokenizing is ~300x faster than the model), their activations read
+back from the streaming pass's spool (analysis.spool) or, for contexts past it, the model run
+again (through every layer only where a top example needs the final residual, cut after the
+last token any window needs), encoded, and every example of every feature in them is filled in.
 
 The examples come out one batch of contexts at a time (`ExampleBuilder.build` is a generator),
 so that a store or file can write each batch away: what the pass holds is bounded by the
@@ -34,6 +35,7 @@ from saescope.analysis.effects import (
 )
 from saescope.analysis.results import EXAMPLE_KINDS, Example
 from saescope.analysis.sketch import token_priority
+from saescope.analysis.spool import ActivationSpool, final_residual_hook
 from saescope.corpus import iter_context_batches
 from saescope.models import HookedModel
 from saescope.sae import SAE
@@ -82,7 +84,8 @@ class Plan:
     starts: list[int]  # [n_ctx + 1]
     length: torch.Tensor  # [n_ctx] positions to run (windows, and a top example's next token)
     needs_final: torch.Tensor  # [n_ctx] bool: holds a top example (needs the final residual)
-    order: torch.Tensor  # [n_ctx] the run order: by (needs_final, length, context), similar ones together
+    spooled: torch.Tensor  # [n_ctx] bool: its activations are in the spool (no model run)
+    order: torch.Tensor  # [n_ctx] the run order: by (spooled, needs_final, length, context), similar ones together
     pool: dict[int, list[int]]  # context slot -> indices into the inactive pool of its tokens
 
     def rows(self, slot: int) -> torch.Tensor:
@@ -91,13 +94,14 @@ class Plan:
 
 class ExampleBuilder:
     def __init__(self, model: HookedModel, sae: SAE, cfg: AnalysisConfig, directions: torch.Tensor,
-                 direction_logits: torch.Tensor) -> None:
+                 direction_logits: torch.Tensor, spool: ActivationSpool | None = None) -> None:
         self.model, self.sae, self.cfg = model, sae, cfg
         self.directions = directions  # [d_sae, d_model] residual-stream direction of each feature
         # [n_kept, d_vocab]: D_f of the first n_kept features (what fits in memory); the others' are computed per chunk
         self.direction_logits = direction_logits
         self.direct = DirectPath(model)
-        self.final_hook = f"blocks.{model.n_layers - 1}.hook_resid_post"
+        self.final_hook = final_residual_hook(model)
+        self.spool = spool  # read instead of running the model, for the contexts it holds
         self.ablate = set(cfg.ablate_features)
 
     # --- which contexts -----------------------------------------------------------------
@@ -133,13 +137,15 @@ class ExampleBuilder:
         length = (last + 1).clamp_max(C)
         is_top = (wanted.kind[by_context] == TOP).long()
         needs_final = torch.zeros(len(contexts), dtype=torch.int64).scatter_reduce_(0, slot, is_top, "amax").bool()
+        spooled = self.spool.holds(contexts) if self.spool is not None else torch.zeros(len(contexts), dtype=torch.bool)
         order = torch.argsort(length, stable=True)  # contexts are sorted: ties stay in context order
         order = order[torch.argsort(needs_final[order].long(), stable=True)]
+        order = order[torch.argsort(spooled[order].long(), stable=True)]
         pool_rows: dict[int, list[int]] = {}
         for j, s in enumerate(pool_slot.tolist()):
             pool_rows.setdefault(s, []).append(j)
         starts = [0, *counts.cumsum(0).tolist()]
-        return Plan(contexts, by_context, starts, length, needs_final, order, pool_rows)
+        return Plan(contexts, by_context, starts, length, needs_final, spooled, order, pool_rows)
 
     # --- the pass -------------------------------------------------------------------------
 
@@ -147,18 +153,29 @@ class ExampleBuilder:
     def build(self, wanted: Wanted, progress: bool = True) -> Iterator[list[Example]]:
         """The examples, one list per batch of contexts as the pass runs, the inactive ones last:
         a caller that writes each list away never holds them all."""
-        pool = self.inactive_pool(torch.unique(wanted.token // self.cfg.context_length))
-        plan = self.plan(wanted, pool)
-        # every needed context read again in one go: token ids only, small next to the model
-        context_tokens = read_contexts(self.cfg, self.model.tokenizer, plan.contexts)
-        pool_windows: list[tuple[np.ndarray, torch.Tensor, int, int] | None] = [None] * len(pool)
-        bar = tqdm(total=len(plan.contexts), unit="ctx", desc="examples", disable=not progress)
-        for batch in plan.order.split(self.cfg.batch_size):
-            slots = batch.tolist()
-            yield self._run_batch(slots, context_tokens[batch].long(), wanted, plan, pool, pool_windows)
-            bar.update(len(slots))
-        bar.close()
+        try:
+            pool = self.inactive_pool(torch.unique(wanted.token // self.cfg.context_length))
+            plan = self.plan(wanted, pool)
+            # every needed context read again in one go: token ids only, small next to the model
+            context_tokens = read_contexts(self.cfg, self.model.tokenizer, plan.contexts)
+            pool_windows: list[tuple[np.ndarray, torch.Tensor, int, int] | None] = [None] * len(pool)
+            bar = tqdm(total=len(plan.contexts), unit="ctx", desc="examples", disable=not progress)
+            for batch in self._batches(plan):
+                slots = batch.tolist()
+                yield self._run_batch(slots, context_tokens[batch].long(), wanted, plan, pool, pool_windows)
+                bar.update(len(slots))
+            bar.close()
+        finally:
+            if self.spool is not None:
+                self.spool.close()  # read to the end (a temporary one is removed)
         yield from self._inactive_examples(pool, pool_windows)
+
+    def _batches(self, plan: Plan) -> Iterator[torch.Tensor]:
+        """plan.order in batches of contexts either all read from the spool or all run through the model."""
+        n_run = int((~plan.spooled).sum())  # the order puts them first
+        for part in (plan.order[:n_run], plan.order[n_run:]):
+            if len(part):
+                yield from part.split(self.cfg.batch_size)
 
     def _run_batch(self, slots: list[int], tokens: torch.Tensor, wanted: Wanted, plan: Plan, pool: torch.Tensor,
                    pool_windows: list) -> list[Example]:
@@ -167,8 +184,13 @@ class ExampleBuilder:
         length = int(plan.length[slots].max())
         needs_final = bool(plan.needs_final[slots].any())
         hook = self.sae.cfg.hook_name
-        hooks = [hook, self.final_hook] if needs_final and hook != self.final_hook else [hook]
-        cache = self.model.run_with_cache(tokens[:, :length].to(self.model.device), hooks, stop_early=True)
+        if bool(plan.spooled[slots[0]]):
+            contexts = plan.contexts[slots].tolist()
+            cache = {k: v.to(self.model.device) for k, v in self.spool.read(contexts, length).items()}  # type: ignore[union-attr]
+            needs_final = needs_final and self.final_hook in cache
+        else:
+            hooks = [hook, self.final_hook] if needs_final and hook != self.final_hook else [hook]
+            cache = self.model.run_with_cache(tokens[:, :length].to(self.model.device), hooks, stop_early=True)
         feature_acts, stats = self.sae.encode_with_stats(cache[hook])  # [b, length, d_sae]
         feature_acts = feature_acts.float()
         if not self.cfg.include_bos and self.cfg.corpus.prepend_bos:

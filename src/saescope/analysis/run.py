@@ -1,13 +1,15 @@
 """The analysis pass: one streaming pass of the model and the SAE over the corpus, then the results.
 
-    acc = stream_pass(model, sae, cfg)            # the expensive part: model to the hook, encode, accumulate
-    result = finish_analysis(model, sae, cfg, acc) # tables from the accumulators + one short example pass
+    acc = stream_pass(model, sae, cfg, spool=spool)  # the model, encode, accumulate (activations kept in spool)
+    result = finish_analysis(model, sae, cfg, acc, spool=spool)  # tables + the example pass
 
 `analyze(...)` does both, with checkpoints of the accumulators (resumable) and progress. With
 stream_examples the example pass runs as result.examples is read (by FeatureStore.write_analysis
 or save_analysis), so that memory stays bounded by features x kept examples and the batch.
 Shards: stream_pass over context ranges [start, stop) and FeatureAccumulators.merge give the
-same accumulators as one pass.
+same accumulators as one pass. The spool (analysis.spool; optional) keeps the hook and final
+activations of the contexts streamed, so that the example pass reads them instead of running
+the model again.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from saescope.analysis.results import (
     FeatureTables,
     SAEAnalysis,
 )
+from saescope.analysis.spool import ActivationSpool, final_residual_hook, spool_path
 from saescope.corpus import describe_corpus, iter_context_batches
 from saescope.errors import SaescopeError
 from saescope.fileio import save_tensors
@@ -102,9 +105,10 @@ def sparse_codes(sae: SAE, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
 
 def stream_pass(model: HookedModel, sae: SAE, cfg: AnalysisConfig, acc: FeatureAccumulators | None = None,
                 start: int = 0, stop: int | None = None, checkpoint: Path | None = None,
-                progress: bool = True) -> FeatureAccumulators:
+                progress: bool = True, spool: ActivationSpool | None = None) -> FeatureAccumulators:
     """Accumulate contexts [start, stop) (default: all cfg.n_contexts) into acc; with `checkpoint`,
-    save the accumulators there every cfg.checkpoint_every tokens (atomically)."""
+    save the accumulators there every cfg.checkpoint_every tokens (atomically). Contexts the spool
+    accepts run through the whole model and their activations go into it; the others stop at the hook."""
     acc = acc or accumulators_for(sae, cfg)
     stop = cfg.n_contexts if stop is None else min(stop, cfg.n_contexts)
     C = cfg.context_length
@@ -116,7 +120,11 @@ def stream_pass(model: HookedModel, sae: SAE, cfg: AnalysisConfig, acc: FeatureA
     if start < stop:
         for tokens in iter_context_batches(cfg.corpus, model.tokenizer, cfg.batch_size, skip_contexts=start):
             tokens = tokens[: stop - context]
-            x = model.run_with_cache(tokens.to(model.device), [hook], stop_early=True)[hook][:, first:]
+            spooled = min(len(tokens), spool.room(context)) if spool is not None else 0
+            cache = model.run_with_cache(tokens.to(model.device), spool.hooks if spooled else [hook], stop_early=True)
+            if spooled:
+                spool.append({name: acts[:spooled] for name, acts in cache.items()})
+            x = cache[hook][:, first:]
             rows, features, values = sparse_codes(sae, x.reshape(-1, sae.d_in))
             token_index = ((context + torch.arange(len(tokens)))[:, None] * C + positions).reshape(-1)
             acc.update(features, token_index[rows], values, seen=token_index)
@@ -124,13 +132,13 @@ def stream_pass(model: HookedModel, sae: SAE, cfg: AnalysisConfig, acc: FeatureA
             since_checkpoint += tokens.numel()
             bar.update(tokens.numel())
             if checkpoint is not None and since_checkpoint >= cfg.checkpoint_every and context < stop:
-                save_checkpoint(checkpoint, acc, context, cfg, sae)
+                save_checkpoint(checkpoint, acc, context, cfg, sae, spool)
                 since_checkpoint = 0
             if context >= stop:
                 break
     bar.close()
     if checkpoint is not None:
-        save_checkpoint(checkpoint, acc, context, cfg, sae)
+        save_checkpoint(checkpoint, acc, context, cfg, sae, spool)
     return acc
 
 
@@ -142,9 +150,14 @@ def sae_fingerprint(sae: SAE) -> str:
     return digest.hexdigest()[:16]
 
 
-def save_checkpoint(path: Path, acc: FeatureAccumulators, contexts_done: int, cfg: AnalysisConfig, sae: SAE) -> None:
-    """One file (tensors + metadata), written under a temporary name and renamed."""
+def save_checkpoint(path: Path, acc: FeatureAccumulators, contexts_done: int, cfg: AnalysisConfig, sae: SAE,
+                    spool: ActivationSpool | None = None) -> None:
+    """One file (tensors + metadata), written under a temporary name and renamed; the spool's
+    contexts are on disk first (a resumed pass trusts the spool up to contexts_done)."""
     import json
+
+    if spool is not None:
+        spool.sync()
 
     meta = {"contexts_done": str(contexts_done), "key": json.dumps(cfg.accumulator_key(), sort_keys=True, default=str),
             "sae": sae_fingerprint(sae)}
@@ -173,13 +186,29 @@ def load_checkpoint(path: Path, cfg: AnalysisConfig, sae: SAE) -> tuple[FeatureA
     return acc, int(meta["contexts_done"])
 
 
+def remove_checkpoint(checkpoint: Path) -> None:
+    """The checkpoint and the spool beside it: once the result is safely stored."""
+    spool_path(checkpoint).unlink(missing_ok=True)
+    checkpoint.unlink(missing_ok=True)
+
+
+def open_spool(model: HookedModel, sae: SAE, cfg: AnalysisConfig, checkpoint: Path | None) -> ActivationSpool | None:
+    """The spool of this analysis (beside its checkpoint, or a temporary file); None with spool_gib 0."""
+    if not cfg.spool_gib:
+        return None
+    hooks = [sae.cfg.hook_name, final_residual_hook(model)]
+    path = spool_path(checkpoint) if checkpoint is not None else None
+    return ActivationSpool(path, model, hooks, cfg.context_length, int(cfg.spool_gib * 2**30))
+
+
 # --- results ----------------------------------------------------------------------------------
 
 def finish_analysis(model: HookedModel, sae: SAE, cfg: AnalysisConfig, acc: FeatureAccumulators,
                     sae_id: str | None = None, source: str | None = None, progress: bool = True,
-                    stream_examples: bool = False) -> SAEAnalysis:
+                    stream_examples: bool = False, spool: ActivationSpool | None = None) -> SAEAnalysis:
     """Feature tables from the accumulators, and the examples from one short pass: run here into a
-    list, or with stream_examples as the result's examples are read (an ExampleStream)."""
+    list, or with stream_examples as the result's examples are read (an ExampleStream). Contexts in
+    the spool are read from it instead of running the model."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
     features = feature_tables(model, sae, cfg, acc)
@@ -191,7 +220,7 @@ def finish_analysis(model: HookedModel, sae: SAE, cfg: AnalysisConfig, acc: Feat
     features.logit_bottom_ids, features.logit_bottom_values = logits["bottom_ids"], logits["bottom_values"]
     features.logit_hist_counts, features.logit_hist_range = logits["hist"], logits["range"]
     timings["logits_s"] = time.perf_counter() - start
-    builder = ExampleBuilder(model, sae, cfg, directions.float(), kept)
+    builder = ExampleBuilder(model, sae, cfg, directions.float(), kept, spool)
     batches = builder.build(wanted_examples(cfg, acc), progress=progress)
     examples = ExampleStream(timed(batches, timings, "examples_s"))
     density = features.density
@@ -323,6 +352,9 @@ def analyze(sae: SAE | str | Path, cfg: AnalysisConfig | None = None, model: Hoo
             acc, start = resumed
             if progress:
                 print(f"resuming the analysis after {start * cfg.context_length:,} tokens ({checkpoint})")
-    acc = stream_pass(model, sae, cfg, acc, start=start, checkpoint=checkpoint, progress=progress)
+    spool = open_spool(model, sae, cfg, checkpoint)
+    if spool is not None:
+        spool.resume(start)  # what the checkpoint vouches for (nothing, starting afresh)
+    acc = stream_pass(model, sae, cfg, acc, start=start, checkpoint=checkpoint, progress=progress, spool=spool)
     return finish_analysis(model, sae, cfg, acc, sae_id=sae_id, source=source, progress=progress,
-                           stream_examples=stream_examples)
+                           stream_examples=stream_examples, spool=spool)
