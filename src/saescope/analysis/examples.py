@@ -35,6 +35,7 @@ from saescope.analysis.effects import (
 )
 from saescope.analysis.results import EXAMPLE_KINDS, Example
 from saescope.analysis.sketch import token_priority
+from saescope.analysis.sparse import SparseActs
 from saescope.analysis.spool import ActivationSpool, final_residual_hook
 from saescope.corpus import iter_context_batches
 from saescope.models import HookedModel
@@ -191,48 +192,57 @@ class ExampleBuilder:
         else:
             hooks = [hook, self.final_hook] if needs_final and hook != self.final_hook else [hook]
             cache = self.model.run_with_cache(tokens[:, :length].to(self.model.device), hooks, stop_early=True)
-        feature_acts, stats = self.sae.encode_with_stats(cache[hook])  # [b, length, d_sae]
-        feature_acts = feature_acts.float()
-        if not self.cfg.include_bos and self.cfg.corpus.prepend_bos:
-            feature_acts[:, 0] = 0  # BOS is not analysed: shown inactive, as in the tables
+        # BOS is not analysed: shown inactive, as in the tables
+        acts, stats = SparseActs.encode(self.sae, cache[hook], not self.cfg.include_bos and self.cfg.corpus.prepend_bos)
         examples: list[Example] = []
         top_rows: list[tuple[int, int, int, int]] = []  # (example index, row, window start, window end)
+        here = wanted.take(torch.cat([plan.rows(s) for s in slots]))
+        row = torch.repeat_interleave(torch.arange(len(slots)), torch.tensor([len(plan.rows(s)) for s in slots]))
+        window_acts = self._window_acts(acts, row, here.token % C, here.feature).numpy()
         # numpy views, sliced per example: hundreds of thousands of small torch slices cost far more
-        token_array, act_array = tokens.numpy().astype(np.int32), feature_acts.cpu().numpy()
-        for row, s in enumerate(slots):
-            c = int(plan.contexts[s])
-            here = wanted.take(plan.rows(s))
-            for f, kind, rank, interval, token, value in zip(*(getattr(here, x.name).tolist() for x in fields(here)),
-                                                               strict=True):
-                lo, hi = self.window(token % C)
-                if kind == TOP:
-                    top_rows.append((len(examples), row, lo, hi))
-                examples.append(Example(
-                    feature=f, kind=EXAMPLE_KINDS[kind], rank=rank, interval=interval,
-                    token_ids=token_array[row, lo:hi].copy(), acts=act_array[row, lo:hi, f].copy(),
-                    center=token % C - lo, max_act=value, context_index=c, position=token % C,
-                ))
+        token_array = tokens.numpy().astype(np.int32)
+        contexts = plan.contexts[slots].tolist()
+        for i, (r, f, kind, rank, interval, token, value) in enumerate(zip(
+                row.tolist(), *(getattr(here, x.name).tolist() for x in fields(here)), strict=True)):
+            lo, hi = self.window(token % C)
+            if kind == TOP:
+                top_rows.append((len(examples), r, lo, hi))
+            examples.append(Example(
+                feature=f, kind=EXAMPLE_KINDS[kind], rank=rank, interval=interval,
+                token_ids=token_array[r, lo:hi].copy(), acts=window_acts[i, : hi - lo].copy(),
+                center=token % C - lo, max_act=value, context_index=contexts[r], position=token % C,
+            ))
+        for r, s in enumerate(slots):
             for j in plan.pool.get(s, []):
                 position = int(pool[j]) % C
                 lo, hi = self.window(position)
-                pool_windows[j] = (_ids(tokens[row, lo:hi]), feature_acts[row, lo:hi].clone(), position - lo, c)
+                pool_windows[j] = (_ids(tokens[r, lo:hi]), acts.dense(r, lo, hi), position - lo, contexts[r])
         if top_rows:
             final = cache[self.final_hook if needs_final else hook]
-            self._direct_effects(top_rows, tokens, final, feature_acts, stats, examples)
+            self._direct_effects(top_rows, tokens, final, acts, stats, examples)
             for i, row, lo, hi in top_rows:
                 if examples[i].feature in self.ablate:
                     self._ablation_effects(examples[i], tokens[row, : min(C, hi + 1)], lo, hi)
         return examples
 
+    def _window_acts(self, acts: SparseActs, rows: torch.Tensor, positions: torch.Tensor,
+                     features: torch.Tensor) -> torch.Tensor:
+        """[n, window width]: each feature's activations over the window around its position, from the
+        window's first token (positions past the context's end read 0)."""
+        lo = (positions - self.cfg.window[0]).clamp_min(0)
+        at = lo[:, None] + torch.arange(sum(self.cfg.window) + 1)
+        inside = at < acts.length
+        return acts.get(rows[:, None], at.clamp_max(acts.length - 1), features[:, None]) * inside
+
     def _direct_effects(self, top_rows: list[tuple[int, int, int, int]], tokens: torch.Tensor, final: torch.Tensor,
-                        feature_acts: torch.Tensor, stats, examples: list[Example]) -> None:
+                        feature_acts: SparseActs, stats, examples: list[Example]) -> None:
         """Fill loss_effects and hover tokens of top examples (positions where the feature is active)."""
         h, width = self.cfg.n_hover, sum(self.cfg.window) + 1
         index, rows, lo, hi = (torch.tensor(column) for column in zip(*top_rows, strict=True))
         features = torch.tensor([examples[i].feature for i in index.tolist()])
         positions = lo[:, None] + torch.arange(width)  # [E, width]
         inside = positions < hi[:, None]
-        acts = feature_acts[rows[:, None], positions.clamp_max(feature_acts.shape[1] - 1), features[:, None]]
+        acts = feature_acts.get(rows[:, None], positions.clamp_max(feature_acts.length - 1), features[:, None])
         e, o = torch.nonzero(inside & (acts > 0), as_tuple=True)  # the cells: (example, offset)
         # overlapping windows of one feature's top examples share cells: each (row, position, feature) once
         keys = (rows[e] * self.cfg.context_length + positions[e, o]) * self.sae.d_sae + features[e]
@@ -256,7 +266,7 @@ class ExampleBuilder:
             ex.top_suppressed, ex.top_suppressed_values = ids_np[1, j, :n].copy(), values_np[1, j, :n].copy()
 
     def _cell_effects(self, rows: torch.Tensor, positions: torch.Tensor, features: torch.Tensor, tokens: torch.Tensor,
-                      final: torch.Tensor, feature_acts: torch.Tensor, stats) -> LogprobEffects:
+                      final: torch.Tensor, feature_acts: SparseActs, stats) -> LogprobEffects:
         """Direct-path effects of features [n] at (rows [n], positions [n]). Cells are grouped by position:
         the clean logits and their logsumexp are computed once per position, shared by its features."""
         C, h, n = self.cfg.context_length, self.cfg.n_hover, len(rows)
@@ -280,7 +290,7 @@ class ExampleBuilder:
             cells, local = cells[past], local[past]
             for cell, p in self._chunks(cells, local):
                 f, r, q = features[cell], rows[cell], positions[cell]
-                added = contributions(self.sae, feature_acts[r, q, f], f, rows_of_stats(stats, r, q))
+                added = contributions(self.sae, feature_acts.get(r, q, f), f, rows_of_stats(stats, r, q))
                 alpha, direction = self._alpha(added, f), self.directions[f]
                 table, of_cell = ((self.direction_logits, f) if bool((f < len(self.direction_logits)).all())
                                   else (self.model.direction_logits(direction).float(), torch.arange(len(f))))

@@ -37,6 +37,7 @@ from saescope.analysis.results import (
     FeatureTables,
     SAEAnalysis,
 )
+from saescope.analysis.sparse import sparse_codes
 from saescope.analysis.spool import ActivationSpool, final_residual_hook, spool_path
 from saescope.corpus import describe_corpus, iter_context_batches
 from saescope.errors import SaescopeError
@@ -84,21 +85,6 @@ def check_sae_fits(model: HookedModel, sae: SAE) -> None:
 
 def accumulators_for(sae: SAE, cfg: AnalysisConfig) -> FeatureAccumulators:
     return FeatureAccumulators(sae.d_sae, cfg.n_exact_top, cfg.per_interval + 2, cfg.cofiring_stride, cfg.seed)
-
-
-def sparse_codes(sae: SAE, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """x [n, d_in] -> (token row [m], feature [m], value [m]) of the non-zero activations.
-
-    TopK SAEs give their k per token directly (no dense [n, d_sae] to scan)."""
-    with torch.no_grad():
-        if sae.cfg.architecture == "topk" and hasattr(sae, "encode_sparse"):
-            values, features = sae.encode_sparse(x)
-            rows = torch.arange(len(x))[:, None].expand_as(features)
-            keep = values > 0
-            return rows[keep], features[keep], values[keep].float()
-        acts = sae.encode(x)
-        rows, features = torch.nonzero(acts > 0, as_tuple=True)
-        return rows, features, acts[rows, features].float()
 
 
 # --- the streaming pass -------------------------------------------------------------------
