@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from saescope import kernels
 from saescope.models import HookedModel
 from saescope.models.architectures import get_module
 from saescope.models.hooked import parse_hook
@@ -48,13 +49,21 @@ def logit_tables(model: HookedModel, directions: torch.Tensor, n_logits: int, n_
             kept[start : start + chunk] = effects[: n_kept - start]
         top = effects.topk(n_logits, dim=1)
         bottom = effects.topk(n_logits, dim=1, largest=False)
-        lo, hi = effects.min(dim=1).values, effects.max(dim=1).values
-        hist = row_histograms(effects, lo, (hi - lo).clamp_min(1e-12), n_bins)
+        hist, lo, hi = histograms_between_extremes(effects, n_bins)
         for name, value in (("top_ids", top.indices), ("top_values", top.values), ("bottom_ids", bottom.indices),
                             ("bottom_values", bottom.values), ("hist", hist), ("range", torch.stack([lo, hi], 1))):
             out[name].append(value)
     tables = {name: torch.cat(parts).numpy() for name, parts in out.items()}
     return tables, kept
+
+
+def histograms_between_extremes(values: torch.Tensor, n_bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(counts [n, n_bins], lo [n], hi [n]): each row of values [n, d] in n_bins equal bins between its
+    minimum lo and maximum hi. The C++ kernel reads each row twice (~8x faster); torch where it is not built."""
+    if values.dtype == torch.float32 and values.device.type == "cpu" and kernels.available():
+        return kernels.row_histograms(values, n_bins)
+    lo, hi = values.min(dim=1).values, values.max(dim=1).values
+    return row_histograms(values, lo, (hi - lo).clamp_min(1e-12), n_bins), lo, hi
 
 
 def row_histograms(values: torch.Tensor, lo: torch.Tensor, width: torch.Tensor, n_bins: int) -> torch.Tensor:

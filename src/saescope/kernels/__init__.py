@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 log = logging.getLogger(__name__)
-SOURCES = [Path(__file__).with_name(name) for name in ("topk_rows.cpp", "cell_effects.cpp")]
+SOURCES = [Path(__file__).with_name(name) for name in ("topk_rows.cpp", "cell_effects.cpp", "row_histograms.cpp")]
 CELL_EFFECTS_MAX_H = 64  # kMaxH in cell_effects.cpp: its top-h arrays are fixed-size
 
 
@@ -46,6 +46,16 @@ def topk_rows(pre: torch.Tensor, bias: torch.Tensor, k: int) -> tuple[torch.Tens
     if pre.device.type == "cpu" and pre.dtype == bias.dtype == torch.float32 and available():
         return torch.ops.saescope.topk_rows(pre, bias, k)
     return pre.add_(bias).topk(k, dim=-1, sorted=False)
+
+
+def row_histograms(values: torch.Tensor, n_bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Counts [n, n_bins] of each row of values [n, d] in n_bins equal bins between the row's minimum and
+    maximum, and those (lo [n], hi [n]) (row_histograms.cpp).
+
+    The caller checks `available()` and a float32 CPU tensor; the torch version is analysis.directions.row_histograms."""
+    if not available():
+        raise RuntimeError("saescope's C++ kernels are not built")
+    return torch.ops.saescope.row_histograms(values, n_bins)
 
 
 def cell_effects(logits: torch.Tensor, lse: torch.Tensor, directions: torch.Tensor, cell_pos: torch.Tensor,
