@@ -48,6 +48,7 @@ ROW_CHUNK = 32
 CELL_CHUNK = 128
 # positions whose clean logits [positions, d_vocab] are held at once (256 x 49,152 floats = 48 MiB)
 POSITION_BLOCK = 256
+SCALE_CHUNK = 4096  # cells whose contribution sizes and norm scales are computed at once ([n, d_model] temporaries)
 EFFECT_FIELDS = ("next_token", "boosted_ids", "boosted_values", "suppressed_ids", "suppressed_values")
 TOP = EXAMPLE_KINDS.index("top")
 INACTIVE_CHUNK = 4096  # inactive examples handed over per list
@@ -278,6 +279,8 @@ class ExampleBuilder:
         order = torch.argsort(keys, stable=True)
         unique, counts = torch.unique_consecutive(keys[order], return_counts=True)
         first_cell = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+        alpha, a, b = self._cell_scales(rows, positions, features, final, feature_acts, stats)
+        beta = self.direct.beta if self.direct.has_beta else None
         for start in range(0, len(unique), POSITION_BLOCK):
             block = unique[start : start + POSITION_BLOCK]
             resid = final[block // C, block % C]  # [P, d_model]
@@ -289,23 +292,33 @@ class ExampleBuilder:
             past = torch.argsort((features[cells] >= len(self.direction_logits)).long(), stable=True)
             cells, local = cells[past], local[past]
             for cell, p in self._chunks(cells, local):
-                f, r, q = features[cell], rows[cell], positions[cell]
-                added = contributions(self.sae, feature_acts.get(r, q, f), f, rows_of_stats(stats, r, q))
-                alpha, direction = self._alpha(added, f), self.directions[f]
+                f = features[cell]
                 table, of_cell = ((self.direction_logits, f) if bool((f < len(self.direction_logits)).all())
-                                  else (self.model.direction_logits(direction).float(), torch.arange(len(f))))
-                cell_resid = resid[p]
+                                  else (self.model.direction_logits(self.directions[f]).float(), torch.arange(len(f))))
                 if self.direct.fast:
-                    a, b = self.direct.scales(cell_resid, self.direct.removed(cell_resid, alpha, direction), alpha)
-                    beta = self.direct.beta if self.direct.has_beta else None
-                    effects = direct_effects(logits, lse, table, p, of_cell, a, b, beta, next_ids[cell], h, ROW_CHUNK)
+                    effects = direct_effects(logits, lse, table, p, of_cell, a[cell], b[cell], beta, next_ids[cell], h,
+                                             ROW_CHUNK)
                 else:  # the slow path (unembed of every row), or the first chunk, which checks the identity
                     with_f = logits[p]  # a copy: becomes the logits without the feature
-                    diff = self.direct.logit_diff(cell_resid, with_f, alpha, direction, table[of_cell])
+                    diff = self.direct.logit_diff(resid[p], with_f, alpha[cell], self.directions[f], table[of_cell])
                     effects = effects_of_removal(with_f, diff, lse[p], next_ids[cell], h)
                 for name in EFFECT_FIELDS:
                     getattr(out, name)[cell] = getattr(effects, name)
         return out
+
+    def _cell_scales(self, rows: torch.Tensor, positions: torch.Tensor, features: torch.Tensor, final: torch.Tensor,
+                     feature_acts: SparseActs, stats) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per cell [n]: alpha, the size of the feature's contribution along its residual direction, and
+        DirectPath.scales' a and b [n, 1]. SCALE_CHUNK cells at a time: a dozen small ops per chunk of
+        vocabulary-sized work cost more than that work once the machine is busy."""
+        parts = [(torch.zeros(0), torch.zeros(0, 1), torch.zeros(0, 1))]
+        for cut in torch.arange(len(rows)).split(SCALE_CHUNK):
+            f, r, q = features[cut], rows[cut], positions[cut]
+            added = contributions(self.sae, feature_acts.get(r, q, f), f, rows_of_stats(stats, r, q))
+            alpha, direction, resid = self._alpha(added, f), self.directions[f], final[r, q]
+            parts.append((alpha, *self.direct.scales(resid, self.direct.removed(resid, alpha, direction), alpha)))
+        alpha, a, b = (torch.cat(column) for column in zip(*parts, strict=True))
+        return alpha, a, b
 
     def _chunks(self, cells: torch.Tensor, local: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(cells, their rows of the block's logits) in chunks: ROW_CHUNK on the slow path, CELL_CHUNK once
