@@ -17,18 +17,22 @@ import numpy as np
 
 def pack_arrays(arrays: dict[str, np.ndarray]) -> bytes:
     layout = []
-    chunks = []
+    chunks: list[np.ndarray | bytes] = [b""]  # the header goes first
     for name, array in arrays.items():
-        array = np.ascontiguousarray(array)
-        layout.append((name, array.dtype.str, array.shape))
-        chunks.append(array.tobytes())
-    return _header(tuple(layout)) + b"".join(chunks)
+        # called once per example (a million times in a large write): convert only what needs it
+        if array.ndim == 0 or not array.flags.c_contiguous:
+            array = np.ascontiguousarray(array)  # (0-d becomes [1], as it always was stored)
+        layout.append((name, array.dtype, array.shape))
+        chunks.append(array)  # joined straight from its buffer, no tobytes() copy
+    chunks[0] = _header(tuple(layout))
+    return b"".join(chunks)
 
 
 @functools.lru_cache(maxsize=1024)
-def _header(layout: tuple[tuple[str, str, tuple[int, ...]], ...]) -> bytes:
-    """The length-prefixed JSON header of a layout: hundreds of thousands of examples share a few."""
-    head = json.dumps([[name, dtype, list(shape)] for name, dtype, shape in layout], separators=(",", ":")).encode()
+def _header(layout: tuple[tuple[str, np.dtype, tuple[int, ...]], ...]) -> bytes:
+    """The length-prefixed JSON header of a layout: hundreds of thousands of examples share a few.
+    Keyed by dtype objects: reading dtype.str costs more than the cache lookup."""
+    head = json.dumps([[name, dtype.str, list(shape)] for name, dtype, shape in layout], separators=(",", ":")).encode()
     return struct.pack("<I", len(head)) + head
 
 

@@ -9,6 +9,7 @@ table's primary key.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from collections.abc import Iterator
@@ -33,6 +34,9 @@ SORT_COLUMNS = ("density", "max_act", "mean_act")
 # Example arrays: activations are float32 (the precision the model computes in), ids int32.
 EXAMPLE_FLOAT_ARRAYS = ("acts", "loss_effects", "top_boosted_values", "top_suppressed_values")
 EXAMPLE_ID_ARRAYS = ("token_ids", "top_boosted", "top_suppressed")
+# Each example array with the dtype it is stored as, in the order packed.
+EXAMPLE_ARRAY_DTYPES = tuple([(name, np.dtype(np.int32)) for name in EXAMPLE_ID_ARRAYS]
+                             + [(name, np.dtype(np.float32)) for name in EXAMPLE_FLOAT_ARRAYS])
 
 
 def check_analysis(analysis: SAEAnalysis) -> None:
@@ -63,13 +67,17 @@ def check_analysis(analysis: SAEAnalysis) -> None:
 
 
 def check_example(sae_id: str, ex: Example, d_sae: int) -> None:
-    where = f"example (feature {ex.feature}, {ex.kind!r}, interval {ex.interval}, rank {ex.rank}) of {sae_id!r}"
     if ex.kind not in EXAMPLE_KINDS:
-        raise SaescopeError(f"{where}: kind {ex.kind!r}; expected one of {', '.join(EXAMPLE_KINDS)}.")
+        raise SaescopeError(f"{_where(sae_id, ex)}: kind {ex.kind!r}; expected one of {', '.join(EXAMPLE_KINDS)}.")
     if not 0 <= ex.feature < d_sae:
-        raise SaescopeError(f"{where}: feature id outside 0..{d_sae - 1}.")
+        raise SaescopeError(f"{_where(sae_id, ex)}: feature id outside 0..{d_sae - 1}.")
     if len(ex.acts) != len(ex.token_ids):
-        raise SaescopeError(f"{where}: {len(ex.acts)} acts for {len(ex.token_ids)} tokens.")
+        raise SaescopeError(f"{_where(sae_id, ex)}: {len(ex.acts)} acts for {len(ex.token_ids)} tokens.")
+
+
+def _where(sae_id: str, ex: Example) -> str:
+    """An example named in a message (made only for a message: every example is checked)."""
+    return f"example (feature {ex.feature}, {ex.kind!r}, interval {ex.interval}, rank {ex.rank}) of {sae_id!r}"
 
 
 def vocab_hash(vocab: list[str]) -> str:
@@ -116,13 +124,20 @@ def score_rows(analysis: SAEAnalysis) -> Iterator[dict[str, Any]]:
                 yield {"sae_id": analysis.sae_id, "feature": f, "name": name, "value": value}
 
 
-def example_row(sae_id: str, ex: Example) -> dict[str, Any]:
+def example_arrays(ex: Example) -> dict[str, np.ndarray]:
+    """An example's arrays in their stored dtypes (a fresh analysis's already are: kept as they are)."""
     arrays = {}
-    for name in (*EXAMPLE_ID_ARRAYS, *EXAMPLE_FLOAT_ARRAYS):
+    for name, dtype in EXAMPLE_ARRAY_DTYPES:
         value = getattr(ex, name)
         if value is not None:
-            dtype = np.int32 if name in EXAMPLE_ID_ARRAYS else np.float32
-            arrays[name] = np.asarray(value, dtype=dtype)
+            arrays[name] = value if type(value) is np.ndarray and value.dtype == dtype else np.asarray(value, dtype)
+    return arrays
+
+
+def example_row(sae_id: str, ex: Example, arrays: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """The examples row of `ex`; `arrays`: its example_arrays, where the caller has them already."""
+    if arrays is None:
+        arrays = example_arrays(ex)
     return {
         "sae_id": sae_id, "feature": ex.feature, "kind": ex.kind, "rank": ex.rank,
         "interval": ex.interval, "center": ex.center, "max_act": float(ex.max_act),
@@ -186,7 +201,10 @@ def search_docs(sae_id: str, feature: int, top: list[tuple[np.ndarray, int]], ex
     if explanation:
         docs.append(("explanation", explanation))
     if top:
-        windows = [texts(ids) for ids, _ in top]
+        # one lookup for all the windows: tens of thousands of features have ~20 each
+        lengths = [len(ids) for ids, _ in top]
+        flat = texts(np.concatenate([ids for ids, _ in top]))
+        windows = [flat[end - n:end] for end, n in zip(itertools.accumulate(lengths), lengths, strict=True)]
         centres = dict.fromkeys(window[center] for window, (_, center) in zip(windows, top, strict=True)
                                 if 0 <= center < len(window))
         docs.append(("top_tokens", "\n".join(centres)))

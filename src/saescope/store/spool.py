@@ -5,7 +5,8 @@ reading them runs the pass. They are checked and packed as they come and appende
 unnamed temporary file, so memory holds one batch of rows, and the store's write transaction
 (which takes SQLite's write lock) starts only once the pass is done, and lasts seconds. The file
 goes beside a SQLite store (it needs the room the store is about to take; a tmpfs /tmp would
-hold it in memory), else in the temporary directory (TMPDIR).
+hold it in memory), else in the temporary directory (TMPDIR). The top examples' token ids and
+centres are also kept in memory (search_text.TopWindows), for the search text.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from saescope.analysis.results import Example
 from saescope.store import rows
+from saescope.store.search_text import TopWindows
 
 BATCH = 1000  # rows per pickled batch
 
@@ -32,7 +32,7 @@ class ExampleSpool:
         # closed by __exit__; unnamed, so nothing is left behind even by a killed process
         self.file = tempfile.TemporaryFile(prefix="saescope-examples-", dir=directory)  # noqa: SIM115
         self.count = 0
-        self.has_top = np.zeros(d_sae, dtype=bool)  # features with a top example (they get search text)
+        self.top = TopWindows()  # the windows of the top examples (they make the search text)
 
     def __enter__(self) -> ExampleSpool:
         return self
@@ -45,8 +45,10 @@ class ExampleSpool:
         batch: list[dict[str, Any]] = []
         for ex in examples:
             rows.check_example(self.sae_id, ex, self.d_sae)
-            self.has_top[ex.feature] |= ex.kind == "top"
-            batch.append(rows.example_row(self.sae_id, ex))
+            arrays = rows.example_arrays(ex)
+            if ex.kind == "top":
+                self.top.add(ex.feature, ex.interval, ex.rank, arrays["token_ids"], ex.center)
+            batch.append(rows.example_row(self.sae_id, ex, arrays))
             if len(batch) == BATCH:
                 self._dump(batch)
                 batch = []
