@@ -1,12 +1,12 @@
 """The second, short pass: token windows, activations and log-prob effects of the chosen examples.
 
-The streaming pass keeps only (activation, global token index) of each example: keeping
-windows of tokens and final residuals for every candidate that ever enters a top-k list would
-cost far more than re-running the few contexts that end up chosen. Here those contexts are
-read again from the corpus (tokenizing is ~300x faster than the model), their activations read
-back from the streaming pass's spool (analysis.spool) or, for contexts past it, the model run
-again (through every layer only where a top example needs the final residual, cut after the
-last token any window needs), encoded, and every example of every feature in them is filled in.
+The streaming pass's accumulators keep only (activation, global token index) of each candidate
+example: windows for every candidate that ever enters a top-k list would cost far more. Here the
+contexts holding a chosen example are read again from the corpus (tokenizing is ~300x faster
+than the model); their activations come back from the streaming pass's spool (analysis.spool)
+or, for contexts past it, from running the model again (through every layer only where a top
+example needs the final residual, cut after the last token any window needs); they are encoded,
+and every example of every feature in them is filled in.
 
 The examples come out one batch of contexts at a time (`ExampleBuilder.build` is a generator),
 so that a store or file can write each batch away: what the pass holds is bounded by the
@@ -189,7 +189,6 @@ class ExampleBuilder:
         if bool(plan.spooled[slots[0]]):
             contexts = plan.contexts[slots].tolist()
             cache = {k: v.to(self.model.device) for k, v in self.spool.read(contexts, length).items()}  # type: ignore[union-attr]
-            needs_final = needs_final and self.final_hook in cache
         else:
             hooks = [hook, self.final_hook] if needs_final and hook != self.final_hook else [hook]
             cache = self.model.run_with_cache(tokens[:, :length].to(self.model.device), hooks, stop_early=True)
