@@ -12,5 +12,6 @@ test: setup
 test-slow: setup
 	.venv/bin/python -m pytest -q -m slow
 
-lint:
+lint: setup
 	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .

@@ -33,13 +33,28 @@ def tl_model(hf_dir: Path):
     hf = AutoModelForCausalLM.from_pretrained(hf_dir, torch_dtype=torch.float32)
     c = hf.config
     cfg = HookedTransformerConfig(
-        d_model=c.hidden_size, d_head=c.hidden_size // c.num_attention_heads, n_heads=c.num_attention_heads,
-        n_key_value_heads=c.num_key_value_heads, d_mlp=c.intermediate_size, n_layers=c.num_hidden_layers,
-        n_ctx=2048, d_vocab=c.vocab_size, act_fn="silu", normalization_type="RMS", positional_embedding_type="rotary",
-        rotary_base=int(c.rope_theta), rotary_dim=c.hidden_size // c.num_attention_heads, gated_mlp=True,
-        final_rms=True, eps=c.rms_norm_eps, original_architecture="LlamaForCausalLM", default_prepend_bos=False,
+        d_model=c.hidden_size,
+        d_head=c.hidden_size // c.num_attention_heads,
+        n_heads=c.num_attention_heads,
+        n_key_value_heads=c.num_key_value_heads,
+        d_mlp=c.intermediate_size,
+        n_layers=c.num_hidden_layers,
+        n_ctx=2048,
+        d_vocab=c.vocab_size,
+        act_fn="silu",
+        normalization_type="RMS",
+        positional_embedding_type="rotary",
+        rotary_base=int(c.rope_theta),
+        rotary_dim=c.hidden_size // c.num_attention_heads,
+        gated_mlp=True,
+        final_rms=True,
+        eps=c.rms_norm_eps,
+        original_architecture="LlamaForCausalLM",
+        default_prepend_bos=False,
     )
-    model = HookedSAETransformer(cfg, tokenizer=AutoTokenizer.from_pretrained(old_style_tokenizer(hf_dir)))
+    model = HookedSAETransformer(
+        cfg, tokenizer=AutoTokenizer.from_pretrained(old_style_tokenizer(hf_dir))
+    )
     model.load_state_dict(convert_llama_weights(hf, cfg), strict=False)
     return model.eval()
 
@@ -59,7 +74,9 @@ def old_style_tokenizer(hf_dir: Path) -> Path:
     return out
 
 
-def run_saedash(work: Path, features: list[int], tokens: torch.Tensor, hook: str, cached: bool = False) -> tuple[float, int]:
+def run_saedash(
+    work: Path, features: list[int], tokens: torch.Tensor, hook: str, cached: bool = False
+) -> tuple[float, int]:
     """cached: SAEDashboard's cache_dir, where its first batch of features saves the model's activations
     and the later batches read them instead of running the model again."""
     import tempfile
@@ -76,8 +93,14 @@ def run_saedash(work: Path, features: list[int], tokens: torch.Tensor, hook: str
     sae.cfg.rescale_acts_by_decoder_norm = True
     # features in SAEDashboard's default batches (256): each batch runs the model over every token again
     with tempfile.TemporaryDirectory() as cache:
-        cfg = SaeVisConfig(hook_point=hook, features=features, minibatch_size_tokens=16, device="cpu", dtype="float32",
-                           cache_dir=Path(cache) if cached else None)
+        cfg = SaeVisConfig(
+            hook_point=hook,
+            features=features,
+            minibatch_size_tokens=16,
+            device="cpu",
+            dtype="float32",
+            cache_dir=Path(cache) if cached else None,
+        )
         start = time.perf_counter()
         data = SaeVisRunner(cfg).run(encoder=sae, model=model, tokens=tokens)
         return time.perf_counter() - start, len(data.feature_data_dict)
@@ -91,25 +114,45 @@ def saelens5_topk(sae_class, config_class, sae_dir: Path, hook: str):
     from safetensors.torch import load_file
 
     cfg = json.loads((sae_dir / "cfg.json").read_text())
-    sae = sae_class(config_class(
-        architecture="topk", d_in=cfg["d_in"], d_sae=cfg["d_sae"], activation_fn_str="topk",
-        activation_fn_kwargs={"k": cfg["k"]}, apply_b_dec_to_input=cfg["apply_b_dec_to_input"],
-        finetuning_scaling_factor=False, context_size=128, model_name="smollm2", hook_name=hook,
-        hook_layer=int(hook.split(".")[1]), hook_head_index=None, prepend_bos=True, dataset_path="",
-        dataset_trust_remote_code=False, normalize_activations="none", dtype="float32", device="cpu",
-        sae_lens_training_version=None))
+    sae = sae_class(
+        config_class(
+            architecture="topk",
+            d_in=cfg["d_in"],
+            d_sae=cfg["d_sae"],
+            activation_fn_str="topk",
+            activation_fn_kwargs={"k": cfg["k"]},
+            apply_b_dec_to_input=cfg["apply_b_dec_to_input"],
+            finetuning_scaling_factor=False,
+            context_size=128,
+            model_name="smollm2",
+            hook_name=hook,
+            hook_layer=int(hook.split(".")[1]),
+            hook_head_index=None,
+            prepend_bos=True,
+            dataset_path="",
+            dataset_trust_remote_code=False,
+            normalize_activations="none",
+            dtype="float32",
+            device="cpu",
+            sae_lens_training_version=None,
+        )
+    )
     sae.load_state_dict(load_file(sae_dir / "sae_weights.safetensors"))
     return sae
 
 
-def run_saevis(work: Path, features: list[int], tokens: torch.Tensor, hook: str) -> tuple[float, int]:
+def run_saevis(
+    work: Path, features: list[int], tokens: torch.Tensor, hook: str
+) -> tuple[float, int]:
     from sae_lens import SAE, SAEConfig
     from sae_vis.data_config_classes import SaeVisConfig
     from sae_vis.data_storing_fns import SaeVisData
 
     model = tl_model(work / "hf_model")
     sae = saelens5_topk(SAE, SAEConfig, work / "sae", hook)
-    cfg = SaeVisConfig(features=features, minibatch_size_tokens=16)  # sae_vis's default feature batches (256)
+    cfg = SaeVisConfig(
+        features=features, minibatch_size_tokens=16
+    )  # sae_vis's default feature batches (256)
     start = time.perf_counter()
     data = SaeVisData.create(sae=sae, model=model, tokens=tokens, cfg=cfg)
     return time.perf_counter() - start, len(data.feature_data_dict)
@@ -146,7 +189,9 @@ def run_saescope(work: Path, n_tokens: int, context_length: int) -> tuple[float,
     from saescope.store import open_store
 
     peaks = StagePeaks()
-    cfg = AnalysisConfig(corpus=CorpusConfig(context_length=context_length), n_tokens=n_tokens, batch_size=16)
+    cfg = AnalysisConfig(
+        corpus=CorpusConfig(context_length=context_length), n_tokens=n_tokens, batch_size=16
+    )
     sae, cfg, model, _ = prepare_analysis(load_sae(work / "sae"), cfg, load_model("smollm2"))
     start = time.perf_counter()
     peaks.stage = "stream"
@@ -154,7 +199,9 @@ def run_saescope(work: Path, n_tokens: int, context_length: int) -> tuple[float,
     acc = stream_pass(model, sae, cfg, progress=False, spool=spool)
     stream_s = time.perf_counter() - start
     peaks.stage = "tables"  # statistics, co-firing and logit tables
-    result = finish_analysis(model, sae, cfg, acc, progress=False, stream_examples=True, spool=spool)
+    result = finish_analysis(
+        model, sae, cfg, acc, progress=False, stream_examples=True, spool=spool
+    )
     del acc
     peaks.stage = "examples"  # the example pass runs as the store reads the examples
     store_start: list[float] = []
@@ -171,15 +218,21 @@ def run_saescope(work: Path, n_tokens: int, context_length: int) -> tuple[float,
         with sqlite3.connect(Path(tmp) / "features.db") as db:
             n_examples = db.execute("SELECT count(*) FROM examples").fetchone()[0]
     time.sleep(0.1)  # a last sample
-    phases = {"stream_s": stream_s, **result.sae_info["analysis"]["timings"],
-              "store_s": time.perf_counter() - store_start[0] if store_start else 0.0, "examples": n_examples,
-              "peak_rss_mib_by_stage": {k: round(v) for k, v in peaks.peaks.items()}}
+    phases = {
+        "stream_s": stream_s,
+        **result.sae_info["analysis"]["timings"],
+        "store_s": time.perf_counter() - store_start[0] if store_start else 0.0,
+        "examples": n_examples,
+        "peak_rss_mib_by_stage": {k: round(v) for k, v in peaks.peaks.items()},
+    }
     return elapsed, len(result.features.density), phases
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--tool", choices=["saescope", "saedash", "saedash_cached", "saevis"], required=True)
+    parser.add_argument(
+        "--tool", choices=["saescope", "saedash", "saedash_cached", "saevis"], required=True
+    )
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--features", default="")
     parser.add_argument("--hook", default="")
@@ -196,12 +249,24 @@ def main() -> None:
         if args.tool == "saevis":
             seconds, n_features = run_saevis(args.work, features, tokens, args.hook)
         else:
-            seconds, n_features = run_saedash(args.work, features, tokens, args.hook, args.tool == "saedash_cached")
+            seconds, n_features = run_saedash(
+                args.work, features, tokens, args.hook, args.tool == "saedash_cached"
+            )
         args.tokens = tokens.numel()
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"tool": args.tool, "tokens": args.tokens, "seconds": seconds, "features": n_features,
-                      "peak_rss_mib": peak_mib, "features_per_s": n_features / seconds,
-                      **({"phases": extra} if extra else {})}))
+    print(
+        json.dumps(
+            {
+                "tool": args.tool,
+                "tokens": args.tokens,
+                "seconds": seconds,
+                "features": n_features,
+                "peak_rss_mib": peak_mib,
+                "features_per_s": n_features / seconds,
+                **({"phases": extra} if extra else {}),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

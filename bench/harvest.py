@@ -62,9 +62,18 @@ def main() -> None:
     corpus = CorpusConfig(context_length=128)
     hook = f"blocks.{args.layer}.hook_resid_post"
     n_contexts = args.tokens // corpus.context_length
-    batches = [b for b, _ in zip(iter_context_batches(corpus, model.tokenizer, args.batch_size), range(n_contexts // args.batch_size), strict=False)]
+    batches = [
+        b
+        for b, _ in zip(
+            iter_context_batches(corpus, model.tokenizer, args.batch_size),
+            range(n_contexts // args.batch_size),
+            strict=False,
+        )
+    ]
     n_tokens = sum(b.numel() for b in batches)
-    cfg = HarvestConfig(out="", hooks=[hook], corpus=corpus, n_tokens=n_tokens, batch_size=args.batch_size)
+    cfg = HarvestConfig(
+        out="", hooks=[hook], corpus=corpus, n_tokens=n_tokens, batch_size=args.batch_size
+    )
     decoder = truncated_decoder(model.hf_model, args.layer + 1)
 
     time_bare_forward(decoder, batches[:1])  # warm-up

@@ -47,16 +47,23 @@ def main() -> None:
     with torch.no_grad():
         values, indices = sae.encode_sparse(x)
         dense = sae.encode(x)
-        assert torch.allclose(sae.decode_sparse(values, indices), sae.decode(dense), atol=1e-3, rtol=1e-4)
+        assert torch.allclose(
+            sae.decode_sparse(values, indices), sae.decode(dense), atol=1e-3, rtol=1e-4
+        )
         dense_times, sparse_times = [], []
         for _ in range(args.repeats):  # interleaved
             dense_times += timed(lambda: sae.decode(dense), 1)
             sparse_times += timed(lambda: sae.decode_sparse(values, indices), 1)
     dense_s, sparse_s = statistics.median(dense_times), statistics.median(sparse_times)
     result = {
-        "d_in": args.d_in, "d_sae": args.d_sae, "k": args.k, "tokens": args.tokens,
+        "d_in": args.d_in,
+        "d_sae": args.d_sae,
+        "k": args.k,
+        "tokens": args.tokens,
         "threads": torch.get_num_threads(),
-        "dense_decode_s": dense_s, "sparse_decode_s": sparse_s, "speedup": dense_s / sparse_s,
+        "dense_decode_s": dense_s,
+        "sparse_decode_s": sparse_s,
+        "speedup": dense_s / sparse_s,
     }
     out = Path(__file__).parent / "results" / "sae_sparse_decode.json"
     out.parent.mkdir(exist_ok=True)

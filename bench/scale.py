@@ -41,25 +41,47 @@ D_IN, EXPANSION, K, BATCH = 576, 16, 32, 4096
 ASSUMED = {
     "gpu_flops_per_s": 50e12,
     "gpu_memory_bytes_per_s": 3e12,
-    "links_bytes_per_s": {"NVLink 4 (one H100 node)": 300e9, "PCIe 4 x16": 20e9, "InfiniBand 200 Gb/s (across nodes)": 22e9},
+    "links_bytes_per_s": {
+        "NVLink 4 (one H100 node)": 300e9,
+        "PCIe 4 x16": 20e9,
+        "InfiniBand 200 Gb/s (across nodes)": 22e9,
+    },
 }
 # SAEs the estimate is made for: the one measured here, and one too wide for a single 80 GB GPU
 # (d_in 4096 x 2^20 latents: 34 GB of float32 weights, three times that with Adam's state)
-ESTIMATED_SAES = {"measured here": (D_IN, D_IN * EXPANSION, K), "wide: d_in 4096, 2^20 latents": (4096, 2**20, 64)}
+ESTIMATED_SAES = {
+    "measured here": (D_IN, D_IN * EXPANSION, K),
+    "wide: d_in 4096, 2^20 latents": (4096, 2**20, 64),
+}
 
 
 def env(threads: int) -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS=str(threads), HF_HUB_OFFLINE="1")
+    return dict(
+        os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS=str(threads), HF_HUB_OFFLINE="1"
+    )
 
 
 def torchrun(nproc: int, threads: int, args: list[str], cwd: Path) -> float:
     """Wall seconds of one `torchrun --nproc-per-node nproc -m saescope ARGS`."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
-               "--nproc-per-node", str(nproc), "-m", "saescope", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes",
+        "1",
+        "--nproc-per-node",
+        str(nproc),
+        "-m",
+        "saescope",
+        *args,
+    ]
     start = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, env=env(threads), capture_output=True, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(command)}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        raise SystemExit(
+            f"failed: {' '.join(command)}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
     return time.perf_counter() - start
 
 
@@ -73,9 +95,13 @@ def harvest_rate(cache: Path) -> float:
     """Steady harvest tokens/s: tokens in the shards finished after the first one, over the time
     from the first shard's file to the last (model loading and start-up left out)."""
     manifest = json.loads((cache / "manifest.json").read_text())
-    shards = sorted(((cache / s["file"]).stat().st_mtime, s["contexts"]) for s in manifest["shards"])
+    shards = sorted(
+        ((cache / s["file"]).stat().st_mtime, s["contexts"]) for s in manifest["shards"]
+    )
     first, last = shards[0][0], shards[-1][0]
-    tokens = sum(contexts for mtime, contexts in shards if mtime > first) * manifest["context_length"]
+    tokens = (
+        sum(contexts for mtime, contexts in shards if mtime > first) * manifest["context_length"]
+    )
     return tokens / max(last - first, 1e-9)
 
 
@@ -83,17 +109,45 @@ def harvest_cache(work: Path, tokens: int) -> Path:
     cache = RESULTS / f"scale_cache_{tokens}"
     if not (cache / "manifest.json").exists():
         print(f"harvesting {tokens:,} tokens for the training runs -> {cache}", flush=True)
-        torchrun(1, 2, ["harvest", "--out", str(cache), "--hook", HOOK, "--tokens", str(tokens),
-                        "--context-length", "128", "--batch-size", "8"], work)
+        torchrun(
+            1,
+            2,
+            [
+                "harvest",
+                "--out",
+                str(cache),
+                "--hook",
+                HOOK,
+                "--tokens",
+                str(tokens),
+                "--context-length",
+                "128",
+                "--batch-size",
+                "8",
+            ],
+            work,
+        )
     return cache
 
 
 def train_args(cache: Path, run_dir: Path, tokens: int) -> list[str]:
     config = run_dir.parent / "scale.yaml"
     config.write_text("architecture: topk\n")
-    return ["train", str(config), f"run_dir={run_dir}", f"activation_cache={cache}", f"hooks={HOOK}",
-            f"expansion_factor={EXPANSION}", f"k={K}", f"batch_size={BATCH}", f"training_tokens={tokens}",
-            "buffer_tokens=16384", "log_every_steps=1000", "b_dec_init=zeros", "--no-progress"]
+    return [
+        "train",
+        str(config),
+        f"run_dir={run_dir}",
+        f"activation_cache={cache}",
+        f"hooks={HOOK}",
+        f"expansion_factor={EXPANSION}",
+        f"k={K}",
+        f"batch_size={BATCH}",
+        f"training_tokens={tokens}",
+        "buffer_tokens=16384",
+        "log_every_steps=1000",
+        "b_dec_init=zeros",
+        "--no-progress",
+    ]
 
 
 def measure(work: Path, cache: Path, args: argparse.Namespace) -> dict[str, list[float]]:
@@ -111,14 +165,34 @@ def measure(work: Path, cache: Path, args: argparse.Namespace) -> dict[str, list
         for i, (name, (nproc, threads, extra)) in enumerate(runs.items()):
             out = work / f"r{repeat}-{i}"
             if extra is None:
-                torchrun(nproc, threads, ["harvest", "--out", str(out), "--hook", HOOK, "--tokens",
-                                          str(args.harvest_tokens), "--context-length", "128",
-                                          "--batch-size", "4", "--shard-mb", "1"], work)
+                torchrun(
+                    nproc,
+                    threads,
+                    [
+                        "harvest",
+                        "--out",
+                        str(out),
+                        "--hook",
+                        HOOK,
+                        "--tokens",
+                        str(args.harvest_tokens),
+                        "--context-length",
+                        "128",
+                        "--batch-size",
+                        "4",
+                        "--shard-mb",
+                        "1",
+                    ],
+                    work,
+                )
                 rates[name].append(harvest_rate(out))
             else:
                 torchrun(nproc, threads, [*train_args(cache, out, args.train_tokens), *extra], work)
                 rates[name].append(train_rate(out))
-            print(f"{name}: {rates[name][-1]:,.0f} tokens/s (load {os.getloadavg()[0]:.1f})", flush=True)
+            print(
+                f"{name}: {rates[name][-1]:,.0f} tokens/s (load {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
     return rates
 
 
@@ -141,8 +215,18 @@ dist.destroy_process_group()
 def allreduce_seconds(work: Path, n_floats: int) -> float:
     script = work / "allreduce.py"
     script.write_text(ALLREDUCE_SCRIPT)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
-               "--nproc-per-node", "2", str(script), str(n_floats)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes",
+        "1",
+        "--nproc-per-node",
+        "2",
+        str(script),
+        str(n_floats),
+    ]
     done = subprocess.run(command, env=env(1), capture_output=True, text=True, check=True)
     return float(done.stdout.strip().splitlines()[-1])
 
@@ -153,7 +237,8 @@ def volumes(d_in: int, d_sae: int, k: int, batch: int, n: int) -> dict[str, floa
     ring = 2 * (n - 1) / n
     return {
         "data_parallel": ring * 4 * params + ring * 8 * d_sae,  # gradients + fire counts
-        "feature_sharded": (n - 1) * batch * k * 12 + ring * batch * d_in * 4,  # candidates + partial decodes
+        "feature_sharded": (n - 1) * batch * k * 12
+        + ring * batch * d_in * 4,  # candidates + partial decodes
     }
 
 
@@ -178,13 +263,22 @@ def expected_scaling() -> dict[str, dict[str, dict[str, dict[int, float]]]]:
             for n in (2, 8, 64):
                 sent = volumes(d_in, d_sae, k, BATCH, n)
                 dp[n] = round(n * one / (one + sent["data_parallel"] / bandwidth), 2)
-                fs[n] = round(one / (step_seconds_on_gpu(d_in, d_sae, BATCH, n) + sent["feature_sharded"] / bandwidth), 2)
+                fs[n] = round(
+                    one
+                    / (
+                        step_seconds_on_gpu(d_in, d_sae, BATCH, n)
+                        + sent["feature_sharded"] / bandwidth
+                    ),
+                    2,
+                )
             out[sae_name][link] = {"data_parallel": dp, "feature_sharded": fs}
     return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--train-tokens", type=int, default=24_576)
     parser.add_argument("--harvest-tokens", type=int, default=8_192)
@@ -203,25 +297,43 @@ def main() -> None:
     one = best["train 1 rank x 1 thread"]
     step_compute_s = BATCH / one
     result = {
-        "setup": {"hook": HOOK, "d_in": D_IN, "d_sae": d_sae, "k": K, "batch_tokens": BATCH,
-                  "train_tokens": args.train_tokens, "harvest_tokens": args.harvest_tokens,
-                  "device": "CPU, gloo", "cores": os.cpu_count()},
+        "setup": {
+            "hook": HOOK,
+            "d_in": D_IN,
+            "d_sae": d_sae,
+            "k": K,
+            "batch_tokens": BATCH,
+            "train_tokens": args.train_tokens,
+            "harvest_tokens": args.harvest_tokens,
+            "device": "CPU, gloo",
+            "cores": os.cpu_count(),
+        },
         "tokens_per_s": rates,
         "best_tokens_per_s": best,
         "ratios": {
             "train: 2 ranks / 1 rank (1 thread each)": best["train 2 ranks x 1 thread"] / one,
-            "train: 2 ranks x 1 thread / 1 rank x 2 threads": best["train 2 ranks x 1 thread"] / best["train 1 rank x 2 threads"],
-            "train, features sharded: 2 ranks / 1 rank (1 thread each)": best["train 2 ranks x 1 thread, features sharded"] / one,
-            "harvest: 2 ranks / 1 rank (1 thread each)": best["harvest 2 ranks x 1 thread"] / best["harvest 1 rank x 1 thread"],
+            "train: 2 ranks x 1 thread / 1 rank x 2 threads": best["train 2 ranks x 1 thread"]
+            / best["train 1 rank x 2 threads"],
+            "train, features sharded: 2 ranks / 1 rank (1 thread each)": best[
+                "train 2 ranks x 1 thread, features sharded"
+            ]
+            / one,
+            "harvest: 2 ranks / 1 rank (1 thread each)": best["harvest 2 ranks x 1 thread"]
+            / best["harvest 1 rank x 1 thread"],
         },
         "communication_per_step": {
             "bytes_sent_per_rank_2_ranks": volumes(D_IN, d_sae, K, BATCH, 2),
             "gradient_message_bytes": 4 * params,
             "gloo_allreduce_of_the_gradients_s": allreduce_s,
             "cpu_step_compute_s_1_thread": step_compute_s,
-            "allreduce_share_of_a_2_rank_step_here": allreduce_s / (step_compute_s / 2 + allreduce_s),
+            "allreduce_share_of_a_2_rank_step_here": allreduce_s
+            / (step_compute_s / 2 + allreduce_s),
         },
-        "expected_speedup_on_n_gpus": {"assumed": ASSUMED, "saes": ESTIMATED_SAES, "speedup": expected_scaling()},
+        "expected_speedup_on_n_gpus": {
+            "assumed": ASSUMED,
+            "saes": ESTIMATED_SAES,
+            "speedup": expected_scaling(),
+        },
         "load_average_at_start": load_start,
         "load_average_at_end": os.getloadavg(),
     }
@@ -230,10 +342,15 @@ def main() -> None:
     print("\n| run | tokens/s (best of repeats) |\n|---|---|")
     for name, value in best.items():
         print(f"| {name} | {value:,.0f} |")
-    print("\n| SAE | link | data parallel, N = 2 / 8 / 64 | features sharded, N = 2 / 8 / 64 |\n|---|---|---|---|")
+    print(
+        "\n| SAE | link | data parallel, N = 2 / 8 / 64 | features sharded, N = 2 / 8 / 64 |\n|---|---|---|---|"
+    )
     for sae_name, links in result["expected_speedup_on_n_gpus"]["speedup"].items():
         for link, modes in links.items():
-            cells = [" / ".join(f"{v:g}" for v in modes[m].values()) for m in ("data_parallel", "feature_sharded")]
+            cells = [
+                " / ".join(f"{v:g}" for v in modes[m].values())
+                for m in ("data_parallel", "feature_sharded")
+            ]
             print(f"| {sae_name} | {link} | {cells[0]} | {cells[1]} |")
     print(f"\nwrote {args.out}")
 

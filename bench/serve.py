@@ -44,7 +44,28 @@ from saescope.store import open_store  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 BIG_SAE, BIG_D_SAE = "synthetic/blocks.6.hook_resid_post/topk-8192", 8192
-WORDS = ["the", "cat", "sat", "on", "a", "mat", "while", "Paris", "and", "London", "import", "numpy", "as", "np", "def", "return", "class", "for", "in", "range"]
+WORDS = [
+    "the",
+    "cat",
+    "sat",
+    "on",
+    "a",
+    "mat",
+    "while",
+    "Paris",
+    "and",
+    "London",
+    "import",
+    "numpy",
+    "as",
+    "np",
+    "def",
+    "return",
+    "class",
+    "for",
+    "in",
+    "range",
+]
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -56,7 +77,9 @@ def prepare_run(run_dir: Path) -> None:
 
     run_dir.mkdir(parents=True, exist_ok=True)
     build_run(load_model("smollm2"), run_dir)
-    big = make_analysis(BIG_SAE, d_sae=BIG_D_SAE, n_top=20, n_quantile=10, n_inactive=3, window=24, vocab=None)
+    big = make_analysis(
+        BIG_SAE, d_sae=BIG_D_SAE, n_top=20, n_quantile=10, n_inactive=3, window=24, vocab=None
+    )
     big.vocab = [f"tok{i}" for i in range(49152)]
     with open_store(run_dir / "features.db") as store:
         store.write_analysis(big)
@@ -69,6 +92,7 @@ def free_port() -> int:
 
 
 # --- what the server uses -------------------------------------------------------------------
+
 
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -92,6 +116,7 @@ def children(pid: int) -> list[int]:
 
 
 # --- a lean HTTP/1.1 keep-alive client --------------------------------------------------------
+
 
 class Connection:
     """One keep-alive connection; a request writes prepared bytes and reads Content-Length bytes."""
@@ -145,13 +170,16 @@ async def get_json(port: int, path: str) -> dict:
 
 # --- the load ---------------------------------------------------------------------------------
 
+
 class Recorder:
     def __init__(self) -> None:
         self.latencies: dict[str, list[float]] = {"feature_page": [], "live": []}
         self.errors: list[str] = []
 
 
-async def timed(conn: Connection, rec: Recorder, kind: str, method: str, path: str, body: bytes = b"") -> None:
+async def timed(
+    conn: Connection, rec: Recorder, kind: str, method: str, path: str, body: bytes = b""
+) -> None:
     start = time.perf_counter()
     try:
         status, _ = await conn.request(method, path, body)
@@ -164,12 +192,20 @@ async def timed(conn: Connection, rec: Recorder, kind: str, method: str, path: s
     rec.latencies[kind].append(time.perf_counter() - start)
 
 
-async def page_client(port: int, rec: Recorder, stop_at: float, rng: random.Random, n_big: int) -> None:
+async def page_client(
+    port: int, rec: Recorder, stop_at: float, rng: random.Random, n_big: int
+) -> None:
     conn = Connection(port)
     while time.monotonic() < stop_at:
         # 9 in 10 pages from the large SAE (its first n_big features), 1 in 10 from the live one
         sae, d_sae = (BIG_SAE, n_big) if rng.random() < 0.9 else (LIVE_SAE, 64)
-        await timed(conn, rec, "feature_page", "GET", f"/api/saes/{sae}/features/{rng.randrange(d_sae)}/panels")
+        await timed(
+            conn,
+            rec,
+            "feature_page",
+            "GET",
+            f"/api/saes/{sae}/features/{rng.randrange(d_sae)}/panels",
+        )
     conn.close()
 
 
@@ -206,16 +242,28 @@ async def drive(port: int, pid: int, args: argparse.Namespace) -> dict:
     conn = Connection(port)
     await conn.request("POST", f"/api/saes/{LIVE_SAE}/activations", b'{"text": "warm up"}')
     conn.close()
-    processes = {"server": [pid], "inference_worker": children(pid), "load_generator": [os.getpid()]}
+    processes = {
+        "server": [pid],
+        "inference_worker": children(pid),
+        "load_generator": [os.getpid()],
+    }
     cpu_before = {k: sum(cpu_s(p) for p in pids) for k, pids in processes.items()}
     own_cpu_before = time.process_time()  # a cross-check of /proc for the load generator
     started = time.monotonic()
     stop_at = started + args.seconds
-    tasks = [page_client(port, rec, stop_at, random.Random(i), args.big_features) for i in range(args.page_clients)]
-    tasks += [live_client(port, rec, stop_at, random.Random(1000 + i)) for i in range(args.live_clients)]
+    tasks = [
+        page_client(port, rec, stop_at, random.Random(i), args.big_features)
+        for i in range(args.page_clients)
+    ]
+    tasks += [
+        live_client(port, rec, stop_at, random.Random(1000 + i)) for i in range(args.live_clients)
+    ]
     await asyncio.gather(*tasks, sample_memory(pid, stop_at, memory))
     elapsed = time.monotonic() - started
-    cpu = {k: round((sum(cpu_s(p) for p in pids) - cpu_before[k]) / elapsed, 2) for k, pids in processes.items()}
+    cpu = {
+        k: round((sum(cpu_s(p) for p in pids) - cpu_before[k]) / elapsed, 2)
+        for k, pids in processes.items()
+    }
     cpu["load_generator_process_time"] = round((time.process_time() - own_cpu_before) / elapsed, 2)
     return {"rec": rec, "memory": memory, "elapsed": elapsed, "warm_s": warm_s, "cpu_cores": cpu}
 
@@ -224,15 +272,23 @@ def summary(times_s: list[float], elapsed: float) -> dict[str, float]:
     if not times_s:
         return {"n": 0}
     ms = np.asarray(times_s) * 1000
-    return {"n": len(ms), "requests_per_s": round(len(ms) / elapsed, 1),
-            **{f"p{q}_ms": round(float(np.percentile(ms, q)), 1) for q in (50, 95, 99)},
-            "max_ms": round(float(ms.max()), 1)}
+    return {
+        "n": len(ms),
+        "requests_per_s": round(len(ms) / elapsed, 1),
+        **{f"p{q}_ms": round(float(np.percentile(ms, q)), 1) for q in (50, 95, 99)},
+        "max_ms": round(float(ms.max()), 1),
+    }
 
 
 def start_server(run_dir: Path, port: int, cold: bool) -> subprocess.Popen:
     command = [sys.executable, "-m", "saescope.cli", "serve", str(run_dir), "--port", str(port)]
-    proc = subprocess.Popen(command + (["--no-warm"] if cold else []), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.Popen(
+        command + (["--no-warm"] if cold else []),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         try:
@@ -247,14 +303,22 @@ def start_server(run_dir: Path, port: int, cold: bool) -> subprocess.Popen:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--page-clients", type=int, default=32)
     parser.add_argument("--live-clients", type=int, default=4)
     parser.add_argument("--run", type=Path, default=RESULTS / "serve_run")
-    parser.add_argument("--big-features", type=int, default=BIG_D_SAE,
-                        help="page clients read the large SAE's first N features (default: all)")
-    parser.add_argument("--cold", action="store_true", help="server warming off, clients start at once")
+    parser.add_argument(
+        "--big-features",
+        type=int,
+        default=BIG_D_SAE,
+        help="page clients read the large SAE's first N features (default: all)",
+    )
+    parser.add_argument(
+        "--cold", action="store_true", help="server warming off, clients start at once"
+    )
     parser.add_argument("--out", default="serve.json", help="file name under bench/results/")
     args = parser.parse_args()
     prepare_run(args.run)
@@ -272,17 +336,25 @@ def main() -> None:
     half = len(memory) // 2
     result = {
         "what": f"saescope serve on loopback, {args.page_clients} feature-page clients + {args.live_clients} live "
-                f"clients for {args.seconds:.0f} s (server and clients on the same {os.cpu_count()}-core machine)",
+        f"clients for {args.seconds:.0f} s (server and clients on the same {os.cpu_count()}-core machine)",
         "pages": f"random among the first {args.big_features} of {BIG_D_SAE} features (9 in 10) and the live SAE's 64",
-        "cache": "cold (server warming off)" if args.cold else f"warmed by the server at start in {run['warm_s']} s",
+        "cache": "cold (server warming off)"
+        if args.cold
+        else f"warmed by the server at start in {run['warm_s']} s",
         "load_average_at_end": [round(x, 2) for x in load_at_end],
         "feature_page": summary(rec.latencies["feature_page"], elapsed),
         "live_top_features": summary(rec.latencies["live"], elapsed),
-        "errors": len(rec.errors), "error_examples": rec.errors[:5], "server_alive_after": alive,
+        "errors": len(rec.errors),
+        "error_examples": rec.errors[:5],
+        "server_alive_after": alive,
         "cpu_cores_used": run["cpu_cores"],
-        "server_rss_mb": {"after_start": round(rss_before, 1), "first_half_mean": round(float(np.mean(memory[:half])), 1),
-                          "second_half_mean": round(float(np.mean(memory[half:])), 1),
-                          "max": round(float(np.max(memory)), 1), "samples": [round(m, 1) for m in memory]},
+        "server_rss_mb": {
+            "after_start": round(rss_before, 1),
+            "first_half_mean": round(float(np.mean(memory[:half])), 1),
+            "second_half_mean": round(float(np.mean(memory[half:])), 1),
+            "max": round(float(np.max(memory)), 1),
+            "samples": [round(m, 1) for m in memory],
+        },
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / args.out).write_text(json.dumps(result, indent=2))

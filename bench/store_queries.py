@@ -36,8 +36,12 @@ SAE_ID = "smollm2/blocks.6.hook_resid_post/topk-16384"
 
 def percentiles(times_s: list[float]) -> dict[str, float]:
     ms = np.asarray(times_s) * 1000
-    return {"p50_ms": round(float(np.percentile(ms, 50)), 2), "p95_ms": round(float(np.percentile(ms, 95)), 2),
-            "max_ms": round(float(ms.max()), 2), "n": len(ms)}
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p95_ms": round(float(np.percentile(ms, 95)), 2),
+        "max_ms": round(float(ms.max()), 2),
+        "n": len(ms),
+    }
 
 
 def timed(fn, args_list) -> dict[str, float]:
@@ -61,10 +65,14 @@ def _load_worker(url: str, d_sae: int, n: int, seed: int, out: mp.Queue) -> None
     out.put(times)
 
 
-def feature_page_under_load(url: str, d_sae: int, clients: int = 4, n: int = 200) -> dict[str, float]:
+def feature_page_under_load(
+    url: str, d_sae: int, clients: int = 4, n: int = 200
+) -> dict[str, float]:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    workers = [ctx.Process(target=_load_worker, args=(url, d_sae, n, i, queue)) for i in range(clients)]
+    workers = [
+        ctx.Process(target=_load_worker, args=(url, d_sae, n, i, queue)) for i in range(clients)
+    ]
     for w in workers:
         w.start()
     times = [t for _ in workers for t in queue.get()]
@@ -86,15 +94,31 @@ def bench_backend(url: str, analysis, rng) -> dict:
         out = {
             "write_s": round(write_s, 1),
             "feature_page": timed(store.feature, [(SAE_ID, f) for f in features]),
-            "sorted_page_max_act": timed(lambda o: store.features(SAE_ID, sort_by="max_act", offset=o, limit=50),
-                                         [(o,) for o in offsets]),
+            "sorted_page_max_act": timed(
+                lambda o: store.features(SAE_ID, sort_by="max_act", offset=o, limit=50),
+                [(o,) for o in offsets],
+            ),
             "sorted_page_density_filtered": timed(
-                lambda o: store.features(SAE_ID, sort_by="density", min_density=1e-4, max_density=1e-2,
-                                         offset=o % 2000, limit=50), [(o,) for o in offsets]),
-            "sorted_page_by_score": timed(lambda o: store.features(SAE_ID, sort_by="autointerp", offset=o % 10000,
-                                                                   limit=50), [(o,) for o in offsets]),
-            "search_rare_word": timed(lambda q: store.search(q, sae_id=SAE_ID), [("capital cities",)] * 30),
-            "search_planted_token": timed(lambda q: store.search(q, sae_id=SAE_ID), [("paris",)] * 30),
+                lambda o: store.features(
+                    SAE_ID,
+                    sort_by="density",
+                    min_density=1e-4,
+                    max_density=1e-2,
+                    offset=o % 2000,
+                    limit=50,
+                ),
+                [(o,) for o in offsets],
+            ),
+            "sorted_page_by_score": timed(
+                lambda o: store.features(SAE_ID, sort_by="autointerp", offset=o % 10000, limit=50),
+                [(o,) for o in offsets],
+            ),
+            "search_rare_word": timed(
+                lambda q: store.search(q, sae_id=SAE_ID), [("capital cities",)] * 30
+            ),
+            "search_planted_token": timed(
+                lambda q: store.search(q, sae_id=SAE_ID), [("paris",)] * 30
+            ),
             "search_common_text": timed(lambda q: store.search(q, sae_id=SAE_ID), [(" the",)] * 30),
             "search_two_chars": timed(lambda q: store.search(q, sae_id=SAE_ID), [("np",)] * 10),
             "sae_summary": timed(store.sae_summary, [(SAE_ID,)] * 20),
@@ -121,22 +145,42 @@ def neuronpedia_files_reference(url: str, rng, d_sae: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--features", type=int, default=16384)
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
     parser.add_argument("--out", type=Path, default=RESULTS / "store_queries.json")
     parser.add_argument("--sqlite-path", type=Path, default=None, help="keep the SQLite store here")
-    parser.add_argument("--neuronpedia-reference", action="store_true",
-                        help="also time reading a feature from SAEDashboard-layout batch files (exports them all)")
+    parser.add_argument(
+        "--neuronpedia-reference",
+        action="store_true",
+        help="also time reading a feature from SAEDashboard-layout batch files (exports them all)",
+    )
     args = parser.parse_args()
     start = time.perf_counter()
-    analysis = make_analysis(SAE_ID, d_sae=args.features, n_top=20, n_quantile=15, n_inactive=5, window=24,
-                             vocab=None, planted={123: 21, 456: 21})
+    analysis = make_analysis(
+        SAE_ID,
+        d_sae=args.features,
+        n_top=20,
+        n_quantile=15,
+        n_inactive=5,
+        window=24,
+        vocab=None,
+        planted={123: 21, 456: 21},
+    )
     analysis.vocab = [f"tok{i}" for i in range(49152)]
     analysis.vocab[21] = " Paris"
     analysis.vocab[1] = " the"
-    print(f"built {args.features} features, {len(analysis.examples)} examples in {time.perf_counter() - start:.0f} s")
-    report = {"n_features": args.features, "n_examples": len(analysis.examples), "window": 24, "backends": {}}
+    print(
+        f"built {args.features} features, {len(analysis.examples)} examples in {time.perf_counter() - start:.0f} s"
+    )
+    report = {
+        "n_features": args.features,
+        "n_examples": len(analysis.examples),
+        "window": 24,
+        "backends": {},
+    }
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         for backend in args.backends:
@@ -147,7 +191,9 @@ def main() -> None:
                 if backend == "sqlite":
                     report["backends"][backend]["file_mb"] = round(Path(url).stat().st_size / 2**20)
                     if args.neuronpedia_reference:
-                        report["neuronpedia_batch_files_feature_read"] = neuronpedia_files_reference(url, rng, args.features)
+                        report["neuronpedia_batch_files_feature_read"] = (
+                            neuronpedia_files_reference(url, rng, args.features)
+                        )
             finally:
                 if server:
                     server.stop()

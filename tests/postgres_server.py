@@ -34,8 +34,13 @@ class PostgresServer:
         shutil.rmtree(self.data_dir.parent, ignore_errors=True)
 
     def _run(self, tool: str, *args: str) -> None:
-        subprocess.run([*self.run_as, str(self.bin_dir / tool), *args], check=True,
-                       capture_output=True, text=True, timeout=120)
+        subprocess.run(
+            [*self.run_as, str(self.bin_dir / tool), *args],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
 
 def find_bin_dir() -> Path | None:
@@ -56,8 +61,10 @@ def free_port() -> int:
 def start_server() -> PostgresServer:
     bin_dir = find_bin_dir()
     if bin_dir is None:
-        raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl) not found: run scripts/setup.sh, "
-                           "which installs Debian's `postgresql` package.")
+        raise RuntimeError(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found: run scripts/setup.sh, "
+            "which installs Debian's `postgresql` package."
+        )
     root = Path(tempfile.mkdtemp(prefix="saescope-pg-"))
     data_dir = root / "data"
     run_as: list[str] = []
@@ -67,12 +74,29 @@ def start_server() -> PostgresServer:
     (root / "pw").write_text(PASSWORD + "\n")
     os.chmod(root / "pw", 0o644)
     server = PostgresServer(data_dir, free_port(), bin_dir, run_as)
-    server._run("initdb", "-D", str(data_dir), "-U", USER, "--pwfile", str(root / "pw"),
-                "--auth", "scram-sha-256", "-E", "UTF8", "--locale", "C.UTF-8")
-    options = (f"-h 127.0.0.1 -p {server.port} -k {root} -c fsync=off -c shared_buffers=64MB "
-               "-c max_connections=60")
+    server._run(
+        "initdb",
+        "-D",
+        str(data_dir),
+        "-U",
+        USER,
+        "--pwfile",
+        str(root / "pw"),
+        "--auth",
+        "scram-sha-256",
+        "-E",
+        "UTF8",
+        "--locale",
+        "C.UTF-8",
+    )
+    options = (
+        f"-h 127.0.0.1 -p {server.port} -k {root} -c fsync=off -c shared_buffers=64MB "
+        "-c max_connections=60"
+    )
     try:
-        server._run("pg_ctl", "-D", str(data_dir), "-o", options, "-l", str(root / "log"), "-w", "start")
+        server._run(
+            "pg_ctl", "-D", str(data_dir), "-o", options, "-l", str(root / "log"), "-w", "start"
+        )
     except subprocess.CalledProcessError as err:
         log = (root / "log").read_text() if (root / "log").exists() else ""
         raise RuntimeError(f"PostgreSQL did not start: {err.stderr}\n{log}") from err

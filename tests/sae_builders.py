@@ -10,20 +10,38 @@ from __future__ import annotations
 import torch
 
 
-def topk_sae_from_activations(model, hook: str, d_sae: int, k: int, corpus_seed: int, seed: int = 0):
+def topk_sae_from_activations(
+    model, hook: str, d_sae: int, k: int, corpus_seed: int, seed: int = 0
+):
     """A TopK SAE on `hook` of `model`; corpus_seed picks the contexts its directions come from
     (keep them apart from the contexts a test analyses)."""
     from saescope.corpus import CorpusConfig, iter_context_batches
     from saescope.sae import SAEConfig, build_sae
 
-    tokens = next(iter(iter_context_batches(CorpusConfig(context_length=64, seed=corpus_seed), model.tokenizer, 8)))
-    acts = model.run_with_cache(tokens, [hook])[hook][:, 1:].reshape(-1, model.hook_points()[hook])  # BOS left out
+    tokens = next(
+        iter(
+            iter_context_batches(
+                CorpusConfig(context_length=64, seed=corpus_seed), model.tokenizer, 8
+            )
+        )
+    )
+    acts = model.run_with_cache(tokens, [hook])[hook][:, 1:].reshape(
+        -1, model.hook_points()[hook]
+    )  # BOS left out
     mean = acts.mean(0)
     picks = torch.randperm(len(acts), generator=torch.Generator().manual_seed(seed))[:d_sae]
     directions = acts[picks] - mean
     directions = directions / directions.norm(dim=1, keepdim=True)
-    sae = build_sae(SAEConfig(architecture="topk", d_in=acts.shape[1], d_sae=d_sae, k=k, model_name="smollm2",
-                              hook_name=hook))
+    sae = build_sae(
+        SAEConfig(
+            architecture="topk",
+            d_in=acts.shape[1],
+            d_sae=d_sae,
+            k=k,
+            model_name="smollm2",
+            hook_name=hook,
+        )
+    )
     with torch.no_grad():
         sae.W_dec.copy_(directions)
         sae.W_enc.copy_(directions.T)

@@ -53,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"saescope {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"saescope {args.command}: interrupted; run the same command again to resume.", file=sys.stderr)
+        print(
+            f"saescope {args.command}: interrupted; run the same command again to resume.",
+            file=sys.stderr,
+        )
         return 130
     finally:
         shutdown()

@@ -14,7 +14,9 @@ def parse_count(text: str) -> int:
     """'100000', '100k', '2.5M', '1e6' -> int."""
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmbg]?)\s*", text.lower())
     if not match:
-        raise argparse.ArgumentTypeError(f"got {text!r}; expected a count such as 100000, 100k, 2.5M or 1e6")
+        raise argparse.ArgumentTypeError(
+            f"got {text!r}; expected a count such as 100000, 100k, 2.5M or 1e6"
+        )
     return int(float(match.group(1)) * _SUFFIXES[match.group(2)])
 
 
@@ -27,12 +29,32 @@ def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
         help="built-in corpus name (builtin, python-docs, python-stdlib), a local file or directory "
         "(txt, jsonl, parquet), or hf:DATASET[:CONFIG] (default: %(default)s)",
     )
-    group.add_argument("--split", default=defaults.split, help="dataset split, for hf: corpora (default: %(default)s)")
-    group.add_argument("--text-column", default=defaults.text_column, help="text column of jsonl/parquet/hf (default: %(default)s)")
-    group.add_argument("--context-length", type=int, default=defaults.context_length, help="tokens per context (default: %(default)s)")
+    group.add_argument(
+        "--split",
+        default=defaults.split,
+        help="dataset split, for hf: corpora (default: %(default)s)",
+    )
+    group.add_argument(
+        "--text-column",
+        default=defaults.text_column,
+        help="text column of jsonl/parquet/hf (default: %(default)s)",
+    )
+    group.add_argument(
+        "--context-length",
+        type=int,
+        default=defaults.context_length,
+        help="tokens per context (default: %(default)s)",
+    )
     group.add_argument("--no-bos", action="store_true", help="do not prepend BOS to each context")
-    group.add_argument("--seed", type=int, default=defaults.seed, help="seed of the document order (default: %(default)s)")
-    group.add_argument("--no-shuffle", action="store_true", help="keep the corpus's own document order")
+    group.add_argument(
+        "--seed",
+        type=int,
+        default=defaults.seed,
+        help="seed of the document order (default: %(default)s)",
+    )
+    group.add_argument(
+        "--no-shuffle", action="store_true", help="keep the corpus's own document order"
+    )
 
 
 def corpus_config_from_args(args: argparse.Namespace) -> CorpusConfig:

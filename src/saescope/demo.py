@@ -17,7 +17,9 @@ from typing import Any
 from saescope.cli_args import parse_count
 
 HOOK = "blocks.6.hook_resid_post"
-SAMPLE_PROMPT = "The function returns a list of the words in the string, using sep as the delimiter."
+SAMPLE_PROMPT = (
+    "The function returns a list of the words in the string, using sep as the delimiter."
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,9 +31,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Re-running resumes and reuses what is already there.",
     )
     p.add_argument("--out", default="runs/demo", help="run directory (default: %(default)s)")
-    p.add_argument("--tokens", type=parse_count, default=400_000, help="tokens to harvest and train on (default: 400k)")
-    p.add_argument("--analyze-tokens", type=parse_count, default=32_768, help="tokens to analyse (default: 32k)")
-    p.add_argument("--eval-tokens", type=parse_count, default=2048, help="tokens for the evals (default: 2048)")
+    p.add_argument(
+        "--tokens",
+        type=parse_count,
+        default=400_000,
+        help="tokens to harvest and train on (default: 400k)",
+    )
+    p.add_argument(
+        "--analyze-tokens",
+        type=parse_count,
+        default=32_768,
+        help="tokens to analyse (default: 32k)",
+    )
+    p.add_argument(
+        "--eval-tokens", type=parse_count, default=2048, help="tokens for the evals (default: 2048)"
+    )
     p.add_argument("--no-serve", action="store_true", help="stop after writing the dashboards")
     p.add_argument("--port", type=int, default=8000, help="viewer port (default: %(default)s)")
     p.set_defaults(func=run)
@@ -53,8 +67,13 @@ def run(args: argparse.Namespace) -> int:
     model = stage("load SmolLM2-135M-Instruct", lambda: load_model("smollm2"))
     cache = stage("harvest", lambda: harvest_activations(model, run_dir, args.tokens))
     sae_dir = stage("train", lambda: train_sae(model, run_dir, cache.n_tokens))
-    evals = stage("evaluate", lambda: evaluate_sae(model, sae_dir, run_dir, args.eval_tokens, cache.manifest.n_contexts))
-    store_path = stage("analyse", lambda: analyse_features(model, sae_dir, run_dir, args.analyze_tokens, evals))
+    evals = stage(
+        "evaluate",
+        lambda: evaluate_sae(model, sae_dir, run_dir, args.eval_tokens, cache.manifest.n_contexts),
+    )
+    store_path = stage(
+        "analyse", lambda: analyse_features(model, sae_dir, run_dir, args.analyze_tokens, evals)
+    )
     pages = stage("dashboards", lambda: write_dashboards(model, store_path, run_dir))
     print_summary(run_dir, cache, evals, store_path, pages)
     if not args.no_serve:
@@ -65,7 +84,10 @@ def run(args: argparse.Namespace) -> int:
 def harvest_activations(model: Any, run_dir: Path, n_tokens: int) -> Any:
     from saescope.activations import HarvestConfig, harvest
 
-    return harvest(HarvestConfig(out=str(run_dir / "activations"), hooks=[HOOK], n_tokens=n_tokens), model=model)
+    return harvest(
+        HarvestConfig(out=str(run_dir / "activations"), hooks=[HOOK], n_tokens=n_tokens),
+        model=model,
+    )
 
 
 def train_sae(model: Any, run_dir: Path, harvested_tokens: int) -> Path:
@@ -93,7 +115,9 @@ def train_sae(model: Any, run_dir: Path, harvested_tokens: int) -> Path:
     return run_dir / "sae"
 
 
-def evaluate_sae(model: Any, sae_dir: Path, run_dir: Path, n_tokens: int, trained_contexts: int) -> dict[str, Any]:
+def evaluate_sae(
+    model: Any, sae_dir: Path, run_dir: Path, n_tokens: int, trained_contexts: int
+) -> dict[str, Any]:
     from saescope.evals import evaluate, format_table
     from saescope.fileio import read_json
 
@@ -102,13 +126,20 @@ def evaluate_sae(model: Any, sae_dir: Path, run_dir: Path, n_tokens: int, traine
         results = read_json(written)  # this SAE was evaluated by an earlier demo run
     else:
         # on contexts after the training data
-        results = evaluate(sae_dir, model=model, n_tokens=n_tokens, skip_contexts=trained_contexts,
-                           out_dir=run_dir / "evals")
+        results = evaluate(
+            sae_dir,
+            model=model,
+            n_tokens=n_tokens,
+            skip_contexts=trained_contexts,
+            out_dir=run_dir / "evals",
+        )
     print(format_table([results]))
     return results
 
 
-def analyse_features(model: Any, sae_dir: Path, run_dir: Path, n_tokens: int, evals: dict[str, Any]) -> Path:
+def analyse_features(
+    model: Any, sae_dir: Path, run_dir: Path, n_tokens: int, evals: dict[str, Any]
+) -> Path:
     from saescope.analysis import AnalysisConfig, analyze
     from saescope.analysis.run import remove_checkpoint
     from saescope.store import open_store
@@ -117,8 +148,14 @@ def analyse_features(model: Any, sae_dir: Path, run_dir: Path, n_tokens: int, ev
     checkpoint = run_dir / "analysis.checkpoint"
     # fewer, shorter top examples than the defaults: their next-token effects dominate the time
     cfg = AnalysisConfig(n_tokens=n_tokens, top_k=10, window=(12, 4))
-    result = analyze(sae_dir, cfg, model=model, checkpoint=checkpoint, sae_id="demo", stream_examples=True)
-    result.evals = {k: float(v) for k, v in evals.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    result = analyze(
+        sae_dir, cfg, model=model, checkpoint=checkpoint, sae_id="demo", stream_examples=True
+    )
+    result.evals = {
+        k: float(v)
+        for k, v in evals.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
     with open_store(store_path) as store:
         store.write_analysis(result)
     remove_checkpoint(checkpoint)  # only once the result is safely stored
@@ -141,12 +178,15 @@ def write_dashboards(model: Any, store_path: Path, run_dir: Path) -> dict[str, P
     return {
         "densest": write_dashboard(store_path, "demo", densest, out / "densest_50.html"),
         "random": write_dashboard(store_path, "demo", random, out / "random_50.html"),
-        "prompt": write_prompt_dashboard(store_path, "demo", SAMPLE_PROMPT, out / "prompt.html", model=model,
-                                         sae=run_dir / "sae"),
+        "prompt": write_prompt_dashboard(
+            store_path, "demo", SAMPLE_PROMPT, out / "prompt.html", model=model, sae=run_dir / "sae"
+        ),
     }
 
 
-def print_summary(run_dir: Path, cache: Any, evals: dict[str, Any], store_path: Path, pages: dict[str, Path]) -> None:
+def print_summary(
+    run_dir: Path, cache: Any, evals: dict[str, Any], store_path: Path, pages: dict[str, Path]
+) -> None:
     m = cache.manifest
     print(f"\nactivations   {cache.directory}  ({m.n_tokens:,} tokens of {', '.join(m.hooks)})")
     print(f"SAE           {run_dir / 'sae'}  (TopK, k=32, d_sae={8 * 576})")

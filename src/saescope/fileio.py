@@ -34,6 +34,8 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
-def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+def save_tensors(
+    path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> None:
     contiguous = {k: v.contiguous() for k, v in tensors.items()}
     atomic_write(path, lambda tmp: save_file(contiguous, str(tmp), metadata=metadata))

@@ -23,7 +23,9 @@ CORPUS = CorpusConfig(context_length=32)
 
 
 def small_harvest(out: Path, **overrides) -> HarvestConfig:
-    cfg = dict(out=str(out), hooks=HOOKS, corpus=CORPUS, n_tokens=32 * 24, batch_size=4, shard_mb=0.9)
+    cfg = dict(
+        out=str(out), hooks=HOOKS, corpus=CORPUS, n_tokens=32 * 24, batch_size=4, shard_mb=0.9
+    )
     cfg.update(overrides)
     return HarvestConfig(**cfg)
 
@@ -45,7 +47,10 @@ def test_cache_holds_the_model_activations_for_the_corpus_tokens(smollm2, tmp_pa
     # the norm statistics are those of the stored activations, BOS excluded
     all_acts = torch.cat([a[HOOKS[0]][:, 1:] for _, a in load_cache(tmp_path / "c")])
     torch.testing.assert_close(
-        torch.tensor(m.norms[HOOKS[0]].mean_norm), all_acts.norm(dim=-1).mean(), rtol=1e-4, atol=1e-4
+        torch.tensor(m.norms[HOOKS[0]].mean_norm),
+        all_acts.norm(dim=-1).mean(),
+        rtol=1e-4,
+        atol=1e-4,
     )
 
 
@@ -61,7 +66,9 @@ def test_extending_a_harvest_continues_it(smollm2, tmp_path):
     harvest(small_harvest(tmp_path / "grow", n_tokens=32 * 8), model=smollm2, progress=False)
     grown = harvest(small_harvest(tmp_path / "grow"), model=smollm2, progress=False)
     assert grown.n_tokens == full.n_tokens
-    for (t1, a1), (t2, a2) in zip(full.iter_batches(batch_size=4), grown.iter_batches(batch_size=4), strict=True):
+    for (t1, a1), (t2, a2) in zip(
+        full.iter_batches(batch_size=4), grown.iter_batches(batch_size=4), strict=True
+    ):
         assert torch.equal(t1, t2)
         torch.testing.assert_close(a1, a2)
 
@@ -69,10 +76,27 @@ def test_extending_a_harvest_continues_it(smollm2, tmp_path):
 def test_killed_harvest_resumes_without_using_half_written_shards(smollm2, tmp_path):
     """SIGKILL a real `saescope harvest` mid-way, leave junk where a shard was being written, resume."""
     out = tmp_path / "killed"
-    args = ["--hook", HOOKS[0], "--hook", HOOKS[1], "--context-length", "32", "--tokens", str(32 * 64),
-            "--batch-size", "4", "--shard-mb", "0.9", "--out", str(out)]
-    proc = subprocess.Popen([sys.executable, "-m", "saescope.cli", "harvest", *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = [
+        "--hook",
+        HOOKS[0],
+        "--hook",
+        HOOKS[1],
+        "--context-length",
+        "32",
+        "--tokens",
+        str(32 * 64),
+        "--batch-size",
+        "4",
+        "--shard-mb",
+        "0.9",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "saescope.cli", "harvest", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while time.time() < deadline:
         m = read_manifest(out) if (out / "manifest.json").exists() else None
@@ -88,7 +112,9 @@ def test_killed_harvest_resumes_without_using_half_written_shards(smollm2, tmp_p
     (out / ".shard_99999.safetensors.tmp-1").write_bytes(b"junk")
 
     assert main(["harvest", *args]) == 0
-    reference = harvest(small_harvest(tmp_path / "ref", n_tokens=32 * 64), model=smollm2, progress=False)
+    reference = harvest(
+        small_harvest(tmp_path / "ref", n_tokens=32 * 64), model=smollm2, progress=False
+    )
     resumed = list(load_cache(out, batch_size=8))
     assert sum(t.shape[0] for t, _ in resumed) == 64
     for (t1, a1), (t2, a2) in zip(reference.iter_batches(batch_size=8), resumed, strict=True):
@@ -100,12 +126,31 @@ def test_killed_harvest_resumes_without_using_half_written_shards(smollm2, tmp_p
 def test_refuses_a_directory_holding_another_harvest(smollm2, tmp_path):
     harvest(small_harvest(tmp_path, n_tokens=64), model=smollm2, progress=False)
     with pytest.raises(SaescopeError, match="another harvest's cache.*hooks"):
-        harvest(small_harvest(tmp_path, n_tokens=64, hooks=["blocks.0.hook_resid_pre"]), model=smollm2, progress=False)
+        harvest(
+            small_harvest(tmp_path, n_tokens=64, hooks=["blocks.0.hook_resid_pre"]),
+            model=smollm2,
+            progress=False,
+        )
 
 
 def test_cli_harvest_and_its_bad_input(tmp_path, capsys):
     out = tmp_path / "cli"
-    assert main(["harvest", "--hook", "blocks.0.hook_resid_post", "--tokens", "128", "--context-length", "32", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "harvest",
+                "--hook",
+                "blocks.0.hook_resid_post",
+                "--tokens",
+                "128",
+                "--context-length",
+                "32",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "128 tokens of blocks.0.hook_resid_post (d=576)" in capsys.readouterr().out
 
     cases = [
@@ -117,7 +162,18 @@ def test_cli_harvest_and_its_bad_input(tmp_path, capsys):
     ]
     for extra, expected in cases:
         capsys.readouterr()
-        code = main(["harvest", "--tokens", "64", "--context-length", "32", "--out", str(tmp_path / "bad"), *extra])
+        code = main(
+            [
+                "harvest",
+                "--tokens",
+                "64",
+                "--context-length",
+                "32",
+                "--out",
+                str(tmp_path / "bad"),
+                *extra,
+            ]
+        )
         err = capsys.readouterr().err
         assert code == 2, extra
         assert expected in err and "Traceback" not in err, (extra, err)

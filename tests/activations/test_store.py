@@ -19,8 +19,13 @@ N_CONTEXTS = 24
 @pytest.fixture(scope="module")
 def cache_dir(smollm2, tmp_path_factory):
     out = tmp_path_factory.mktemp("store") / "cache"
-    harvest(HarvestConfig(out=str(out), hooks=HOOKS, corpus=CORPUS, n_tokens=32 * N_CONTEXTS, shard_mb=0.5),
-            model=smollm2, progress=False)
+    harvest(
+        HarvestConfig(
+            out=str(out), hooks=HOOKS, corpus=CORPUS, n_tokens=32 * N_CONTEXTS, shard_mb=0.5
+        ),
+        model=smollm2,
+        progress=False,
+    )
     return out
 
 
@@ -30,11 +35,17 @@ def rows(batches: list[dict[str, torch.Tensor]], hook: str) -> torch.Tensor:
 
 def test_each_window_is_a_permutation_of_its_tokens_aligned_across_hooks(cache_dir):
     # windows of 8 contexts = 8 * 31 tokens without BOS = one batch each
-    shuffled = list(ActivationStore.from_cache(cache_dir, normalize=False, batch_size=31 * 8, buffer_tokens=32 * 8))
+    shuffled = list(
+        ActivationStore.from_cache(
+            cache_dir, normalize=False, batch_size=31 * 8, buffer_tokens=32 * 8
+        )
+    )
     assert len(shuffled) == N_CONTEXTS // 8
     assert all(b[h].shape == (31 * 8, 576) for b in shuffled for h in HOOKS)
     # with one-context windows and batches the order is the cache order, BOS dropped
-    ordered = list(ActivationStore.from_cache(cache_dir, normalize=False, batch_size=31, buffer_tokens=32))
+    ordered = list(
+        ActivationStore.from_cache(cache_dir, normalize=False, batch_size=31, buffer_tokens=32)
+    )
     assert len(ordered) == N_CONTEXTS
     for w, batch in enumerate(shuffled):
         window = {h: rows(ordered[8 * w : 8 * (w + 1)], h) for h in HOOKS}

@@ -32,8 +32,16 @@ ABLATED = 1
 @pytest.fixture(scope="module")
 def cfg():
     return AnalysisConfig(
-        corpus=CorpusConfig(context_length=32), n_tokens=32 * 16, batch_size=8, top_k=5, n_exact_top=12,
-        quantile_intervals=4, per_interval=3, n_inactive=2, window=(4, 2), cofiring_tokens=10**6,
+        corpus=CorpusConfig(context_length=32),
+        n_tokens=32 * 16,
+        batch_size=8,
+        top_k=5,
+        n_exact_top=12,
+        quantile_intervals=4,
+        per_interval=3,
+        n_inactive=2,
+        window=(4, 2),
+        cofiring_tokens=10**6,
         ablate_features=[ABLATED],
     )
 
@@ -51,7 +59,9 @@ def result(smollm2, sae_dir, cfg):
 @pytest.fixture(scope="module")
 def dense(smollm2, sae, cfg):
     """tokens [n_ctx, C] and dense feature acts [n_ctx, C, d_sae] (BOS position zeroed: not analysed)."""
-    tokens = torch.cat(list(iter_context_batches(cfg.corpus, smollm2.tokenizer, 8)))[: cfg.n_contexts]
+    tokens = torch.cat(list(iter_context_batches(cfg.corpus, smollm2.tokenizer, 8)))[
+        : cfg.n_contexts
+    ]
     hook = sae.cfg.hook_name
     x = smollm2.run_with_cache(tokens, [hook])[hook]
     with torch.no_grad():
@@ -75,7 +85,9 @@ def test_density_max_and_mean(result, dense, cfg):
     np.testing.assert_allclose(result.features.max_act, body.amax((0, 1)).numpy(), rtol=1e-6)
     mean = body.sum((0, 1)) / active.sum((0, 1)).clamp_min(1)
     np.testing.assert_allclose(result.features.mean_act, mean.numpy(), rtol=1e-5)
-    assert (result.features.density > 0).sum() > 0.8 * len(result.features.density)  # a real, busy SAE
+    assert (result.features.density > 0).sum() > 0.8 * len(
+        result.features.density
+    )  # a real, busy SAE
 
 
 def test_top_examples_are_the_largest_activations_with_their_windows(result, dense, cfg):
@@ -88,7 +100,9 @@ def test_top_examples_are_the_largest_activations_with_their_windows(result, den
             top.setdefault(ex.feature, {})[ex.rank] = ex
     for f in range(acts.shape[-1]):
         values = flat[:, f]
-        order = sorted(torch.nonzero(values > 0)[:, 0].tolist(), key=lambda t: (-values[t].item(), t))[: cfg.top_k]
+        order = sorted(
+            torch.nonzero(values > 0)[:, 0].tolist(), key=lambda t: (-values[t].item(), t)
+        )[: cfg.top_k]
         got = [top.get(f, {})[r] for r in range(len(order))]
         assert len(top.get(f, {})) == len(order)
         for ex, token in zip(got, order, strict=True):
@@ -97,7 +111,9 @@ def test_top_examples_are_the_largest_activations_with_their_windows(result, den
             lo = max(0, ex.position - cfg.window[0])
             hi = min(C, ex.position + cfg.window[1] + 1)
             assert list(ex.token_ids) == tokens[ex.context_index, lo:hi].tolist()
-            np.testing.assert_allclose(ex.acts, acts[ex.context_index, lo:hi, f].numpy(), rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(
+                ex.acts, acts[ex.context_index, lo:hi, f].numpy(), rtol=1e-4, atol=1e-5
+            )
             assert ex.acts[ex.center] == pytest.approx(ex.max_act, rel=1e-4)
 
 
@@ -149,7 +165,10 @@ def test_interval_and_inactive_examples_are_real(result, dense, cfg):
         assert ex.token_ids[ex.center] == tokens[ex.context_index, ex.position].item()
         if ex.kind == "quantile":
             assert act == pytest.approx(ex.max_act, rel=1e-5)
-            lo, hi = ex.interval / n * max_act[ex.feature], (ex.interval + 1) / n * max_act[ex.feature]
+            lo, hi = (
+                ex.interval / n * max_act[ex.feature],
+                (ex.interval + 1) / n * max_act[ex.feature],
+            )
             assert lo - 1e-5 <= act <= hi + 1e-5
             counts[ex.feature, ex.interval] = counts.get((ex.feature, ex.interval), 0) + 1
         else:
@@ -183,18 +202,31 @@ def test_logit_tables_and_neighbours(result, smollm2, sae):
     effects = logits * (W_dec.pow(2).mean(-1, keepdim=True) + eps).sqrt()
     top = effects.topk(result.features.logit_top_ids.shape[1])
     bottom = effects.topk(result.features.logit_bottom_ids.shape[1], largest=False)
-    np.testing.assert_allclose(result.features.logit_top_values, top.values.numpy(), rtol=1e-3, atol=1e-4)
-    np.testing.assert_allclose(result.features.logit_bottom_values, bottom.values.numpy(), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(
+        result.features.logit_top_values, top.values.numpy(), rtol=1e-3, atol=1e-4
+    )
+    np.testing.assert_allclose(
+        result.features.logit_bottom_values, bottom.values.numpy(), rtol=1e-3, atol=1e-4
+    )
     assert (result.features.logit_top_ids == top.indices.numpy()).mean() > 0.99
     assert result.features.logit_hist_counts.sum(1).tolist() == [smollm2.d_vocab] * len(W_dec)
     n_bins = result.features.logit_hist_counts.shape[1]
-    for f in range(0, len(W_dec), 7):  # equal bins from each row's min to max; values this close move a token or two
+    for f in range(
+        0, len(W_dec), 7
+    ):  # equal bins from each row's min to max; values this close move a token or two
         row = effects[f].numpy()
         expected, _ = np.histogram(row, bins=n_bins, range=(row.min(), row.max()))
         assert np.abs(result.features.logit_hist_counts[f] - expected).sum() <= 4
-    cos = torch.nn.functional.normalize(W_dec, dim=1) @ torch.nn.functional.normalize(W_dec, dim=1).T
+    cos = (
+        torch.nn.functional.normalize(W_dec, dim=1) @ torch.nn.functional.normalize(W_dec, dim=1).T
+    )
     cos.fill_diagonal_(-2)
-    np.testing.assert_allclose(result.features.neighbour_cos, cos.topk(result.features.neighbour_ids.shape[1]).values.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        result.features.neighbour_cos,
+        cos.topk(result.features.neighbour_ids.shape[1]).values.numpy(),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def final_resid(model, tokens: torch.Tensor) -> torch.Tensor:
@@ -217,7 +249,9 @@ def test_direct_path_loss_effect_equals_an_explicit_forward(result, smollm2, sae
             if act <= 0 or p + 1 >= cfg.context_length:
                 continue
             with_f = torch.log_softmax(smollm2.unembed(resid[p]), -1)
-            without = torch.log_softmax(smollm2.unembed(resid[p] - act * sae.W_dec[ex.feature].detach()), -1)
+            without = torch.log_softmax(
+                smollm2.unembed(resid[p] - act * sae.W_dec[ex.feature].detach()), -1
+            )
             delta = with_f - without
             nxt = tokens[ex.context_index, p + 1]
             assert ex.loss_effects[offset] == pytest.approx(delta[nxt].item(), abs=2e-3)
@@ -231,7 +265,11 @@ def test_direct_path_loss_effect_equals_an_explicit_forward(result, smollm2, sae
 def assert_same_top_effects(examples: list[Example], others: list[Example]) -> None:
     """Two passes' top examples carry the same log-prob effects (to float32 rounding) and hover tokens."""
     key = lambda ex: (ex.feature, ex.kind, ex.interval, ex.rank)  # noqa: E731
-    pairs = [(a, b) for a, b in zip(sorted(examples, key=key), sorted(others, key=key), strict=True) if a.kind == "top"]
+    pairs = [
+        (a, b)
+        for a, b in zip(sorted(examples, key=key), sorted(others, key=key), strict=True)
+        if a.kind == "top"
+    ]
     assert len(pairs) > 100
     for a, b in pairs:
         assert key(a) == key(b)
@@ -241,18 +279,23 @@ def assert_same_top_effects(examples: list[Example], others: list[Example]) -> N
             assert np.mean(getattr(a, name) == getattr(b, name)) > 0.99
 
 
-def test_direct_effects_are_the_same_with_torch_instead_of_the_kernels(result, smollm2, sae_dir, cfg, monkeypatch):
+def test_direct_effects_are_the_same_with_torch_instead_of_the_kernels(
+    result, smollm2, sae_dir, cfg, monkeypatch
+):
     """The C++ cell-effects kernel (and top-k kernel) against their torch fallbacks, on the whole pass."""
     from saescope import kernels
 
     assert kernels.available()
     monkeypatch.setattr(kernels, "available", lambda: False)
-    assert_same_top_effects(result.examples, analyze(sae_dir, cfg, model=smollm2, progress=False).examples)
+    assert_same_top_effects(
+        result.examples, analyze(sae_dir, cfg, model=smollm2, progress=False).examples
+    )
 
 
 @pytest.mark.parametrize("kept_fraction", [0.0, 0.5])
-def test_loss_effects_past_the_kept_logit_table_are_the_same(result, smollm2, sae, sae_dir, cfg, monkeypatch,
-                                                              kept_fraction):
+def test_loss_effects_past_the_kept_logit_table_are_the_same(
+    result, smollm2, sae, sae_dir, cfg, monkeypatch, kept_fraction
+):
     """An SAE whose [d_sae, d_vocab] logit table is over the memory budget: the features past what
     fits have their rows recomputed through the unembedding per chunk of cells, to the same effects."""
     from saescope.analysis import run
@@ -260,13 +303,17 @@ def test_loss_effects_past_the_kept_logit_table_are_the_same(result, smollm2, sa
     assert run.logit_table_budget() >= run.MIN_LOGIT_TABLE_BUDGET
     budget = int(kept_fraction * sae.cfg.d_sae) * smollm2.d_vocab * 4
     monkeypatch.setattr(run, "logit_table_budget", lambda: budget)
-    assert_same_top_effects(result.examples, analyze(sae_dir, cfg, model=smollm2, progress=False).examples)
+    assert_same_top_effects(
+        result.examples, analyze(sae_dir, cfg, model=smollm2, progress=False).examples
+    )
 
 
 @torch.no_grad()
 def test_ablated_feature_effects_equal_run_with_replacement(result, smollm2, sae, dense, cfg):
     tokens, _ = dense
-    ex = next(e for e in result.examples if e.kind == "top" and e.feature == ABLATED and e.rank == 0)
+    ex = next(
+        e for e in result.examples if e.kind == "top" and e.feature == ABLATED and e.rank == 0
+    )
     lo = ex.position - ex.center
     row = tokens[ex.context_index][None]
 
@@ -275,7 +322,9 @@ def test_ablated_feature_effects_equal_run_with_replacement(result, smollm2, sae
         return x - a[..., None] * sae.W_dec[ABLATED].detach()
 
     clean = torch.log_softmax(smollm2.forward(row)[0], -1)
-    ablated = torch.log_softmax(smollm2.run_with_replacement(row, {sae.cfg.hook_name: remove})[0], -1)
+    ablated = torch.log_softmax(
+        smollm2.run_with_replacement(row, {sae.cfg.hook_name: remove})[0], -1
+    )
     for offset in range(len(ex.token_ids)):
         p = lo + offset
         if p + 1 < cfg.context_length:
@@ -304,7 +353,9 @@ def test_cofiring_sample_is_bounded_by_its_token_cap(smollm2, sae, cfg):
     """However many tokens are analysed, the co-firing sample keeps at most cofiring_tokens tokens'
     activations, 12 bytes each (int32 row, feature and value bits)."""
     for n_contexts in (8, 32):
-        capped = dataclasses.replace(cfg, n_tokens=n_contexts * cfg.context_length, cofiring_tokens=64)
+        capped = dataclasses.replace(
+            cfg, n_tokens=n_contexts * cfg.context_length, cofiring_tokens=64
+        )
         acc = stream_pass(smollm2, sae, capped, progress=False)
         sample = acc.cofire_sample()
         assert acc.n_cofire_tokens <= 64 < acc.n_tokens
@@ -314,7 +365,9 @@ def test_cofiring_sample_is_bounded_by_its_token_cap(smollm2, sae, cfg):
 
 def test_resume_after_interruption_equals_uninterrupted(smollm2, sae, cfg, tmp_path):
     checkpoint = tmp_path / "acc.safetensors"
-    stream_pass(smollm2, sae, cfg, stop=7, checkpoint=checkpoint, progress=False)  # the pass stops here
+    stream_pass(
+        smollm2, sae, cfg, stop=7, checkpoint=checkpoint, progress=False
+    )  # the pass stops here
     acc, done = load_checkpoint(checkpoint, cfg, sae)
     assert done == 7 and acc.n_tokens == 7 * (cfg.context_length - 1)
     resumed = stream_pass(smollm2, sae, cfg, acc, start=done, progress=False)
@@ -328,11 +381,20 @@ def test_resume_after_interruption_equals_uninterrupted(smollm2, sae, cfg, tmp_p
     # the result is a function of the accumulators alone (the example pass reads them)
     tables_a = feature_tables(smollm2, sae, cfg, whole)
     tables_b = feature_tables(smollm2, sae, cfg, resumed)
-    for name in ("density", "max_act", "act_hist_counts", "quantile_values", "cofiring_ids", "neighbour_ids"):
+    for name in (
+        "density",
+        "max_act",
+        "act_hist_counts",
+        "quantile_values",
+        "cofiring_ids",
+        "neighbour_ids",
+    ):
         np.testing.assert_array_equal(getattr(tables_a, name), getattr(tables_b, name))
     wanted_a, wanted_b = wanted_examples(cfg, whole), wanted_examples(cfg, resumed)
     for column in dataclasses.fields(wanted_a):
-        assert torch.equal(getattr(wanted_a, column.name), getattr(wanted_b, column.name)), column.name
+        assert torch.equal(getattr(wanted_a, column.name), getattr(wanted_b, column.name)), (
+            column.name
+        )
 
 
 def test_analysis_file_round_trip(result, tmp_path):
@@ -347,7 +409,9 @@ def live_examples(exclude: set[int]) -> list[Example]:
     return [o for o in gc.get_objects() if type(o) is Example and id(o) not in exclude]
 
 
-def test_streamed_examples_are_made_a_batch_at_a_time_as_they_are_read(smollm2, sae_dir, cfg, result):
+def test_streamed_examples_are_made_a_batch_at_a_time_as_they_are_read(
+    smollm2, sae_dir, cfg, result
+):
     """With stream_examples nothing is made until the examples are read, and then one batch of
     contexts at a time: the examples alive at any moment come from at most batch_size contexts
     (the inactive ones, from the sampled pool, come last). Read, they are the list's examples."""
@@ -371,6 +435,7 @@ def test_streamed_examples_are_made_a_batch_at_a_time_as_they_are_read(smollm2, 
 
 
 # --- the activation spool: the example pass reads the streaming pass's activations back -------
+
 
 def count_model_runs(model, monkeypatch) -> list[int]:
     """Batch sizes of every run_with_cache call on model from now on."""
@@ -396,8 +461,9 @@ def assert_same_examples(examples: list[Example], others: list[Example]) -> None
 
 
 @pytest.mark.parametrize("spooled_contexts", [None, 5])
-def test_the_example_pass_reads_spooled_contexts_instead_of_running_the_model(smollm2, sae_dir, cfg, result,
-                                                                               monkeypatch, spooled_contexts):
+def test_the_example_pass_reads_spooled_contexts_instead_of_running_the_model(
+    smollm2, sae_dir, cfg, result, monkeypatch, spooled_contexts
+):
     """With the whole spool (default budget) the example pass runs no model; with room for 5 contexts
     it runs the model for the others only. Either way the examples are those of re-running the model."""
     from saescope.analysis import run
@@ -411,16 +477,26 @@ def test_the_example_pass_reads_spooled_contexts_instead_of_running_the_model(sm
     spools = [o for o in gc.get_objects() if type(o) is ActivationSpool and not o.file.closed]
     assert len(spools) == 1 and spools[0].n_contexts == (spooled_contexts or cfg.n_contexts)
     examples = list(streamed.examples)
-    assert sum(calls) == cfg.n_contexts - (spooled_contexts or cfg.n_contexts)  # (ablation runs another way)
+    assert sum(calls) == cfg.n_contexts - (
+        spooled_contexts or cfg.n_contexts
+    )  # (ablation runs another way)
     assert spools[0].file.closed and not spools[0].path.exists()  # a temporary spool goes once read
     monkeypatch.undo()
-    assert_same_examples(examples, analyze(sae_dir, dataclasses.replace(cfg, spool_gib=0), model=smollm2,
-                                           progress=False).examples)
-    assert run.open_spool(smollm2, load_sae(sae_dir), dataclasses.replace(cfg, spool_gib=0), None) is None
+    assert_same_examples(
+        examples,
+        analyze(
+            sae_dir, dataclasses.replace(cfg, spool_gib=0), model=smollm2, progress=False
+        ).examples,
+    )
+    assert (
+        run.open_spool(smollm2, load_sae(sae_dir), dataclasses.replace(cfg, spool_gib=0), None)
+        is None
+    )
 
 
-def test_a_resumed_pass_keeps_the_spool_its_checkpoint_vouches_for(smollm2, sae, sae_dir, cfg, result, tmp_path,
-                                                                   monkeypatch):
+def test_a_resumed_pass_keeps_the_spool_its_checkpoint_vouches_for(
+    smollm2, sae, sae_dir, cfg, result, tmp_path, monkeypatch
+):
     """Interrupted after 7 contexts with 2 more half-written to the spool: the resumed analysis drops
     those, appends from context 7 on, and gives the uninterrupted result; remove_checkpoint removes both."""
     from saescope.analysis.run import open_spool, remove_checkpoint
@@ -435,7 +511,9 @@ def test_a_resumed_pass_keeps_the_spool_its_checkpoint_vouches_for(smollm2, sae,
     spool.close()
     calls = count_model_runs(smollm2, monkeypatch)
     resumed = analyze(sae_dir, cfg, model=smollm2, checkpoint=checkpoint, progress=False)
-    assert sum(calls) == cfg.n_contexts - 7  # the streaming pass of the rest; the example pass read everything back
+    assert (
+        sum(calls) == cfg.n_contexts - 7
+    )  # the streaming pass of the rest; the example pass read everything back
     monkeypatch.undo()
     assert_same_examples(resumed.examples, result.examples)
     assert spool_path(checkpoint).stat().st_size == cfg.n_contexts * spool.record

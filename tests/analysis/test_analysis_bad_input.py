@@ -14,8 +14,16 @@ from saescope.sae import load_sae, save_sae
 
 
 def tiny_cfg(**changes) -> AnalysisConfig:
-    base = dict(corpus=CorpusConfig(context_length=16), n_tokens=32, batch_size=2, top_k=1, per_interval=1,
-                quantile_intervals=2, n_inactive=1, window=(2, 1))
+    base = dict(
+        corpus=CorpusConfig(context_length=16),
+        n_tokens=32,
+        batch_size=2,
+        top_k=1,
+        per_interval=1,
+        quantile_intervals=2,
+        n_inactive=1,
+        window=(2, 1),
+    )
     return AnalysisConfig(**{**base, **changes})
 
 
@@ -30,11 +38,16 @@ def wrong_width_sae(sae_dir, tmp_path_factory):
 
 
 def test_d_in_mismatch_names_both_widths(smollm2, wrong_width_sae):
-    with pytest.raises(SaescopeError, match=r"d_in: the SAE reads 576-wide inputs but hook point blocks\.3\.mlp\.hook_post .* is 1536 wide"):
+    with pytest.raises(
+        SaescopeError,
+        match=r"d_in: the SAE reads 576-wide inputs but hook point blocks\.3\.mlp\.hook_post .* is 1536 wide",
+    ):
         analyze(wrong_width_sae, tiny_cfg(), model=smollm2, progress=False)
 
 
-def test_cli_refuses_a_bad_sae_and_keeps_the_store(smollm2, sae_dir, wrong_width_sae, tmp_path, capsys):
+def test_cli_refuses_a_bad_sae_and_keeps_the_store(
+    smollm2, sae_dir, wrong_width_sae, tmp_path, capsys
+):
     from saescope.store import open_store
 
     store_path = tmp_path / "features.db"
@@ -42,7 +55,18 @@ def test_cli_refuses_a_bad_sae_and_keeps_the_store(smollm2, sae_dir, wrong_width
     with open_store(store_path) as store:
         store.write_analysis(good)
     before = store_path.read_bytes()
-    code = main(["analyze", str(wrong_width_sae), "--store", str(store_path), "--tokens", "32", "--context-length", "16"])
+    code = main(
+        [
+            "analyze",
+            str(wrong_width_sae),
+            "--store",
+            str(store_path),
+            "--tokens",
+            "32",
+            "--context-length",
+            "16",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "d_in" in err and "Traceback" not in err
@@ -63,12 +87,15 @@ def test_checkpoint_of_another_analysis_is_refused_and_kept(smollm2, sae_dir, tm
         load_checkpoint(checkpoint, tiny_cfg(), sae)
 
 
-@pytest.mark.parametrize(("argv", "field"), [
-    (["--window", "3"], "--window"),
-    (["--ablate-features", "x"], "--ablate-features"),
-    (["--top-k", "0"], "top_k"),
-    (["--ablate-features", "100000"], "ablate_features"),
-])
+@pytest.mark.parametrize(
+    ("argv", "field"),
+    [
+        (["--window", "3"], "--window"),
+        (["--ablate-features", "x"], "--ablate-features"),
+        (["--top-k", "0"], "top_k"),
+        (["--ablate-features", "100000"], "ablate_features"),
+    ],
+)
 def test_cli_bad_values_name_the_field(sae_dir, tmp_path, capsys, argv, field):
     code = main(["analyze", str(sae_dir), "--out", str(tmp_path / "a.npz"), *argv])
     assert code == 2

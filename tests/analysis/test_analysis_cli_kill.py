@@ -20,9 +20,28 @@ from saescope.cli import build_parser
 N_CONTEXTS = 16
 # two contexts per forward and a checkpoint after each: the kill lands between two of several checkpoints
 # (few contexts: the example pass runs the whole model over each context holding an example)
-ARGS = ["--tokens", str(16 * N_CONTEXTS), "--context-length", "16", "--batch-size", "2", "--checkpoint-every", "32",
-        "--top-k", "1", "--quantile-intervals", "2", "--per-interval", "1", "--inactive", "1", "--window", "2,1",
-        "--cofiring-tokens", "4096"]
+ARGS = [
+    "--tokens",
+    str(16 * N_CONTEXTS),
+    "--context-length",
+    "16",
+    "--batch-size",
+    "2",
+    "--checkpoint-every",
+    "32",
+    "--top-k",
+    "1",
+    "--quantile-intervals",
+    "2",
+    "--per-interval",
+    "1",
+    "--inactive",
+    "1",
+    "--window",
+    "2,1",
+    "--cofiring-tokens",
+    "4096",
+]
 
 
 def analyze_cmd(sae_dir: Path, out: Path) -> list[str]:
@@ -43,7 +62,9 @@ def kill_after_first_checkpoint(cmd: list[str], checkpoint: Path) -> None:
     deadline = time.monotonic() + 600
     try:
         while not checkpoint.exists():  # written atomically: it exists only once complete
-            assert proc.poll() is None, f"the pass ended before its first checkpoint: {proc.communicate()}"
+            assert proc.poll() is None, (
+                f"the pass ended before its first checkpoint: {proc.communicate()}"
+            )
             assert time.monotonic() < deadline, "no checkpoint after 10 minutes"
             time.sleep(0.005)
         proc.send_signal(signal.SIGKILL)
@@ -66,7 +87,9 @@ def assert_same_analysis(a, b) -> None:
     assert a.examples == b.examples
 
 
-def test_sigkill_mid_pass_then_rerun_resumes_to_the_uninterrupted_result(smollm2, sae_dir, tmp_path):
+def test_sigkill_mid_pass_then_rerun_resumes_to_the_uninterrupted_result(
+    smollm2, sae_dir, tmp_path
+):
     killed = tmp_path / "a.npz"
     checkpoint = checkpoint_of(killed)
     kill_after_first_checkpoint(analyze_cmd(sae_dir, killed), checkpoint)
@@ -74,12 +97,17 @@ def test_sigkill_mid_pass_then_rerun_resumes_to_the_uninterrupted_result(smollm2
     done = contexts_done(checkpoint)
     assert 0 < done < N_CONTEXTS, f"killed after {done} of {N_CONTEXTS} contexts: not mid-pass"
 
-    rerun = subprocess.run(analyze_cmd(sae_dir, killed), capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run(
+        analyze_cmd(sae_dir, killed), capture_output=True, text=True, timeout=600
+    )
     assert rerun.returncode == 0, rerun.stderr
     assert "resuming the analysis after" in rerun.stdout
     assert not checkpoint.exists()  # removed once the result is written
 
     # the uninterrupted run in this process (the model is loaded already), with the config the CLI parsed
     args = build_parser().parse_args(["analyze", str(sae_dir), "--out", str(killed), *ARGS])
-    whole = save_analysis(analyze(sae_dir, config_from_args(args), model=smollm2, progress=False), tmp_path / "whole.npz")
+    whole = save_analysis(
+        analyze(sae_dir, config_from_args(args), model=smollm2, progress=False),
+        tmp_path / "whole.npz",
+    )
     assert_same_analysis(load_analysis(killed), load_analysis(whole))

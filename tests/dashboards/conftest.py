@@ -48,8 +48,15 @@ def constructed_store(tmp_path_factory) -> tuple[Path, str]:
     default example counts (20 top, 10 intervals x 5, 24-token windows, hover tokens)."""
     from saescope.store import open_store
 
-    analysis = store_data.make_analysis(sae_id="constructed/blocks.6.hook_resid_post/topk-120", d_sae=120,
-                                        n_top=20, n_quantile=50, n_inactive=3, window=24, neurons=True)
+    analysis = store_data.make_analysis(
+        sae_id="constructed/blocks.6.hook_resid_post/topk-120",
+        d_sae=120,
+        n_top=20,
+        n_quantile=50,
+        n_inactive=3,
+        window=24,
+        neurons=True,
+    )
     analysis.sae_info["analysis"] = {"quantile_intervals": 2}  # store_data samples 2 intervals
     path = tmp_path_factory.mktemp("store") / "features.db"
     with open_store(path) as store:
@@ -61,15 +68,20 @@ def constructed_store(tmp_path_factory) -> tuple[Path, str]:
 def feature_html(real_run, tmp_path_factory) -> Path:
     """The real writer's feature dashboard of every feature of the real run."""
     run_dir, sae_id = real_run
-    return write_dashboard(run_dir, sae_id, list(range(real_run_module.D_SAE)),
-                           tmp_path_factory.mktemp("html") / "features.html")
+    return write_dashboard(
+        run_dir,
+        sae_id,
+        list(range(real_run_module.D_SAE)),
+        tmp_path_factory.mktemp("html") / "features.html",
+    )
 
 
 @pytest.fixture(scope="session")
 def prompt_html(real_run, smollm2, tmp_path_factory) -> Path:
     run_dir, sae_id = real_run
-    return write_prompt_dashboard(run_dir, sae_id, PROMPT, tmp_path_factory.mktemp("html") / "prompt.html",
-                                  model=smollm2)
+    return write_prompt_dashboard(
+        run_dir, sae_id, PROMPT, tmp_path_factory.mktemp("html") / "prompt.html", model=smollm2
+    )
 
 
 class PageWatch:
@@ -79,7 +91,14 @@ class PageWatch:
         self.page = page
         self.errors: list[str] = []
         self.requests: list[str] = []
-        page.on("console", lambda m: self.errors.append(f"console.{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+        page.on(
+            "console",
+            lambda m: (
+                self.errors.append(f"console.{m.type}: {m.text}")
+                if m.type in ("error", "warning")
+                else None
+            ),
+        )
         page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         page.on("request", lambda r: self.requests.append(r.url))
 

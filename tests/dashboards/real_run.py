@@ -18,7 +18,9 @@ N_TOKENS = 1024
 def build_sae(model, seed: int = 0):
     from sae_builders import topk_sae_from_activations
 
-    return topk_sae_from_activations(model, HOOK, D_SAE, K, corpus_seed=2000 + seed, seed=seed)  # not the analysed contexts
+    return topk_sae_from_activations(
+        model, HOOK, D_SAE, K, corpus_seed=2000 + seed, seed=seed
+    )  # not the analysed contexts
 
 
 def make_run(model, run_dir: Path) -> tuple[Path, str]:
@@ -30,9 +32,17 @@ def make_run(model, run_dir: Path) -> tuple[Path, str]:
 
     save_sae(build_sae(model), run_dir / "sae")
     # Few examples per feature: finding them takes a forward of the whole model per context.
-    cfg = AnalysisConfig(corpus=CorpusConfig(context_length=64), n_tokens=N_TOKENS, batch_size=16,
-                         cofiring_tokens=N_TOKENS, top_k=6, quantile_intervals=4, per_interval=2,
-                         n_inactive=1, n_neighbours=5)
+    cfg = AnalysisConfig(
+        corpus=CorpusConfig(context_length=64),
+        n_tokens=N_TOKENS,
+        batch_size=16,
+        cofiring_tokens=N_TOKENS,
+        top_k=6,
+        quantile_intervals=4,
+        per_interval=2,
+        n_inactive=1,
+        n_neighbours=5,
+    )
     analysis = analyze(run_dir / "sae", cfg, model=model, progress=False)
     _number_quantile_examples(analysis)
     with open_store(run_dir / "features.db") as store:
@@ -44,7 +54,10 @@ def _number_quantile_examples(analysis) -> None:
     """The store wants `rank` unique within a feature's kind (the contract: "order within its
     kind"); the analysis pass currently numbers quantile examples within each interval."""
     ranks: dict[int, int] = {}
-    quantile = sorted((ex for ex in analysis.examples if ex.kind == "quantile"), key=lambda ex: (ex.feature, ex.interval, ex.rank))
+    quantile = sorted(
+        (ex for ex in analysis.examples if ex.kind == "quantile"),
+        key=lambda ex: (ex.feature, ex.interval, ex.rank),
+    )
     if len({(ex.feature, ex.rank) for ex in quantile}) == len(quantile):
         return
     for ex in quantile:

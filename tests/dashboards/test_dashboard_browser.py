@@ -43,7 +43,10 @@ def test_feature_dashboard_shows_every_panel_with_the_stored_numbers(watch, feat
         assert page.locator(f'[data-panel="{name}"]').count() == 1, name
     assert page.locator('[data-stat="max activation"] td').inner_text() == shown(stored["max_act"])
     # histograms: one bar per stored bin, with the stored counts
-    for panel, counts in (("act_hist", stored["act_hist"]["counts"]), ("logit_hist", stored["logits"]["hist"]["counts"])):
+    for panel, counts in (
+        ("act_hist", stored["act_hist"]["counts"]),
+        ("logit_hist", stored["logits"]["hist"]["counts"]),
+    ):
         bars = page.locator(f'[data-panel="{panel}"] rect')
         assert [int(c) for c in bars.evaluate_all("els => els.map(e => e.dataset.count)")] == counts
     # logit tables: the stored tokens in order
@@ -71,16 +74,25 @@ def test_hover_card_shows_the_tokens_activation_effect_and_logits(watch, feature
     page = watch.page
     page.select_option("#sc-select", str(f))
     example = pages[f]["examples"]["top"][0]
-    token = page.locator('[data-panel="top"] .sc-context').first.locator(".sc-t").nth(example["center"])
+    token = (
+        page.locator('[data-panel="top"] .sc-context').first.locator(".sc-t").nth(example["center"])
+    )
     token.hover()
     card = page.locator("#sc-card")
     assert card.is_visible()
-    assert card.locator(".sc-card-token").inner_text() == example["tokens"][example["center"]].replace("\n", "↵")
-    assert card.locator('[data-card="act"] td').inner_text() == shown(number(example["acts"][example["center"]]))
+    assert card.locator(".sc-card-token").inner_text() == example["tokens"][
+        example["center"]
+    ].replace("\n", "↵")
+    assert card.locator('[data-card="act"] td').inner_text() == shown(
+        number(example["acts"][example["center"]])
+    )
     assert card.locator('[data-card="loss"] td').inner_text().lstrip("+") == shown(
-        float(f"{example['loss_effects'][example['center']]:.3g}")).lstrip("+")
+        float(f"{example['loss_effects'][example['center']]:.3g}")
+    ).lstrip("+")
     boosted = card.locator('[data-card="boosted"] code').all_inner_texts()
-    assert boosted == [t.replace("\n", "↵") for t in example["top_boosted_tokens"][example["center"]]]
+    assert boosted == [
+        t.replace("\n", "↵") for t in example["top_boosted_tokens"][example["center"]]
+    ]
     watch.screenshot("feature_hover", full_page=False)
     page.mouse.move(0, 0)
     assert not card.is_visible()
@@ -104,10 +116,14 @@ def test_hover_card_is_reachable_from_the_keyboard(watch, feature_html, real_run
         raise AssertionError("Tab never reached the first context")
     card = page.locator("#sc-card")
     assert card.is_visible()
-    assert card.locator('[data-card="act"] td').inner_text() == shown(number(example["acts"][example["center"]]))
+    assert card.locator('[data-card="act"] td').inner_text() == shown(
+        number(example["acts"][example["center"]])
+    )
     page.keyboard.press("ArrowLeft" if example["center"] > 0 else "ArrowRight")
     moved = example["center"] - 1 if example["center"] > 0 else 1
-    assert card.locator(".sc-card-token").inner_text() == example["tokens"][moved].replace("\n", "↵")
+    assert card.locator(".sc-card-token").inner_text() == example["tokens"][moved].replace(
+        "\n", "↵"
+    )
     page.keyboard.press("Escape")
     assert not card.is_visible()
     watch.check_clean()
@@ -125,7 +141,9 @@ def test_switching_features(watch, feature_html, real_run):
     assert page.locator("article.sc-feature").get_attribute("data-feature") == str(ids[0])
     page.select_option("#sc-select", str(ids[-1]))
     assert page.locator("h2").first.inner_text().startswith(f"Feature #{ids[-1]}")
-    assert page.locator('[data-stat="max activation"] td').inner_text() == shown(pages[ids[-1]]["max_act"])
+    assert page.locator('[data-stat="max activation"] td').inner_text() == shown(
+        pages[ids[-1]]["max_act"]
+    )
     # a nearest-feature link opens that feature
     target = page.locator('[data-table="Nearest features"] a.sc-fid').first
     linked = target.get_attribute("data-feature")
@@ -141,8 +159,12 @@ def test_switching_features(watch, feature_html, real_run):
 
 def test_compressed_data_renders_the_same(watch, real_run, tmp_path):
     run_dir, sae_id = real_run
-    plain = feature_dashboard(run_dir, sae_id, [0, 1, 2], compress=False).save(tmp_path / "plain.html")
-    packed = feature_dashboard(run_dir, sae_id, [0, 1, 2], compress=True).save(tmp_path / "packed.html")
+    plain = feature_dashboard(run_dir, sae_id, [0, 1, 2], compress=False).save(
+        tmp_path / "plain.html"
+    )
+    packed = feature_dashboard(run_dir, sae_id, [0, 1, 2], compress=True).save(
+        tmp_path / "packed.html"
+    )
     assert 'data-encoding="gzip+base64"' in packed.read_text()
     texts = []
     for path in (plain, packed):
@@ -170,7 +192,9 @@ def test_prompt_dashboard_ranks_features_at_the_chosen_token(watch, prompt_html,
     assert tokens.nth(default).get_attribute("aria-pressed") == "true"
 
     def ranked(key: str) -> list[str]:
-        return page.locator(f'[data-ranking="{key}"] tbody tr').evaluate_all("rs => rs.map(r => r.dataset.feature)")
+        return page.locator(f'[data-ranking="{key}"] tbody tr').evaluate_all(
+            "rs => rs.map(r => r.dataset.feature)"
+        )
 
     assert ranked("act") == [str(r.feature) for r in expected.by_act]
     assert ranked("quantile") == [str(r.feature) for r in expected.by_quantile]
@@ -192,7 +216,9 @@ def test_prompt_dashboard_ranks_features_at_the_chosen_token(watch, prompt_html,
     # a row opens the feature's panels
     row = page.locator('[data-ranking="act"] tbody tr').first
     row.click()
-    assert page.locator("article.sc-feature").get_attribute("data-feature") == row.get_attribute("data-feature")
+    assert page.locator("article.sc-feature").get_attribute("data-feature") == row.get_attribute(
+        "data-feature"
+    )
     assert page.locator('[data-panel="top"]').count() == 1
     watch.screenshot("prompt_feature")
     watch.check_clean()

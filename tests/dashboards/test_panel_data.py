@@ -50,18 +50,27 @@ def test_feature_data_carries_the_stored_numbers(constructed_store):
         assert close(data[key], page[key])
     assert data["act_hist"]["counts"] == page["act_hist"]["counts"]
     assert data["logit_hist"]["counts"] == page["logits"]["hist"]["counts"]
-    assert [vocab.strings[t] for t in data["logits_top"]["t"]] == [r["token"] for r in page["logits"]["top"][:5]]
-    assert all(close(v, r["value"]) for v, r in zip(data["logits_bottom"]["v"], page["logits"]["bottom"], strict=False))
+    assert [vocab.strings[t] for t in data["logits_top"]["t"]] == [
+        r["token"] for r in page["logits"]["top"][:5]
+    ]
+    assert all(
+        close(v, r["value"])
+        for v, r in zip(data["logits_bottom"]["v"], page["logits"]["bottom"], strict=False)
+    )
     assert data["neighbours"]["f"] == [n["feature"] for n in page["neighbours"][:3]]
     assert data["neurons"]["f"] == [n["neuron"] for n in page["neurons"][:3]]
-    assert all(close(a, b) for a, b in zip(data["quantiles"], page["quantiles"]["values"], strict=True))
+    assert all(
+        close(a, b) for a, b in zip(data["quantiles"], page["quantiles"]["values"], strict=True)
+    )
     # contexts: cut to the layout, tokens and activations as stored, hover lists included
     assert len(data["top"]) == 4
     for ctx, ex in zip(data["top"], page["examples"]["top"], strict=False):
         assert [vocab.strings[t] for t in ctx["t"]] == ex["tokens"]
         assert ctx["c"] == ex["center"]
         assert close(ctx["a"][ctx["c"]], ex["max_act"])
-        assert all(abs(a - b) <= 1e-3 * max(ex["acts"]) for a, b in zip(ctx["a"], ex["acts"], strict=True))
+        assert all(
+            abs(a - b) <= 1e-3 * max(ex["acts"]) for a, b in zip(ctx["a"], ex["acts"], strict=True)
+        )
         assert [[vocab.strings[t] for t in row] for row in ctx["b"]] == ex["top_boosted_tokens"]
         assert len(ctx["l"]) == len(ex["loss_effects"])
     # quantile groups: one per interval, equal-width ranges, share from the histogram
@@ -91,7 +100,9 @@ def test_dashboard_vocab_holds_only_the_tokens_used(constructed_store):
     assert [f["id"] for f in data["features"]] == [0, 2, 3]
     assert data["sae"]["sae_id"] == sae_id and data["layout"] == Layout().to_dict()
     # the page embeds exactly this data
-    embedded = re.search(r'<script id="saescope-data" type="application/json">(.*?)</script>', dashboard.html, re.S)
+    embedded = re.search(
+        r'<script id="saescope-data" type="application/json">(.*?)</script>', dashboard.html, re.S
+    )
     assert json.loads(embedded.group(1)) == json.loads(json.dumps(data))
 
 
@@ -127,7 +138,11 @@ def test_feature_selections(constructed_store):
         assert list(densities[densest]) == sorted(densities, reverse=True)[:5]
         chosen = random_live_features(store, sae_id, 50, seed=1)
         assert len(chosen) == 50 and all(densities[f] > 0 for f in chosen)
-        assert chosen == random_live_features(store, sae_id, 50, seed=1) != random_live_features(store, sae_id, 50, seed=2)
+        assert (
+            chosen
+            == random_live_features(store, sae_id, 50, seed=1)
+            != random_live_features(store, sae_id, 50, seed=2)
+        )
         assert resolve_sae_id(store, None) == sae_id
 
 

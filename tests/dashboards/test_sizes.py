@@ -15,8 +15,15 @@ from saescope.store import open_store
 
 @pytest.mark.slow
 def test_sizes_for_100_and_1000_features(tmp_path, watch, constructed_analyses):
-    analysis = constructed_analyses.make_analysis(sae_id="constructed/topk-1000", d_sae=1000, n_top=20, n_quantile=50,
-                                        n_inactive=3, window=24, neurons=True)
+    analysis = constructed_analyses.make_analysis(
+        sae_id="constructed/topk-1000",
+        d_sae=1000,
+        n_top=20,
+        n_quantile=50,
+        n_inactive=3,
+        window=24,
+        neurons=True,
+    )
     analysis.sae_info["analysis"] = {"quantile_intervals": 2}
     with open_store(tmp_path / "features.db") as store:
         store.write_analysis(analysis)
@@ -24,7 +31,10 @@ def test_sizes_for_100_and_1000_features(tmp_path, watch, constructed_analyses):
         for n in (100, 1000):
             start = time.perf_counter()
             out = write_dashboard(store, None, list(range(n)), tmp_path / f"d{n}.html")
-            sizes[n] = {"bytes": out.stat().st_size, "write_s": round(time.perf_counter() - start, 1)}
+            sizes[n] = {
+                "bytes": out.stat().st_size,
+                "write_s": round(time.perf_counter() - start, 1),
+            }
     report = Path(__file__).resolve().parents[2] / "build" / "dashboard_sizes.json"
     report.parent.mkdir(exist_ok=True)
     report.write_text(json.dumps(sizes, indent=2))

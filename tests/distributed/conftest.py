@@ -21,8 +21,14 @@ def dist_cache(smollm2, tmp_path_factory):
     from saescope.corpus import CorpusConfig
 
     out = tmp_path_factory.mktemp("dist-acts") / "cache"
-    cfg = HarvestConfig(out=str(out), hooks=[HOOK], corpus=CorpusConfig(context_length=64), n_tokens=64 * 80,
-                        batch_size=16, shard_mb=1)
+    cfg = HarvestConfig(
+        out=str(out),
+        hooks=[HOOK],
+        corpus=CorpusConfig(context_length=64),
+        n_tokens=64 * 80,
+        batch_size=16,
+        shard_mb=1,
+    )
     harvest(cfg, model=smollm2, progress=False)
     return out
 
@@ -32,12 +38,29 @@ def torchrun():
     """run(args, cwd) -> CompletedProcess: `torchrun --standalone --nproc-per-node 2 ARGS` on this saescope."""
 
     def run(args: list[str], cwd: Path, nproc: int = 2) -> subprocess.CompletedProcess:
-        env = dict(os.environ, PYTHONPATH=str(Path(saescope.__file__).parents[1]), OMP_NUM_THREADS="1",
-                   HF_HUB_OFFLINE="1")
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
-                   "--nproc-per-node", str(nproc), *args]
-        done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, f"torchrun {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+        env = dict(
+            os.environ,
+            PYTHONPATH=str(Path(saescope.__file__).parents[1]),
+            OMP_NUM_THREADS="1",
+            HF_HUB_OFFLINE="1",
+        )
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nnodes",
+            "1",
+            "--nproc-per-node",
+            str(nproc),
+            *args,
+        ]
+        done = subprocess.run(
+            command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, (
+            f"torchrun {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+        )
         return done
 
     return run
@@ -58,8 +81,16 @@ def dist_sae_dir(dist_cache, tmp_path_factory):
     picks = torch.randperm(len(acts), generator=torch.Generator().manual_seed(0))[:128]
     rows = acts[picks] - mean
     rows = rows / rows.norm(dim=1, keepdim=True)
-    sae = build_sae(SAEConfig(architecture="topk", d_in=rows.shape[1], d_sae=128, k=8, model_name="smollm2",
-                              hook_name=HOOK))
+    sae = build_sae(
+        SAEConfig(
+            architecture="topk",
+            d_in=rows.shape[1],
+            d_sae=128,
+            k=8,
+            model_name="smollm2",
+            hook_name=HOOK,
+        )
+    )
     with torch.no_grad():
         sae.W_dec.copy_(rows)
         sae.W_enc.copy_(rows.T)

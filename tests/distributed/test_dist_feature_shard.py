@@ -47,9 +47,13 @@ def worker(rank: int, port: int, out: str) -> None:
     recon = shard(x)
     (recon - x).pow(2).sum(-1).mean().backward()
     values, _, mine, (top_values, top_ids) = shard.encode(x)
-    results.update(recon=recon.detach(), top_values=top_values, top_ids=top_ids,
-                   fired=int(((values > 0) & mine).sum()),
-                   grads={n: p.grad.clone() for n, p in shard.named_parameters()})
+    results.update(
+        recon=recon.detach(),
+        top_values=top_values,
+        top_ids=top_ids,
+        fired=int(((values > 0) & mine).sum()),
+        grads={n: p.grad.clone() for n, p in shard.named_parameters()},
+    )
     # Adam steps on the slices, gathered back into a whole SAE
     optimizer = torch.optim.Adam(shard.parameters(), lr=1e-2)
     for step in range(1, 4):
@@ -77,8 +81,12 @@ def test_feature_sharded_topk_equals_the_unsharded_sae(tmp_path):
         chosen = torch.zeros_like(acts).scatter_(1, r["top_ids"], r["top_values"])
         torch.testing.assert_close(chosen, acts.detach())
         lo, hi = r["lo"], r["hi"]
-        expected = {"W_enc": sae.W_enc.grad[:, lo:hi], "b_enc": sae.b_enc.grad[lo:hi],
-                    "W_dec": sae.W_dec.grad[lo:hi], "b_dec": sae.b_dec.grad}
+        expected = {
+            "W_enc": sae.W_enc.grad[:, lo:hi],
+            "b_enc": sae.b_enc.grad[lo:hi],
+            "W_dec": sae.W_dec.grad[lo:hi],
+            "b_dec": sae.b_dec.grad,
+        }
         for name, grad in expected.items():
             torch.testing.assert_close(r["grads"][name], grad, rtol=1e-4, atol=1e-5, msg=name)
     assert ranks[0]["fired"] + ranks[1]["fired"] == int((acts > 0).sum())
@@ -93,4 +101,6 @@ def test_feature_sharded_topk_equals_the_unsharded_sae(tmp_path):
         optimizer.step()
     for name, p in sae.named_parameters():
         for r in ranks:
-            torch.testing.assert_close(r["trained"][name], p.detach(), rtol=1e-4, atol=1e-5, msg=name)
+            torch.testing.assert_close(
+                r["trained"][name], p.detach(), rtol=1e-4, atol=1e-5, msg=name
+            )

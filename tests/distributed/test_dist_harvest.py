@@ -9,8 +9,18 @@ from saescope.activations.cache import read_manifest
 from saescope.cli import main
 from saescope.fileio import read_json, write_json
 
-ARGS = ["--hook", "blocks.1.hook_resid_post", "--tokens", str(32 * 20), "--context-length", "32",
-        "--batch-size", "4", "--shard-mb", "0.3"]
+ARGS = [
+    "--hook",
+    "blocks.1.hook_resid_post",
+    "--tokens",
+    str(32 * 20),
+    "--context-length",
+    "32",
+    "--batch-size",
+    "4",
+    "--shard-mb",
+    "0.3",
+]
 
 
 def test_two_rank_harvest_writes_the_cache_one_process_writes(torchrun, tmp_path):
@@ -23,7 +33,9 @@ def test_two_rank_harvest_writes_the_cache_one_process_writes(torchrun, tmp_path
         assert one.norms[h].count == two.norms[h].count
         assert abs(one.norms[h].norm_sum - two.norms[h].norm_sum) <= 1e-5 * one.norms[h].norm_sum
     # the shards were written by both ranks: each shard's record names the rank-independent file
-    assert sorted(p.name for p in (tmp_path / "two").glob("shard_*.safetensors")) == [s["file"] for s in one.shards]
+    assert sorted(p.name for p in (tmp_path / "two").glob("shard_*.safetensors")) == [
+        s["file"] for s in one.shards
+    ]
     assert_same_cache(tmp_path / "one", tmp_path / "two")
 
     # interrupted: rank 1's shard 1 was being written and the manifest not yet finished
@@ -31,8 +43,10 @@ def test_two_rank_harvest_writes_the_cache_one_process_writes(torchrun, tmp_path
     before = first.stat().st_mtime_ns
     (tmp_path / "two" / "shard_00001.safetensors").unlink()
     manifest = read_json(tmp_path / "two" / "manifest.json")
-    write_json(tmp_path / "two" / "manifest.json", {**manifest, "shards": [], "n_contexts": 0, "complete": False,
-                                                    "norms": {}})
+    write_json(
+        tmp_path / "two" / "manifest.json",
+        {**manifest, "shards": [], "n_contexts": 0, "complete": False, "norms": {}},
+    )
     torchrun(["-m", "saescope", "harvest", "--out", "two", *ARGS], cwd=tmp_path)
     assert first.stat().st_mtime_ns == before  # only the missing shard was written again
     assert read_manifest(tmp_path / "two").shards == one.shards

@@ -17,9 +17,20 @@ from saescope.train.trainer import Trainer
 
 HOOK = "blocks.2.hook_resid_post"
 # 8 steps of 256 tokens: the lr schedule warms up and decays inside them
-SETTINGS = dict(hooks=HOOK, expansion_factor=4, k=16, batch_size=256, buffer_tokens=2048, training_tokens=2048,
-                log_every_steps=2, b_dec_init_tokens=1024, lr=1e-3, lr_warmup_fraction=0.25,
-                lr_decay_fraction=0.25, progress=False)
+SETTINGS = dict(
+    hooks=HOOK,
+    expansion_factor=4,
+    k=16,
+    batch_size=256,
+    buffer_tokens=2048,
+    training_tokens=2048,
+    log_every_steps=2,
+    b_dec_init_tokens=1024,
+    lr=1e-3,
+    lr_warmup_fraction=0.25,
+    lr_decay_fraction=0.25,
+    progress=False,
+)
 
 
 def config(cache: Path, run_dir: Path) -> TrainConfig:
@@ -27,11 +38,18 @@ def config(cache: Path, run_dir: Path) -> TrainConfig:
 
 
 def overrides(cfg: TrainConfig) -> list[str]:
-    return [f"{k}={getattr(cfg, k)}" for k in ("run_dir", "activation_cache", *SETTINGS) if k != "progress"]
+    return [
+        f"{k}={getattr(cfg, k)}"
+        for k in ("run_dir", "activation_cache", *SETTINGS)
+        if k != "progress"
+    ]
 
 
 def assert_same_sae(a: Path, b: Path) -> None:
-    wa, wb = load_file(a / "sae" / "sae_weights.safetensors"), load_file(b / "sae" / "sae_weights.safetensors")
+    wa, wb = (
+        load_file(a / "sae" / "sae_weights.safetensors"),
+        load_file(b / "sae" / "sae_weights.safetensors"),
+    )
     assert wa.keys() == wb.keys()
     for name in wa:
         torch.testing.assert_close(wa[name], wb[name], rtol=1e-4, atol=2e-4, msg=name)
@@ -48,14 +66,22 @@ def one_rank_run(dist_cache, tmp_path_factory) -> Path:
 def test_two_ranks_train_the_same_sae_as_one(dist_cache, one_rank_run, torchrun, tmp_path):
     two = config(dist_cache, tmp_path / "two")
     (tmp_path / "cfg.yaml").write_text("architecture: topk\n")
-    torchrun(["-m", "saescope", "train", "cfg.yaml", *overrides(two), "--no-progress"], cwd=tmp_path)
+    torchrun(
+        ["-m", "saescope", "train", "cfg.yaml", *overrides(two), "--no-progress"], cwd=tmp_path
+    )
     assert_same_sae(one_rank_run, tmp_path / "two")
     # the untrained SAE is far from both: the comparison can tell runs apart
     start = load_file(one_rank_run / "sae" / "sae_weights.safetensors")["W_dec"]
-    assert (start - Trainer(config(dist_cache, tmp_path / "fresh")).saes[0].sae.W_dec).abs().max() > 1e-2
+    assert (
+        start - Trainer(config(dist_cache, tmp_path / "fresh")).saes[0].sae.W_dec
+    ).abs().max() > 1e-2
     # one writer: every metric line once, with the whole batch's numbers
-    lines_one = [json.loads(line) for line in (one_rank_run / "metrics.jsonl").read_text().splitlines()]
-    lines_two = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
+    lines_one = [
+        json.loads(line) for line in (one_rank_run / "metrics.jsonl").read_text().splitlines()
+    ]
+    lines_two = [
+        json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert [r["step"] for r in lines_two] == [r["step"] for r in lines_one] == [2, 4, 6, 8]
     for a, b in zip(lines_one, lines_two, strict=True):
         assert abs(a["mse"] - b["mse"]) <= 1e-3 * abs(a["mse"]) and a["l0"] == b["l0"]
@@ -74,7 +100,8 @@ def test_a_run_resumes_on_a_different_number_of_ranks(dist_cache, one_rank_run, 
     assert_same_sae(one_rank_run, tmp_path / "one-then-two")
     # 2 ranks train 5 steps and checkpoint (stopped there); 1 rank finishes the run
     script = tmp_path / "partial.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         from saescope.distributed import init_from_env, shutdown
         from saescope.distributed.trainer import DistributedTrainer
         from saescope.fileio import write_json
@@ -90,7 +117,8 @@ def test_a_run_resumes_on_a_different_number_of_ranks(dist_cache, one_rank_run, 
         if t.is_writer:
             write_json(t.run_dir / "train_config.json", t.cfg.to_dict())
         shutdown()
-    """))
+    """)
+    )
     torchrun([str(script)], cwd=tmp_path)
     assert load_checkpoint(tmp_path / "two-then-one")["step"] == 5
     train(config(dist_cache, tmp_path / "two-then-one"))
@@ -103,13 +131,24 @@ def test_feature_sharded_training_equals_unsharded(dist_cache, torchrun, tmp_pat
     dead_soon = dict(dead_after_tokens=512, aux_k=8)
     one = config(dist_cache, tmp_path / "one").replace(**dead_soon)
     train(one)
-    assert max(json.loads(line)["aux_loss"] for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()) > 0
+    assert (
+        max(
+            json.loads(line)["aux_loss"]
+            for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()
+        )
+        > 0
+    )
     two = config(dist_cache, tmp_path / "sharded").replace(**dead_soon)
     (tmp_path / "cfg.yaml").write_text("architecture: topk\n")
     args = [*overrides(two), "dead_after_tokens=512", "aux_k=8"]
-    torchrun(["-m", "saescope", "train", "cfg.yaml", *args, "--shard-features", "--no-progress"], cwd=tmp_path)
+    torchrun(
+        ["-m", "saescope", "train", "cfg.yaml", *args, "--shard-features", "--no-progress"],
+        cwd=tmp_path,
+    )
     assert_same_sae(tmp_path / "one", tmp_path / "sharded")
-    sparsity = [load_file(tmp_path / d / "sae" / "sparsity.safetensors") for d in ("one", "sharded")]
+    sparsity = [
+        load_file(tmp_path / d / "sae" / "sparsity.safetensors") for d in ("one", "sharded")
+    ]
     for name in sparsity[0]:
         torch.testing.assert_close(sparsity[0][name], sparsity[1][name])
 
@@ -117,12 +156,18 @@ def test_feature_sharded_training_equals_unsharded(dist_cache, torchrun, tmp_pat
 def test_two_ranks_share_the_model_work_of_live_activations(smollm2, torchrun, tmp_path):
     """Live from the model: each rank runs SmolLM2 on its half of every window's contexts, the halves
     are all-gathered, and the SAE trained is one process's (to float rounding of the model forward)."""
-    live = dict(SETTINGS, corpus={"context_length": 64}, normalize_activations=False, model_batch_contexts=8)
+    live = dict(
+        SETTINGS, corpus={"context_length": 64}, normalize_activations=False, model_batch_contexts=8
+    )
     one = TrainConfig(run_dir=str(tmp_path / "one"), **live)
     train(one, model=smollm2)
     (tmp_path / "cfg.yaml").write_text("architecture: topk\ncorpus:\n  context_length: 64\n")
-    args = [f"run_dir={tmp_path / 'two'}", "normalize_activations=false", "model_batch_contexts=8",
-            *[f"{k}={v}" for k, v in SETTINGS.items() if k != "progress"]]
+    args = [
+        f"run_dir={tmp_path / 'two'}",
+        "normalize_activations=false",
+        "model_batch_contexts=8",
+        *[f"{k}={v}" for k, v in SETTINGS.items() if k != "progress"],
+    ]
     done = torchrun(["-m", "saescope", "train", "cfg.yaml", *args, "--no-progress"], cwd=tmp_path)
     assert "trained SAE(s)" in done.stdout
     assert_same_sae(tmp_path / "one", tmp_path / "two")

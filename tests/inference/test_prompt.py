@@ -23,10 +23,18 @@ def sae(smollm2):
     tokens = smollm2.to_tokens("The quick brown fox jumps over the lazy dog. import numpy as np")
     acts = smollm2.run_with_cache(tokens, [HOOK])[HOOK][0, 1:]
     mean = acts.mean(0)
-    directions = torch.cat([acts - mean, torch.randn(48, acts.shape[1], generator=torch.Generator().manual_seed(0))])
+    directions = torch.cat(
+        [acts - mean, torch.randn(48, acts.shape[1], generator=torch.Generator().manual_seed(0))]
+    )
     directions = directions / directions.norm(dim=1, keepdim=True)
-    cfg = SAEConfig(architecture="topk", d_in=smollm2.d_model, d_sae=len(directions), k=6,
-                    model_name="smollm2", hook_name=HOOK)
+    cfg = SAEConfig(
+        architecture="topk",
+        d_in=smollm2.d_model,
+        d_sae=len(directions),
+        k=6,
+        model_name="smollm2",
+        hook_name=HOOK,
+    )
     sae = build_sae(cfg)
     with torch.no_grad():
         sae.W_dec.copy_(directions)
@@ -73,14 +81,20 @@ def test_effect_on_the_next_token_matches_the_models_unembedding(run, smollm2, s
     last = f"blocks.{smollm2.n_layers - 1}.hook_resid_post"
     final = smollm2.run_with_cache(tokens, [last], stop_early=False)[last][0]
     # the final residual read there is what the model unembeds
-    torch.testing.assert_close(smollm2.unembed(final), smollm2.forward(tokens)[0], atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(
+        smollm2.unembed(final), smollm2.forward(tokens)[0], atol=1e-3, rtol=1e-3
+    )
     position = 5
     active = torch.nonzero(run.acts[position] > 0).flatten().tolist()
     effects = run.logprob_effects(position, active)
     next_token = run.token_ids[position + 1]
     for f, effect in zip(active, effects, strict=True):
-        without = final[position] - run.acts[position, f] * sae.W_dec[f]  # no normalisation: act * direction
-        logp = torch.log_softmax(smollm2.unembed(torch.stack([final[position], without])), -1)[:, next_token]
+        without = (
+            final[position] - run.acts[position, f] * sae.W_dec[f]
+        )  # no normalisation: act * direction
+        logp = torch.log_softmax(smollm2.unembed(torch.stack([final[position], without])), -1)[
+            :, next_token
+        ]
         assert effect == pytest.approx((logp[0] - logp[1]).item(), abs=2e-4)
     assert np.abs(effects).max() > 1e-3  # real features move the prediction
 
@@ -96,8 +110,12 @@ def test_rankings_at_a_token(run, quantiles):
     q = [r.quantile for r in ranking.by_quantile]
     assert q == sorted(q, reverse=True)
     for row in ranking.by_quantile:
-        expected = activation_quantiles(np.array([row.act]), quantiles.levels, quantiles.values_of([row.feature]),
-                                        quantiles.max_act_of([row.feature]))[0]
+        expected = activation_quantiles(
+            np.array([row.act]),
+            quantiles.levels,
+            quantiles.values_of([row.feature]),
+            quantiles.max_act_of([row.feature]),
+        )[0]
         assert row.quantile == pytest.approx(expected)
     effects = [r.logprob_effect for r in ranking.by_effect]
     assert effects == sorted(effects, reverse=True)
@@ -105,7 +123,9 @@ def test_rankings_at_a_token(run, quantiles):
     assert effects[0] == pytest.approx(every.max())
     # the last token has no next token: no effects, the other rankings still there
     last = run.rank_at(len(run) - 1, quantiles)
-    assert last.by_effect == [] and last.by_act and all(r.logprob_effect is None for r in last.by_act)
+    assert (
+        last.by_effect == [] and last.by_act and all(r.logprob_effect is None for r in last.by_act)
+    )
     # without a quantile table: no quantile ranking
     assert run.rank_at(position).by_quantile == []
 

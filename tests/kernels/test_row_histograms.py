@@ -26,13 +26,15 @@ def test_same_counts_as_torch_on_real_logit_effects(smollm2, n_bins):
 
 
 def test_constant_and_non_finite_rows_as_torch_counts_them():
-    rows = torch.tensor([
-        [2.0, 2.0, 2.0, 2.0],  # no spread: width clamped to 1e-12, everything in bin 0
-        [0.0, 1.0, 2.0, 3.0],  # the maximum lands in the last bin
-        [0.0, float("nan"), 1.0, 2.0],
-        [0.0, float("inf"), 1.0, 2.0],
-        [float("-inf"), 0.0, 1.0, 2.0],
-    ])
+    rows = torch.tensor(
+        [
+            [2.0, 2.0, 2.0, 2.0],  # no spread: width clamped to 1e-12, everything in bin 0
+            [0.0, 1.0, 2.0, 3.0],  # the maximum lands in the last bin
+            [0.0, float("nan"), 1.0, 2.0],
+            [0.0, float("inf"), 1.0, 2.0],
+            [float("-inf"), 0.0, 1.0, 2.0],
+        ]
+    )
     counts, lo, hi = kernel_histograms(rows, 3)
     want_counts, want_lo, want_hi = reference(rows, 3)
     assert torch.equal(counts, want_counts)

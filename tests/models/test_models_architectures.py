@@ -11,7 +11,14 @@ from tiny_lms import CASES, blocks, build, sub
 
 from saescope.models import HookedModel, load_model
 
-KINDS = ["hook_resid_pre", "hook_attn_out", "hook_resid_mid", "mlp.hook_post", "hook_mlp_out", "hook_resid_post"]
+KINDS = [
+    "hook_resid_pre",
+    "hook_attn_out",
+    "hook_resid_mid",
+    "mlp.hook_post",
+    "hook_mlp_out",
+    "hook_resid_post",
+]
 TOL = dict(rtol=1e-4, atol=1e-5)
 
 
@@ -36,23 +43,44 @@ def test_hook_points_in_forward_order_with_widths(case):
     kinds = [k for k in KINDS if not (k == "hook_resid_mid" and CASES[name].parallel)]
     assert list(points) == [f"blocks.{layer}.{k}" for layer in range(3) for k in kinds]
     assert all(w == (48 if k.endswith("mlp.hook_post") else 32) for k, w in points.items())
-    assert (model.n_layers, model.d_model, model.d_vocab, model.d_mlp, model.max_context) == (3, 32, 96, 48, 64)
+    assert (model.n_layers, model.d_model, model.d_vocab, model.d_mlp, model.max_context) == (
+        3,
+        32,
+        96,
+        48,
+        64,
+    )
 
 
 def test_resid_hooks_match_hidden_states(case, tokens):
     _, hf, model = case
     acts = all_acts(model, tokens)
     with torch.no_grad():
-        hidden = hf(tokens, output_hidden_states=True).hidden_states  # [embeddings, block 0, 1, final-normed 2]
+        hidden = hf(
+            tokens, output_hidden_states=True
+        ).hidden_states  # [embeddings, block 0, 1, final-normed 2]
     for layer in range(3):
         torch.testing.assert_close(acts[f"blocks.{layer}.hook_resid_pre"], hidden[layer], **TOL)
     for layer in range(2):
-        torch.testing.assert_close(acts[f"blocks.{layer}.hook_resid_post"], hidden[layer + 1], **TOL)
+        torch.testing.assert_close(
+            acts[f"blocks.{layer}.hook_resid_post"], hidden[layer + 1], **TOL
+        )
     # HF's last hidden state has the final norm applied; resid_post of the last block does not
     last = acts["blocks.2.hook_resid_post"]
     assert not torch.allclose(last, hidden[3], **TOL)
     with torch.no_grad():
-        torch.testing.assert_close(sub(hf, "model.norm" if hasattr(hf, "model") else "transformer.ln_f" if hasattr(hf, "transformer") else "gpt_neox.final_layer_norm")(last), hidden[3], **TOL)
+        torch.testing.assert_close(
+            sub(
+                hf,
+                "model.norm"
+                if hasattr(hf, "model")
+                else "transformer.ln_f"
+                if hasattr(hf, "transformer")
+                else "gpt_neox.final_layer_norm",
+            )(last),
+            hidden[3],
+            **TOL,
+        )
 
 
 def test_sublayer_hooks_match_recomputation_by_hand(case, tokens):
@@ -70,10 +98,18 @@ def test_sublayer_hooks_match_recomputation_by_hand(case, tokens):
         torch.testing.assert_close(a["mlp.hook_post"], neurons, **TOL)
         torch.testing.assert_close(a["hook_mlp_out"], mlp_out, **TOL)
         if c.parallel:  # no resid_mid: both sub-layers read resid_pre
-            torch.testing.assert_close(a["hook_resid_post"], a["hook_resid_pre"] + a["hook_attn_out"] + a["hook_mlp_out"], **TOL)
+            torch.testing.assert_close(
+                a["hook_resid_post"],
+                a["hook_resid_pre"] + a["hook_attn_out"] + a["hook_mlp_out"],
+                **TOL,
+            )
         else:
-            torch.testing.assert_close(a["hook_resid_mid"], a["hook_resid_pre"] + a["hook_attn_out"], **TOL)
-            torch.testing.assert_close(a["hook_resid_post"], a["hook_resid_mid"] + a["hook_mlp_out"], **TOL)
+            torch.testing.assert_close(
+                a["hook_resid_mid"], a["hook_resid_pre"] + a["hook_attn_out"], **TOL
+            )
+            torch.testing.assert_close(
+                a["hook_resid_post"], a["hook_resid_mid"] + a["hook_mlp_out"], **TOL
+            )
 
 
 def test_stop_early_gives_the_same_activations_and_skips_later_blocks(case, tokens):
@@ -121,9 +157,15 @@ def test_zero_ablations_equal_models_with_zeroed_weights(case, tokens):
         no_neurons = _zeroed(hf, 0, c.down, bias=False)(tokens).logits  # bias still added
         no_attn = _zeroed(hf, 1, c.attn_proj, bias=True)(tokens).logits
     zero = torch.zeros_like
-    torch.testing.assert_close(model.run_with_replacement(tokens, {"blocks.0.hook_mlp_out": zero}), no_mlp, **TOL)
-    torch.testing.assert_close(model.run_with_replacement(tokens, {"blocks.0.mlp.hook_post": zero}), no_neurons, **TOL)
-    torch.testing.assert_close(model.run_with_replacement(tokens, {"blocks.1.hook_attn_out": zero}), no_attn, **TOL)
+    torch.testing.assert_close(
+        model.run_with_replacement(tokens, {"blocks.0.hook_mlp_out": zero}), no_mlp, **TOL
+    )
+    torch.testing.assert_close(
+        model.run_with_replacement(tokens, {"blocks.0.mlp.hook_post": zero}), no_neurons, **TOL
+    )
+    torch.testing.assert_close(
+        model.run_with_replacement(tokens, {"blocks.1.hook_attn_out": zero}), no_attn, **TOL
+    )
 
 
 def test_residual_replacements(case, tokens):
@@ -141,12 +183,18 @@ def test_residual_replacements(case, tokens):
     )
     # replacing the last resid_post: the logits are the unembedding of the replaced residual
     last = model.run_with_cache(tokens, ["blocks.2.hook_resid_post"])["blocks.2.hook_resid_post"]
-    torch.testing.assert_close(model.run_with_replacement(tokens, {"blocks.2.hook_resid_post": f}), model.unembed(f(last)), **TOL)
+    torch.testing.assert_close(
+        model.run_with_replacement(tokens, {"blocks.2.hook_resid_post": f}),
+        model.unembed(f(last)),
+        **TOL,
+    )
     if c.parallel:
         return
     # resid_mid replaced: the MLP reads f(mid) and the skip connection carries f(mid)
     mid = model.run_with_cache(tokens, ["blocks.1.hook_resid_mid"])["blocks.1.hook_resid_mid"]
-    post = model.run_with_cache(tokens, ["blocks.1.hook_resid_post"], replacements={"blocks.1.hook_resid_mid": f})
+    post = model.run_with_cache(
+        tokens, ["blocks.1.hook_resid_post"], replacements={"blocks.1.hook_resid_mid": f}
+    )
     block = blocks(hf)[1]
     with torch.no_grad():
         mlp_out = sub(block, c.down)(c.neurons(block.mlp, sub(block, c.mlp_norm)(f(mid))))
@@ -181,4 +229,6 @@ def test_W_U_and_direction_logits(case):  # noqa: N802
         expected = scale * (normed @ head.T)
         got = model.direction_logits(v)
     torch.testing.assert_close(got, expected, rtol=1e-3, atol=1e-3)
-    torch.testing.assert_close(model.direction_logits(2 * v[0] - v[1]), 2 * got[0] - got[1], rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(
+        model.direction_logits(2 * v[0] - v[1]), 2 * got[0] - got[1], rtol=1e-4, atol=1e-3
+    )

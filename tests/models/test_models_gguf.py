@@ -21,7 +21,9 @@ def test_gguf_path_is_cached_and_matches_the_bundled_model(tmp_path, monkeypatch
     stale.mkdir(parents=True)  # what a killed earlier run leaves behind: ignored
     model = load_model(str(gguf))
     cached = gguf_cache_dir(gguf)
-    assert cached.parent == tmp_path / "models" / "gguf" and cached.name.startswith("SmolLM2-135M-Instruct.Q4_1-")
+    assert cached.parent == tmp_path / "models" / "gguf" and cached.name.startswith(
+        "SmolLM2-135M-Instruct.Q4_1-"
+    )
     assert (cached / "model.safetensors").is_file() and (cached / "tokenizer.json").is_file()
     tokens = model.to_tokens("The capital of France is")
     torch.testing.assert_close(model.forward(tokens), smollm2.forward(tokens))

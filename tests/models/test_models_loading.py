@@ -22,8 +22,16 @@ REVISION = "0123456789abcdef0123456789abcdef01234567"
 def tiny_dir(tmp_path_factory, smollm2_tokenizer) -> Path:
     """A tiny Llama with SmolLM2's vocabulary and tokenizer, saved as save_pretrained writes it."""
     torch.manual_seed(0)
-    config = tf.LlamaConfig(vocab_size=49152, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-                            num_attention_heads=4, max_position_embeddings=64, bos_token_id=1, eos_token_id=2)
+    config = tf.LlamaConfig(
+        vocab_size=49152,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=64,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
     path = tmp_path_factory.mktemp("tiny-llama")
     tf.LlamaForCausalLM(config).save_pretrained(path)
     smollm2_tokenizer.save_pretrained(path)
@@ -32,7 +40,11 @@ def tiny_dir(tmp_path_factory, smollm2_tokenizer) -> Path:
 
 def test_load_local_directory(tiny_dir):
     model = load_model(str(tiny_dir))
-    assert model.name == str(tiny_dir) and model.architecture == "LlamaForCausalLM" and model.n_layers == 2
+    assert (
+        model.name == str(tiny_dir)
+        and model.architecture == "LlamaForCausalLM"
+        and model.n_layers == 2
+    )
     tokens = model.to_tokens("Hello world")
     assert tokens[0, 0] == 1
     reference = tf.AutoModelForCausalLM.from_pretrained(tiny_dir).eval()
@@ -55,7 +67,9 @@ def test_load_hf_model_object():
     model = load_model(hf)
     assert model.hf_model is hf and model.architecture == "GPT2LMHeadModel"
     with torch.no_grad():
-        torch.testing.assert_close(model.forward(torch.tensor([[5, 6, 7]])), hf(torch.tensor([[5, 6, 7]])).logits)
+        torch.testing.assert_close(
+            model.forward(torch.tensor([[5, 6, 7]])), hf(torch.tensor([[5, 6, 7]])).logits
+        )
 
 
 @pytest.fixture
@@ -80,23 +94,38 @@ def test_load_hub_id_offline_from_the_hub_cache(hub, tiny_dir):
 
 
 def test_unknown_hub_id_is_a_clear_error(hub):
-    with pytest.raises(SaescopeError, match=r"could not load 'saescope-test/missing' from the Hugging Face hub.*HF_HUB_OFFLINE"):
+    with pytest.raises(
+        SaescopeError,
+        match=r"could not load 'saescope-test/missing' from the Hugging Face hub.*HF_HUB_OFFLINE",
+    ):
         load_model("saescope-test/missing")
     with pytest.raises(SaescopeError, match="saescope-test/missing"):
         load_tokenizer("saescope-test/missing")
 
 
 def test_bad_model_specs(tmp_path):
-    with pytest.raises(SaescopeError, match=r"model: got './no-such-model'; expected an existing model directory"):
+    with pytest.raises(
+        SaescopeError, match=r"model: got './no-such-model'; expected an existing model directory"
+    ):
         load_model("./no-such-model")
-    with pytest.raises(SaescopeError, match=r"model: got '.*missing.gguf'; expected an existing .gguf file"):
+    with pytest.raises(
+        SaescopeError, match=r"model: got '.*missing.gguf'; expected an existing .gguf file"
+    ):
         load_model(str(tmp_path / "missing.gguf"))
     with pytest.raises(SaescopeError, match="config.json"):
         load_model(tmp_path)  # a directory, but not a model
     with pytest.raises(SaescopeError, match="model: got 'int'"):
         load_model(42)
-    opt = tf.OPTForCausalLM(tf.OPTConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, ffn_dim=32,
-                                         num_attention_heads=2, word_embed_proj_dim=16))
+    opt = tf.OPTForCausalLM(
+        tf.OPTConfig(
+            vocab_size=64,
+            hidden_size=16,
+            num_hidden_layers=1,
+            ffn_dim=32,
+            num_attention_heads=2,
+            word_embed_proj_dim=16,
+        )
+    )
     with pytest.raises(SaescopeError, match=r"architecture 'opt' .*not supported.*llama"):
         load_model(opt)
     with pytest.raises(SaescopeError, match="dtype: got 'float33'"):
@@ -105,10 +134,18 @@ def test_bad_model_specs(tmp_path):
 
 def test_unknown_hook_lists_the_valid_ones(smollm2):
     with pytest.raises(SaescopeError) as err:
-        smollm2.check_hooks(["blocks.6.hook_resid_post", "blocks.30.hook_resid_post", "blocks.0.hook_resid"])
+        smollm2.check_hooks(
+            ["blocks.6.hook_resid_post", "blocks.30.hook_resid_post", "blocks.0.hook_resid"]
+        )
     message = str(err.value)
-    assert "'blocks.30.hook_resid_post', 'blocks.0.hook_resid' is not a hook point of smollm2" in message
-    assert "blocks.{0-29}.hook_resid_post  (width 576)" in message and "blocks.{0-29}.mlp.hook_post  (width 1536)" in message
+    assert (
+        "'blocks.30.hook_resid_post', 'blocks.0.hook_resid' is not a hook point of smollm2"
+        in message
+    )
+    assert (
+        "blocks.{0-29}.hook_resid_post  (width 576)" in message
+        and "blocks.{0-29}.mlp.hook_post  (width 1536)" in message
+    )
     assert "blocks.6.hook_resid_post'" not in message.split("Valid")[0]
     with pytest.raises(SaescopeError, match="blocks.31.hook_mlp_out"):
         smollm2.run_with_cache(smollm2.to_tokens("hi"), ["blocks.31.hook_mlp_out"])
@@ -132,16 +169,26 @@ def test_cli_models_hooks(capsys):
     assert main(["models", "hooks", "smollm2"]) == 0
     out = capsys.readouterr().out
     assert "smollm2: LlamaForCausalLM, 30 layers, d_model 576, d_mlp 1536" in out
-    assert "blocks.{0-29}.hook_resid_pre  (width 576)" in out and "blocks.{0-29}.mlp.hook_post  (width 1536)" in out
+    assert (
+        "blocks.{0-29}.hook_resid_pre  (width 576)" in out
+        and "blocks.{0-29}.mlp.hook_post  (width 1536)" in out
+    )
     assert main(["models", "hooks", "smollm2", "--all"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 1 + 180 and lines[1] == "blocks.0.hook_resid_pre\t576" and lines[-1] == "blocks.29.hook_resid_post\t576"
+    assert (
+        len(lines) == 1 + 180
+        and lines[1] == "blocks.0.hook_resid_pre\t576"
+        and lines[-1] == "blocks.29.hook_resid_post\t576"
+    )
 
 
 def test_cli_bad_model_is_one_paragraph(capsys):
     assert main(["models", "hooks", "./no-such-model"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("saescope models: error: model: got './no-such-model'") and "Traceback" not in err
+    assert (
+        err.startswith("saescope models: error: model: got './no-such-model'")
+        and "Traceback" not in err
+    )
 
 
 def test_damaged_gguf_cache_says_how_to_rebuild_it(tmp_path, monkeypatch):
@@ -149,5 +196,8 @@ def test_damaged_gguf_cache_says_how_to_rebuild_it(tmp_path, monkeypatch):
     damaged = tmp_path / "models" / "smollm2"
     damaged.mkdir(parents=True)
     (damaged / "config.json").write_text("{not json")
-    with pytest.raises(SaescopeError, match=r"could not load 'smollm2' .*cache of a GGUF file: delete it to rebuild it"):
+    with pytest.raises(
+        SaescopeError,
+        match=r"could not load 'smollm2' .*cache of a GGUF file: delete it to rebuild it",
+    ):
         load_model("smollm2")

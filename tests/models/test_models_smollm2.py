@@ -13,24 +13,43 @@ TOL = dict(rtol=1e-4, atol=1e-4)
 
 def test_dimensions_and_hook_widths(smollm2):
     m = smollm2
-    assert (m.n_layers, m.d_model, m.d_vocab, m.d_mlp, m.max_context) == (30, 576, 49152, 1536, 8192)
+    assert (m.n_layers, m.d_model, m.d_vocab, m.d_mlp, m.max_context) == (
+        30,
+        576,
+        49152,
+        1536,
+        8192,
+    )
     assert m.architecture == "LlamaForCausalLM" and m.name == "smollm2"
     assert m.dtype == torch.float32 and m.device == torch.device("cpu")
     points = m.hook_points()
     assert len(points) == 30 * 6
     assert points["blocks.0.hook_resid_pre"] == 576 and points["blocks.29.hook_resid_post"] == 576
     assert points["blocks.6.mlp.hook_post"] == 1536 and points["blocks.6.hook_mlp_out"] == 576
-    assert list(points)[:3] == ["blocks.0.hook_resid_pre", "blocks.0.hook_attn_out", "blocks.0.hook_resid_mid"]
+    assert list(points)[:3] == [
+        "blocks.0.hook_resid_pre",
+        "blocks.0.hook_attn_out",
+        "blocks.0.hook_resid_mid",
+    ]
 
 
 def test_tokenizer_and_to_tokens(smollm2, smollm2_tokenizer):
     tok = smollm2.tokenizer
-    assert (tok.bos_token, tok.bos_token_id, tok.eos_token, tok.eos_token_id) == ("<|im_start|>", 1, "<|im_end|>", 2)
+    assert (tok.bos_token, tok.bos_token_id, tok.eos_token, tok.eos_token_id) == (
+        "<|im_start|>",
+        1,
+        "<|im_end|>",
+        2,
+    )
     tokens = smollm2.to_tokens(["The capital of France is", "Hi"])
     assert tokens.dtype == torch.long and tokens.shape[0] == 2
     assert tokens[:, 0].tolist() == [1, 1]
-    assert tokens[0, 1:].tolist() == smollm2_tokenizer.encode("The capital of France is", add_special_tokens=False)
-    assert smollm2.to_tokens("Hi", prepend_bos=False)[0].tolist() == smollm2_tokenizer.encode("Hi", add_special_tokens=False)
+    assert tokens[0, 1:].tolist() == smollm2_tokenizer.encode(
+        "The capital of France is", add_special_tokens=False
+    )
+    assert smollm2.to_tokens("Hi", prepend_bos=False)[0].tolist() == smollm2_tokenizer.encode(
+        "Hi", add_special_tokens=False
+    )
     # the real model knows this one
     logits = smollm2.forward(smollm2.to_tokens("The capital of France is"))
     assert tok.decode(logits[0, -1].argmax()) == " Paris"
@@ -48,7 +67,9 @@ def test_resid_hooks_match_hidden_states_and_unembed_gives_logits(smollm2):
     with torch.no_grad():  # HF's last hidden state is after the final norm
         torch.testing.assert_close(smollm2.final_norm(acts[hooks[2]]), hidden[30], **TOL)
         torch.testing.assert_close(smollm2.unembed(acts[hooks[2]]), out.logits, **TOL)
-    assert torch.equal(smollm2.W_U, smollm2.hf_model.get_input_embeddings().weight.T)  # tied embeddings
+    assert torch.equal(
+        smollm2.W_U, smollm2.hf_model.get_input_embeddings().weight.T
+    )  # tied embeddings
 
 
 def test_stop_early_and_identity_replacement(smollm2):

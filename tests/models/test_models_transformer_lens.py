@@ -18,8 +18,16 @@ TOL = dict(rtol=1e-4, atol=1e-5)
 @pytest.fixture(scope="module", params=["LN", "RMS"])
 def tl_model(request):
     torch.manual_seed(0)
-    cfg = tl.HookedTransformerConfig(n_layers=3, d_model=32, n_ctx=64, d_head=8, d_vocab=96, d_mlp=48,
-                                     act_fn="gelu", normalization_type=request.param)
+    cfg = tl.HookedTransformerConfig(
+        n_layers=3,
+        d_model=32,
+        n_ctx=64,
+        d_head=8,
+        d_vocab=96,
+        d_mlp=48,
+        act_fn="gelu",
+        normalization_type=request.param,
+    )
     model = tl.HookedTransformer(cfg)
     with torch.no_grad():
         for p in model.parameters():
@@ -34,7 +42,12 @@ def tokens():
 
 def test_hooks_are_transformer_lens_own(tl_model, tokens):
     model = load_model(tl_model)
-    assert model.hf_model is None and (model.n_layers, model.d_model, model.d_mlp, model.max_context) == (3, 32, 48, 64)
+    assert model.hf_model is None and (
+        model.n_layers,
+        model.d_model,
+        model.d_mlp,
+        model.max_context,
+    ) == (3, 32, 48, 64)
     hooks = list(model.hook_points())
     assert len(hooks) == 18
     _, reference = tl_model.run_with_cache(tokens)
@@ -49,13 +62,22 @@ def test_hooks_are_transformer_lens_own(tl_model, tokens):
 def test_replacement_unembed_and_direction_logits(tl_model, tokens):
     model = load_model(tl_model)
     clean = model.forward(tokens)
-    torch.testing.assert_close(model.run_with_replacement(tokens, {"blocks.1.hook_mlp_out": lambda x: x}), clean, rtol=0, atol=0)
+    torch.testing.assert_close(
+        model.run_with_replacement(tokens, {"blocks.1.hook_mlp_out": lambda x: x}),
+        clean,
+        rtol=0,
+        atol=0,
+    )
     ablated = model.run_with_replacement(tokens, {"blocks.0.hook_mlp_out": torch.zeros_like})
-    expected = tl_model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.hook_mlp_out", lambda act, hook: act * 0)])
+    expected = tl_model.run_with_hooks(
+        tokens, fwd_hooks=[("blocks.0.hook_mlp_out", lambda act, hook: act * 0)]
+    )
     torch.testing.assert_close(ablated, expected, **TOL)
     last = model.run_with_cache(tokens, ["blocks.2.hook_resid_post"])["blocks.2.hook_resid_post"]
     with torch.no_grad():
         torch.testing.assert_close(model.unembed(last), clean, **TOL)
     v = torch.randn(4, 32)
     expected = v - v.mean(-1, keepdim=True) if model.final_norm_centers() else v
-    torch.testing.assert_close(model.direction_logits(v), (expected * tl_model.ln_final.w) @ tl_model.W_U, **TOL)
+    torch.testing.assert_close(
+        model.direction_logits(v), (expected * tl_model.ln_final.w) @ tl_model.W_U, **TOL
+    )

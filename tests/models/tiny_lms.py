@@ -9,8 +9,14 @@ from typing import Any
 import torch
 import transformers as tf
 
-SMALL = dict(vocab_size=96, hidden_size=32, intermediate_size=48, num_hidden_layers=3,
-             num_attention_heads=4, max_position_embeddings=64)
+SMALL = dict(
+    vocab_size=96,
+    hidden_size=32,
+    intermediate_size=48,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    max_position_embeddings=64,
+)
 GQA = dict(SMALL, num_key_value_heads=2)
 
 
@@ -32,20 +38,40 @@ class Case:
 
 
 def _llama_like(config_cls: Any, model_cls: Any, **extra: Any) -> Case:
-    return Case(lambda: model_cls(config_cls(**GQA, **extra)), "post_attention_layernorm", _gated,
-                "mlp.down_proj", None, "self_attn.o_proj")
+    return Case(
+        lambda: model_cls(config_cls(**GQA, **extra)),
+        "post_attention_layernorm",
+        _gated,
+        "mlp.down_proj",
+        None,
+        "self_attn.o_proj",
+    )
 
 
 def _gemma2_like(config_cls: Any, model_cls: Any) -> Case:
-    config = dict(GQA, head_dim=8, sliding_window=4, query_pre_attn_scalar=8, attn_implementation="eager")
-    return Case(lambda: model_cls(config_cls(**config)), "pre_feedforward_layernorm", _gated,
-                "mlp.down_proj", "post_feedforward_layernorm", "self_attn.o_proj")
+    config = dict(
+        GQA, head_dim=8, sliding_window=4, query_pre_attn_scalar=8, attn_implementation="eager"
+    )
+    return Case(
+        lambda: model_cls(config_cls(**config)),
+        "pre_feedforward_layernorm",
+        _gated,
+        "mlp.down_proj",
+        "post_feedforward_layernorm",
+        "self_attn.o_proj",
+    )
 
 
 def _neox(parallel: bool) -> Case:
-    return Case(lambda: tf.GPTNeoXForCausalLM(tf.GPTNeoXConfig(**SMALL, use_parallel_residual=parallel)),
-                "post_attention_layernorm", lambda mlp, x: mlp.act(mlp.dense_h_to_4h(x)),
-                "mlp.dense_4h_to_h", None, "attention.dense", parallel=parallel)
+    return Case(
+        lambda: tf.GPTNeoXForCausalLM(tf.GPTNeoXConfig(**SMALL, use_parallel_residual=parallel)),
+        "post_attention_layernorm",
+        lambda mlp, x: mlp.act(mlp.dense_h_to_4h(x)),
+        "mlp.dense_4h_to_h",
+        None,
+        "attention.dense",
+        parallel=parallel,
+    )
 
 
 CASES: dict[str, Case] = {
@@ -57,9 +83,23 @@ CASES: dict[str, Case] = {
     "gemma2": _gemma2_like(tf.Gemma2Config, tf.Gemma2ForCausalLM),
     "gemma3": _gemma2_like(tf.Gemma3TextConfig, tf.Gemma3ForCausalLM),
     "gpt2": Case(
-        lambda: tf.GPT2LMHeadModel(tf.GPT2Config(vocab_size=96, n_embd=32, n_layer=3, n_head=4, n_inner=48, n_positions=64,
-                                                  bos_token_id=0, eos_token_id=0)),
-        "ln_2", lambda mlp, x: mlp.act(mlp.c_fc(x)), "mlp.c_proj", None, "attn.c_proj",
+        lambda: tf.GPT2LMHeadModel(
+            tf.GPT2Config(
+                vocab_size=96,
+                n_embd=32,
+                n_layer=3,
+                n_head=4,
+                n_inner=48,
+                n_positions=64,
+                bos_token_id=0,
+                eos_token_id=0,
+            )
+        ),
+        "ln_2",
+        lambda mlp, x: mlp.act(mlp.c_fc(x)),
+        "mlp.c_proj",
+        None,
+        "attn.c_proj",
     ),
     "neox": _neox(parallel=False),
     "neox_parallel": _neox(parallel=True),

@@ -35,12 +35,16 @@ def assert_close(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
     assert err <= 1e-5 * scale, f"{what}: max abs error {err:.3g} (scale {scale:.3g})"
 
 
-def random_sae(architecture: str, d_in: int = 16, d_sae: int = 64, seed: int = 0, **cfg_kwargs) -> torch.nn.Module:
+def random_sae(
+    architecture: str, d_in: int = 16, d_sae: int = 64, seed: int = 0, **cfg_kwargs
+) -> torch.nn.Module:
     """An SAE of any architecture with seeded random weights (thresholds small and positive)."""
     defaults = {"k": 5} if "topk" in architecture else {}
     if architecture == "matryoshka_batchtopk":
         defaults["matryoshka_widths"] = [d_sae // 4, d_sae // 2, d_sae]
-    sae = build_sae(SAEConfig(architecture=architecture, d_in=d_in, d_sae=d_sae, **{**defaults, **cfg_kwargs}))
+    sae = build_sae(
+        SAEConfig(architecture=architecture, d_in=d_in, d_sae=d_sae, **{**defaults, **cfg_kwargs})
+    )
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in sae.named_parameters():

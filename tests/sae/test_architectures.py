@@ -73,7 +73,9 @@ def test_batchtopk_inference_uses_global_threshold(architecture, x):
 def test_batch_topk_keeps_the_largest_of_the_batch():
     pre = torch.tensor([[5.0, 1.0, 0.0], [4.0, 3.0, -1.0]])
     assert torch.equal(batch_topk(pre, k=1), torch.tensor([[5.0, 0.0, 0.0], [4.0, 0.0, 0.0]]))
-    assert torch.equal(batch_topk(pre, k=2), torch.tensor([[5.0, 1.0, 0.0], [4.0, 3.0, 0.0]]))  # 4 of 6
+    assert torch.equal(
+        batch_topk(pre, k=2), torch.tensor([[5.0, 1.0, 0.0], [4.0, 3.0, 0.0]])
+    )  # 4 of 6
 
 
 def test_batchtopk_threshold_update():
@@ -155,7 +157,9 @@ def test_fold_W_dec_norm_topk_with_one_common_norm(x):
 def test_normalisation_is_undone_by_decode(mode, x):
     sae = random_sae("standard", normalize_activations=mode)
     sae.input_scale.fill_(0.25)
-    with torch.no_grad():  # an SAE that reconstructs perfectly: W_dec = W_enc^+ with every feature active
+    with (
+        torch.no_grad()
+    ):  # an SAE that reconstructs perfectly: W_dec = W_enc^+ with every feature active
         sae.W_enc.copy_(torch.eye(16, 64))
         sae.W_dec.copy_(torch.eye(64, 16))
         sae.b_enc.fill_(100.0)
@@ -164,9 +168,11 @@ def test_normalisation_is_undone_by_decode(mode, x):
     if mode == "constant_scale":
         assert_close(sae(x), target, "x * s decoded back / s")
     normed, _ = sae.normalize_input(x)
-    expected = {"constant_norm_rescale": x * 4 / x.norm(dim=-1, keepdim=True),
-                "layer_norm": (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True) + 1e-5),
-                "constant_scale": x * 0.25}[mode]
+    expected = {
+        "constant_norm_rescale": x * 4 / x.norm(dim=-1, keepdim=True),
+        "layer_norm": (x - x.mean(-1, keepdim=True)) / (x.std(-1, keepdim=True) + 1e-5),
+        "constant_scale": x * 0.25,
+    }[mode]
     assert_close(normed, expected, "normalised input")
     # decode(encode(x)) with an identity-like SAE: the normalised input comes back in input units
     plain = random_sae("standard", normalize_activations=mode)
@@ -226,7 +232,10 @@ def test_W_dec_unit_norm_helpers():
         ({"d_sae": 0}, "d_sae"),
         ({"architecture": "topk"}, "k"),
         ({"architecture": "topk", "k": 65}, "k"),
-        ({"architecture": "matryoshka_batchtopk", "k": 4, "matryoshka_widths": [32, 16, 64]}, "matryoshka_widths"),
+        (
+            {"architecture": "matryoshka_batchtopk", "k": 4, "matryoshka_widths": [32, 16, 64]},
+            "matryoshka_widths",
+        ),
         ({"normalize_activations": "rms"}, "normalize_activations"),
         ({"d_out": 8}, "apply_b_dec_to_input"),
     ],

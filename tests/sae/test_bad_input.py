@@ -53,18 +53,28 @@ def test_cfg_contradicts_shapes(saelens_copy):
     with pytest.raises(SaescopeError) as err:
         load_sae(saelens_copy)
     message = str(err.value)
-    assert "sae_weights.safetensors" in message and "W_enc" in message and "[16, 64]" in message and "[16, 128]" in message
+    assert (
+        "sae_weights.safetensors" in message
+        and "W_enc" in message
+        and "[16, 64]" in message
+        and "[16, 128]" in message
+    )
 
 
 def test_sparsify_cfg_contradicts_shapes(sparsify_copy):
     edit_cfg(sparsify_copy, d_in=32)
-    with pytest.raises(SaescopeError, match=r"sae\.safetensors: tensor W_enc has shape \[16, 64\] but the config says \[32, 128\]"):
+    with pytest.raises(
+        SaescopeError,
+        match=r"sae\.safetensors: tensor W_enc has shape \[16, 64\] but the config says \[32, 128\]",
+    ):
         load_sae(sparsify_copy)
 
 
 def test_unknown_architecture(saelens_copy):
     edit_cfg(saelens_copy, architecture="hypersparse")
-    with pytest.raises(SaescopeError, match=r"cfg\.json: unknown or unsupported SAELens architecture 'hypersparse'"):
+    with pytest.raises(
+        SaescopeError, match=r"cfg\.json: unknown or unsupported SAELens architecture 'hypersparse'"
+    ):
         load_sae(saelens_copy)
 
 
@@ -82,7 +92,10 @@ def test_missing_tensor(saelens_copy):
     tensors = load_file(str(weights))
     del tensors["threshold"]
     save_file(tensors, str(weights))
-    with pytest.raises(SaescopeError, match=r"sae_weights\.safetensors: missing tensor\(s\) threshold for a jumprelu SAE"):
+    with pytest.raises(
+        SaescopeError,
+        match=r"sae_weights\.safetensors: missing tensor\(s\) threshold for a jumprelu SAE",
+    ):
         load_sae(saelens_copy)
 
 
@@ -100,7 +113,9 @@ def test_bad_cfg_value_names_file_and_field(saelens_copy):
 
 def test_sparsify_unsupported_activation(sparsify_copy):
     edit_cfg(sparsify_copy, activation="groupmax")
-    with pytest.raises(SaescopeError, match=r"cfg\.json: sparsify activation 'groupmax' is not supported"):
+    with pytest.raises(
+        SaescopeError, match=r"cfg\.json: sparsify activation 'groupmax' is not supported"
+    ):
         load_sae(sparsify_copy)
 
 
@@ -140,11 +155,21 @@ def test_non_finite_inputs_are_not_weights_problems(x):
 def test_legacy_pt_with_plain_dict_cfg_and_truncation(tmp_path, x):
     # the documented layout with a dict cfg (no pickled class), as some re-saved files have
     reference = load_sae(SHARED_FIXTURES / "saelens" / "standard")
-    state = {name: t.detach() for name, t in reference.state_dict().items() if name != "input_scale"}
+    state = {
+        name: t.detach() for name, t in reference.state_dict().items() if name != "input_scale"
+    }
     path = tmp_path / "sae.pt"
-    torch.save({"cfg": {"d_in": 16, "d_sae": 64, "hook_point": "blocks.0.hook_resid_pre"}, "state_dict": state}, path)
+    torch.save(
+        {
+            "cfg": {"d_in": 16, "d_sae": 64, "hook_point": "blocks.0.hook_resid_pre"},
+            "state_dict": state,
+        },
+        path,
+    )
     sae = load_sae(path)
-    assert sae.cfg.source_format == "saelens_legacy" and sae.cfg.hook_name == "blocks.0.hook_resid_pre"
+    assert (
+        sae.cfg.source_format == "saelens_legacy" and sae.cfg.hook_name == "blocks.0.hook_resid_pre"
+    )
     assert torch.equal(sae(x), reference(x))
     path.write_bytes(path.read_bytes()[:-200])
     with pytest.raises(SaescopeError, match=r"sae\.pt.*truncated or corrupt"):

@@ -39,11 +39,17 @@ def test_sparsify_fixture(folder: Path):
     ref = load_file(str(folder / "reference.safetensors"))
     sae = load_sae(folder)
     assert sae.cfg.source_format == "sparsify"
-    dense_ref = torch.zeros(ref["x"].shape[0], sae.d_sae).scatter(-1, ref["top_indices"], ref["top_acts"])
+    dense_ref = torch.zeros(ref["x"].shape[0], sae.d_sae).scatter(
+        -1, ref["top_indices"], ref["top_acts"]
+    )
     assert_close(sae.encode(ref["x"]), dense_ref, "encode (dense)")
     values, indices = sae.encode_sparse(ref["x"])
-    assert_close(torch.zeros_like(dense_ref).scatter(-1, indices, values), dense_ref, "encode_sparse")
-    assert_close(sae.decode_sparse(ref["top_acts"], ref["top_indices"]), ref["recon"], "decode_sparse")
+    assert_close(
+        torch.zeros_like(dense_ref).scatter(-1, indices, values), dense_ref, "encode_sparse"
+    )
+    assert_close(
+        sae.decode_sparse(ref["top_acts"], ref["top_indices"]), ref["recon"], "decode_sparse"
+    )
     assert_close(sae.decode(dense_ref), ref["recon"], "decode")
     if "out" in ref:  # skip connection included
         assert_close(sae(ref["x"]), ref["out"], "forward")
@@ -80,19 +86,29 @@ def test_saelens_checkpoint_kinds():
     assert sparsity is not None and sparsity.shape == (64,)
     provenance = load_sae(by_name["standard_layer_norm"]).cfg
     assert (provenance.model_name, provenance.hook_name, provenance.context_size) == (
-        "smollm2-135m", "blocks.3.hook_resid_post", 128)
+        "smollm2-135m",
+        "blocks.3.hook_resid_post",
+        128,
+    )
 
 
 LEGACY = OUR_FIXTURES / "saelens_legacy"
 
 
-@pytest.mark.parametrize(("case", "source_format"), [("pt/final_sparse_autoencoder.pt", "saelens_legacy"), ("flat_cfg", "saelens")])
+@pytest.mark.parametrize(
+    ("case", "source_format"),
+    [("pt/final_sparse_autoencoder.pt", "saelens_legacy"), ("flat_cfg", "saelens")],
+)
 def test_saelens_0_5_files(case, source_format):
     # written by sae-lens 0.5.1: a pickled .pt and a pre-6.0 flat cfg.json, both with a scaling_factor
     folder = LEGACY / case.split("/")[0]
     ref = load_file(str(folder / "reference.safetensors"))
     sae = load_sae(LEGACY / case)
     assert sae.cfg.source_format == source_format
-    assert (sae.cfg.model_name, sae.cfg.hook_name, sae.cfg.hook_layer) == ("gelu-2l", "blocks.1.hook_resid_pre", 1)
+    assert (sae.cfg.model_name, sae.cfg.hook_name, sae.cfg.hook_layer) == (
+        "gelu-2l",
+        "blocks.1.hook_resid_pre",
+        1,
+    )
     assert_close(sae.encode(ref["x"]), ref["feature_acts"], "encode")
     assert_close(sae(ref["x"]), ref["recon"], "forward")

@@ -38,7 +38,9 @@ def hub(tmp_path, monkeypatch) -> Path:
     layers = OUR_FIXTURES / "sparsify" / "layers"
     files = {f"blocks.3/{name}": saelens / name for name in ("cfg.json", "sae_weights.safetensors")}
     for layer in ("layers.2", "layers.10"):
-        files |= {f"{layer}/{name}": layers / layer / name for name in ("cfg.json", "sae.safetensors")}
+        files |= {
+            f"{layer}/{name}": layers / layer / name for name in ("cfg.json", "sae.safetensors")
+        }
     build_hub_cache(cache, "saescope-test/mixed-saes", files)
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -48,7 +50,10 @@ def hub(tmp_path, monkeypatch) -> Path:
 def test_load_saelens_from_hub_cache(hub, x):
     sae = load_sae("hf:saescope-test/mixed-saes/blocks.3")
     local = load_sae(SHARED_FIXTURES / "saelens" / "topk")
-    assert sae.cfg.source_format == "saelens" and sae.cfg.source_path == "hf:saescope-test/mixed-saes/blocks.3"
+    assert (
+        sae.cfg.source_format == "saelens"
+        and sae.cfg.source_path == "hf:saescope-test/mixed-saes/blocks.3"
+    )
     assert torch.equal(sae(x), local(x))
 
 

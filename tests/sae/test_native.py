@@ -37,7 +37,11 @@ def test_round_trip_identical(architecture, x, tmp_path):
 def test_files_are_saelens_layout(tmp_path):
     sae = random_sae("jumprelu", **PROVENANCE)
     save_sae(sae, tmp_path, log_feature_sparsity=torch.linspace(-5, -1, 64))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cfg.json", "sae_weights.safetensors", "sparsity.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "cfg.json",
+        "sae_weights.safetensors",
+        "sparsity.safetensors",
+    ]
     cfg = json.loads((tmp_path / "cfg.json").read_text())
     assert cfg["architecture"] == "jumprelu" and cfg["d_in"] == 16 and cfg["d_sae"] == 64
     assert cfg["metadata"]["hook_name"] == "blocks.6.hook_resid_post"
@@ -58,8 +62,14 @@ def test_batchtopk_is_written_as_saelens_writes_it(tmp_path):
 
 @pytest.mark.parametrize("architecture", ["standard", "jumprelu", "topk", "gated"])
 def test_transcoder_round_trip(architecture, x, tmp_path):
-    sae = random_sae(architecture, d_out=24, apply_b_dec_to_input=False, skip_connection=True,
-                     hook_name="blocks.2.ln2.hook_normalized", hook_name_out="blocks.2.hook_mlp_out")
+    sae = random_sae(
+        architecture,
+        d_out=24,
+        apply_b_dec_to_input=False,
+        skip_connection=True,
+        hook_name="blocks.2.ln2.hook_normalized",
+        hook_name_out="blocks.2.hook_mlp_out",
+    )
     save_sae(sae, tmp_path)
     loaded = load_sae(tmp_path)
     assert loaded.cfg.is_transcoder and loaded.cfg.skip_connection and loaded.d_out == 24
@@ -83,9 +93,17 @@ def test_unknown_saelens_keys_round_trip(tmp_path):
     save_sae(load_sae(folder), tmp_path)
     original = json.loads((folder / "cfg.json").read_text())
     written = json.loads((tmp_path / "cfg.json").read_text())
-    for key in ("topk_threshold_lr", "use_matryoshka_aux_loss", "aux_loss_coefficient", "reshape_activations"):
+    for key in (
+        "topk_threshold_lr",
+        "use_matryoshka_aux_loss",
+        "aux_loss_coefficient",
+        "reshape_activations",
+    ):
         assert written[key] == original[key]
-    assert written["metadata"]["training_architecture_details"] == original["metadata"]["training_architecture_details"]
+    assert (
+        written["metadata"]["training_architecture_details"]
+        == original["metadata"]["training_architecture_details"]
+    )
 
 
 def test_converted_sparsify_layers_keep_outputs(x, tmp_path):

@@ -25,18 +25,32 @@ TORCH_VERSION = "2.13.0"
 CASES = {
     "standard": dict(architecture="standard"),
     "standard_layer_norm": dict(architecture="standard", normalize_activations="layer_norm"),
-    "standard_norm_rescale_no_b_dec": dict(architecture="standard", normalize_activations="constant_norm_rescale",
-                                           apply_b_dec_to_input=False),
-    "standard_constant_scale_folded": dict(architecture="standard", normalize_activations="constant_scale"),
+    "standard_norm_rescale_no_b_dec": dict(
+        architecture="standard",
+        normalize_activations="constant_norm_rescale",
+        apply_b_dec_to_input=False,
+    ),
+    "standard_constant_scale_folded": dict(
+        architecture="standard", normalize_activations="constant_scale"
+    ),
     "topk": dict(architecture="topk", k=6),
     "topk_rescaled": dict(architecture="topk", k=6, rescale_acts_by_decoder_norm=True),
     "jumprelu": dict(architecture="jumprelu"),
     "gated": dict(architecture="gated"),
     "batchtopk": dict(architecture="batchtopk", k=6),
     "matryoshka_batchtopk": dict(architecture="matryoshka_batchtopk", k=6),
-    "transcoder": dict(architecture="standard", d_out=24, apply_b_dec_to_input=False, hook_name_out="blocks.0.hook_mlp_out"),
-    "skip_transcoder": dict(architecture="standard", d_out=24, apply_b_dec_to_input=False, skip_connection=True),
-    "jumprelu_skip_transcoder": dict(architecture="jumprelu", d_out=24, apply_b_dec_to_input=False, skip_connection=True),
+    "transcoder": dict(
+        architecture="standard",
+        d_out=24,
+        apply_b_dec_to_input=False,
+        hook_name_out="blocks.0.hook_mlp_out",
+    ),
+    "skip_transcoder": dict(
+        architecture="standard", d_out=24, apply_b_dec_to_input=False, skip_connection=True
+    ),
+    "jumprelu_skip_transcoder": dict(
+        architecture="jumprelu", d_out=24, apply_b_dec_to_input=False, skip_connection=True
+    ),
 }
 
 RUN_SAELENS = """
@@ -61,7 +75,10 @@ for folder in sorted(p for p in root.iterdir() if p.is_dir()):
 
 def saelens_python() -> Path:
     """The python of a venv with sae-lens (built on first use: a few minutes)."""
-    venv = Path(os.environ.get("SAESCOPE_SAELENS_VENV") or Path(tempfile.gettempdir()) / "saescope-peers" / "saelens")
+    venv = Path(
+        os.environ.get("SAESCOPE_SAELENS_VENV")
+        or Path(tempfile.gettempdir()) / "saescope-peers" / "saelens"
+    )
     python = venv / "bin" / "python"
     probe = [str(python), "-c", "import sae_lens"]
     if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
@@ -88,7 +105,9 @@ def test_saelens_loads_our_saes(tmp_path):
         save_sae(sae, tmp_path / name)
         with torch.no_grad():
             ours[name] = (sae.encode(x), sae.decode(sae.encode(x)), sae(x))
-    result = subprocess.run([str(python), "-c", RUN_SAELENS, str(tmp_path)], capture_output=True, text=True)
+    result = subprocess.run(
+        [str(python), "-c", RUN_SAELENS, str(tmp_path)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     for name, (acts, recon, out) in ours.items():
         theirs = load_file(str(tmp_path / name / "saelens_outputs.safetensors"))

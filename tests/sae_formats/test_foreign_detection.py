@@ -42,7 +42,9 @@ def test_weights_file_detected_too(case: tuple[str, Path]):
     assert detect_format(weights) == fmt
 
 
-@pytest.mark.parametrize("path", other_libraries_fixtures(), ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize(
+    "path", other_libraries_fixtures(), ids=lambda p: f"{p.parent.name}/{p.name}"
+)
 def test_other_formats_not_claimed(path: Path):
     for fmt in FORMATS:
         assert not importlib.import_module(f"saescope.sae.formats.{fmt}").detect(path), fmt

@@ -56,7 +56,14 @@ def test_garbage_weights(name: str, tmp_path: Path):
     assert str(weights) in str(err.value)
 
 
-@pytest.mark.parametrize(("name", "config"), [("dictionary_learning/topk", "config.json"), ("lm_saes/relu", "config.json"), ("lm_saes/llama_scope_v1_transcoder", "hyperparams.json")])
+@pytest.mark.parametrize(
+    ("name", "config"),
+    [
+        ("dictionary_learning/topk", "config.json"),
+        ("lm_saes/relu", "config.json"),
+        ("lm_saes/llama_scope_v1_transcoder", "hyperparams.json"),
+    ],
+)
 def test_corrupt_config(name: str, config: str, tmp_path: Path):
     folder = copy_fixture(name, tmp_path)
     (folder / config).write_text('{"d_model": 32, ')
@@ -109,7 +116,14 @@ def test_lm_saes_dataset_norm_missing(tmp_path: Path):
     assert "hyperparams.json" in str(err.value)
 
 
-@pytest.mark.parametrize(("change", "match"), [({"act_fn": "batchtopk"}, "batchtopk"), ({"sae_type": "crosscoder"}, "crosscoder"), ({"norm_activation": "batch-wise"}, "batch-wise")])
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"act_fn": "batchtopk"}, "batchtopk"),
+        ({"sae_type": "crosscoder"}, "crosscoder"),
+        ({"norm_activation": "batch-wise"}, "batch-wise"),
+    ],
+)
 def test_lm_saes_unsupported(change: dict, match: str, tmp_path: Path):
     folder = copy_fixture("lm_saes/relu", tmp_path)
     cfg = json.loads((folder / "config.json").read_text())

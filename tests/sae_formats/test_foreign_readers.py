@@ -19,7 +19,10 @@ CASES = cases()
 
 
 def test_every_library_has_fixtures():
-    counts = {fmt: len(fixture_folders(fmt)) for fmt in ("dictionary_learning", "lm_saes", "openai", "gemma_scope")}
+    counts = {
+        fmt: len(fixture_folders(fmt))
+        for fmt in ("dictionary_learning", "lm_saes", "openai", "gemma_scope")
+    }
     assert counts == {"dictionary_learning": 8, "lm_saes": 7, "openai": 2, "gemma_scope": 1}
 
 
@@ -35,7 +38,9 @@ def test_reproduces_the_library(case: tuple[str, Path]):
     assert_close(sae(ref["x"]), ref["forward"], "forward")
     if "latents_pre_act" in ref:
         x_normed, _ = sae.normalize_input(ref["x"])
-        assert_close(sae.pre_acts(sae.sae_input(x_normed)), ref["latents_pre_act"], "pre-activations")
+        assert_close(
+            sae.pre_acts(sae.sae_input(x_normed)), ref["latents_pre_act"], "pre-activations"
+        )
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
@@ -51,7 +56,9 @@ def test_native_round_trip_keeps_outputs(case: tuple[str, Path], tmp_path: Path)
     acts = again.encode(ref["x"])
     if isinstance(sae, DecoderNormTopKSAE):
         # SAELens reports the chosen features times their (saved) decoder norm
-        assert_close(acts, ref["feature_acts"] * again.W_dec_norms().detach(), "encode after the round trip")
+        assert_close(
+            acts, ref["feature_acts"] * again.W_dec_norms().detach(), "encode after the round trip"
+        )
     else:
         assert_close(acts, ref["feature_acts"], "encode after the round trip")
 
@@ -98,20 +105,28 @@ def test_dictionary_learning_intermediate_checkpoint():
     assert_close(sae.encode(ref["x"]), ref["feature_acts"], "encode")
     assert_close(sae(ref["x"]), ref["forward"], "forward")
     final = load_file(str(folder / "reference.safetensors"))
-    assert not torch.allclose(final["forward"], ref["forward"], atol=1e-3)  # step 6 is not the final SAE
+    assert not torch.allclose(
+        final["forward"], ref["forward"], atol=1e-3
+    )  # step 6 is not the final SAE
 
 
 def test_dictionary_learning_autoencoder_new():
     """No trainer writes AutoEncoderNew, so its fixture has no config.json: decoder bias, no input bias."""
     sae = load_sae(FIXTURES / "dictionary_learning" / "standard_new_no_config")
-    assert (sae.cfg.architecture, sae.cfg.apply_b_dec_to_input, sae.cfg.hook_name) == ("standard", False, None)
+    assert (sae.cfg.architecture, sae.cfg.apply_b_dec_to_input, sae.cfg.hook_name) == (
+        "standard",
+        False,
+        None,
+    )
 
 
 def test_dictionary_learning_without_config(tmp_path: Path):
     """Older releases have ae.pt alone: the class comes from the tensor names."""
     for kind in ("standard", "gated", "jumprelu", "matryoshka_batch_topk"):
         (tmp_path / kind).mkdir()
-        (tmp_path / kind / "ae.pt").write_bytes((FIXTURES / "dictionary_learning" / kind / "ae.pt").read_bytes())
+        (tmp_path / kind / "ae.pt").write_bytes(
+            (FIXTURES / "dictionary_learning" / kind / "ae.pt").read_bytes()
+        )
         ref = load_file(str(FIXTURES / "dictionary_learning" / kind / "reference.safetensors"))
         sae = load_sae(tmp_path / kind)
         assert sae.cfg.source_format == "dictionary_learning" and sae.cfg.model_name is None
@@ -161,8 +176,16 @@ def test_lm_saes_dataset_norm_is_the_input_scale():
 
 def test_openai_metadata():
     v5 = load_sae(next((FIXTURES / "openai" / "v5_topk").rglob("*.pt")))
-    assert (v5.cfg.architecture, v5.cfg.k, v5.cfg.normalize_activations) == ("topk", 8, "layer_norm")
-    assert (v5.cfg.model_name, v5.cfg.hook_name, v5.cfg.hook_layer) == ("gpt2", "blocks.6.hook_resid_post", 6)
+    assert (v5.cfg.architecture, v5.cfg.k, v5.cfg.normalize_activations) == (
+        "topk",
+        8,
+        "layer_norm",
+    )
+    assert (v5.cfg.model_name, v5.cfg.hook_name, v5.cfg.hook_layer) == (
+        "gpt2",
+        "blocks.6.hook_resid_post",
+        6,
+    )
     v1 = load_sae(next((FIXTURES / "openai" / "v1_relu").rglob("*.pt")))
     assert (v1.cfg.architecture, v1.cfg.normalize_activations) == ("standard", "none")
     assert v1.cfg.hook_name == "blocks.3.mlp.hook_post" and v1.cfg.apply_b_dec_to_input
@@ -182,5 +205,9 @@ def test_gemma_scope_metadata_and_file_path():
     npz = next((FIXTURES / "gemma_scope").rglob("params.npz"))
     sae = load_sae(npz)
     assert (sae.cfg.architecture, sae.cfg.d_in, sae.cfg.d_sae) == ("jumprelu", 32, 128)
-    assert (sae.cfg.model_name, sae.cfg.hook_name, sae.cfg.hook_layer) == ("gemma-2-2b", "blocks.5.hook_resid_post", 5)
+    assert (sae.cfg.model_name, sae.cfg.hook_name, sae.cfg.hook_layer) == (
+        "gemma-2-2b",
+        "blocks.5.hook_resid_post",
+        5,
+    )
     assert not sae.cfg.apply_b_dec_to_input and sae.cfg.normalize_activations == "none"

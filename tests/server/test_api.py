@@ -55,11 +55,15 @@ def test_feature_panels_are_the_dashboard_data_shape(client):
 
 def test_feature_list_sorted_and_paged(client, store):
     first = client.get(f"{BASE}/features", params={"sort_by": "max_act", "limit": 10}).json()
-    second = client.get(f"{BASE}/features", params={"sort_by": "max_act", "limit": 10, "offset": 10}).json()
+    second = client.get(
+        f"{BASE}/features", params={"sort_by": "max_act", "limit": 10, "offset": 10}
+    ).json()
     values = [item["max_act"] for item in first["items"] + second["items"]]
     assert values == sorted(values, reverse=True) and first["total"] == D_SAE
     assert {i["feature"] for i in first["items"]}.isdisjoint(i["feature"] for i in second["items"])
-    ascending = client.get(f"{BASE}/features", params={"sort_by": "density", "descending": False}).json()
+    ascending = client.get(
+        f"{BASE}/features", params={"sort_by": "density", "descending": False}
+    ).json()
     assert ascending["items"][0]["density"] == min(store.densities(SAE_ID))
 
 
@@ -69,10 +73,15 @@ def test_feature_list_filtered_by_density(client):
 
 
 def test_search_finds_a_word_of_a_top_context(client, store):
-    feature, word = next((f, t.strip()) for f in range(D_SAE)
-                         for t in store.feature(SAE_ID, f)["examples"]["top"][0]["tokens"]
-                         if len(t.strip()) >= 4 and t.strip().isalpha())
-    results = client.get("/api/search", params={"q": word, "sae_id": SAE_ID, "limit": 200}).json()["results"]
+    feature, word = next(
+        (f, t.strip())
+        for f in range(D_SAE)
+        for t in store.feature(SAE_ID, f)["examples"]["top"][0]["tokens"]
+        if len(t.strip()) >= 4 and t.strip().isalpha()
+    )
+    results = client.get("/api/search", params={"q": word, "sae_id": SAE_ID, "limit": 200}).json()[
+        "results"
+    ]
     assert any(r["feature"] == feature for r in results)
     assert all(word.lower() in r["snippet"].lower() for r in results)
 
@@ -85,8 +94,15 @@ def test_openapi_docs_are_served(client):
 
 # --- bad input ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", ["/api/saes/no-such-sae/summary", "/api/saes/no-such-sae/features/1",
-                                  "/api/saes/no-such-sae/features"])
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/saes/no-such-sae/summary",
+        "/api/saes/no-such-sae/features/1",
+        "/api/saes/no-such-sae/features",
+    ],
+)
 def test_unknown_sae_is_404_naming_the_saes_held(client, path):
     response = client.get(path)
     assert response.status_code == 404
@@ -105,7 +121,9 @@ def test_non_integer_feature_is_422(client):
     assert response.status_code == 422 and "feature" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("params", [{"limit": -5}, {"limit": 0}, {"offset": -1}, {"limit": 100_000}])
+@pytest.mark.parametrize(
+    "params", [{"limit": -5}, {"limit": 0}, {"offset": -1}, {"limit": 100_000}]
+)
 def test_bad_page_size_is_422_and_the_server_keeps_serving(client, params):
     response = client.get(f"{BASE}/features", params=params)
     assert response.status_code == 422

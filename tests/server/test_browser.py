@@ -15,11 +15,16 @@ from saescope.server.app import default_web_dir
 @pytest.fixture
 def page(browser, live_server):
     if default_web_dir() is None:
-        pytest.fail("the viewer is not built: cd web && npm ci && npm run build (scripts/setup.sh does it)",
-                    pytrace=False)
+        pytest.fail(
+            "the viewer is not built: cd web && npm ci && npm run build (scripts/setup.sh does it)",
+            pytrace=False,
+        )
     page = browser.new_page()
     page.errors = []
-    page.on("console", lambda m: page.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    page.on(
+        "console",
+        lambda m: page.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None,
+    )
     page.on("pageerror", lambda e: page.errors.append(f"page error: {e}"))
     page.base = live_server
     yield page
@@ -38,7 +43,9 @@ def test_overview_browse_search_and_open_a_feature(page):
     assert page.locator("#sv-features tbody tr").count() == min(50, D_SAE)
     page.click("[data-sort=max_act]")
     page.wait_for_selector("th[aria-sort=descending] [data-sort=max_act]")
-    values = [float(t) for t in page.locator("#sv-features tbody tr td:nth-child(3)").all_inner_texts()]
+    values = [
+        float(t) for t in page.locator("#sv-features tbody tr td:nth-child(3)").all_inner_texts()
+    ]
     assert values == sorted(values, reverse=True)
     shot(page, "features")
 
@@ -81,8 +88,10 @@ def test_feature_page_deep_link_keyboard_and_own_text(page):
     tokens = page.locator(".sv-feature-text .sc-t")
     assert tokens.count() >= 5
     acts = [float(a) for a in tokens.evaluate_all("els => els.map(e => e.dataset.act)")]
-    live = page.request.post(f"{page.base}/api/saes/{sae_id}/features/5/activations",
-                             data={"text": "def __init__(self):\n    return None"}).json()
+    live = page.request.post(
+        f"{page.base}/api/saes/{sae_id}/features/5/activations",
+        data={"text": "def __init__(self):\n    return None"},
+    ).json()
     assert acts == pytest.approx(live["acts"], rel=1e-4, abs=1e-4)
     tokens.nth(1).focus()  # the hover card opens on keyboard focus too
     page.wait_for_selector("#sc-card:not([hidden])")

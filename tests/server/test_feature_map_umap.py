@@ -33,7 +33,9 @@ def test_map_api_is_a_umap_of_every_feature(trained_server, trained_run_dir):
     x, y = np.array(body["x"]), np.array(body["y"])
     assert len(x) == len(y) == D_SAE and np.isfinite(x).all() and np.isfinite(y).all()
     assert x.min() == 0 and x.max() == 1 and y.min() == 0 and y.max() == 1
-    assert len({(a, b) for a, b in zip(x.tolist(), y.tolist(), strict=True)}) > 0.9 * D_SAE  # spread out
+    assert (
+        len({(a, b) for a, b in zip(x.tolist(), y.tolist(), strict=True)}) > 0.9 * D_SAE
+    )  # spread out
     with open_store(trained_run_dir / "features.db", create=False) as store:
         assert body["density"] == pytest.approx(store.densities(SAE_ID).tolist())
 

@@ -22,10 +22,16 @@ def test_top_features_per_token_match_a_direct_computation(client, smollm2, sae)
     assert "".join(body["tokens"][1:]) == TEXTS[0]
     for position, row in enumerate(body["top_features"]):
         values, ids = acts[position].topk(4)
-        assert [r["feature"] for r in row] == [i for i, v in zip(ids.tolist(), values.tolist(), strict=True) if v > 0]
-        assert [r["act"] for r in row] == pytest.approx([v for v in values.tolist() if v > 0], rel=1e-4)
+        assert [r["feature"] for r in row] == [
+            i for i, v in zip(ids.tolist(), values.tolist(), strict=True) if v > 0
+        ]
+        assert [r["act"] for r in row] == pytest.approx(
+            [v for v in values.tolist() if v > 0], rel=1e-4
+        )
     peaks = [r["max_act"] for r in body["features_by_max_act"]]
-    assert peaks == sorted(peaks, reverse=True) and peaks[0] == pytest.approx(float(acts.max()), rel=1e-4)
+    assert peaks == sorted(peaks, reverse=True) and peaks[0] == pytest.approx(
+        float(acts.max()), rel=1e-4
+    )
 
 
 def test_one_feature_over_a_text(client, smollm2, sae):
@@ -47,7 +53,9 @@ def test_prompt_page_ranks_features_at_every_token(client, smollm2):
     assert all(0 <= row["quantile"] <= 1 for row in ranking["quantile"])
     assert ranking["loss"] and all(row["loss"] is not None for row in ranking["loss"])
     shown = {f["id"] for f in data["features"]}
-    assert {row["f"] for row in ranking["act"]} <= shown  # the panels of every ranked feature come along
+    assert {
+        row["f"] for row in ranking["act"]
+    } <= shown  # the panels of every ranked feature come along
 
 
 def test_text_over_the_token_limit_is_413_saying_the_limit(client):
@@ -59,9 +67,13 @@ def test_text_over_the_token_limit_is_413_saying_the_limit(client):
     assert client.post(f"{BASE}/activations", json={"text": "still serving"}).status_code == 200
 
 
-@pytest.mark.parametrize("content", [b"{not json", b"", b"[1, 2]", b'{"txt": "typo"}', b'{"text": 5}'])
+@pytest.mark.parametrize(
+    "content", [b"{not json", b"", b"[1, 2]", b'{"txt": "typo"}', b'{"text": 5}']
+)
 def test_malformed_bodies_are_422_and_the_server_keeps_serving(client, content):
-    response = client.post(f"{BASE}/activations", content=content, headers={"content-type": "application/json"})
+    response = client.post(
+        f"{BASE}/activations", content=content, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422 and response.json()["detail"]
     assert client.post(f"{BASE}/activations", json={"text": "fine"}).status_code == 200
 
@@ -87,6 +99,7 @@ def test_feature_map_covers_every_feature(client):
 
 def test_concurrent_clients_get_their_own_results(live_server, smollm2, sae):
     """Six clients at once on a real server: each answer is the one for its own text."""
+
     def ask(text: str) -> tuple[str, list[float]]:
         with httpx.Client(base_url=live_server, timeout=120) as http:
             body = http.post(f"{BASE}/features/5/activations", json={"text": text}).json()
@@ -95,4 +108,6 @@ def test_concurrent_clients_get_their_own_results(live_server, smollm2, sae):
     with ThreadPoolExecutor(len(TEXTS)) as pool:
         answers = list(pool.map(ask, TEXTS * 2))
     for text, acts in answers:
-        assert acts == pytest.approx(direct_acts(smollm2, sae, text)[:, 5].tolist(), rel=1e-4, abs=1e-4)
+        assert acts == pytest.approx(
+            direct_acts(smollm2, sae, text)[:, 5].tolist(), rel=1e-4, abs=1e-4
+        )

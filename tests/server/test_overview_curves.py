@@ -17,7 +17,11 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def train_rows(run_dir) -> list[dict]:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rows = [
+        json.loads(line)
+        for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     return [r for r in rows if r["kind"] == "train"]
 
 
@@ -35,11 +39,17 @@ def test_training_api_serves_the_runs_metrics_and_curves(trained_run_dir, traine
 
 def test_curves_are_drawn_from_metrics_when_the_png_is_missing(trained_run_dir, tmp_path):
     run = tmp_path / "run"
-    shutil.copytree(trained_run_dir, run, ignore=shutil.ignore_patterns("training_curves.png", "checkpoints"))
+    shutil.copytree(
+        trained_run_dir, run, ignore=shutil.ignore_patterns("training_curves.png", "checkpoints")
+    )
     with TestClient(create_app(run, live=False, warm=False)) as client:
         assert client.get(f"/api/saes/{SAE_ID}/summary").json()["has_training_curves"] is True
         png = client.get("/api/training.png")
-        assert png.status_code == 200 and png.content.startswith(PNG_MAGIC) and len(png.content) > 10_000
+        assert (
+            png.status_code == 200
+            and png.content.startswith(PNG_MAGIC)
+            and len(png.content) > 10_000
+        )
     (run / "metrics.jsonl").unlink()
     with TestClient(create_app(run, live=False, warm=False)) as client:
         assert client.get(f"/api/saes/{SAE_ID}/summary").json()["has_training_curves"] is False
@@ -56,8 +66,10 @@ def test_overview_shows_the_training_curves(browser, trained_server):
         page.goto(trained_server + "/")
         page.wait_for_selector("[data-panel=training] img")
         page.wait_for_function("document.querySelector('[data-panel=training] img').complete")
-        size = page.evaluate("(() => { const i = document.querySelector('[data-panel=training] img');"
-                             " return [i.naturalWidth, i.naturalHeight]; })()")
+        size = page.evaluate(
+            "(() => { const i = document.querySelector('[data-panel=training] img');"
+            " return [i.naturalWidth, i.naturalHeight]; })()"
+        )
         assert size[0] > 400 and size[1] > 300  # the PNG decoded (a broken image is 0 x 0)
         assert page.locator("[data-panel=density] svg").count() == 1
         shot(page, "overview-training")

@@ -39,8 +39,15 @@ def store_copy(viewer_run_dir, tmp_path):
 def test_page_keys_of_feature_urls():
     assert page_key(f"{BASE}/features/12/panels") == ("panels", SAE_ID, 12)
     assert page_key(f"{BASE}/features/012") == ("feature", SAE_ID, 12)
-    for other in (f"{BASE}/features", f"{BASE}/features/x/panels", f"{BASE}/features/-1", f"{BASE}/features/²",
-                  f"{BASE}/summary", "/api/search", "/index.html"):
+    for other in (
+        f"{BASE}/features",
+        f"{BASE}/features/x/panels",
+        f"{BASE}/features/-1",
+        f"{BASE}/features/²",
+        f"{BASE}/summary",
+        "/api/search",
+        "/index.html",
+    ):
         assert page_key(other) is None
 
 
@@ -65,7 +72,9 @@ def test_cache_stays_within_its_byte_budget(store_copy):
         pages = [client.get(f"{BASE}/features/{f}/panels") for f in range(D_SAE)]
         assert all(p.status_code == 200 for p in pages)
         assert app.state.cache.bytes <= 100_000 < sum(len(p.content) for p in pages)
-        assert client.get(f"{BASE}/features/0/panels").content == pages[0].content  # read again: the same
+        assert (
+            client.get(f"{BASE}/features/0/panels").content == pages[0].content
+        )  # read again: the same
 
 
 def test_a_re_analysed_sae_is_never_served_from_the_old_pages(store_copy):
@@ -79,4 +88,6 @@ def test_a_re_analysed_sae_is_never_served_from_the_old_pages(store_copy):
             store.write_analysis(analysis)
         time.sleep(CHECK_WRITES_EVERY_S + 0.5)
         after = client.get(f"{BASE}/features/3/panels").json()
-        assert after["features"][0]["max_act"] == pytest.approx(2 * before["features"][0]["max_act"], rel=1e-3)
+        assert after["features"][0]["max_act"] == pytest.approx(
+            2 * before["features"][0]["max_act"], rel=1e-3
+        )

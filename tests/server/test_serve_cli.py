@@ -20,9 +20,22 @@ def free_port() -> int:
 
 def test_serve_cli_serves_the_store(viewer_run_dir):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "saescope.cli", "serve", str(viewer_run_dir), "--port", str(port),
-                             "--no-live"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "saescope.cli",
+            "serve",
+            str(viewer_run_dir),
+            "--port",
+            str(port),
+            "--no-live",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -34,7 +47,9 @@ def test_serve_cli_serves_the_store(viewer_run_dir):
                 assert time.monotonic() < deadline, "saescope serve did not answer within 60 s"
                 time.sleep(0.3)
         assert [s["sae_id"] for s in saes] == [SAE_ID] and saes[0]["live"] is False
-        live = httpx.post(f"http://127.0.0.1:{port}/api/saes/{SAE_ID}/activations", json={"text": "a"})
+        live = httpx.post(
+            f"http://127.0.0.1:{port}/api/saes/{SAE_ID}/activations", json={"text": "a"}
+        )
         assert live.status_code == 409 and "live inference is off" in live.json()["detail"]
     finally:
         proc.terminate()
@@ -43,7 +58,11 @@ def test_serve_cli_serves_the_store(viewer_run_dir):
 
 
 def test_serve_cli_missing_source_is_one_clear_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "saescope.cli", "serve", str(tmp_path / "nope")],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "saescope.cli", "serve", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "does not exist" in result.stderr and "Traceback" not in result.stderr

@@ -55,11 +55,17 @@ def test_steered_equals_a_full_forward_with_the_same_replacement(smollm2, sae):
         tokens = torch.cat([tokens, torch.tensor([[expected], [expected]])], dim=1)
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    ({"feature": 64}, "feature"), ({"feature": -1}, "feature"), ({"mode": "add"}, "mode"),
-    ({"max_new_tokens": 0}, "max_new_tokens"), ({"max_new_tokens": MAX_NEW_TOKENS + 1}, "max_new_tokens"),
-    ({"value": float("nan")}, "value"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"feature": 64}, "feature"),
+        ({"feature": -1}, "feature"),
+        ({"mode": "add"}, "mode"),
+        ({"max_new_tokens": 0}, "max_new_tokens"),
+        ({"max_new_tokens": MAX_NEW_TOKENS + 1}, "max_new_tokens"),
+        ({"value": float("nan")}, "value"),
+    ],
+)
 def test_bad_arguments_name_the_field(smollm2, sae, kwargs, field):
     with pytest.raises(ConfigError) as err:
         steer(smollm2, sae, PROMPT, **{"feature": 5, **kwargs})
@@ -67,23 +73,31 @@ def test_bad_arguments_name_the_field(smollm2, sae, kwargs, field):
 
 
 def test_steer_endpoint_returns_both_continuations(client):
-    body = client.post(f"/api/saes/{SAE_ID}/steer", json={
-        "prompt": PROMPT, "feature": 5, "mode": "clamp", "value": 200, "max_new_tokens": 6}).json()
+    body = client.post(
+        f"/api/saes/{SAE_ID}/steer",
+        json={"prompt": PROMPT, "feature": 5, "mode": "clamp", "value": 200, "max_new_tokens": 6},
+    ).json()
     assert body["feature"] == 5 and body["mode"] == "clamp"
     assert body["steered"]["token_ids"] != body["unsteered"]["token_ids"]
     assert body["prompt_tokens"][1:] and "".join(body["prompt_tokens"][1:]) == PROMPT
 
 
-@pytest.mark.parametrize("payload", [
-    {"prompt": PROMPT, "feature": 5, "max_new_tokens": MAX_NEW_TOKENS + 1},
-    {"prompt": PROMPT, "feature": 5, "mode": "add"},
-    {"prompt": PROMPT, "feature": -3},
-    {"feature": 5},
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"prompt": PROMPT, "feature": 5, "max_new_tokens": MAX_NEW_TOKENS + 1},
+        {"prompt": PROMPT, "feature": 5, "mode": "add"},
+        {"prompt": PROMPT, "feature": -3},
+        {"feature": 5},
+    ],
+)
 def test_steer_endpoint_bad_input_is_422(client, payload):
     response = client.post(f"/api/saes/{SAE_ID}/steer", json=payload)
     assert response.status_code == 422 and response.json()["detail"]
 
 
 def test_steer_endpoint_unknown_feature_is_404(client):
-    assert client.post(f"/api/saes/{SAE_ID}/steer", json={"prompt": PROMPT, "feature": 64}).status_code == 404
+    assert (
+        client.post(f"/api/saes/{SAE_ID}/steer", json={"prompt": PROMPT, "feature": 64}).status_code
+        == 404
+    )

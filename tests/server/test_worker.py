@@ -27,11 +27,17 @@ BASE = f"/api/saes/{SAE_ID}"
 def test_queued_requests_share_one_forward_and_keep_their_own_answers(viewer_run_dir, smollm2, sae):
     models = LiveModels(open_source(viewer_run_dir), model=smollm2)
     forwards = []
-    handle = smollm2.hf_model.get_input_embeddings().register_forward_hook(lambda *_: forwards.append(1))
+    handle = smollm2.hf_model.get_input_embeddings().register_forward_hook(
+        lambda *_: forwards.append(1)
+    )
     try:
-        batch = [(0, "top_features", (SAE_ID, TEXTS[0], 4)), (1, "one_feature", (SAE_ID, 5, TEXTS[1])),
-                 (2, "top_features", (SAE_ID, TEXTS[2], 4)), (3, "one_feature", (SAE_ID, 7, "word " * 400)),
-                 (4, "one_feature", (SAE_ID, 5, TEXTS[3]))]
+        batch = [
+            (0, "top_features", (SAE_ID, TEXTS[0], 4)),
+            (1, "one_feature", (SAE_ID, 5, TEXTS[1])),
+            (2, "top_features", (SAE_ID, TEXTS[2], 4)),
+            (3, "one_feature", (SAE_ID, 7, "word " * 400)),
+            (4, "one_feature", (SAE_ID, 5, TEXTS[3])),
+        ]
         replies = {req_id: (ok, payload) for req_id, ok, payload in answer_batch(models, batch)}
     finally:
         handle.remove()
@@ -39,7 +45,9 @@ def test_queued_requests_share_one_forward_and_keep_their_own_answers(viewer_run
     assert replies[3][0] is False and replies[3][1][0] == "TextTooLong"
     for req_id, text in ((1, TEXTS[1]), (4, TEXTS[3])):
         body = json.loads(replies[req_id][1])
-        assert body["acts"] == pytest.approx(direct_acts(smollm2, sae, text)[:, 5].tolist(), rel=1e-4, abs=1e-4)
+        assert body["acts"] == pytest.approx(
+            direct_acts(smollm2, sae, text)[:, 5].tolist(), rel=1e-4, abs=1e-4
+        )
     for req_id, text in ((0, TEXTS[0]), (2, TEXTS[2])):
         body = json.loads(replies[req_id][1])
         acts = direct_acts(smollm2, sae, text)
@@ -57,7 +65,11 @@ def free_port() -> int:
 
 def children(pid: int) -> list[int]:
     """Child processes, but multiprocessing's resource tracker."""
-    found = [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+    found = [
+        int(c)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for c in (task / "children").read_text().split()
+    ]
     return [c for c in found if b"resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
@@ -69,9 +81,13 @@ def niceness(pid: int) -> int:
 def served(viewer_run_dir):
     """`saescope serve` as a user runs it, live inference on (the worker process)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "saescope.cli", "serve", str(viewer_run_dir), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "saescope.cli", "serve", str(viewer_run_dir), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
     while True:
@@ -94,12 +110,16 @@ def test_serve_runs_the_model_in_a_lower_priority_worker_process(served, smollm2
 
     def ask(text: str) -> tuple[str, list[float]]:
         with httpx.Client(base_url=base, timeout=120) as http:
-            return text, http.post(f"{BASE}/features/5/activations", json={"text": text}).json()["acts"]
+            return text, http.post(f"{BASE}/features/5/activations", json={"text": text}).json()[
+                "acts"
+            ]
 
     with ThreadPoolExecutor(len(TEXTS)) as pool:
         answers = list(pool.map(ask, TEXTS * 2))
     for text, acts in answers:
-        assert acts == pytest.approx(direct_acts(smollm2, sae, text)[:, 5].tolist(), rel=1e-4, abs=1e-4)
+        assert acts == pytest.approx(
+            direct_acts(smollm2, sae, text)[:, 5].tolist(), rel=1e-4, abs=1e-4
+        )
     too_long = httpx.post(f"{base}{BASE}/activations", json={"text": "word " * 400}, timeout=60)
     assert too_long.status_code == 413 and "limit" in too_long.json()["detail"]
 
@@ -111,7 +131,9 @@ def test_the_server_outlives_its_worker(served):
     os.kill(worker, signal.SIGKILL)
     deadline = time.monotonic() + 30
     while True:
-        response = httpx.post(f"{base}{BASE}/activations", json={"text": "still there?"}, timeout=60)
+        response = httpx.post(
+            f"{base}{BASE}/activations", json={"text": "still there?"}, timeout=60
+        )
         if response.status_code == 409 or time.monotonic() > deadline:
             break
         time.sleep(0.2)

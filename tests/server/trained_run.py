@@ -27,16 +27,48 @@ CONTEXT = 64
 def build_trained_run(model, work: Path) -> Path:
     """Harvest, train and analyse under `work`; return the run directory (work/run)."""
     acts = work / "acts"
-    harvest(HarvestConfig(out=str(acts), hooks=[HOOK], corpus=CorpusConfig(context_length=CONTEXT),
-                          n_tokens=6144, batch_size=16), model=model, progress=False)
+    harvest(
+        HarvestConfig(
+            out=str(acts),
+            hooks=[HOOK],
+            corpus=CorpusConfig(context_length=CONTEXT),
+            n_tokens=6144,
+            batch_size=16,
+        ),
+        model=model,
+        progress=False,
+    )
     run_dir = work / "run"
-    train(TrainConfig(run_dir=str(run_dir), activation_cache=str(acts), hooks=HOOK, expansion_factor=1, k=16,
-                      batch_size=256, buffer_tokens=2048, training_tokens=16 * 256, lr=3e-3,
-                      checkpoint_every_tokens=8 * 256, log_every_steps=2, b_dec_init_tokens=1024,
-                      progress=False), model=model)
+    train(
+        TrainConfig(
+            run_dir=str(run_dir),
+            activation_cache=str(acts),
+            hooks=HOOK,
+            expansion_factor=1,
+            k=16,
+            batch_size=256,
+            buffer_tokens=2048,
+            training_tokens=16 * 256,
+            lr=3e-3,
+            checkpoint_every_tokens=8 * 256,
+            log_every_steps=2,
+            b_dec_init_tokens=1024,
+            progress=False,
+        ),
+        model=model,
+    )
     sae = load_sae(run_dir / "sae").eval()
-    cfg = AnalysisConfig(corpus=CorpusConfig(context_length=CONTEXT), n_tokens=512, batch_size=8, top_k=4,
-                         quantile_intervals=2, per_interval=1, n_inactive=1, window=(6, 3), cofiring_tokens=512)
+    cfg = AnalysisConfig(
+        corpus=CorpusConfig(context_length=CONTEXT),
+        n_tokens=512,
+        batch_size=8,
+        top_k=4,
+        quantile_intervals=2,
+        per_interval=1,
+        n_inactive=1,
+        window=(6, 3),
+        cofiring_tokens=512,
+    )
     analysis = analyze(sae, cfg, model=model, sae_id=SAE_ID, progress=False)
     _unique_quantile_ranks(analysis)
     with open_store(run_dir / "features.db") as store:

@@ -23,8 +23,14 @@ D_SAE, K = 64, 8
 CONTEXT, N_TOKENS = 64, 2048
 SAE_ID = f"smollm2/{HOOK}/topk-{D_SAE}"
 # texts the live-inference tests send: prose and code, of different lengths
-TEXTS = ["The cat sat on the mat.", "def __init__(self):\n    return None", "Paris is the capital of France.",
-         "import numpy as np", "Hello world, this is a test of the viewer.", "for i in range(10): print(i)"]
+TEXTS = [
+    "The cat sat on the mat.",
+    "def __init__(self):\n    return None",
+    "Paris is the capital of France.",
+    "import numpy as np",
+    "Hello world, this is a test of the viewer.",
+    "for i in range(10): print(i)",
+]
 
 
 def direct_acts(model, sae, text: str) -> torch.Tensor:
@@ -41,9 +47,20 @@ def build_run(model, run_dir: Path) -> Path:
     resid = model.run_with_cache(tokens, [HOOK])[HOOK][:, 1:]  # [16, ctx - 1, d] (no BOS)
     sae = _sae_from_residuals(resid.reshape(-1, model.d_model))
     save_sae(sae, run_dir / "sae")
-    (run_dir / "run.json").write_text(json.dumps({"name": "viewer-test", "train": {"saes": {"sae": str(run_dir / "sae")}}}))
-    cfg = AnalysisConfig(corpus=corpus, n_tokens=N_TOKENS, batch_size=8, top_k=8, quantile_intervals=4,
-                         per_interval=2, n_inactive=1, window=(8, 4), cofiring_tokens=N_TOKENS)
+    (run_dir / "run.json").write_text(
+        json.dumps({"name": "viewer-test", "train": {"saes": {"sae": str(run_dir / "sae")}}})
+    )
+    cfg = AnalysisConfig(
+        corpus=corpus,
+        n_tokens=N_TOKENS,
+        batch_size=8,
+        top_k=8,
+        quantile_intervals=4,
+        per_interval=2,
+        n_inactive=1,
+        window=(8, 4),
+        cofiring_tokens=N_TOKENS,
+    )
     analysis = analyze(sae, cfg, model=model, sae_id=SAE_ID, progress=False)
     _unique_quantile_ranks(analysis)
     with open_store(run_dir / "features.db") as store:
@@ -52,8 +69,15 @@ def build_run(model, run_dir: Path) -> Path:
 
 
 def _sae_from_residuals(resid: torch.Tensor):
-    cfg = SAEConfig(architecture="topk", d_in=resid.shape[1], d_sae=D_SAE, k=K, hook_name=HOOK,
-                    model_name="smollm2", context_size=CONTEXT)
+    cfg = SAEConfig(
+        architecture="topk",
+        d_in=resid.shape[1],
+        d_sae=D_SAE,
+        k=K,
+        hook_name=HOOK,
+        model_name="smollm2",
+        context_size=CONTEXT,
+    )
     sae = build_sae(cfg)
     mean = resid.mean(0)
     rows = resid[torch.randperm(len(resid))[:D_SAE]] - mean
@@ -69,7 +93,9 @@ def _unique_quantile_ranks(analysis) -> None:
     (feature, kind, rank) unique: number them per feature, interval by interval, until the two
     agree (the order within an interval is kept)."""
     seen: dict[int, int] = {}
-    for ex in sorted((e for e in analysis.examples if e.kind == "quantile"),
-                     key=lambda e: (e.feature, e.interval, e.rank)):
+    for ex in sorted(
+        (e for e in analysis.examples if e.kind == "quantile"),
+        key=lambda e: (e.feature, e.interval, e.rank),
+    ):
         ex.rank = seen.get(ex.feature, 0)
         seen[ex.feature] = ex.rank + 1

@@ -8,9 +8,38 @@ import numpy as np
 
 from saescope.analysis.results import Example, FeatureTables, SAEAnalysis
 
-WORDS = [" the", " cat", " sat", " on", " mat", "def", " __init__", "(self", "):", " return",
-         " http", "://", "www", ".org", " import", " numpy", " as", " np", "\n", "    ",
-         " Paris", " London", " Berlin", " café", " naïve", "日本", " 100", "%", '"', "\\"]
+WORDS = [
+    " the",
+    " cat",
+    " sat",
+    " on",
+    " mat",
+    "def",
+    " __init__",
+    "(self",
+    "):",
+    " return",
+    " http",
+    "://",
+    "www",
+    ".org",
+    " import",
+    " numpy",
+    " as",
+    " np",
+    "\n",
+    "    ",
+    " Paris",
+    " London",
+    " Berlin",
+    " café",
+    " naïve",
+    "日本",
+    " 100",
+    "%",
+    '"',
+    "\\",
+]
 VOCAB = ["<|endoftext|>", *WORDS, *[f" w{i}" for i in range(200)]]
 PARIS, LONDON = VOCAB.index(" Paris"), VOCAB.index(" London")
 
@@ -48,7 +77,8 @@ def make_analysis(
         mean_act=mean_act.astype(np.float32),
         act_hist_counts=rng.integers(0, 1000, (d_sae, n_bins)),
         quantile_levels=levels,
-        quantile_values=np.sort(rng.uniform(0, 1, (d_sae, len(levels))), axis=1).astype(np.float32) * max_act[:, None],
+        quantile_values=np.sort(rng.uniform(0, 1, (d_sae, len(levels))), axis=1).astype(np.float32)
+        * max_act[:, None],
         logit_top_ids=rng.integers(0, len(VOCAB), (d_sae, n_logits)),
         logit_top_values=-np.sort(-rng.normal(1, 0.3, (d_sae, n_logits))).astype(np.float32),
         logit_bottom_ids=rng.integers(0, len(VOCAB), (d_sae, n_logits)),
@@ -61,18 +91,28 @@ def make_analysis(
         cofiring_corr=rng.uniform(-1, 1, (d_sae, n_near)).astype(np.float32),
         neuron_ids=rng.integers(0, 1536, (d_sae, 3)) if neurons else None,
         neuron_weights=rng.normal(0, 1, (d_sae, 3)).astype(np.float32) if neurons else None,
-        scores={"autointerp": np.where(rng.uniform(size=d_sae) < 0.2, np.nan, rng.uniform(0, 1, d_sae)),
-                "entropy": rng.uniform(0, 5, d_sae)},
+        scores={
+            "autointerp": np.where(rng.uniform(size=d_sae) < 0.2, np.nan, rng.uniform(0, 1, d_sae)),
+            "entropy": rng.uniform(0, 5, d_sae),
+        },
     )
     examples = []
     for f in np.flatnonzero(density > 0).tolist():
-        examples += _feature_examples(rng, f, float(max_act[f]), n_top, n_quantile, n_inactive,
-                                      window, planted.get(f))
+        examples += _feature_examples(
+            rng, f, float(max_act[f]), n_top, n_quantile, n_inactive, window, planted.get(f)
+        )
     return SAEAnalysis(
         sae_id=sae_id,
-        sae_info={"architecture": "topk", "d_in": 576, "d_sae": d_sae, "k": 8,
-                  "hook_point": "blocks.6.hook_resid_post", "model": "smollm2",
-                  "source": "runs/demo/sae", "cfg": {"dtype": "float32", "nested": [1, 2]}},
+        sae_info={
+            "architecture": "topk",
+            "d_in": 576,
+            "d_sae": d_sae,
+            "k": 8,
+            "hook_point": "blocks.6.hook_resid_post",
+            "model": "smollm2",
+            "source": "runs/demo/sae",
+            "cfg": {"dtype": "float32", "nested": [1, 2]},
+        },
         n_tokens=1_000_000 + seed,
         corpus={"source": "builtin", "kind": "builtin", "context_length": 128, "n_contexts": 7812},
         features=tables,
@@ -82,7 +122,9 @@ def make_analysis(
     )
 
 
-def _feature_examples(rng, f, max_act, n_top, n_quantile, n_inactive, window, planted) -> list[Example]:
+def _feature_examples(
+    rng, f, max_act, n_top, n_quantile, n_inactive, window, planted
+) -> list[Example]:
     out = []
     top_acts = np.sort(rng.uniform(0.5, 1, n_top))[::-1] * max_act
     for rank, peak in enumerate(top_acts):
@@ -101,12 +143,26 @@ def _example(rng, f, kind, rank, interval, peak, window, planted, logits) -> Exa
     tokens = rng.integers(1, len(VOCAB), window)
     # only planted features fire on the city names (they may still appear in contexts)
     tokens[center] = planted if planted is not None else VOCAB.index(" w0") + center
-    acts = np.zeros(window, dtype=np.float32) if peak == 0 else \
-        (rng.uniform(0, 0.4, window) * peak * (rng.uniform(size=window) < 0.3)).astype(np.float32)
+    acts = (
+        np.zeros(window, dtype=np.float32)
+        if peak == 0
+        else (rng.uniform(0, 0.4, window) * peak * (rng.uniform(size=window) < 0.3)).astype(
+            np.float32
+        )
+    )
     acts[center] = peak
-    ex = Example(feature=f, kind=kind, rank=rank, interval=interval, token_ids=tokens.tolist(),
-                 acts=acts.tolist(), center=center, max_act=float(acts[center]),
-                 context_index=int(rng.integers(0, 7812)), position=int(rng.integers(0, 128)))
+    ex = Example(
+        feature=f,
+        kind=kind,
+        rank=rank,
+        interval=interval,
+        token_ids=tokens.tolist(),
+        acts=acts.tolist(),
+        center=center,
+        max_act=float(acts[center]),
+        context_index=int(rng.integers(0, 7812)),
+        position=int(rng.integers(0, 128)),
+    )
     if logits:
         ex.loss_effects = f32(rng.normal(0, 0.1, window))
         ex.top_boosted = rng.integers(0, len(VOCAB), (window, 3)).tolist()

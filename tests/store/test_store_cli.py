@@ -24,8 +24,17 @@ def store_path(tmp_path):
 def test_info_lists_and_summarises(store_path, capsys):
     assert main(["store", "info", str(store_path.parent)]) == 0
     out = capsys.readouterr().out
-    assert "1 SAE(s)" in out and "smollm2/blocks.6.hook_resid_post/topk-64" in out and "d_sae 64" in out
-    assert main(["store", "info", str(store_path), "--sae", "smollm2/blocks.6.hook_resid_post/topk-64"]) == 0
+    assert (
+        "1 SAE(s)" in out
+        and "smollm2/blocks.6.hook_resid_post/topk-64" in out
+        and "d_sae 64" in out
+    )
+    assert (
+        main(
+            ["store", "info", str(store_path), "--sae", "smollm2/blocks.6.hook_resid_post/topk-64"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "dead features: 2 of 64" in out and "explained: 1" in out and "fvu 0.21" in out
     assert main(["store", "info", str(store_path), "--json"]) == 0
@@ -43,15 +52,41 @@ def test_search_prints_matches(store_path, capsys):
 def test_export_json_and_neuronpedia(store_path, tmp_path, capsys):
     sae = "smollm2/blocks.6.hook_resid_post/topk-64"
     out = tmp_path / "f3.json"
-    assert main(["store", "export", str(store_path), "--sae", sae, "--feature", "3", "--out", str(out)]) == 0
+    assert (
+        main(
+            ["store", "export", str(store_path), "--sae", sae, "--feature", "3", "--out", str(out)]
+        )
+        == 0
+    )
     assert json.loads(out.read_text())["explanation"] == "The city of Paris"
-    assert main(["store", "export", str(store_path), "--sae", sae, "--out", str(tmp_path / "np"), "--neuronpedia"]) == 0
-    assert (tmp_path / "np" / "smollm2_topk-64_blocks.6.hook_resid_post_64" / "batch-0.json").exists()
+    assert (
+        main(
+            [
+                "store",
+                "export",
+                str(store_path),
+                "--sae",
+                sae,
+                "--out",
+                str(tmp_path / "np"),
+                "--neuronpedia",
+            ]
+        )
+        == 0
+    )
+    assert (
+        tmp_path / "np" / "smollm2_topk-64_blocks.6.hook_resid_post_64" / "batch-0.json"
+    ).exists()
 
 
 def test_errors_are_one_paragraph(store_path, tmp_path, capsys):
     assert main(["store", "info", str(tmp_path / "missing.db")]) == 2
     err = capsys.readouterr().err
     assert "there is no feature store at" in err and "Traceback" not in err
-    assert main(["store", "export", str(store_path), "--sae", "nope", "--out", str(tmp_path / "x.json")]) == 2
+    assert (
+        main(
+            ["store", "export", str(store_path), "--sae", "nope", "--out", str(tmp_path / "x.json")]
+        )
+        == 2
+    )
     assert "has no SAE 'nope'" in capsys.readouterr().err

@@ -46,7 +46,10 @@ def set_version(store, version: int) -> None:
 def test_newer_schema_is_refused_with_both_versions(store_url, store):
     set_version(store, SCHEMA_VERSION + 7)
     store.close()
-    with pytest.raises(SaescopeError, match=rf"schema version {SCHEMA_VERSION + 7}, newer than this saescope's \({SCHEMA_VERSION}\)") as err:
+    with pytest.raises(
+        SaescopeError,
+        match=rf"schema version {SCHEMA_VERSION + 7}, newer than this saescope's \({SCHEMA_VERSION}\)",
+    ) as err:
         open_store(store_url)
     assert ("features.db" if "://" not in store_url else "127.0.0.1") in str(err.value)
     assert PASSWORD not in str(err.value)
@@ -55,25 +58,33 @@ def test_newer_schema_is_refused_with_both_versions(store_url, store):
 def test_unknown_old_schema_is_refused(store_url, store):
     set_version(store, 0)
     store.close()
-    with pytest.raises(SaescopeError, match="schema version 0, which this saescope .* cannot migrate"):
+    with pytest.raises(
+        SaescopeError, match="schema version 0, which this saescope .* cannot migrate"
+    ):
         open_store(store_url)
 
 
 def downgrade(store, version: int) -> None:
     """Turn a current store into the layout of an older schema version, as that version wrote it."""
     with store.engine.begin() as conn:
-        if version <= 2:  # v2 kept each feature's arrays in features.data, examples keyed without interval
+        if (
+            version <= 2
+        ):  # v2 kept each feature's arrays in features.data, examples keyed without interval
             if store.backend == "postgresql":
                 conn.exec_driver_sql("ALTER TABLE examples DROP CONSTRAINT examples_pkey")
-                conn.exec_driver_sql("ALTER TABLE examples ADD PRIMARY KEY (sae_id, feature, kind, rank)")
+                conn.exec_driver_sql(
+                    "ALTER TABLE examples ADD PRIMARY KEY (sae_id, feature, kind, rank)"
+                )
             else:
                 conn.exec_driver_sql("CREATE TABLE examples_v2 AS SELECT * FROM examples")
                 conn.exec_driver_sql("DROP TABLE examples")
                 conn.exec_driver_sql("ALTER TABLE examples_v2 RENAME TO examples")
             blob = "BLOB" if store.backend == "sqlite" else "BYTEA"
             conn.exec_driver_sql(f"ALTER TABLE features ADD COLUMN data {blob}")
-            conn.exec_driver_sql("UPDATE features SET data = (SELECT a.data FROM feature_arrays a "
-                                 "WHERE a.sae_id = features.sae_id AND a.feature = features.feature)")
+            conn.exec_driver_sql(
+                "UPDATE features SET data = (SELECT a.data FROM feature_arrays a "
+                "WHERE a.sae_id = features.sae_id AND a.feature = features.feature)"
+            )
             conn.exec_driver_sql("DROP TABLE feature_arrays")
         if version <= 1:  # v1 had no search index
             if store.backend == "sqlite":
@@ -95,10 +106,14 @@ def test_older_store_is_migrated_with_everything_kept(store_url, store, old_vers
     store.close()
     with open_store(store_url) as migrated:
         with migrated.engine.connect() as conn:
-            assert conn.exec_driver_sql("SELECT value FROM meta WHERE key = 'schema_version'").scalar() == str(SCHEMA_VERSION)
+            assert conn.exec_driver_sql(
+                "SELECT value FROM meta WHERE key = 'schema_version'"
+            ).scalar() == str(SCHEMA_VERSION)
         assert_same_analysis(migrated.load_analysis(analysis.sae_id), analysis)
         assert migrated.feature(analysis.sae_id, 10)["explanation"] == "Capital cities"
-        assert [(r["feature"], r["field"]) for r in migrated.search("capital")] == [(10, "explanation")]
+        assert [(r["feature"], r["field"]) for r in migrated.search("capital")] == [
+            (10, "explanation")
+        ]
         assert migrated.search("paris")[0]["feature"] == 3
         migrated.write_analysis(make_analysis(seed=4))  # and it takes new writes
 
@@ -113,7 +128,9 @@ def test_sqlite_file_that_is_not_a_store(tmp_path):
 
     with sqlite3.connect(other) as conn:
         conn.execute("CREATE TABLE users (id INTEGER)")
-    with pytest.raises(SaescopeError, match=r"other.db is not a saescope feature store: it holds tables \(users\)"):
+    with pytest.raises(
+        SaescopeError, match=r"other.db is not a saescope feature store: it holds tables \(users\)"
+    ):
         open_store(other)
     assert text_file.read_text().startswith("not a database")  # nothing written into it
 
@@ -161,7 +178,9 @@ def test_bad_analysis_is_refused_before_writing(store):
         store.write_analysis(bad)
     short = make_analysis(seed=3)
     short.features.logit_top_ids = short.features.logit_top_ids[:10]
-    with pytest.raises(SaescopeError, match=r"FeatureTables.logit_top_ids .*: 10 rows; expected d_sae=64"):
+    with pytest.raises(
+        SaescopeError, match=r"FeatureTables.logit_top_ids .*: 10 rows; expected d_sae=64"
+    ):
         store.write_analysis(short)
     wrong_kind = make_analysis(seed=3)
     wrong_kind.examples[0].kind = "best"
@@ -178,11 +197,18 @@ def test_killed_writer_leaves_the_previous_version_intact(store_url, store):
     store.write_analysis(old)
     store.write_analysis(other)
     store.set_explanation(old.sae_id, 3, "Paris")
-    writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER.format(here=str(HERE), url=store_url)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER.format(here=str(HERE), url=store_url)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = writer.stdout.readline()
-        assert line.startswith("64/"), (line, writer.stderr.read() if writer.poll() is not None else "")
+        assert line.startswith("64/"), (
+            line,
+            writer.stderr.read() if writer.poll() is not None else "",
+        )
         # mid-write: the old version is what everyone else reads
         assert_same_analysis(store.load_analysis(old.sae_id), old)
     finally:
@@ -212,9 +238,13 @@ def test_connection_lost_mid_write_is_one_clear_error(postgres_server):
 
         def cut_connection(done: int, total: int) -> None:
             with psycopg.connect(postgres_server.url(), autocommit=True) as admin:
-                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                              "WHERE datname = 'dropped_writer' AND state = 'idle in transaction'")
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = 'dropped_writer' AND state = 'idle in transaction'"
+                )
 
-        with pytest.raises(SaescopeError, match=r"writing SAE .* failed, and none of it was kept: .*terminat"):
+        with pytest.raises(
+            SaescopeError, match=r"writing SAE .* failed, and none of it was kept: .*terminat"
+        ):
             store.write_analysis(make_analysis(seed=9), on_progress=cut_connection)
         assert_same_analysis(store.load_analysis(old.sae_id), old)

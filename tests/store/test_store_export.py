@@ -14,22 +14,49 @@ from saescope.store.export import export_json, export_neuronpedia
 
 NP_BATCH_KEYS = {"model_id", "layer", "sae_set", "sae_id_suffix", "features"}
 NP_FEATURE_KEYS = {
-    "feature_index", "neuron_alignment_indices", "neuron_alignment_values", "neuron_alignment_l1",
-    "correlated_neurons_indices", "correlated_neurons_l1", "correlated_neurons_pearson",
-    "correlated_features_indices", "correlated_features_l1", "correlated_features_pearson",
-    "neg_str", "neg_values", "pos_str", "pos_values", "frac_nonzero",
-    "freq_hist_data_bar_values", "freq_hist_data_bar_heights",
-    "logits_hist_data_bar_heights", "logits_hist_data_bar_values",
-    "n_prompts_total", "n_tokens_in_prompt", "dataset", "decoder_weights_dist", "activations", "vector",
+    "feature_index",
+    "neuron_alignment_indices",
+    "neuron_alignment_values",
+    "neuron_alignment_l1",
+    "correlated_neurons_indices",
+    "correlated_neurons_l1",
+    "correlated_neurons_pearson",
+    "correlated_features_indices",
+    "correlated_features_l1",
+    "correlated_features_pearson",
+    "neg_str",
+    "neg_values",
+    "pos_str",
+    "pos_values",
+    "frac_nonzero",
+    "freq_hist_data_bar_values",
+    "freq_hist_data_bar_heights",
+    "logits_hist_data_bar_heights",
+    "logits_hist_data_bar_values",
+    "n_prompts_total",
+    "n_tokens_in_prompt",
+    "dataset",
+    "decoder_weights_dist",
+    "activations",
+    "vector",
 }
-NP_ACTIVATION_KEYS = {"bin_min", "bin_max", "bin_contains", "tokens", "values", "qualifying_token_index"}
+NP_ACTIVATION_KEYS = {
+    "bin_min",
+    "bin_max",
+    "bin_contains",
+    "tokens",
+    "values",
+    "qualifying_token_index",
+}
 NP_SKIPPED_KEYS = {"model_id", "layer", "sae_set", "log_sparsity", "skipped_indexes"}
 
 
 def test_json_export_of_one_feature_and_of_all(store, tmp_path):
     analysis = make_analysis()
     store.write_analysis(analysis)
-    one = json.loads(export_json(store, analysis.sae_id, tmp_path / "f3.json", feature=3).read_text())
+    one = json.loads(
+        export_json(store, analysis.sae_id, tmp_path / "f3.json", feature=3).read_text()
+    )
     assert one == json.loads(json.dumps(store.feature(analysis.sae_id, 3)))
     everything = json.loads(export_json(store, analysis.sae_id, tmp_path / "all.json").read_text())
     assert everything["sae"]["sae_id"] == analysis.sae_id
@@ -48,7 +75,12 @@ def test_neuronpedia_layout_matches_saedashboard(store, tmp_path):
     kept = 64 - len(dead)
     n_batches = math.ceil(kept / 20)
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["run_settings.json", "skipped_indexes.json", *[f"batch-{i}.json" for i in range(n_batches)]])
+        [
+            "run_settings.json",
+            "skipped_indexes.json",
+            *[f"batch-{i}.json" for i in range(n_batches)],
+        ]
+    )
     skipped = json.loads((folder / "skipped_indexes.json").read_text())
     assert set(skipped) == NP_SKIPPED_KEYS
     assert skipped["skipped_indexes"] == dead and skipped["layer"] == "6"
@@ -61,14 +93,19 @@ def test_neuronpedia_layout_matches_saedashboard(store, tmp_path):
         assert (batch["model_id"], batch["layer"], batch["sae_set"]) == ("smollm2", 6, "topk-64")
         sizes.append(len(batch["features"]))
         features += batch["features"]
-    assert sizes == [len(part) for part in np.array_split(np.arange(kept), n_batches)]  # as the runner splits
+    assert sizes == [
+        len(part) for part in np.array_split(np.arange(kept), n_batches)
+    ]  # as the runner splits
     assert [f["feature_index"] for f in features] == [f for f in range(64) if f not in dead]
 
     feature = next(f for f in features if f["feature_index"] == 3)
     assert set(feature) == NP_FEATURE_KEYS
     tables = analysis.features
     assert feature["pos_str"] == [VOCAB[i] for i in tables.logit_top_ids[3]]
-    assert feature["neg_values"] == np.round(tables.logit_bottom_values[3].astype(np.float64), 3).tolist()
+    assert (
+        feature["neg_values"]
+        == np.round(tables.logit_bottom_values[3].astype(np.float64), 3).tolist()
+    )
     assert feature["frac_nonzero"] == density[3]
     assert feature["freq_hist_data_bar_heights"] == tables.act_hist_counts[3].astype(float).tolist()
     assert feature["neuron_alignment_indices"] == tables.neuron_ids[3].tolist()
@@ -81,5 +118,7 @@ def test_neuronpedia_layout_matches_saedashboard(store, tmp_path):
     assert all(a["bin_min"] == -1 and a["bin_contains"] == -1 for a in top)
     assert all(a["tokens"][a["qualifying_token_index"]] == VOCAB[PARIS] for a in top)
     intervals = activations[n_top:]
-    assert [a["bin_max"] for a in intervals] == sorted((a["bin_max"] for a in intervals), reverse=True)
+    assert [a["bin_max"] for a in intervals] == sorted(
+        (a["bin_max"] for a in intervals), reverse=True
+    )
     assert all(0 <= a["bin_contains"] <= 1 for a in intervals)

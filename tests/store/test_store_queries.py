@@ -29,11 +29,17 @@ def test_sorted_pages_follow_the_values(filled, sort_by, descending):
     store, analysis = filled
     d_sae = len(analysis.features.density)
     ids = np.arange(d_sae)
-    values = ids if sort_by == "feature" else np.asarray(getattr(analysis.features, sort_by), dtype=np.float64)
+    values = (
+        ids
+        if sort_by == "feature"
+        else np.asarray(getattr(analysis.features, sort_by), dtype=np.float64)
+    )
     want = expected_order(values, ids, descending)
     got = []
     for offset in range(0, d_sae, 10):
-        page = store.features(analysis.sae_id, sort_by=sort_by, descending=descending, offset=offset, limit=10)
+        page = store.features(
+            analysis.sae_id, sort_by=sort_by, descending=descending, offset=offset, limit=10
+        )
         assert page["total"] == d_sae
         got += [item["feature"] for item in page["items"]]
     assert got == want
@@ -45,10 +51,14 @@ def test_density_filter_and_paging(filled):
     low, high = 1e-4, 1e-2
     ids = np.flatnonzero((density >= low) & (density <= high))
     want = expected_order(analysis.features.max_act.astype(np.float64)[ids], ids, True)
-    page = store.features(analysis.sae_id, sort_by="max_act", min_density=low, max_density=high, limit=5)
+    page = store.features(
+        analysis.sae_id, sort_by="max_act", min_density=low, max_density=high, limit=5
+    )
     assert page["total"] == len(ids) and 5 < len(ids) < len(density)
     assert [item["feature"] for item in page["items"]] == want[:5]
-    rest = store.features(analysis.sae_id, sort_by="max_act", min_density=low, max_density=high, offset=5, limit=100)
+    rest = store.features(
+        analysis.sae_id, sort_by="max_act", min_density=low, max_density=high, offset=5, limit=100
+    )
     assert [item["feature"] for item in rest["items"]] == want[5:]
 
 
@@ -57,8 +67,13 @@ def test_sort_and_filter_by_stored_scores(filled):
     score = analysis.features.scores["autointerp"]
     entropy = analysis.features.scores["entropy"]
     has = np.flatnonzero(~np.isnan(score) & (entropy >= 1.0) & (analysis.features.density > 0))
-    page = store.features(analysis.sae_id, sort_by="autointerp", ranges={"entropy": (1.0, None)},
-                          min_density=1e-12, limit=1000)
+    page = store.features(
+        analysis.sae_id,
+        sort_by="autointerp",
+        ranges={"entropy": (1.0, None)},
+        min_density=1e-12,
+        limit=1000,
+    )
     assert page["total"] == len(has)
     assert [item["feature"] for item in page["items"]] == expected_order(score[has], has, True)
     assert page["items"][0]["autointerp"] == score[has].max()
@@ -81,8 +96,12 @@ def test_search_finds_top_tokens_before_contexts(filled):
     for r in results[1:]:
         assert r["field"] == "context" and "paris" in r["snippet"].lower()
         page = store.feature(r["sae_id"], r["feature"])
-        assert any(" Paris" in tokens for tokens in (ex["tokens"] for ex in page["examples"]["top"]))
-    assert [r["max_act"] for r in results[1:]] == sorted((r["max_act"] for r in results[1:]), reverse=True)
+        assert any(
+            " Paris" in tokens for tokens in (ex["tokens"] for ex in page["examples"]["top"])
+        )
+    assert [r["max_act"] for r in results[1:]] == sorted(
+        (r["max_act"] for r in results[1:]), reverse=True
+    )
 
 
 def test_search_is_a_case_insensitive_substring_search(filled):
@@ -103,7 +122,11 @@ def test_search_over_explanations_and_one_sae(store):
     store.write_analysis(b)
     store.set_explanation("sae-b", 20, "Fires on city names like London and Rome")
     results = store.search("london", sae_id="sae-b")
-    assert (results[0]["sae_id"], results[0]["feature"], results[0]["field"]) == ("sae-b", 20, "explanation")
+    assert (results[0]["sae_id"], results[0]["feature"], results[0]["field"]) == (
+        "sae-b",
+        20,
+        "explanation",
+    )
     assert results[0]["explanation"] == "Fires on city names like London and Rome"
     assert (results[1]["feature"], results[1]["field"]) == (9, "top_tokens")
     assert {r["sae_id"] for r in results} == {"sae-b"}

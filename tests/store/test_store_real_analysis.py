@@ -19,18 +19,39 @@ def real_analysis(smollm2):
     from saescope.corpus import CorpusConfig, iter_context_batches
     from saescope.sae import SAEConfig, build_sae
 
-    tokens = next(iter(iter_context_batches(CorpusConfig(context_length=32, seed=99), smollm2.tokenizer, 4)))
+    tokens = next(
+        iter(iter_context_batches(CorpusConfig(context_length=32, seed=99), smollm2.tokenizer, 4))
+    )
     acts = smollm2.run_with_cache(tokens, [HOOK])[HOOK][:, 1:].reshape(-1, smollm2.d_model)
-    directions = acts[torch.randperm(len(acts), generator=torch.Generator().manual_seed(0))[:D_SAE]] - acts.mean(0)
-    sae = build_sae(SAEConfig(architecture="topk", d_in=smollm2.d_model, d_sae=D_SAE, k=4,
-                              model_name="smollm2", hook_name=HOOK))
+    directions = acts[
+        torch.randperm(len(acts), generator=torch.Generator().manual_seed(0))[:D_SAE]
+    ] - acts.mean(0)
+    sae = build_sae(
+        SAEConfig(
+            architecture="topk",
+            d_in=smollm2.d_model,
+            d_sae=D_SAE,
+            k=4,
+            model_name="smollm2",
+            hook_name=HOOK,
+        )
+    )
     with torch.no_grad():
         sae.W_dec.copy_(directions / directions.norm(dim=1, keepdim=True))
         sae.W_enc.copy_(sae.W_dec.T)
         sae.b_dec.copy_(acts.mean(0))
         sae.b_enc.fill_(-0.5)
-    cfg = AnalysisConfig(corpus=CorpusConfig(context_length=32), n_tokens=512, batch_size=16, cofiring_tokens=512,
-                         top_k=4, quantile_intervals=3, per_interval=2, n_inactive=1, n_neighbours=4)
+    cfg = AnalysisConfig(
+        corpus=CorpusConfig(context_length=32),
+        n_tokens=512,
+        batch_size=16,
+        cofiring_tokens=512,
+        top_k=4,
+        quantile_intervals=3,
+        per_interval=2,
+        n_inactive=1,
+        n_neighbours=4,
+    )
     return analyze(sae, cfg, model=smollm2, sae_id="smollm2/l1/topk-16", progress=False)
 
 

@@ -23,7 +23,9 @@ def assert_same_analysis(got: SAEAnalysis, want: SAEAnalysis) -> None:
     for name in ("sae_info", "corpus", "evals"):
         assert getattr(got, name) == as_json(getattr(want, name)), name
     for name in ("density", "max_act", "mean_act", "quantile_levels"):
-        np.testing.assert_array_equal(getattr(got.features, name), getattr(want.features, name), err_msg=name)
+        np.testing.assert_array_equal(
+            getattr(got.features, name), getattr(want.features, name), err_msg=name
+        )
     for name in FEATURE_ARRAYS:
         g, w = getattr(got.features, name), getattr(want.features, name)
         if w is None:
@@ -52,7 +54,9 @@ def test_round_trip_without_vocab_or_optional_arrays(store):
     store.write_analysis(analysis)
     assert_same_analysis(store.load_analysis(analysis.sae_id), analysis)
     page = store.feature(analysis.sae_id, 3)
-    assert page["examples"]["top"][0]["tokens"][0].startswith("<")  # ids shown as <id> without a vocab
+    assert page["examples"]["top"][0]["tokens"][0].startswith(
+        "<"
+    )  # ids shown as <id> without a vocab
 
 
 def test_feature_page_has_everything_a_page_shows(store):
@@ -73,8 +77,13 @@ def test_feature_page_has_everything_a_page_shows(store):
     assert [n["feature"] for n in page["neighbours"]] == tables.neighbour_ids[f].tolist()
     assert [n["corr"] for n in page["cofiring"]] == tables.cofiring_corr[f].tolist()
     assert [n["neuron"] for n in page["neurons"]] == tables.neuron_ids[f].tolist()
-    want = {kind: sorted((ex for ex in analysis.examples if ex.feature == f and ex.kind == kind),
-                         key=lambda ex: (ex.interval, ex.rank)) for kind in EXAMPLE_KINDS}
+    want = {
+        kind: sorted(
+            (ex for ex in analysis.examples if ex.feature == f and ex.kind == kind),
+            key=lambda ex: (ex.interval, ex.rank),
+        )
+        for kind in EXAMPLE_KINDS
+    }
     for kind in EXAMPLE_KINDS:
         got = page["examples"][kind]
         assert [ex["rank"] for ex in got] == [ex.rank for ex in want[kind]]
@@ -122,7 +131,6 @@ def test_store_reopens_with_its_data(store_url):
         assert_same_analysis(store.load_analysis(analysis.sae_id), analysis)
 
 
-
 def test_quantile_ranks_numbered_within_each_interval(store):
     """The analysis pass numbers quantile examples within their interval: stored as they come."""
     analysis = make_analysis(n_quantile=6)
@@ -134,4 +142,11 @@ def test_quantile_ranks_numbered_within_each_interval(store):
     store.write_analysis(analysis)
     assert_same_analysis(store.load_analysis(analysis.sae_id), analysis)
     quantile = store.feature(analysis.sae_id, 3)["examples"]["quantile"]
-    assert [(ex["interval"], ex["rank"]) for ex in quantile] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    assert [(ex["interval"], ex["rank"]) for ex in quantile] == [
+        (0, 0),
+        (0, 1),
+        (0, 2),
+        (1, 0),
+        (1, 1),
+        (1, 2),
+    ]

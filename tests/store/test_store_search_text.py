@@ -24,8 +24,15 @@ def _varied_examples(examples: list[Example]) -> list[Example]:
     for i, ex in enumerate(examples):
         if ex.kind == "top" and i % 3 == 0:
             n = rng.randint(1, len(ex.token_ids) - 1)
-            for name in ("token_ids", "acts", "loss_effects", "top_boosted", "top_boosted_values",
-                         "top_suppressed", "top_suppressed_values"):
+            for name in (
+                "token_ids",
+                "acts",
+                "loss_effects",
+                "top_boosted",
+                "top_boosted_values",
+                "top_suppressed",
+                "top_suppressed_values",
+            ):
                 if getattr(ex, name) is not None:
                     setattr(ex, name, getattr(ex, name)[:n])
             ex.center = min(ex.center, n)  # n: just past the end, which search leaves out
@@ -48,12 +55,24 @@ def test_search_text_of_a_write_is_what_its_stored_examples_make(store, vocab):
     store.write_analysis(analysis)  # rewritten: the explanations are kept, and searched
 
     with store.engine.connect() as conn:
-        stored = [tuple(row) for row in conn.execute(select(
-            search_docs.c.sae_id, search_docs.c.feature, search_docs.c.field, search_docs.c.text,
-        ).where(search_docs.c.sae_id == analysis.sae_id).order_by(search_docs.c.id))]
+        stored = [
+            tuple(row)
+            for row in conn.execute(
+                select(
+                    search_docs.c.sae_id,
+                    search_docs.c.feature,
+                    search_docs.c.field,
+                    search_docs.c.text,
+                )
+                .where(search_docs.c.sae_id == analysis.sae_id)
+                .order_by(search_docs.c.id)
+            )
+        ]
         explanations = {1: "explanation of 1", 3: "explanation of 3", 20: "explanation of 20"}
-        read_back = [(d["sae_id"], d["feature"], d["field"], d["text"]) for d in search_text.search_doc_rows(
-            conn, analysis.sae_id, 48, explanations, vocab)]
+        read_back = [
+            (d["sae_id"], d["feature"], d["field"], d["text"])
+            for d in search_text.search_doc_rows(conn, analysis.sae_id, 48, explanations, vocab)
+        ]
     assert stored == read_back
     fields = {(f, field) for _, f, field, _ in stored}
     assert {(1, "explanation"), (3, "explanation"), (3, "top_tokens"), (3, "context")} <= fields

@@ -16,7 +16,9 @@ from saescope.store import open_store
 def test_streamed_examples_are_stored_and_read_once(store):
     analysis = make_analysis()
     examples = list(analysis.examples)
-    stream = ExampleStream(iter([examples[:100], examples[100:]]))  # two batches, as the pass yields them
+    stream = ExampleStream(
+        iter([examples[:100], examples[100:]])
+    )  # two batches, as the pass yields them
     analysis.examples = stream
     store.write_analysis(analysis)
     analysis.examples = examples

@@ -65,7 +65,11 @@ def test_unknown_field_suggests_the_nearest_name(tmp_path):
         ({"hooks": []}, "hooks", "hook point name"),
         ({"wandb": "yes"}, "wandb", "true or false"),
         ({"decoder_init_norm": 0.1}, "decoder_init_norm", "set decoder_unit_norm: false"),
-        ({"decoder_unit_norm": False, "decoder_init_norm": 0}, "decoder_init_norm", "a positive number"),
+        (
+            {"decoder_unit_norm": False, "decoder_init_norm": 0},
+            "decoder_init_norm",
+            "a positive number",
+        ),
         ({"max_grad_norm": -1}, "max_grad_norm", "0 (no clipping)"),
     ],
 )
@@ -108,9 +112,18 @@ def test_max_grad_norm_clips_the_step(layer6_cache, tmp_path):
     """With max_grad_norm the gradients Adam sees have at most that global norm."""
     from saescope.train.trainer import Trainer
 
-    cfg = TrainConfig(run_dir=str(tmp_path / "run"), activation_cache=str(layer6_cache), architecture="standard",
-                      expansion_factor=2, batch_size=256, training_tokens=256, buffer_tokens=4096,
-                      b_dec_init_tokens=256, progress=False, max_grad_norm=1e-3)
+    cfg = TrainConfig(
+        run_dir=str(tmp_path / "run"),
+        activation_cache=str(layer6_cache),
+        architecture="standard",
+        expansion_factor=2,
+        batch_size=256,
+        training_tokens=256,
+        buffer_tokens=4096,
+        b_dec_init_tokens=256,
+        progress=False,
+        max_grad_norm=1e-3,
+    )
     trainer = Trainer(cfg)
     trainer.init_b_dec()
     state = trainer.saes[0]

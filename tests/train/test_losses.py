@@ -57,8 +57,10 @@ def test_resampling_points_dead_latents_at_badly_reconstructed_inputs(layer6_act
     before = sae.W_dec[100:].clone()
     assert resample_dead(sae, optimizer, x, dead, torch.Generator().manual_seed(0)) == 100
     assert torch.equal(sae.W_dec[100:], before)
-    for param, dead_part, live_part in ((sae.W_enc, (slice(None), dead), (slice(None), ~dead)),
-                                        (sae.W_dec, (dead,), (~dead,))):
+    for param, dead_part, live_part in (
+        (sae.W_enc, (slice(None), dead), (slice(None), ~dead)),
+        (sae.W_dec, (dead,), (~dead,)),
+    ):
         for moment in optimizer.moments(param):  # fresh moments for the resampled latents only
             assert moment[dead_part].abs().max() == 0 and moment[live_part].abs().max() > 0
     # each new decoder row is the direction of some input (minus b_dec)

@@ -11,7 +11,9 @@ from saescope.train.optimizer import SAEAdam
 from saescope.train.trainer import fused_adam_ok, store_latent_major
 
 
-def train(latent_major: bool, x: torch.Tensor, steps: int = 4) -> tuple[dict[str, torch.Tensor], SAEAdam]:
+def train(
+    latent_major: bool, x: torch.Tensor, steps: int = 4
+) -> tuple[dict[str, torch.Tensor], SAEAdam]:
     sae = build_sae(SAEConfig(architecture="topk", d_in=576, d_sae=2304, k=16))
     init_weights(sae, torch.Generator().manual_seed(0))
     if latent_major:

@@ -33,7 +33,13 @@ def dense_standard_loss(sae, x: torch.Tensor, s: LossSettings) -> torch.Tensor:
 
 
 def grads(sae, loss: torch.Tensor) -> dict[str, torch.Tensor]:
-    return dict(zip([n for n, _ in sae.named_parameters()], torch.autograd.grad(loss, list(sae.parameters())), strict=True))
+    return dict(
+        zip(
+            [n for n, _ in sae.named_parameters()],
+            torch.autograd.grad(loss, list(sae.parameters())),
+            strict=True,
+        )
+    )
 
 
 @pytest.mark.parametrize("regime", ["sparse", "dense"])
@@ -44,12 +50,16 @@ def test_gradients_equal_dense_autograd_float64(layer6_acts, regime, unit_norm):
     s = LossSettings(l1_coefficient=0.3, decoder_unit_norm=unit_norm)
     out = standard_loss(sae, x, s)
     density = float(out.l0) / sae.d_sae
-    assert (density > sparse_relu.DENSE_ABOVE) == (regime == "dense"), density  # the regime asked for
+    assert (density > sparse_relu.DENSE_ABOVE) == (regime == "dense"), (
+        density
+    )  # the regime asked for
     expected = dense_standard_loss(sae, x, s)
     torch.testing.assert_close(out.loss, expected, rtol=1e-12, atol=1e-12)
     got, want = grads(sae, out.loss), grads(sae, expected)
     for name in want:
-        torch.testing.assert_close(got[name], want[name], rtol=1e-10, atol=1e-12, msg=f"gradient of {name} differs")
+        torch.testing.assert_close(
+            got[name], want[name], rtol=1e-10, atol=1e-12, msg=f"gradient of {name} differs"
+        )
     acts = torch.relu((x - sae.b_dec) @ sae.W_enc + sae.b_enc)
     assert torch.equal(out.fire_counts, (acts > 0).sum(0))
     assert float(out.l0) == pytest.approx(float((acts > 0).sum(-1).double().mean()))

@@ -56,7 +56,9 @@ def logged_history(records: list) -> list[dict]:
     return rows
 
 
-def settled_history(log: Path, expected_rows: int, timeout_s: float = 120.0) -> tuple[list, list[dict]]:
+def settled_history(
+    log: Path, expected_rows: int, timeout_s: float = 120.0
+) -> tuple[list, list[dict]]:
     """The records and history of log, once its history rows are all there: wandb's service
     process may still be writing the file for a moment after run.finish() returns (seen on a
     loaded machine), so wait for it, boundedly."""

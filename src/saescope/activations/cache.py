@@ -97,7 +97,9 @@ class Manifest:
         }
 
     def scaling_factors(self) -> dict[str, float]:
-        return {h: self.norms[h].scaling_factor(d) for h, d in self.hooks.items() if h in self.norms}
+        return {
+            h: self.norms[h].scaling_factor(d) for h, d in self.hooks.items() if h in self.norms
+        }
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -142,9 +144,13 @@ def read_manifest(directory: str | Path) -> Manifest | None:
     try:
         obj = read_json(path)
     except ValueError as err:
-        raise SaescopeError(f"{path}: not valid JSON ({err}); is this an activation cache?") from err
+        raise SaescopeError(
+            f"{path}: not valid JSON ({err}); is this an activation cache?"
+        ) from err
     if not isinstance(obj, dict) or obj.get("format") != FORMAT_NAME:
-        raise SaescopeError(f"{path}: not a saescope activation cache manifest (no format {FORMAT_NAME!r}).")
+        raise SaescopeError(
+            f"{path}: not a saescope activation cache manifest (no format {FORMAT_NAME!r})."
+        )
     if obj.get("version") != FORMAT_VERSION:
         raise SaescopeError(
             f"{path}: activation cache version {obj.get('version')}; this saescope reads version {FORMAT_VERSION}."
@@ -184,7 +190,9 @@ class ActivationCache:
             raise SaescopeError(f"activation cache {self.directory}: no such directory.")
         manifest = read_manifest(self.directory)
         if manifest is None:
-            raise SaescopeError(f"activation cache {self.directory}: no {MANIFEST}; run `saescope harvest` first.")
+            raise SaescopeError(
+                f"activation cache {self.directory}: no {MANIFEST}; run `saescope harvest` first."
+            )
         self.manifest = manifest
 
     @property
@@ -206,17 +214,25 @@ class ActivationCache:
         hooks = list(self.hooks) if hooks is None else hooks
         for h in hooks:
             if h not in self.hooks:
-                raise SaescopeError(f"hook {h!r} is not in the cache {self.directory}; it holds {sorted(self.hooks)}.")
+                raise SaescopeError(
+                    f"hook {h!r} is not in the cache {self.directory}; it holds {sorted(self.hooks)}."
+                )
         shards = (self._read_shard(self.directory / s["file"], hooks) for s in self.manifest.shards)
         yield from shards if batch_size is None else rebatch(shards, batch_size)
 
-    def _read_shard(self, path: Path, hooks: list[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _read_shard(
+        self, path: Path, hooks: list[str]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         try:
             with safe_open(str(path), framework="pt") as f:
                 tokens = f.get_tensor("tokens").long()
                 acts = {h: f.get_tensor(f"acts/{h}") for h in hooks}
-        except Exception as err:  # safetensors raises its own SafetensorError; a missing key a KeyError
-            raise SaescopeError(f"{path}: cannot read this activation shard ({err}); re-run the harvest.") from err
+        except (
+            Exception
+        ) as err:  # safetensors raises its own SafetensorError; a missing key a KeyError
+            raise SaescopeError(
+                f"{path}: cannot read this activation shard ({err}); re-run the harvest."
+            ) from err
         return tokens, acts
 
 

@@ -15,13 +15,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run the model over a corpus and write the activations at one or more hook points "
         "to a sharded cache. Run the same command again to resume an interrupted harvest.",
     )
-    p.add_argument("--model", default="smollm2", help="model spec: smollm2, an HF id or dir, a .gguf file (default: %(default)s)")
-    p.add_argument("--hook", action="append", dest="hooks", metavar="HOOK", help=f"hook point, repeatable (default: {DEFAULT_HOOK})")
-    p.add_argument("--tokens", type=parse_count, default=100_000, help="tokens to harvest, e.g. 100k, 2M (default: 100k)")
+    p.add_argument(
+        "--model",
+        default="smollm2",
+        help="model spec: smollm2, an HF id or dir, a .gguf file (default: %(default)s)",
+    )
+    p.add_argument(
+        "--hook",
+        action="append",
+        dest="hooks",
+        metavar="HOOK",
+        help=f"hook point, repeatable (default: {DEFAULT_HOOK})",
+    )
+    p.add_argument(
+        "--tokens",
+        type=parse_count,
+        default=100_000,
+        help="tokens to harvest, e.g. 100k, 2M (default: 100k)",
+    )
     p.add_argument("--out", required=True, help="output directory of the cache")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "fp32", "fp16", "bf16"], help="storage dtype")
-    p.add_argument("--batch-size", type=int, default=8, help="contexts per forward pass (default: %(default)s)")
-    p.add_argument("--shard-mb", type=float, default=64.0, help="approximate shard size in MB (default: %(default)s)")
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "float16", "bfloat16", "fp32", "fp16", "bf16"],
+        help="storage dtype",
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=8, help="contexts per forward pass (default: %(default)s)"
+    )
+    p.add_argument(
+        "--shard-mb",
+        type=float,
+        default=64.0,
+        help="approximate shard size in MB (default: %(default)s)",
+    )
     p.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
     add_corpus_arguments(p)
     p.set_defaults(func=run)
@@ -50,5 +77,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         cache = harvest(cfg)
     m = cache.manifest
-    print(f"{m.n_tokens:,} tokens of {', '.join(f'{h} (d={d})' for h, d in m.hooks.items())} in {cache.directory}")
+    print(
+        f"{m.n_tokens:,} tokens of {', '.join(f'{h} (d={d})' for h, d in m.hooks.items())} in {cache.directory}"
+    )
     return 0

@@ -45,7 +45,9 @@ class HarvestConfig:
 
     def validate(self) -> None:
         if not self.hooks:
-            raise ConfigError("hooks", self.hooks, "at least one hook point, e.g. blocks.6.hook_resid_post")
+            raise ConfigError(
+                "hooks", self.hooks, "at least one hook point, e.g. blocks.6.hook_resid_post"
+            )
         if len(set(self.hooks)) != len(self.hooks):
             raise ConfigError("hooks", self.hooks, "each hook point once")
         if self.n_tokens <= 0:
@@ -59,7 +61,9 @@ class HarvestConfig:
 
 
 def contexts_per_shard(cfg: HarvestConfig, widths: dict[str, int]) -> int:
-    bytes_per_context = cfg.corpus.context_length * sum(widths.values()) * storage_dtype(cfg.dtype).itemsize
+    bytes_per_context = (
+        cfg.corpus.context_length * sum(widths.values()) * storage_dtype(cfg.dtype).itemsize
+    )
     return max(1, int(cfg.shard_mb * 2**20 / bytes_per_context))
 
 
@@ -79,7 +83,9 @@ def open_manifest(cfg: HarvestConfig, model: HookedModel) -> Manifest:
     existing = read_manifest(out) if out.is_dir() else None
     if existing is None:
         if out.is_dir() and any(out.glob("shard_*.safetensors")):
-            raise SaescopeError(f"--out {out}: holds activation shards but no manifest.json; choose an empty directory.")
+            raise SaescopeError(
+                f"--out {out}: holds activation shards but no manifest.json; choose an empty directory."
+            )
         return fresh
     if existing.identity() != fresh.identity():
         differs = [k for k, v in fresh.identity().items() if existing.identity()[k] != v]
@@ -131,7 +137,9 @@ def to_storage(batch: ContextBatch, dtype: torch.dtype, bar: tqdm) -> ContextBat
     return tokens, {h: a.to("cpu", dtype) for h, a in acts.items()}
 
 
-def harvest(cfg: HarvestConfig, model: HookedModel | None = None, progress: bool = True) -> ActivationCache:
+def harvest(
+    cfg: HarvestConfig, model: HookedModel | None = None, progress: bool = True
+) -> ActivationCache:
     """Write cfg.n_tokens tokens of activations at cfg.hooks to cfg.out; resume if it was started."""
     cfg.validate()
     model = model or load_model(cfg.model, device=cfg.device)
@@ -154,7 +162,9 @@ def harvest(cfg: HarvestConfig, model: HookedModel | None = None, progress: bool
         disable=not progress,
     )
     try:
-        source = iter_model_activations(model, cfg.corpus, cfg.hooks, cfg.batch_size, skip_contexts=done)
+        source = iter_model_activations(
+            model, cfg.corpus, cfg.hooks, cfg.batch_size, skip_contexts=done
+        )
         wanted = take_contexts(source, manifest.target_contexts - done)
         stored = (to_storage(batch, dtype, bar) for batch in wanted)
         for tokens, acts in rebatch(stored, per_shard):

@@ -20,5 +20,7 @@ def iter_model_activations(
     """(token_ids [batch, ctx], {hook: acts [batch, ctx, d]}); the forward stops after the deepest hook."""
     model.check_hooks(hooks)
     model.check_context_length(corpus.context_length)
-    for tokens in iter_context_batches(corpus, model.tokenizer, batch_size, skip_contexts=skip_contexts):
+    for tokens in iter_context_batches(
+        corpus, model.tokenizer, batch_size, skip_contexts=skip_contexts
+    ):
         yield tokens, model.run_with_cache(tokens.to(model.device), hooks, stop_early=True)

@@ -84,7 +84,14 @@ class ActivationStore:
 
         factors = cache.manifest.scaling_factors() if normalize else None
         exclude_bos = kwargs.pop("exclude_bos", cache.manifest.corpus.get("prepend_bos", True))
-        return cls(source, hooks, cache.manifest.context_length, scaling_factors=factors, exclude_bos=exclude_bos, **kwargs)
+        return cls(
+            source,
+            hooks,
+            cache.manifest.context_length,
+            scaling_factors=factors,
+            exclude_bos=exclude_bos,
+            **kwargs,
+        )
 
     @classmethod
     def from_model(
@@ -98,13 +105,24 @@ class ActivationStore:
         **kwargs,
     ) -> ActivationStore:
         def source(skip_contexts: int) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
-            return iter_model_activations(model, corpus, hooks, batch_contexts, skip_contexts=skip_contexts)
+            return iter_model_activations(
+                model, corpus, hooks, batch_contexts, skip_contexts=skip_contexts
+            )
 
         exclude_bos = kwargs.pop("exclude_bos", corpus.prepend_bos)
         factors = None
         if normalize:
-            factors = estimate_scaling_factors(source(0), norm_sample_tokens, 1 if exclude_bos else 0)
-        return cls(source, hooks, corpus.context_length, scaling_factors=factors, exclude_bos=exclude_bos, **kwargs)
+            factors = estimate_scaling_factors(
+                source(0), norm_sample_tokens, 1 if exclude_bos else 0
+            )
+        return cls(
+            source,
+            hooks,
+            corpus.context_length,
+            scaling_factors=factors,
+            exclude_bos=exclude_bos,
+            **kwargs,
+        )
 
     # --- position, for checkpoints ----------------------------------------------------------
 
@@ -119,7 +137,11 @@ class ActivationStore:
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         windows = rebatch(self.source(self.window * self.window_contexts), self.window_contexts)
         for _, acts in windows:
-            window = {h: a[:, self.skip_first :].reshape(-1, a.shape[-1]) for h, a in acts.items() if h in self.hooks}
+            window = {
+                h: a[:, self.skip_first :].reshape(-1, a.shape[-1])
+                for h, a in acts.items()
+                if h in self.hooks
+            }
             order = torch.randperm(
                 next(iter(window.values())).shape[0],
                 generator=torch.Generator().manual_seed(self.seed * 1_000_003 + self.window),
@@ -135,4 +157,3 @@ class ActivationStore:
         acts = acts.to(self.device, torch.float32)
         factor = self.scaling_factors.get(hook)
         return acts * factor if factor is not None else acts
-

@@ -27,7 +27,9 @@ PAD_PRIORITY = 2**62  # above every real priority
 
 
 class FeatureAccumulators:
-    def __init__(self, d_sae: int, n_exact_top: int, per_bucket: int, cofiring_stride: int, seed: int) -> None:
+    def __init__(
+        self, d_sae: int, n_exact_top: int, per_bucket: int, cofiring_stride: int, seed: int
+    ) -> None:
         self.d_sae, self.n_top, self.per_bucket = d_sae, n_exact_top, per_bucket
         self.cofiring_stride, self.seed = cofiring_stride, seed
         self.n_tokens = 0
@@ -48,7 +50,9 @@ class FeatureAccumulators:
 
     # --- feeding ------------------------------------------------------------------------
 
-    def update(self, features: torch.Tensor, tokens: torch.Tensor, values: torch.Tensor, seen: torch.Tensor) -> None:
+    def update(
+        self, features: torch.Tensor, tokens: torch.Tensor, values: torch.Tensor, seen: torch.Tensor
+    ) -> None:
         """Absorb one batch: non-zero activations values [n] of features [n] at global token indices [n];
         seen [m]: the global indices of every token of the batch analysed (active or not)."""
         keep = values > 0
@@ -58,8 +62,9 @@ class FeatureAccumulators:
         self.count += torch.bincount(features, minlength=self.d_sae)
         self.sum.index_add_(0, features, values.double())
         self.max.scatter_reduce_(0, features, values, "amax")
-        self.hist.view(-1).index_add_(0, features * N_LOG_BUCKETS + log_bucket(values),
-                                      torch.ones_like(features))
+        self.hist.view(-1).index_add_(
+            0, features * N_LOG_BUCKETS + log_bucket(values), torch.ones_like(features)
+        )
         self._absorb_top(features, tokens, values)
         self._absorb_samples(features, tokens, values, token_priority(features, tokens, self.seed))
         in_sample = tokens % self.cofiring_stride == 0
@@ -71,7 +76,11 @@ class FeatureAccumulators:
     def merge(self, other: FeatureAccumulators) -> None:
         """Absorb another accumulator's state (e.g. another shard of the same corpus)."""
         if (other.d_sae, other.n_top, other.per_bucket, other.cofiring_stride, other.seed) != (
-            self.d_sae, self.n_top, self.per_bucket, self.cofiring_stride, self.seed
+            self.d_sae,
+            self.n_top,
+            self.per_bucket,
+            self.cofiring_stride,
+            self.seed,
         ):
             raise ValueError("can only merge accumulators built with the same settings")
         self.n_tokens += other.n_tokens
@@ -86,12 +95,16 @@ class FeatureAccumulators:
         valid = other.sample_prio < PAD_PRIORITY
         rows = torch.arange(self.d_sae)[:, None, None].expand_as(valid)
         self.sample_exp = torch.maximum(self.sample_exp, other.sample_exp)
-        self._absorb_samples(rows[valid], other.sample_ids[valid], other.sample_vals[valid], other.sample_prio[valid])
+        self._absorb_samples(
+            rows[valid], other.sample_ids[valid], other.sample_vals[valid], other.sample_prio[valid]
+        )
         self.cofire.extend(other.cofire)
 
     # --- the two selections ---------------------------------------------------------------
 
-    def _absorb_top(self, features: torch.Tensor, tokens: torch.Tensor, values: torch.Tensor) -> None:
+    def _absorb_top(
+        self, features: torch.Tensor, tokens: torch.Tensor, values: torch.Tensor
+    ) -> None:
         touched, local = torch.unique(features, return_inverse=True)
         if len(touched) == 0:
             return
@@ -101,15 +114,22 @@ class FeatureAccumulators:
         vals = torch.cat([old_vals.reshape(-1), values])
         ids = torch.cat([old_ids.reshape(-1), tokens])
         # pads (-inf, id -1) sort after every real item, so they only fill empty slots
-        index, rank = select_per_group(groups, [-vals, torch.where(ids < 0, 2**62, ids)], self.n_top)
+        index, rank = select_per_group(
+            groups, [-vals, torch.where(ids < 0, 2**62, ids)], self.n_top
+        )
         new_vals = torch.full_like(old_vals, -torch.inf)
         new_ids = torch.full_like(old_ids, -1)
         new_vals[groups[index], rank] = vals[index]
         new_ids[groups[index], rank] = ids[index]
         self.top_vals[touched], self.top_ids[touched] = new_vals, new_ids
 
-    def _absorb_samples(self, features: torch.Tensor, tokens: torch.Tensor, values: torch.Tensor,
-                        priority: torch.Tensor) -> None:
+    def _absorb_samples(
+        self,
+        features: torch.Tensor,
+        tokens: torch.Tensor,
+        values: torch.Tensor,
+        priority: torch.Tensor,
+    ) -> None:
         touched, local = torch.unique(features, return_inverse=True)
         if len(touched) == 0:
             return
@@ -132,7 +152,11 @@ class FeatureAccumulators:
         new_vals, new_ids = torch.zeros(shape), torch.full(shape, -1, dtype=torch.int64)
         where = (rows[index], bucket[index], rank)
         new_prio[where], new_vals[where], new_ids[where] = prio[index], vals[index], ids[index]
-        self.sample_prio[touched], self.sample_vals[touched], self.sample_ids[touched] = new_prio, new_vals, new_ids
+        self.sample_prio[touched], self.sample_vals[touched], self.sample_ids[touched] = (
+            new_prio,
+            new_vals,
+            new_ids,
+        )
 
     # --- results ---------------------------------------------------------------------------
 
@@ -155,23 +179,42 @@ class FeatureAccumulators:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {
-            "n_tokens": torch.tensor(self.n_tokens), "n_cofire_tokens": torch.tensor(self.n_cofire_tokens),
-            "count": self.count, "sum": self.sum, "max": self.max,
-            "top_vals": self.top_vals, "top_ids": self.top_ids, "hist": self.hist,
-            "sample_exp": self.sample_exp, "sample_prio": self.sample_prio,
-            "sample_vals": self.sample_vals, "sample_ids": self.sample_ids,
+            "n_tokens": torch.tensor(self.n_tokens),
+            "n_cofire_tokens": torch.tensor(self.n_cofire_tokens),
+            "count": self.count,
+            "sum": self.sum,
+            "max": self.max,
+            "top_vals": self.top_vals,
+            "top_ids": self.top_ids,
+            "hist": self.hist,
+            "sample_exp": self.sample_exp,
+            "sample_prio": self.sample_prio,
+            "sample_vals": self.sample_vals,
+            "sample_ids": self.sample_ids,
             "cofire": self.cofire_sample(),
         }
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.n_tokens = int(state["n_tokens"])
         self.n_cofire_tokens = int(state["n_cofire_tokens"])
-        for name in ("count", "sum", "max", "top_vals", "top_ids", "hist", "sample_exp", "sample_prio",
-                     "sample_vals", "sample_ids"):
+        for name in (
+            "count",
+            "sum",
+            "max",
+            "top_vals",
+            "top_ids",
+            "hist",
+            "sample_exp",
+            "sample_prio",
+            "sample_vals",
+            "sample_ids",
+        ):
             if state[name].shape != getattr(self, name).shape:
                 raise ValueError(f"checkpoint tensor {name} has shape {tuple(state[name].shape)}")
             setattr(self, name, state[name].clone())
         cofire = state["cofire"]
-        if cofire.dtype == torch.int64:  # an older checkpoint: (global token, feature, value bits) as int64
+        if (
+            cofire.dtype == torch.int64
+        ):  # an older checkpoint: (global token, feature, value bits) as int64
             cofire = torch.stack([cofire[0] // self.cofiring_stride, cofire[1], cofire[2]]).int()
         self.cofire = [cofire.clone()] if cofire.shape[1] else []

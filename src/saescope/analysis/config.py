@@ -26,7 +26,9 @@ class AnalysisConfig:
     n_hover: int = 3  # boosted / suppressed tokens per window position
     n_neighbours: int = 10  # nearest decoder directions and most correlated co-firing features
     n_neurons: int = 10  # aligned neurons (SAEs on mlp.hook_post only)
-    cofiring_tokens: int = 65_536  # tokens (an evenly spaced subset) used for co-firing correlations
+    cofiring_tokens: int = (
+        65_536  # tokens (an evenly spaced subset) used for co-firing correlations
+    )
     ablate_features: list[int] = field(default_factory=list)  # real ablation through the model
     include_bos: bool = False  # BOS positions are left out (SAEs are trained without them)
     seed: int = 0  # of the interval and inactive samples
@@ -36,20 +38,40 @@ class AnalysisConfig:
 
     def validate(self, d_sae: int | None = None) -> None:
         self.corpus.check_fields()
-        for name in ("n_tokens", "batch_size", "top_k", "quantile_intervals", "per_interval", "n_hist_bins",
-                     "n_logits", "n_neighbours", "cofiring_tokens", "checkpoint_every"):
+        for name in (
+            "n_tokens",
+            "batch_size",
+            "top_k",
+            "quantile_intervals",
+            "per_interval",
+            "n_hist_bins",
+            "n_logits",
+            "n_neighbours",
+            "cofiring_tokens",
+            "checkpoint_every",
+        ):
             _positive(name, getattr(self, name))
         for name in ("n_exact_top", "n_inactive", "n_hover", "n_neurons", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(name, value, "an integer >= 0")
-        if isinstance(self.spool_gib, bool) or not isinstance(self.spool_gib, int | float) or not self.spool_gib >= 0:
-            raise ConfigError("spool_gib", self.spool_gib, "a number of GiB >= 0 (0: the example pass re-runs the model)")
+        if (
+            isinstance(self.spool_gib, bool)
+            or not isinstance(self.spool_gib, int | float)
+            or not self.spool_gib >= 0
+        ):
+            raise ConfigError(
+                "spool_gib",
+                self.spool_gib,
+                "a number of GiB >= 0 (0: the example pass re-runs the model)",
+            )
         if self.n_exact_top < self.top_k:
             self.n_exact_top = self.top_k
         before, after = self.window
         if min(before, after) < 0:
-            raise ConfigError("window", f"{before},{after}", "two integers >= 0: tokens before,after")
+            raise ConfigError(
+                "window", f"{before},{after}", "two integers >= 0: tokens before,after"
+            )
         for f in self.ablate_features:
             if d_sae is not None and not 0 <= f < d_sae:
                 raise ConfigError("ablate_features", f, f"feature ids in 0..{d_sae - 1}")
@@ -79,7 +101,15 @@ class AnalysisConfig:
 
     def accumulator_key(self) -> dict:
         """The fields the accumulated state depends on: a checkpoint resumes only if they match."""
-        keep = ("corpus", "n_tokens", "n_exact_top", "per_interval", "cofiring_tokens", "include_bos", "seed")
+        keep = (
+            "corpus",
+            "n_tokens",
+            "n_exact_top",
+            "per_interval",
+            "cofiring_tokens",
+            "include_bos",
+            "seed",
+        )
         return {k: v for k, v in self.to_dict().items() if k in keep}
 
 

@@ -27,14 +27,22 @@ def residual_directions(model: HookedModel, sae: SAE) -> torch.Tensor:
     layer, kind = parse_hook(output_hook(sae)) or (None, None)
     if kind == "mlp.hook_post":
         down = get_module(model.blocks[layer], model.arch.down_proj)
-        weight = down.weight if isinstance(down, torch.nn.Linear) else down.weight.T  # -> [d_model, d_mlp]
+        weight = (
+            down.weight if isinstance(down, torch.nn.Linear) else down.weight.T
+        )  # -> [d_model, d_mlp]
         return W_dec @ weight.detach().T
     return W_dec
 
 
 @torch.no_grad()
-def logit_tables(model: HookedModel, directions: torch.Tensor, n_logits: int, n_bins: int,
-                 keep_budget_bytes: int, chunk: int = 256) -> tuple[dict[str, np.ndarray], torch.Tensor]:
+def logit_tables(
+    model: HookedModel,
+    directions: torch.Tensor,
+    n_logits: int,
+    n_bins: int,
+    keep_budget_bytes: int,
+    chunk: int = 256,
+) -> tuple[dict[str, np.ndarray], torch.Tensor]:
     """Top / bottom tokens and histogram of each direction's logit effect.
 
     Returns (tables, D) where D [n_kept, d_vocab] are the logit effects themselves of the first
@@ -42,7 +50,10 @@ def logit_tables(model: HookedModel, directions: torch.Tensor, n_logits: int, n_
     d_sae = len(directions)
     n_kept = min(d_sae, keep_budget_bytes // (model.d_vocab * 4))
     kept = torch.empty(n_kept, model.d_vocab)
-    out = {name: [] for name in ("top_ids", "top_values", "bottom_ids", "bottom_values", "hist", "range")}
+    out = {
+        name: []
+        for name in ("top_ids", "top_values", "bottom_ids", "bottom_values", "hist", "range")
+    }
     for start in range(0, d_sae, chunk):
         effects = model.direction_logits(directions[start : start + chunk]).float()  # [c, d_vocab]
         if start < n_kept:
@@ -50,14 +61,22 @@ def logit_tables(model: HookedModel, directions: torch.Tensor, n_logits: int, n_
         top = effects.topk(n_logits, dim=1)
         bottom = effects.topk(n_logits, dim=1, largest=False)
         hist, lo, hi = histograms_between_extremes(effects, n_bins)
-        for name, value in (("top_ids", top.indices), ("top_values", top.values), ("bottom_ids", bottom.indices),
-                            ("bottom_values", bottom.values), ("hist", hist), ("range", torch.stack([lo, hi], 1))):
+        for name, value in (
+            ("top_ids", top.indices),
+            ("top_values", top.values),
+            ("bottom_ids", bottom.indices),
+            ("bottom_values", bottom.values),
+            ("hist", hist),
+            ("range", torch.stack([lo, hi], 1)),
+        ):
             out[name].append(value)
     tables = {name: torch.cat(parts).numpy() for name, parts in out.items()}
     return tables, kept
 
 
-def histograms_between_extremes(values: torch.Tensor, n_bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def histograms_between_extremes(
+    values: torch.Tensor, n_bins: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(counts [n, n_bins], lo [n], hi [n]): each row of values [n, d] in n_bins equal bins between its
     minimum lo and maximum hi. The C++ kernel reads each row twice (~8x faster); torch where it is not built."""
     if values.dtype == torch.float32 and values.device.type == "cpu" and kernels.available():
@@ -66,7 +85,9 @@ def histograms_between_extremes(values: torch.Tensor, n_bins: int) -> tuple[torc
     return row_histograms(values, lo, (hi - lo).clamp_min(1e-12), n_bins), lo, hi
 
 
-def row_histograms(values: torch.Tensor, lo: torch.Tensor, width: torch.Tensor, n_bins: int) -> torch.Tensor:
+def row_histograms(
+    values: torch.Tensor, lo: torch.Tensor, width: torch.Tensor, n_bins: int
+) -> torch.Tensor:
     """Counts [n, n_bins] of each row of values [n, d] in n_bins equal bins from lo [n] to lo + width.
 
     One bincount over row-offset int32 bins: a scatter_add of int64 ones took 2.5x as long, and
@@ -78,7 +99,9 @@ def row_histograms(values: torch.Tensor, lo: torch.Tensor, width: torch.Tensor, 
 
 
 @torch.no_grad()
-def nearest_by_decoder(W_dec: torch.Tensor, n: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def nearest_by_decoder(
+    W_dec: torch.Tensor, n: int, chunk: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
     """ids [d_sae, n] and cosine similarities [d_sae, n] of the nearest other decoder rows."""
     unit = W_dec.float() / W_dec.float().norm(dim=1, keepdim=True).clamp_min(1e-12)
     d_sae = len(unit)

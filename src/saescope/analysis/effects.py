@@ -43,8 +43,9 @@ class LogprobEffects:
     suppressed_values: torch.Tensor  # [n, n_hover] < 0
 
 
-def logprob_effects(logits_with: torch.Tensor, logits_without: torch.Tensor, next_ids: torch.Tensor,
-                    n_hover: int) -> LogprobEffects:
+def logprob_effects(
+    logits_with: torch.Tensor, logits_without: torch.Tensor, next_ids: torch.Tensor, n_hover: int
+) -> LogprobEffects:
     """logits [n, d_vocab] with and without the feature, next_ids [n] (-1: none) -> effects on log p."""
     without = logits_without.float()
     diff = logits_with.float() - without
@@ -52,7 +53,9 @@ def logprob_effects(logits_with: torch.Tensor, logits_without: torch.Tensor, nex
     return effects_from_diff(diff, shift, next_ids, n_hover)
 
 
-def effects_from_diff(diff: torch.Tensor, shift: torch.Tensor, next_ids: torch.Tensor, n_hover: int) -> LogprobEffects:
+def effects_from_diff(
+    diff: torch.Tensor, shift: torch.Tensor, next_ids: torch.Tensor, n_hover: int
+) -> LogprobEffects:
     """diff [n, d_vocab] = logits_with - logits_without, shift [n] = lse_without - lse_with: the
     change in log p of token t is diff[t] + shift (no log-softmax copies: this is memory-bound)."""
     shift = shift[:, None]
@@ -60,28 +63,53 @@ def effects_from_diff(diff: torch.Tensor, shift: torch.Tensor, next_ids: torch.T
     on_next = diff.gather(1, next_ids.clamp_min(0)[:, None]) + shift
     up = diff.topk(n_hover, dim=1)
     down = diff.topk(n_hover, dim=1, largest=False)
-    return LogprobEffects(torch.where(has_next, on_next[:, 0], 0.0), up.indices, up.values + shift,
-                          down.indices, down.values + shift)
+    return LogprobEffects(
+        torch.where(has_next, on_next[:, 0], 0.0),
+        up.indices,
+        up.values + shift,
+        down.indices,
+        down.values + shift,
+    )
 
 
-def effects_of_removal(with_f: torch.Tensor, diff: torch.Tensor, lse_with: torch.Tensor, next_ids: torch.Tensor,
-                       n_hover: int) -> LogprobEffects:
+def effects_of_removal(
+    with_f: torch.Tensor,
+    diff: torch.Tensor,
+    lse_with: torch.Tensor,
+    next_ids: torch.Tensor,
+    n_hover: int,
+) -> LogprobEffects:
     """Logits with the feature [n, d_vocab] (overwritten: they become the logits without it), diff
     [n, d_vocab] = with - without, and lse_with [n] their logsumexp -> effects on log p."""
     lse_without = torch.logsumexp(with_f.sub_(diff), -1)
     return effects_from_diff(diff, lse_without - lse_with, next_ids, n_hover)
 
 
-def diff_from_scales(logits: torch.Tensor, beta: torch.Tensor | None, a: torch.Tensor, b: torch.Tensor,
-                     direction_logits: torch.Tensor) -> torch.Tensor:
+def diff_from_scales(
+    logits: torch.Tensor,
+    beta: torch.Tensor | None,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    direction_logits: torch.Tensor,
+) -> torch.Tensor:
     """logits [n, d_vocab], beta [d_vocab] (None: zero), a and b [n, 1], D_f [n, d_vocab] -> the direct-path diff."""
     centred = logits - beta if beta is not None else logits
     return torch.addcmul(direction_logits.float() * b, centred, a)
 
 
-def direct_effects(logits: torch.Tensor, lse: torch.Tensor, direction_logits: torch.Tensor, cell_pos: torch.Tensor,
-                   cell_feat: torch.Tensor, a: torch.Tensor, b: torch.Tensor, beta: torch.Tensor | None,
-                   next_ids: torch.Tensor, n_hover: int, row_chunk: int = 32) -> LogprobEffects:
+def direct_effects(
+    logits: torch.Tensor,
+    lse: torch.Tensor,
+    direction_logits: torch.Tensor,
+    cell_pos: torch.Tensor,
+    cell_feat: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    beta: torch.Tensor | None,
+    next_ids: torch.Tensor,
+    n_hover: int,
+    row_chunk: int = 32,
+) -> LogprobEffects:
     """Effects of cells [n] = (position cell_pos, feature cell_feat) through the direct path: clean logits
     [P, d_vocab] and their logsumexp [P] per position, D [F, d_vocab] per feature, a and b [n] or [n, 1].
 
@@ -90,26 +118,40 @@ def direct_effects(logits: torch.Tensor, lse: torch.Tensor, direction_logits: to
     inputs = (logits, lse, direction_logits, a, b) + (() if beta is None else (beta,))
     fits = all(t.dtype == torch.float32 and t.device.type == "cpu" for t in inputs)
     if fits and n_hover <= kernels.CELL_EFFECTS_MAX_H and kernels.available():
-        return LogprobEffects(*kernels.cell_effects(logits, lse, direction_logits, cell_pos, cell_feat, a, b, beta,
-                                                    next_ids, n_hover))
+        return LogprobEffects(
+            *kernels.cell_effects(
+                logits, lse, direction_logits, cell_pos, cell_feat, a, b, beta, next_ids, n_hover
+            )
+        )
     parts = []
     for start in range(0, max(len(cell_pos), 1), row_chunk):  # one empty chunk for no cells
         pos, cut = cell_pos[start : start + row_chunk], slice(start, start + row_chunk)
         with_f = logits[pos].float()  # a copy: becomes the logits without the feature below
-        diff = diff_from_scales(with_f, beta, a[cut].reshape(-1, 1), b[cut].reshape(-1, 1),
-                                direction_logits[cell_feat[cut]])
+        diff = diff_from_scales(
+            with_f,
+            beta,
+            a[cut].reshape(-1, 1),
+            b[cut].reshape(-1, 1),
+            direction_logits[cell_feat[cut]],
+        )
         parts.append(effects_of_removal(with_f, diff, lse[pos], next_ids[cut], n_hover))
-    return LogprobEffects(*(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(LogprobEffects)))
+    return LogprobEffects(
+        *(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(LogprobEffects))
+    )
 
 
-def contributions(sae: SAE, values: torch.Tensor, features: torch.Tensor, stats: InputStats | None) -> torch.Tensor:
+def contributions(
+    sae: SAE, values: torch.Tensor, features: torch.Tensor, stats: InputStats | None
+) -> torch.Tensor:
     """What features [n] at activations values [n] add to the SAE's output: [n, d_out], in the
     hook's units (input normalisation undone with each token's statistics)."""
     idx, zero = features[:, None], torch.zeros_like(values)[:, None]
     return sae.decode_sparse(values[:, None], idx, stats) - sae.decode_sparse(zero, idx, stats)
 
 
-def rows_of_stats(stats: InputStats | None, rows: torch.Tensor, positions: torch.Tensor) -> InputStats | None:
+def rows_of_stats(
+    stats: InputStats | None, rows: torch.Tensor, positions: torch.Tensor
+) -> InputStats | None:
     """Per-token statistics [b, ctx, 1] -> those of the given (row, position) pairs: [n, 1]."""
     if stats is None:
         return None
@@ -125,7 +167,9 @@ class DirectPath:
         norm = getattr(model, "final_norm", None)
         self.centres = isinstance(norm, nn.LayerNorm)
         self.eps = _norm_eps(norm)
-        self.beta = model.unembed(torch.zeros(1, model.d_model, dtype=model.dtype, device=model.device))[0].float()
+        self.beta = model.unembed(
+            torch.zeros(1, model.d_model, dtype=model.dtype, device=model.device)
+        )[0].float()
         self.has_beta = bool(self.beta.abs().max() > 0)  # RMSNorm and a head without bias: none
         self.exact = self.eps is None or bool(getattr(model, "softcap", None))
         self.checked = False
@@ -147,7 +191,9 @@ class DirectPath:
         return resid - alpha[:, None].to(resid.dtype) * direction.to(resid.dtype)
 
     @torch.no_grad()
-    def scales(self, resid: torch.Tensor, removed: torch.Tensor, alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def scales(
+        self, resid: torch.Tensor, removed: torch.Tensor, alpha: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """resid [n, d_model], removed = resid - alpha * u_f, alpha [n] -> a = 1 - sigma(resid) / sigma(removed),
         b = alpha / sigma(removed): [n, 1] float32 each."""
         # in float64: 1 - ratio cancels, and these are [n] only
@@ -155,15 +201,23 @@ class DirectPath:
         return (1 - s_full / s_removed).float(), (alpha.double()[:, None] / s_removed).float()
 
     @torch.no_grad()
-    def logit_diff(self, resid: torch.Tensor, logits: torch.Tensor, alpha: torch.Tensor,
-                   direction: torch.Tensor, direction_logits: torch.Tensor) -> torch.Tensor:
+    def logit_diff(
+        self,
+        resid: torch.Tensor,
+        logits: torch.Tensor,
+        alpha: torch.Tensor,
+        direction: torch.Tensor,
+        direction_logits: torch.Tensor,
+    ) -> torch.Tensor:
         """resid [n, d_model], logits [n, d_vocab] = unembed(resid) (float32), alpha [n], direction [n, d_model]
         (u_f), direction_logits [n, d_vocab] (D_f) -> logits - unembed(resid - alpha * u_f): [n, d_vocab]."""
         removed = self.removed(resid, alpha, direction)
         if self.exact:
             return logits - self.model.unembed(removed).float()
         a, b = self.scales(resid, removed, alpha)
-        diff = diff_from_scales(logits, self.beta if self.has_beta else None, a, b, direction_logits)
+        diff = diff_from_scales(
+            logits, self.beta if self.has_beta else None, a, b, direction_logits
+        )
         if not self.checked:  # once: the identity holds for this model's norm, or use the slow path
             slow = logits[:4] - self.model.unembed(removed[:4]).float()
             self.exact = not torch.allclose(diff[:4], slow, atol=1e-3, rtol=1e-3)

@@ -49,7 +49,13 @@ CELL_CHUNK = 128
 # positions whose clean logits [positions, d_vocab] are held at once (256 x 49,152 floats = 48 MiB)
 POSITION_BLOCK = 256
 SCALE_CHUNK = 4096  # cells whose contribution sizes and norm scales are computed at once ([n, d_model] temporaries)
-EFFECT_FIELDS = ("next_token", "boosted_ids", "boosted_values", "suppressed_ids", "suppressed_values")
+EFFECT_FIELDS = (
+    "next_token",
+    "boosted_ids",
+    "boosted_values",
+    "suppressed_ids",
+    "suppressed_values",
+)
 TOP = EXAMPLE_KINDS.index("top")
 INACTIVE_CHUNK = 4096  # inactive examples handed over per list
 
@@ -74,7 +80,9 @@ class Wanted:
 
     @staticmethod
     def cat(parts: list[Wanted]) -> Wanted:
-        return Wanted(*(torch.cat([getattr(part, f.name) for part in parts]) for f in fields(Wanted)))
+        return Wanted(
+            *(torch.cat([getattr(part, f.name) for part in parts]) for f in fields(Wanted))
+        )
 
 
 @dataclass
@@ -82,12 +90,16 @@ class Plan:
     """Where the wanted examples are: the contexts holding any, and the order to run them in."""
 
     contexts: torch.Tensor  # [n_ctx] sorted context indices
-    by_context: torch.Tensor  # [n] rows of Wanted grouped by context: context i's are by_context[starts[i]:starts[i + 1]]
+    by_context: (
+        torch.Tensor
+    )  # [n] rows of Wanted grouped by context: context i's are by_context[starts[i]:starts[i + 1]]
     starts: list[int]  # [n_ctx + 1]
     length: torch.Tensor  # [n_ctx] positions to run (windows, and a top example's next token)
     needs_final: torch.Tensor  # [n_ctx] bool: holds a top example (needs the final residual)
     spooled: torch.Tensor  # [n_ctx] bool: its activations are in the spool (no model run)
-    order: torch.Tensor  # [n_ctx] the run order: by (spooled, needs_final, length, context), similar ones together
+    order: (
+        torch.Tensor
+    )  # [n_ctx] the run order: by (spooled, needs_final, length, context), similar ones together
     pool: dict[int, list[int]]  # context slot -> indices into the inactive pool of its tokens
 
     def rows(self, slot: int) -> torch.Tensor:
@@ -95,8 +107,15 @@ class Plan:
 
 
 class ExampleBuilder:
-    def __init__(self, model: HookedModel, sae: SAE, cfg: AnalysisConfig, directions: torch.Tensor,
-                 direction_logits: torch.Tensor, spool: ActivationSpool | None = None) -> None:
+    def __init__(
+        self,
+        model: HookedModel,
+        sae: SAE,
+        cfg: AnalysisConfig,
+        directions: torch.Tensor,
+        direction_logits: torch.Tensor,
+        spool: ActivationSpool | None = None,
+    ) -> None:
         self.model, self.sae, self.cfg = model, sae, cfg
         self.directions = directions  # [d_sae, d_model] residual-stream direction of each feature
         # [n_kept, d_vocab]: D_f of the first n_kept features (what fits in memory); the others' are computed per chunk
@@ -129,8 +148,12 @@ class ExampleBuilder:
     def plan(self, wanted: Wanted, pool: torch.Tensor) -> Plan:
         C = self.cfg.context_length
         by_context = torch.argsort(wanted.token // C, stable=True)
-        contexts, counts = torch.unique_consecutive(wanted.token[by_context] // C, return_counts=True)
-        slot = torch.repeat_interleave(torch.arange(len(contexts)), counts)  # each row's context, in by_context order
+        contexts, counts = torch.unique_consecutive(
+            wanted.token[by_context] // C, return_counts=True
+        )
+        slot = torch.repeat_interleave(
+            torch.arange(len(contexts)), counts
+        )  # each row's context, in by_context order
         last = torch.zeros(len(contexts), dtype=torch.int64)
         last.scatter_reduce_(0, slot, self.window_end(wanted.token[by_context] % C), "amax")
         pool_slot = torch.searchsorted(contexts, pool // C)
@@ -138,9 +161,19 @@ class ExampleBuilder:
         # a top example's last position needs the next token's log-prob: one more position
         length = (last + 1).clamp_max(C)
         is_top = (wanted.kind[by_context] == TOP).long()
-        needs_final = torch.zeros(len(contexts), dtype=torch.int64).scatter_reduce_(0, slot, is_top, "amax").bool()
-        spooled = self.spool.holds(contexts) if self.spool is not None else torch.zeros(len(contexts), dtype=torch.bool)
-        order = torch.argsort(length, stable=True)  # contexts are sorted: ties stay in context order
+        needs_final = (
+            torch.zeros(len(contexts), dtype=torch.int64)
+            .scatter_reduce_(0, slot, is_top, "amax")
+            .bool()
+        )
+        spooled = (
+            self.spool.holds(contexts)
+            if self.spool is not None
+            else torch.zeros(len(contexts), dtype=torch.bool)
+        )
+        order = torch.argsort(
+            length, stable=True
+        )  # contexts are sorted: ties stay in context order
         order = order[torch.argsort(needs_final[order].long(), stable=True)]
         order = order[torch.argsort(spooled[order].long(), stable=True)]
         pool_rows: dict[int, list[int]] = {}
@@ -160,11 +193,15 @@ class ExampleBuilder:
             plan = self.plan(wanted, pool)
             # every needed context read again in one go: token ids only, small next to the model
             context_tokens = read_contexts(self.cfg, self.model.tokenizer, plan.contexts)
-            pool_windows: list[tuple[np.ndarray, torch.Tensor, int, int] | None] = [None] * len(pool)
+            pool_windows: list[tuple[np.ndarray, torch.Tensor, int, int] | None] = [None] * len(
+                pool
+            )
             bar = tqdm(total=len(plan.contexts), unit="ctx", desc="examples", disable=not progress)
             for batch in self._batches(plan):
                 slots = batch.tolist()
-                yield self._run_batch(slots, context_tokens[batch].long(), wanted, plan, pool, pool_windows)
+                yield self._run_batch(
+                    slots, context_tokens[batch].long(), wanted, plan, pool, pool_windows
+                )
                 bar.update(len(slots))
             bar.close()
         finally:
@@ -179,8 +216,15 @@ class ExampleBuilder:
             if len(part):
                 yield from part.split(self.cfg.batch_size)
 
-    def _run_batch(self, slots: list[int], tokens: torch.Tensor, wanted: Wanted, plan: Plan, pool: torch.Tensor,
-                   pool_windows: list) -> list[Example]:
+    def _run_batch(
+        self,
+        slots: list[int],
+        tokens: torch.Tensor,
+        wanted: Wanted,
+        plan: Plan,
+        pool: torch.Tensor,
+        pool_windows: list,
+    ) -> list[Example]:
         """The examples in one batch of contexts (slots into plan), tokens [b, ctx]; fills pool_windows."""
         C = self.cfg.context_length
         length = int(plan.length[slots].max())
@@ -188,35 +232,60 @@ class ExampleBuilder:
         hook = self.sae.cfg.hook_name
         if bool(plan.spooled[slots[0]]):
             contexts = plan.contexts[slots].tolist()
-            cache = {k: v.to(self.model.device) for k, v in self.spool.read(contexts, length).items()}  # type: ignore[union-attr]
+            cache = {
+                k: v.to(self.model.device) for k, v in self.spool.read(contexts, length).items()
+            }  # type: ignore[union-attr]
         else:
             hooks = [hook, self.final_hook] if needs_final and hook != self.final_hook else [hook]
-            cache = self.model.run_with_cache(tokens[:, :length].to(self.model.device), hooks, stop_early=True)
+            cache = self.model.run_with_cache(
+                tokens[:, :length].to(self.model.device), hooks, stop_early=True
+            )
         # BOS is not analysed: shown inactive, as in the tables
-        acts, stats = SparseActs.encode(self.sae, cache[hook], not self.cfg.include_bos and self.cfg.corpus.prepend_bos)
+        acts, stats = SparseActs.encode(
+            self.sae, cache[hook], not self.cfg.include_bos and self.cfg.corpus.prepend_bos
+        )
         examples: list[Example] = []
-        top_rows: list[tuple[int, int, int, int]] = []  # (example index, row, window start, window end)
+        top_rows: list[
+            tuple[int, int, int, int]
+        ] = []  # (example index, row, window start, window end)
         here = wanted.take(torch.cat([plan.rows(s) for s in slots]))
-        row = torch.repeat_interleave(torch.arange(len(slots)), torch.tensor([len(plan.rows(s)) for s in slots]))
+        row = torch.repeat_interleave(
+            torch.arange(len(slots)), torch.tensor([len(plan.rows(s)) for s in slots])
+        )
         window_acts = self._window_acts(acts, row, here.token % C, here.feature).numpy()
         # numpy views, sliced per example: hundreds of thousands of small torch slices cost far more
         token_array = tokens.numpy().astype(np.int32)
         contexts = plan.contexts[slots].tolist()
-        for i, (r, f, kind, rank, interval, token, value) in enumerate(zip(
-                row.tolist(), *(getattr(here, x.name).tolist() for x in fields(here)), strict=True)):
+        for i, (r, f, kind, rank, interval, token, value) in enumerate(
+            zip(row.tolist(), *(getattr(here, x.name).tolist() for x in fields(here)), strict=True)
+        ):
             lo, hi = self.window(token % C)
             if kind == TOP:
                 top_rows.append((len(examples), r, lo, hi))
-            examples.append(Example(
-                feature=f, kind=EXAMPLE_KINDS[kind], rank=rank, interval=interval,
-                token_ids=token_array[r, lo:hi].copy(), acts=window_acts[i, : hi - lo].copy(),
-                center=token % C - lo, max_act=value, context_index=contexts[r], position=token % C,
-            ))
+            examples.append(
+                Example(
+                    feature=f,
+                    kind=EXAMPLE_KINDS[kind],
+                    rank=rank,
+                    interval=interval,
+                    token_ids=token_array[r, lo:hi].copy(),
+                    acts=window_acts[i, : hi - lo].copy(),
+                    center=token % C - lo,
+                    max_act=value,
+                    context_index=contexts[r],
+                    position=token % C,
+                )
+            )
         for r, s in enumerate(slots):
             for j in plan.pool.get(s, []):
                 position = int(pool[j]) % C
                 lo, hi = self.window(position)
-                pool_windows[j] = (_ids(tokens[r, lo:hi]), acts.dense(r, lo, hi), position - lo, contexts[r])
+                pool_windows[j] = (
+                    _ids(tokens[r, lo:hi]),
+                    acts.dense(r, lo, hi),
+                    position - lo,
+                    contexts[r],
+                )
         if top_rows:
             final = cache[self.final_hook if needs_final else hook]
             self._direct_effects(top_rows, tokens, final, acts, stats, examples)
@@ -225,8 +294,9 @@ class ExampleBuilder:
                     self._ablation_effects(examples[i], tokens[row, : min(C, hi + 1)], lo, hi)
         return examples
 
-    def _window_acts(self, acts: SparseActs, rows: torch.Tensor, positions: torch.Tensor,
-                     features: torch.Tensor) -> torch.Tensor:
+    def _window_acts(
+        self, acts: SparseActs, rows: torch.Tensor, positions: torch.Tensor, features: torch.Tensor
+    ) -> torch.Tensor:
         """[n, window width]: each feature's activations over the window around its position, from the
         window's first token (positions past the context's end read 0)."""
         lo = (positions - self.cfg.window[0]).clamp_min(0)
@@ -234,22 +304,38 @@ class ExampleBuilder:
         inside = at < acts.length
         return acts.get(rows[:, None], at.clamp_max(acts.length - 1), features[:, None]) * inside
 
-    def _direct_effects(self, top_rows: list[tuple[int, int, int, int]], tokens: torch.Tensor, final: torch.Tensor,
-                        feature_acts: SparseActs, stats, examples: list[Example]) -> None:
+    def _direct_effects(
+        self,
+        top_rows: list[tuple[int, int, int, int]],
+        tokens: torch.Tensor,
+        final: torch.Tensor,
+        feature_acts: SparseActs,
+        stats,
+        examples: list[Example],
+    ) -> None:
         """Fill loss_effects and hover tokens of top examples (positions where the feature is active)."""
         h, width = self.cfg.n_hover, sum(self.cfg.window) + 1
         index, rows, lo, hi = (torch.tensor(column) for column in zip(*top_rows, strict=True))
         features = torch.tensor([examples[i].feature for i in index.tolist()])
         positions = lo[:, None] + torch.arange(width)  # [E, width]
         inside = positions < hi[:, None]
-        acts = feature_acts.get(rows[:, None], positions.clamp_max(feature_acts.length - 1), features[:, None])
+        acts = feature_acts.get(
+            rows[:, None], positions.clamp_max(feature_acts.length - 1), features[:, None]
+        )
         e, o = torch.nonzero(inside & (acts > 0), as_tuple=True)  # the cells: (example, offset)
         # overlapping windows of one feature's top examples share cells: each (row, position, feature) once
         keys = (rows[e] * self.cfg.context_length + positions[e, o]) * self.sae.d_sae + features[e]
         unique, inverse = torch.unique(keys, return_inverse=True)
         cell_feature, where = unique % self.sae.d_sae, unique // self.sae.d_sae
-        effects = self._cell_effects(where // self.cfg.context_length, where % self.cfg.context_length, cell_feature,
-                                     tokens, final, feature_acts, stats)
+        effects = self._cell_effects(
+            where // self.cfg.context_length,
+            where % self.cfg.context_length,
+            cell_feature,
+            tokens,
+            final,
+            feature_acts,
+            stats,
+        )
         effects = LogprobEffects(*(getattr(effects, name)[inverse] for name in EFFECT_FIELDS))
         # dense [E, width(, h)] tables, each example's rows copied out: inactive positions keep 0 / -1
         loss = torch.zeros(len(index), width)
@@ -262,18 +348,37 @@ class ExampleBuilder:
         for j, (i, _, lo_j, hi_j) in enumerate(top_rows):
             n, ex = hi_j - lo_j, examples[i]
             ex.loss_effects = loss_np[j, :n].copy()
-            ex.top_boosted, ex.top_boosted_values = ids_np[0, j, :n].copy(), values_np[0, j, :n].copy()
-            ex.top_suppressed, ex.top_suppressed_values = ids_np[1, j, :n].copy(), values_np[1, j, :n].copy()
+            ex.top_boosted, ex.top_boosted_values = (
+                ids_np[0, j, :n].copy(),
+                values_np[0, j, :n].copy(),
+            )
+            ex.top_suppressed, ex.top_suppressed_values = (
+                ids_np[1, j, :n].copy(),
+                values_np[1, j, :n].copy(),
+            )
 
-    def _cell_effects(self, rows: torch.Tensor, positions: torch.Tensor, features: torch.Tensor, tokens: torch.Tensor,
-                      final: torch.Tensor, feature_acts: SparseActs, stats) -> LogprobEffects:
+    def _cell_effects(
+        self,
+        rows: torch.Tensor,
+        positions: torch.Tensor,
+        features: torch.Tensor,
+        tokens: torch.Tensor,
+        final: torch.Tensor,
+        feature_acts: SparseActs,
+        stats,
+    ) -> LogprobEffects:
         """Direct-path effects of features [n] at (rows [n], positions [n]). Cells are grouped by position:
         the clean logits and their logsumexp are computed once per position, shared by its features."""
         C, h, n = self.cfg.context_length, self.cfg.n_hover, len(rows)
         next_pos = positions + 1
         next_ids = torch.where(next_pos < C, tokens[rows, next_pos.clamp_max(C - 1)], -1)
-        out = LogprobEffects(torch.zeros(n), torch.zeros(n, h, dtype=torch.long), torch.zeros(n, h),
-                             torch.zeros(n, h, dtype=torch.long), torch.zeros(n, h))
+        out = LogprobEffects(
+            torch.zeros(n),
+            torch.zeros(n, h, dtype=torch.long),
+            torch.zeros(n, h),
+            torch.zeros(n, h, dtype=torch.long),
+            torch.zeros(n, h),
+        )
         keys = rows * C + positions
         order = torch.argsort(keys, stable=True)
         unique, counts = torch.unique_consecutive(keys[order], return_counts=True)
@@ -286,40 +391,79 @@ class ExampleBuilder:
             logits = self.model.unembed(resid).float()  # [P, d_vocab]
             lse = torch.logsumexp(logits, -1)
             cells = order[first_cell[start] : first_cell[start + len(block)]]
-            local = torch.repeat_interleave(torch.arange(len(block)), counts[start : start + len(block)])
+            local = torch.repeat_interleave(
+                torch.arange(len(block)), counts[start : start + len(block)]
+            )
             # cells of features past the kept table last: every chunk but one reads the table or none of it
-            past = torch.argsort((features[cells] >= len(self.direction_logits)).long(), stable=True)
+            past = torch.argsort(
+                (features[cells] >= len(self.direction_logits)).long(), stable=True
+            )
             cells, local = cells[past], local[past]
             for cell, p in self._chunks(cells, local):
                 f = features[cell]
-                table, of_cell = ((self.direction_logits, f) if bool((f < len(self.direction_logits)).all())
-                                  else (self.model.direction_logits(self.directions[f]).float(), torch.arange(len(f))))
+                table, of_cell = (
+                    (self.direction_logits, f)
+                    if bool((f < len(self.direction_logits)).all())
+                    else (
+                        self.model.direction_logits(self.directions[f]).float(),
+                        torch.arange(len(f)),
+                    )
+                )
                 if self.direct.fast:
-                    effects = direct_effects(logits, lse, table, p, of_cell, a[cell], b[cell], beta, next_ids[cell], h,
-                                             ROW_CHUNK)
+                    effects = direct_effects(
+                        logits,
+                        lse,
+                        table,
+                        p,
+                        of_cell,
+                        a[cell],
+                        b[cell],
+                        beta,
+                        next_ids[cell],
+                        h,
+                        ROW_CHUNK,
+                    )
                 else:  # the slow path (unembed of every row), or the first chunk, which checks the identity
                     with_f = logits[p]  # a copy: becomes the logits without the feature
-                    diff = self.direct.logit_diff(resid[p], with_f, alpha[cell], self.directions[f], table[of_cell])
+                    diff = self.direct.logit_diff(
+                        resid[p], with_f, alpha[cell], self.directions[f], table[of_cell]
+                    )
                     effects = effects_of_removal(with_f, diff, lse[p], next_ids[cell], h)
                 for name in EFFECT_FIELDS:
                     getattr(out, name)[cell] = getattr(effects, name)
         return out
 
-    def _cell_scales(self, rows: torch.Tensor, positions: torch.Tensor, features: torch.Tensor, final: torch.Tensor,
-                     feature_acts: SparseActs, stats) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _cell_scales(
+        self,
+        rows: torch.Tensor,
+        positions: torch.Tensor,
+        features: torch.Tensor,
+        final: torch.Tensor,
+        feature_acts: SparseActs,
+        stats,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per cell [n]: alpha, the size of the feature's contribution along its residual direction, and
         DirectPath.scales' a and b [n, 1]. SCALE_CHUNK cells at a time: a dozen small ops per chunk of
         vocabulary-sized work cost more than that work once the machine is busy."""
         parts = [(torch.zeros(0), torch.zeros(0, 1), torch.zeros(0, 1))]
         for cut in torch.arange(len(rows)).split(SCALE_CHUNK):
             f, r, q = features[cut], rows[cut], positions[cut]
-            added = contributions(self.sae, feature_acts.get(r, q, f), f, rows_of_stats(stats, r, q))
+            added = contributions(
+                self.sae, feature_acts.get(r, q, f), f, rows_of_stats(stats, r, q)
+            )
             alpha, direction, resid = self._alpha(added, f), self.directions[f], final[r, q]
-            parts.append((alpha, *self.direct.scales(resid, self.direct.removed(resid, alpha, direction), alpha)))
+            parts.append(
+                (
+                    alpha,
+                    *self.direct.scales(resid, self.direct.removed(resid, alpha, direction), alpha),
+                )
+            )
         alpha, a, b = (torch.cat(column) for column in zip(*parts, strict=True))
         return alpha, a, b
 
-    def _chunks(self, cells: torch.Tensor, local: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _chunks(
+        self, cells: torch.Tensor, local: torch.Tensor
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(cells, their rows of the block's logits) in chunks: ROW_CHUNK on the slow path, CELL_CHUNK once
         the direct-path identity holds (asked again before each chunk: the first one checks it)."""
         start = 0
@@ -344,15 +488,25 @@ class ExampleBuilder:
             acts, stats = sae.encode_with_stats(x)
             values = acts[..., f].reshape(-1)
             features = torch.full_like(values, f, dtype=torch.long)
-            flat_stats = None if stats is None else type(stats)(
-                **{k: None if getattr(stats, k) is None else getattr(stats, k).reshape(-1, 1) for k in ("scale", "shift", "std")})
+            flat_stats = (
+                None
+                if stats is None
+                else type(stats)(
+                    **{
+                        k: None if getattr(stats, k) is None else getattr(stats, k).reshape(-1, 1)
+                        for k in ("scale", "shift", "std")
+                    }
+                )
+            )
             return x - contributions(sae, values, features, flat_stats).reshape(x.shape).to(x.dtype)
 
         clean = self.model.forward(tokens)[0]
         ablated = self.model.run_with_replacement(tokens, {hook: remove_feature})[0]
         positions = torch.arange(lo, hi)
         n_tok = tokens.shape[1]
-        next_ids = torch.where(positions + 1 < n_tok, tokens[0, (positions + 1).clamp_max(n_tok - 1)], -1)
+        next_ids = torch.where(
+            positions + 1 < n_tok, tokens[0, (positions + 1).clamp_max(n_tok - 1)], -1
+        )
         effects = logprob_effects(clean[positions], ablated[positions], next_ids, self.cfg.n_hover)
         for offset in range(hi - lo):
             _set_effects(ex, offset, effects, offset)
@@ -360,7 +514,9 @@ class ExampleBuilder:
     def _inactive_examples(self, pool: torch.Tensor, pool_windows: list) -> Iterator[list[Example]]:
         if not len(pool):
             return
-        centers = torch.stack([acts[center] for _, acts, center, _ in pool_windows])  # [pool, d_sae]
+        centers = torch.stack(
+            [acts[center] for _, acts, center, _ in pool_windows]
+        )  # [pool, d_sae]
         inactive = centers <= 0
         rank = inactive.long().cumsum(0) - 1  # order among this feature's inactive pool tokens
         picks = torch.nonzero(inactive & (rank < self.cfg.n_inactive))  # (pool index, feature)
@@ -368,9 +524,20 @@ class ExampleBuilder:
             out = []
             for j, f in chunk.tolist():
                 token_ids, acts, center, context = pool_windows[j]
-                out.append(Example(feature=f, kind="inactive", rank=int(rank[j, f]), interval=-1, token_ids=token_ids,
-                                   acts=_values(acts[:, f]), center=center, max_act=0.0, context_index=context,
-                                   position=int(pool[j]) % self.cfg.context_length))
+                out.append(
+                    Example(
+                        feature=f,
+                        kind="inactive",
+                        rank=int(rank[j, f]),
+                        interval=-1,
+                        token_ids=token_ids,
+                        acts=_values(acts[:, f]),
+                        center=center,
+                        max_act=0.0,
+                        context_index=context,
+                        position=int(pool[j]) % self.cfg.context_length,
+                    )
+                )
             yield out
 
 

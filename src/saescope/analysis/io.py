@@ -24,8 +24,11 @@ TABLE_ARRAYS = [f.name for f in dataclasses.fields(FeatureTables) if f.name != "
 def save_analysis(result: SAEAnalysis, path: str | Path) -> Path:
     """Write result to path (.npz: arrays + 'analysis.json' inside). The examples are written as
     they are read (a streamed analysis's example pass runs here), never all held at once."""
-    arrays = {name: np.asarray(getattr(result.features, name)) for name in TABLE_ARRAYS
-              if getattr(result.features, name) is not None}
+    arrays = {
+        name: np.asarray(getattr(result.features, name))
+        for name in TABLE_ARRAYS
+        if getattr(result.features, name) is not None
+    }
     arrays.update({f"score.{k}": np.asarray(v) for k, v in result.features.scores.items()})
 
     def write(tmp: Path) -> None:
@@ -36,11 +39,22 @@ def save_analysis(result: SAEAnalysis, path: str | Path) -> Path:
             with zf.open("analysis.json", "w", force_zip64=True) as out:
                 out.write(b'{"examples": [')
                 for i, ex in enumerate(result.examples):
-                    out.write((b", " if i else b"") + json.dumps(dataclasses.asdict(ex), default=_json_default).encode())
+                    out.write(
+                        (b", " if i else b"")
+                        + json.dumps(dataclasses.asdict(ex), default=_json_default).encode()
+                    )
                 # the rest after the examples: sae_info holds the example pass's timing
-                doc = {"sae_id": result.sae_id, "sae_info": result.sae_info, "n_tokens": result.n_tokens,
-                       "corpus": result.corpus, "evals": result.evals, "vocab": result.vocab}
-                out.write(b"], " + json.dumps(doc, default=_json_default).encode()[1:])  # without its "{"
+                doc = {
+                    "sae_id": result.sae_id,
+                    "sae_info": result.sae_info,
+                    "n_tokens": result.n_tokens,
+                    "corpus": result.corpus,
+                    "evals": result.evals,
+                    "vocab": result.vocab,
+                }
+                out.write(
+                    b"], " + json.dumps(doc, default=_json_default).encode()[1:]
+                )  # without its "{"
 
     atomic_write(path, write)
     return Path(path)
@@ -54,10 +68,18 @@ def load_analysis(path: str | Path) -> SAEAnalysis:
     except (OSError, KeyError, zipfile.BadZipFile, ValueError) as err:
         raise SaescopeError(f"{path}: not a saescope analysis file ({err}).") from None
     scores = {k.removeprefix("score."): v for k, v in arrays.items() if k.startswith("score.")}
-    tables = FeatureTables(**{k: v for k, v in arrays.items() if not k.startswith("score.")}, scores=scores)
+    tables = FeatureTables(
+        **{k: v for k, v in arrays.items() if not k.startswith("score.")}, scores=scores
+    )
     return SAEAnalysis(
-        sae_id=doc["sae_id"], sae_info=doc["sae_info"], n_tokens=doc["n_tokens"], corpus=doc["corpus"],
-        features=tables, examples=[Example(**ex) for ex in doc["examples"]], evals=doc["evals"], vocab=doc["vocab"],
+        sae_id=doc["sae_id"],
+        sae_info=doc["sae_info"],
+        n_tokens=doc["n_tokens"],
+        corpus=doc["corpus"],
+        features=tables,
+        examples=[Example(**ex) for ex in doc["examples"]],
+        evals=doc["evals"],
+        vocab=doc["vocab"],
     )
 
 

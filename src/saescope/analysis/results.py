@@ -75,8 +75,10 @@ class ExampleStream:
 
     def __iter__(self) -> Iterator[Example]:
         if self._batches is None:
-            raise SaescopeError("these examples were streamed once already (into a store or file); "
-                                "analyze(..., stream_examples=False) keeps them as a list.")
+            raise SaescopeError(
+                "these examples were streamed once already (into a store or file); "
+                "analyze(..., stream_examples=False) keeps them as a list."
+            )
         batches, self._batches = self._batches, None  # the pass (and what it holds) goes once read
         for batch in batches:
             yield from batch
@@ -125,7 +127,9 @@ class SAEAnalysis:
     n_tokens: int
     corpus: dict[str, Any]  # describe_corpus(...) of what was analysed
     features: FeatureTables
-    examples: list[Example] | ExampleStream  # any iterable of examples; an ExampleStream is read once
+    examples: (
+        list[Example] | ExampleStream
+    )  # any iterable of examples; an ExampleStream is read once
     # SAE-level summary: evals (L0, FVU, CE loss recovered, ...) and the histogram of
     # log10 feature densities over all features
     evals: dict[str, float] = field(default_factory=dict)

@@ -18,7 +18,9 @@ N_LOG_BUCKETS = (E_MAX - E_MIN) * SUB + 2  # + underflow bucket 0 and overflow b
 _MASK62 = (1 << 62) - 1
 
 
-def select_per_group(groups: torch.Tensor, keys: list[torch.Tensor], s: int) -> tuple[torch.Tensor, torch.Tensor]:
+def select_per_group(
+    groups: torch.Tensor, keys: list[torch.Tensor], s: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The first s items of each group, ordered by keys (first key first, ascending).
 
     groups, keys: [n]. Returns (indices [m] into the inputs, rank [m] within the group)."""
@@ -30,7 +32,9 @@ def select_per_group(groups: torch.Tensor, keys: list[torch.Tensor], s: int) -> 
     position = torch.arange(len(g))
     first = torch.ones(len(g), dtype=torch.bool)
     first[1:] = g[1:] != g[:-1]
-    group_start = torch.cummax(torch.where(first, position, 0), dim=0).values if len(g) else position
+    group_start = (
+        torch.cummax(torch.where(first, position, 0), dim=0).values if len(g) else position
+    )
     rank = position - group_start
     keep = rank < s
     return order[keep], rank[keep]
@@ -47,7 +51,9 @@ def token_priority(features: torch.Tensor, tokens: torch.Tensor, seed: int) -> t
 
 def log_bucket(values: torch.Tensor) -> torch.Tensor:
     """float values > 0 [n] -> sketch bucket [n] in 0..N_LOG_BUCKETS-1."""
-    mantissa, exponent = torch.frexp(values.float())  # values = mantissa * 2^exponent, mantissa in [0.5, 1)
+    mantissa, exponent = torch.frexp(
+        values.float()
+    )  # values = mantissa * 2^exponent, mantissa in [0.5, 1)
     octave = exponent.long() - 1
     sub = ((mantissa * 2 - 1) * SUB).long().clamp(0, SUB - 1)
     bucket = 1 + (octave - E_MIN) * SUB + sub

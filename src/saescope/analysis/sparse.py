@@ -37,7 +37,9 @@ class SparseActs:
     d_sae: int
 
     @classmethod
-    def encode(cls, sae: SAE, x: torch.Tensor, skip_first: bool) -> tuple[SparseActs, InputStats | None]:
+    def encode(
+        cls, sae: SAE, x: torch.Tensor, skip_first: bool
+    ) -> tuple[SparseActs, InputStats | None]:
         """x [b, length, d_in] -> (its activations, the SAE's input statistics [b, length, 1]);
         skip_first: position 0 (BOS, not analysed) reads as inactive."""
         b, length, _ = x.shape
@@ -50,7 +52,9 @@ class SparseActs:
         keys, order = torch.sort(rows.cpu() * sae.d_sae + features.cpu())
         return cls(keys, values.cpu()[order], length, sae.d_sae), stats
 
-    def get(self, rows: torch.Tensor, positions: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    def get(
+        self, rows: torch.Tensor, positions: torch.Tensor, features: torch.Tensor
+    ) -> torch.Tensor:
         """Activations at (rows, positions, features) (broadcast together); 0 where inactive."""
         wanted = (rows * self.length + positions) * self.d_sae + features
         at = torch.searchsorted(self.keys, wanted).clamp_max(max(len(self.keys) - 1, 0))
@@ -60,7 +64,10 @@ class SparseActs:
 
     def dense(self, row: int, lo: int, hi: int) -> torch.Tensor:
         """[hi - lo, d_sae]: every feature's activations at positions [lo, hi) of one row."""
-        start, end = (int(torch.searchsorted(self.keys, (row * self.length + p) * self.d_sae)) for p in (lo, hi))
+        start, end = (
+            int(torch.searchsorted(self.keys, (row * self.length + p) * self.d_sae))
+            for p in (lo, hi)
+        )
         out = torch.zeros(hi - lo, self.d_sae)
         where = self.keys[start:end] - (row * self.length + lo) * self.d_sae
         out.view(-1)[where] = self.values[start:end]

@@ -42,8 +42,14 @@ def spool_path(checkpoint: Path) -> Path:
 class ActivationSpool:
     """Activations [context_length, width] at each of `hooks` for contexts [0, n_contexts), in one file."""
 
-    def __init__(self, path: Path | None, model: HookedModel, hooks: list[str], context_length: int,
-                 max_bytes: int) -> None:
+    def __init__(
+        self,
+        path: Path | None,
+        model: HookedModel,
+        hooks: list[str],
+        context_length: int,
+        max_bytes: int,
+    ) -> None:
         """path None: a temporary file, removed when the spool is closed or collected."""
         self.hooks = list(dict.fromkeys(hooks))
         widths = model.hook_points()
@@ -59,7 +65,9 @@ class ActivationSpool:
             self.temporary = False
         self.path = path
         free = shutil.disk_usage(path.parent).free
-        self.capacity = min(max_bytes, int(free * MIN_FREE_DISK_FRACTION)) // self.record  # contexts
+        self.capacity = (
+            min(max_bytes, int(free * MIN_FREE_DISK_FRACTION)) // self.record
+        )  # contexts
         self.file = open(path, "r+b" if path.exists() else "w+b", buffering=0)  # noqa: SIM115 (closed in close())
         self.fd = self.file.fileno()
         self.n_contexts = min(os.fstat(self.fd).st_size // self.record, self.capacity)

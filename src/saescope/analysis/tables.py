@@ -24,8 +24,30 @@ from saescope.analysis.sketch import (
 
 # Fractions of a feature's non-zero activations: coarse in the bulk, fine near the top.
 QUANTILE_LEVELS = np.array(
-    [0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99,
-     0.995, 0.998, 0.999, 0.9995, 0.9998, 0.9999, 1.0]
+    [
+        0.0,
+        0.01,
+        0.05,
+        0.1,
+        0.2,
+        0.3,
+        0.4,
+        0.5,
+        0.6,
+        0.7,
+        0.8,
+        0.9,
+        0.95,
+        0.98,
+        0.99,
+        0.995,
+        0.998,
+        0.999,
+        0.9995,
+        0.9998,
+        0.9999,
+        1.0,
+    ]
 )
 
 
@@ -42,7 +64,9 @@ def sketch_without_top(acc: FeatureAccumulators) -> torch.Tensor:
     hist = acc.hist.clone()
     valid = acc.top_ids >= 0
     rows = torch.arange(acc.d_sae)[:, None].expand_as(valid)[valid]
-    hist.view(-1).index_add_(0, rows * N_LOG_BUCKETS + log_bucket(acc.top_vals[valid]), -torch.ones_like(rows))
+    hist.view(-1).index_add_(
+        0, rows * N_LOG_BUCKETS + log_bucket(acc.top_vals[valid]), -torch.ones_like(rows)
+    )
     return hist
 
 
@@ -76,15 +100,20 @@ def quantile_table(acc: FeatureAccumulators, levels: np.ndarray = QUANTILE_LEVEL
     return torch.where(n > 0, values, 0.0).float().numpy()
 
 
-def interval_samples(acc: FeatureAccumulators, n_intervals: int, per_interval: int,
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def interval_samples(
+    acc: FeatureAccumulators,
+    n_intervals: int,
+    per_interval: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(feature, interval, rank, token, value), columns [n]: up to per_interval samples of lowest hash
     priority from each equal-width interval (i/n * max, (i+1)/n * max], interval 0 the lowest."""
     valid = acc.sample_prio < PAD_PRIORITY
     features = torch.arange(acc.d_sae)[:, None, None].expand_as(valid)[valid]
     values, tokens, prio = acc.sample_vals[valid], acc.sample_ids[valid], acc.sample_prio[valid]
     top = acc.max[features].double().clamp_min(1e-30)
-    interval = (torch.ceil(values.double() / top * n_intervals).long() - 1).clamp(0, n_intervals - 1)
+    interval = (torch.ceil(values.double() / top * n_intervals).long() - 1).clamp(
+        0, n_intervals - 1
+    )
     index, rank = select_per_group(features * n_intervals + interval, [prio, tokens], per_interval)
     return features[index], interval[index], rank, tokens[index], values[index]
 
@@ -135,7 +164,9 @@ def _cofiring(acc: FeatureAccumulators, n_neighbours: int) -> tuple[np.ndarray, 
     return ids, corr
 
 
-def _moments(features: torch.Tensor, values: torch.Tensor, m: int, d_sae: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _moments(
+    features: torch.Tensor, values: torch.Tensor, m: int, d_sae: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and standard deviation [d_sae] (float64) of each feature over m sample tokens (zeros included)."""
     values = values.double()
     mean = torch.zeros(d_sae, dtype=torch.float64).index_add_(0, features, values) / m
@@ -146,7 +177,9 @@ def _moments(features: torch.Tensor, values: torch.Tensor, m: int, d_sae: int) -
     return mean, torch.where(var > 1e-12 * mean_sq, var, 0.0).sqrt()
 
 
-def _csr(rows: torch.Tensor, columns: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+def _csr(
+    rows: torch.Tensor, columns: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]
+) -> torch.Tensor:
     """A float64 CSR matrix with int32 indices from entries sorted by (row, column)."""
     crow = torch.zeros(shape[0] + 1, dtype=torch.int32)
     crow[1:] = torch.bincount(rows, minlength=shape[0]).cumsum(0)
@@ -157,5 +190,9 @@ def _row_block(csr: torch.Tensor, start: int, stop: int) -> torch.Tensor:
     """Rows start:stop of a CSR matrix, as CSR."""
     crow = csr.crow_indices()
     lo, hi = int(crow[start]), int(crow[stop])
-    return torch.sparse_csr_tensor(crow[start : stop + 1] - lo, csr.col_indices()[lo:hi], csr.values()[lo:hi],
-                                   (stop - start, csr.shape[1]))
+    return torch.sparse_csr_tensor(
+        crow[start : stop + 1] - lo,
+        csr.col_indices()[lo:hi],
+        csr.values()[lo:hi],
+        (stop - start, csr.shape[1]),
+    )

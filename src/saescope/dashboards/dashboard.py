@@ -37,16 +37,23 @@ class Dashboard:
         return path
 
     def _repr_html_(self) -> str:
-        return (f'<iframe srcdoc="{html.escape(self.html, quote=True)}" style="width:100%;height:820px;'
-                'border:1px solid #ddd" sandbox="allow-scripts"></iframe>')
+        return (
+            f'<iframe srcdoc="{html.escape(self.html, quote=True)}" style="width:100%;height:820px;'
+            'border:1px solid #ddd" sandbox="allow-scripts"></iframe>'
+        )
 
     def __repr__(self) -> str:
         return f"Dashboard({self.data['title']!r}, {len(self.data['features'])} features)"
 
 
-def feature_dashboard(store_or_run: StoreLike, sae_id: str | None, feature_ids: list[int],
-                      layout: Layout | None = None, title: str | None = None,
-                      compress: bool | None = None) -> Dashboard:
+def feature_dashboard(
+    store_or_run: StoreLike,
+    sae_id: str | None,
+    feature_ids: list[int],
+    layout: Layout | None = None,
+    title: str | None = None,
+    compress: bool | None = None,
+) -> Dashboard:
     """The feature-centric dashboard of some features of one SAE (a selector moves between them)."""
     layout = (layout or Layout()).validate()
     with opened_store(store_or_run) as store:
@@ -54,30 +61,59 @@ def feature_dashboard(store_or_run: StoreLike, sae_id: str | None, feature_ids: 
         ids = check_feature_ids(store, sae_id, list(feature_ids))
         summary = store.sae_summary(sae_id)
         pages = list(store.iter_features(sae_id, ids))
-    return Dashboard(dashboard_data(title or f"{sae_id}: {len(pages)} features", summary, pages, layout), compress)
+    return Dashboard(
+        dashboard_data(title or f"{sae_id}: {len(pages)} features", summary, pages, layout),
+        compress,
+    )
 
 
-def write_dashboard(store_or_run: StoreLike, sae_id: str | None, feature_ids: list[int], out_path: str | Path,
-                    layout: Layout | None = None, title: str | None = None, compress: bool | None = None) -> Path:
+def write_dashboard(
+    store_or_run: StoreLike,
+    sae_id: str | None,
+    feature_ids: list[int],
+    out_path: str | Path,
+    layout: Layout | None = None,
+    title: str | None = None,
+    compress: bool | None = None,
+) -> Path:
     """Write the feature-centric dashboard of `feature_ids` to `out_path`; returns the path."""
-    return feature_dashboard(store_or_run, sae_id, feature_ids, layout, title, compress).save(out_path)
+    return feature_dashboard(store_or_run, sae_id, feature_ids, layout, title, compress).save(
+        out_path
+    )
 
 
-def prompt_dashboard(store_or_run: StoreLike, sae_id: str | None, prompt: str, model: Any = None,
-                     sae: Any = None, position: int | None = None, n_rows: int = 10,
-                     layout: Layout | None = None, compress: bool | None = None) -> Dashboard:
+def prompt_dashboard(
+    store_or_run: StoreLike,
+    sae_id: str | None,
+    prompt: str,
+    model: Any = None,
+    sae: Any = None,
+    position: int | None = None,
+    n_rows: int = 10,
+    layout: Layout | None = None,
+    compress: bool | None = None,
+) -> Dashboard:
     """The prompt-centric dashboard: the prompt's tokens and, at each token, the features ranked
     by activation, activation quantile and effect on the next token; the panels of every
     ranked feature come along.
 
     model: a HookedModel or a load_model spec (default: the model the store names); sae: an
     SAE or a path (default: the SAE's recorded source, or the run directory's sae/)."""
-    return Dashboard(prompt_dashboard_data(store_or_run, sae_id, prompt, model, sae, position, n_rows, layout))
+    return Dashboard(
+        prompt_dashboard_data(store_or_run, sae_id, prompt, model, sae, position, n_rows, layout)
+    )
 
 
-def prompt_dashboard_data(store_or_run: StoreLike, sae_id: str | None, prompt: str, model: Any = None,
-                          sae: Any = None, position: int | None = None, n_rows: int = 10,
-                          layout: Layout | None = None) -> dict[str, Any]:
+def prompt_dashboard_data(
+    store_or_run: StoreLike,
+    sae_id: str | None,
+    prompt: str,
+    model: Any = None,
+    sae: Any = None,
+    position: int | None = None,
+    n_rows: int = 10,
+    layout: Layout | None = None,
+) -> dict[str, Any]:
     """What the prompt-centric dashboard's panels receive (DashboardData), without the HTML:
     the web viewer's prompt page renders it."""
     layout = (layout or Layout()).validate()
@@ -90,7 +126,14 @@ def prompt_dashboard_data(store_or_run: StoreLike, sae_id: str | None, prompt: s
         position = _position(position, len(run))
         quantiles = QuantileTable.from_store(store, sae_id)
         rankings = [run.rank_at(i, quantiles, n_rows) for i in range(len(run))]
-        shown = sorted({row.feature for r in rankings for rows in (r.by_act, r.by_quantile, r.by_effect) for row in rows})
+        shown = sorted(
+            {
+                row.feature
+                for r in rankings
+                for rows in (r.by_act, r.by_quantile, r.by_effect)
+                for row in rows
+            }
+        )
         pages = list(store.iter_features(sae_id, shown))
     vocab = VocabTable()
     prompt_data = _prompt_data(run, rankings, position, vocab)
@@ -98,20 +141,39 @@ def prompt_dashboard_data(store_or_run: StoreLike, sae_id: str | None, prompt: s
     return dashboard_data(f"Prompt: {short}", summary, pages, layout, vocab, prompt_data)
 
 
-def write_prompt_dashboard(store_or_run: StoreLike, sae_id: str | None, prompt: str, out_path: str | Path,
-                           model: Any = None, sae: Any = None, position: int | None = None, n_rows: int = 10,
-                           layout: Layout | None = None, compress: bool | None = None) -> Path:
+def write_prompt_dashboard(
+    store_or_run: StoreLike,
+    sae_id: str | None,
+    prompt: str,
+    out_path: str | Path,
+    model: Any = None,
+    sae: Any = None,
+    position: int | None = None,
+    n_rows: int = 10,
+    layout: Layout | None = None,
+    compress: bool | None = None,
+) -> Path:
     """Write the prompt-centric dashboard to `out_path`; returns the path."""
-    return prompt_dashboard(store_or_run, sae_id, prompt, model, sae, position, n_rows, layout,
-                            compress).save(out_path)
+    return prompt_dashboard(
+        store_or_run, sae_id, prompt, model, sae, position, n_rows, layout, compress
+    ).save(out_path)
 
 
-def _prompt_data(run: PromptRun, rankings: list, position: int, vocab: VocabTable) -> dict[str, Any]:
+def _prompt_data(
+    run: PromptRun, rankings: list, position: int, vocab: VocabTable
+) -> dict[str, Any]:
     top_ids, top_acts = run.top_features(5)
 
     def rows(items: list[PromptRow]) -> list[dict[str, Any]]:
-        return [{"f": r.feature, "act": number(r.act), "quantile": number(r.quantile),
-                 "loss": number(r.logprob_effect)} for r in items]
+        return [
+            {
+                "f": r.feature,
+                "act": number(r.act),
+                "quantile": number(r.quantile),
+                "loss": number(r.logprob_effect),
+            }
+            for r in items
+        ]
 
     top = []
     for ids, acts in zip(top_ids.tolist(), top_acts.tolist(), strict=True):
@@ -121,10 +183,13 @@ def _prompt_data(run: PromptRun, rankings: list, position: int, vocab: VocabTabl
         "text": run.text or "",
         "tokens": vocab.ids(run.tokens),
         "top": top,
-        "rankings": [{"act": rows(r.by_act), "quantile": rows(r.by_quantile), "loss": rows(r.by_effect)}
-                     for r in rankings],
+        "rankings": [
+            {"act": rows(r.by_act), "quantile": rows(r.by_quantile), "loss": rows(r.by_effect)}
+            for r in rankings
+        ],
         "position": position,
-        "bos": run.text is not None and run.token_ids[0] == getattr(run.model.tokenizer, "bos_token_id", None),
+        "bos": run.text is not None
+        and run.token_ids[0] == getattr(run.model.tokenizer, "bos_token_id", None),
     }
 
 
@@ -134,7 +199,9 @@ def _position(position: int | None, n: int) -> int:
         return max(0, n - 2)
     at = position + n if position < 0 else position
     if not 0 <= at < n:
-        raise ConfigError("token", position, f"a token position in 0..{n - 1} (or -{n}..-1 from the end)")
+        raise ConfigError(
+            "token", position, f"a token position in 0..{n - 1} (or -{n}..-1 from the end)"
+        )
     return at
 
 
@@ -145,7 +212,9 @@ def _model(model: Any, summary: dict[str, Any]) -> Any:
         return model
     spec = model or summary.get("model")
     if not spec:
-        raise SaescopeError(f"model: the store does not say which model SAE {summary['sae_id']!r} reads; pass one.")
+        raise SaescopeError(
+            f"model: the store does not say which model SAE {summary['sae_id']!r} reads; pass one."
+        )
     return load_model(spec)
 
 
@@ -161,5 +230,7 @@ def _sae(sae: Any, summary: dict[str, Any], store_or_run: StoreLike) -> Any:
         candidates = [c for c in (source, run_dir / "sae" if run_dir else None) if c]
         candidates = [c for c in candidates if Path(c).exists()] or candidates
     if not candidates:
-        raise SaescopeError(f"sae: the store does not say where SAE {summary['sae_id']!r} lies; pass its path.")
+        raise SaescopeError(
+            f"sae: the store does not say where SAE {summary['sae_id']!r} lies; pass its path."
+        )
     return load_sae(str(candidates[0]))

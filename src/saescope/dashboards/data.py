@@ -70,15 +70,24 @@ def number(value: float | None) -> float | None:
 def sae_data(summary: dict[str, Any]) -> dict[str, Any]:
     """The SAE line of a dashboard, from FeatureStore.sae_summary."""
     return {
-        "sae_id": summary["sae_id"], "model": summary.get("model"), "hook_point": summary.get("hook_point"),
-        "architecture": summary.get("architecture"), "d_sae": summary["d_sae"], "d_in": summary["d_in"],
-        "n_tokens": summary["n_tokens"], "quantile_levels": rounded(summary["quantile_levels"]),
+        "sae_id": summary["sae_id"],
+        "model": summary.get("model"),
+        "hook_point": summary.get("hook_point"),
+        "architecture": summary.get("architecture"),
+        "d_sae": summary["d_sae"],
+        "d_in": summary["d_in"],
+        "n_tokens": summary["n_tokens"],
+        "quantile_levels": rounded(summary["quantile_levels"]),
     }
 
 
 def context_data(example: dict[str, Any], vocab: VocabTable) -> dict[str, Any]:
     """One example window of a feature page -> a Context (types.ts)."""
-    out: dict[str, Any] = {"t": vocab.ids(example["tokens"]), "a": rounded(example["acts"]), "c": example["center"]}
+    out: dict[str, Any] = {
+        "t": vocab.ids(example["tokens"]),
+        "a": rounded(example["acts"]),
+        "c": example["center"],
+    }
     # The hover card's numbers: 3 digits are what it shows, and they are most of the file.
     if example.get("loss_effects") is not None:
         out["l"] = rounded(example["loss_effects"], HOVER_SIGNIFICANT)
@@ -89,8 +98,9 @@ def context_data(example: dict[str, Any], vocab: VocabTable) -> dict[str, Any]:
     return out
 
 
-def quantile_groups(page: dict[str, Any], vocab: VocabTable, layout: Layout,
-                    n_intervals: int | None) -> list[dict[str, Any]]:
+def quantile_groups(
+    page: dict[str, Any], vocab: VocabTable, layout: Layout, n_intervals: int | None
+) -> list[dict[str, Any]]:
     """The quantile examples grouped by interval, with each interval's activation range and
     (when the number of intervals is known) its share of the feature's non-zero activations."""
     by_interval: dict[int, list[dict[str, Any]]] = {}
@@ -107,8 +117,15 @@ def quantile_groups(page: dict[str, Any], vocab: VocabTable, layout: Layout,
         else:
             centres = [ex["max_act"] for ex in examples]
             lo, hi, share = min(centres), max(centres), None
-        groups.append({"interval": interval, "lo": number(lo), "hi": number(hi), "share": number(share),
-                       "contexts": [context_data(ex, vocab) for ex in examples[:layout.n_per_group]]})
+        groups.append(
+            {
+                "interval": interval,
+                "lo": number(lo),
+                "hi": number(hi),
+                "share": number(share),
+                "contexts": [context_data(ex, vocab) for ex in examples[: layout.n_per_group]],
+            }
+        )
     return groups
 
 
@@ -121,11 +138,16 @@ def _histogram_share(counts: np.ndarray, max_act: float, lo: float, hi: float) -
     return float(counts[(centres > lo) & (centres <= hi)].sum() / total)
 
 
-def ranked(items: list[dict[str, Any]] | None, id_name: str, value_name: str, n: int) -> dict[str, Any] | None:
+def ranked(
+    items: list[dict[str, Any]] | None, id_name: str, value_name: str, n: int
+) -> dict[str, Any] | None:
     if items is None:
         return None
     items = items[:n]
-    return {"f": [item[id_name] for item in items], "v": rounded([item[value_name] for item in items])}
+    return {
+        "f": [item[id_name] for item in items],
+        "v": rounded([item[value_name] for item in items]),
+    }
 
 
 def logit_table(rows: list[dict[str, Any]], vocab: VocabTable, n: int) -> dict[str, Any]:
@@ -133,8 +155,9 @@ def logit_table(rows: list[dict[str, Any]], vocab: VocabTable, n: int) -> dict[s
     return {"t": vocab.ids([r["token"] for r in rows]), "v": rounded([r["value"] for r in rows])}
 
 
-def feature_data(page: dict[str, Any], vocab: VocabTable, layout: Layout,
-                 n_intervals: int | None = None) -> dict[str, Any]:
+def feature_data(
+    page: dict[str, Any], vocab: VocabTable, layout: Layout, n_intervals: int | None = None
+) -> dict[str, Any]:
     """A store feature page (FeatureStore.feature) -> FeatureData (types.ts), cut to the layout."""
     hist = page["logits"]["hist"]
     return {
@@ -143,36 +166,65 @@ def feature_data(page: dict[str, Any], vocab: VocabTable, layout: Layout,
         "max_act": number(page["max_act"]),
         "mean_act": number(page["mean_act"]),
         "explanation": page["explanation"],
-        "scores": {name: number(value) for name, value in page["scores"].items() if number(value) is not None},
-        "act_hist": {"counts": [int(c) for c in page["act_hist"]["counts"]], "max": number(page["max_act"])},
-        "logit_hist": {"counts": [int(c) for c in hist["counts"]], "lo": number(hist["range"][0]),
-                       "hi": number(hist["range"][1])},
+        "scores": {
+            name: number(value)
+            for name, value in page["scores"].items()
+            if number(value) is not None
+        },
+        "act_hist": {
+            "counts": [int(c) for c in page["act_hist"]["counts"]],
+            "max": number(page["max_act"]),
+        },
+        "logit_hist": {
+            "counts": [int(c) for c in hist["counts"]],
+            "lo": number(hist["range"][0]),
+            "hi": number(hist["range"][1]),
+        },
         "logits_top": logit_table(page["logits"]["top"], vocab, layout.n_logits),
         "logits_bottom": logit_table(page["logits"]["bottom"], vocab, layout.n_logits),
         "quantiles": rounded(page["quantiles"]["values"]),
         "neighbours": ranked(page["neighbours"], "feature", "cos", layout.n_table),
         "cofiring": ranked(page["cofiring"], "feature", "corr", layout.n_table),
         "neurons": ranked(page["neurons"], "neuron", "weight", layout.n_table),
-        "top": [context_data(ex, vocab) for ex in page["examples"]["top"][:layout.n_top]]
-        if "top" in layout.panels else [],
-        "groups": quantile_groups(page, vocab, layout, n_intervals) if "quantiles" in layout.panels else [],
+        "top": [context_data(ex, vocab) for ex in page["examples"]["top"][: layout.n_top]]
+        if "top" in layout.panels
+        else [],
+        "groups": quantile_groups(page, vocab, layout, n_intervals)
+        if "quantiles" in layout.panels
+        else [],
     }
 
 
 def n_quantile_intervals(summary: dict[str, Any]) -> int | None:
     """How many equal-width intervals the analysis sampled, when the SAE's record says."""
-    for holder in (summary.get("info", {}).get("analysis"), summary.get("corpus", {}).get("analysis"),
-                   summary.get("info", {})):
+    for holder in (
+        summary.get("info", {}).get("analysis"),
+        summary.get("corpus", {}).get("analysis"),
+        summary.get("info", {}),
+    ):
         if isinstance(holder, dict) and isinstance(holder.get("quantile_intervals"), int):
             return holder["quantile_intervals"]
     return None
 
 
-def dashboard_data(title: str, summary: dict[str, Any], pages: list[dict[str, Any]], layout: Layout,
-                   vocab: VocabTable | None = None, prompt: dict[str, Any] | None = None) -> dict[str, Any]:
+def dashboard_data(
+    title: str,
+    summary: dict[str, Any],
+    pages: list[dict[str, Any]],
+    layout: Layout,
+    vocab: VocabTable | None = None,
+    prompt: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Everything one dashboard file embeds: DashboardData (types.ts)."""
     vocab = vocab or VocabTable()
     n_intervals = n_quantile_intervals(summary)
     features = [feature_data(page, vocab, layout, n_intervals) for page in pages]
-    return {"version": 1, "title": title, "sae": sae_data(summary), "layout": layout.to_dict(),
-            "vocab": vocab.strings, "features": features, "prompt": prompt}
+    return {
+        "version": 1,
+        "title": title,
+        "sae": sae_data(summary),
+        "layout": layout.to_dict(),
+        "vocab": vocab.strings,
+        "features": features,
+        "prompt": prompt,
+    }

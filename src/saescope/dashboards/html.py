@@ -17,8 +17,10 @@ ASSETS = ("dashboard.js", "dashboard.css")
 COMPRESS_ABOVE = 1_000_000  # characters of JSON
 
 # No fetches, no frames, no external anything: the page only runs its own inline script.
-CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-       "img-src data:; font-src data:; connect-src 'none'")
+CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src data:; font-src data:; connect-src 'none'"
+)
 
 
 def read_assets(dist: Path = WEB_DIST) -> tuple[str, str]:
@@ -27,8 +29,11 @@ def read_assets(dist: Path = WEB_DIST) -> tuple[str, str]:
     if missing:
         raise SaescopeError(
             f"the dashboard's web build is missing ({', '.join(missing)} in {dist}): run scripts/setup.sh, "
-            "or `npm ci && npm run build` in web/.")
-    return (dist / "dashboard.js").read_text(encoding="utf-8"), (dist / "dashboard.css").read_text(encoding="utf-8")
+            "or `npm ci && npm run build` in web/."
+        )
+    return (dist / "dashboard.js").read_text(encoding="utf-8"), (dist / "dashboard.css").read_text(
+        encoding="utf-8"
+    )
 
 
 def embed_json(data: Any) -> str:
@@ -46,7 +51,9 @@ def data_element(data: dict[str, Any], compress: bool | None = None) -> str:
         compress = len(text) > COMPRESS_ABOVE
     if not compress:
         return f'<script id="saescope-data" type="application/json">{text}</script>'
-    packed = base64.b64encode(gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)).decode("ascii")
+    packed = base64.b64encode(gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)).decode(
+        "ascii"
+    )
     return f'<script id="saescope-data" type="application/octet-stream" data-encoding="gzip+base64">{packed}</script>'
 
 
@@ -55,11 +62,11 @@ def render_html(data: dict[str, Any], compress: bool | None = None) -> str:
     # A script body must not contain "</script"; the minified bundle has none, but be sure.
     script = script.replace("</script", "<\\/script")
     return (
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">\n"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{html.escape(data['title'])}</title>\n<style>\n{style}</style>\n</head>\n<body>\n"
-        "<div id=\"saescope-root\"><noscript>This dashboard needs JavaScript.</noscript></div>\n"
+        '<div id="saescope-root"><noscript>This dashboard needs JavaScript.</noscript></div>\n'
         f"{data_element(data, compress)}\n"
         f"<script>\n{script}</script>\n</body>\n</html>\n"
     )

@@ -20,7 +20,9 @@ class Layout:
     def validate(self) -> Layout:
         unknown = [p for p in self.panels if p not in PANELS]
         if unknown or not self.panels:
-            raise ConfigError("panels", ",".join(self.panels), f"a comma-separated list of {', '.join(PANELS)}")
+            raise ConfigError(
+                "panels", ",".join(self.panels), f"a comma-separated list of {', '.join(PANELS)}"
+            )
         for name in ("n_top", "n_per_group", "n_logits", "n_table"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

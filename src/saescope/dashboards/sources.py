@@ -29,8 +29,10 @@ def opened_store(store_or_run: StoreLike) -> Iterator[FeatureStore]:
         if path.is_dir():
             path = path / "features.db"
         if not path.is_file():
-            raise SaescopeError(f"{store_or_run}: no feature store there (expected a run directory holding "
-                                "features.db, a store file, or a postgresql:// URL).")
+            raise SaescopeError(
+                f"{store_or_run}: no feature store there (expected a run directory holding "
+                "features.db, a store file, or a postgresql:// URL)."
+            )
         where = str(path)
     with open_store(where, create=False) as store:
         yield store
@@ -52,7 +54,9 @@ def resolve_sae_id(store: FeatureStore, sae_id: str | None) -> str:
     held = [s["sae_id"] for s in store.list_saes()]
     if len(held) == 1:
         return held[0]
-    raise ConfigError("sae_id", None, f"one of the SAEs in {store.where}: {', '.join(held) or 'none yet'}")
+    raise ConfigError(
+        "sae_id", None, f"one of the SAEs in {store.where}: {', '.join(held) or 'none yet'}"
+    )
 
 
 def parse_feature_ids(spec: str) -> list[int]:
@@ -83,11 +87,15 @@ def densest_features(store_or_run: StoreLike, sae_id: str | None, n: int) -> lis
     """The n features of highest density, densest first."""
     with opened_store(store_or_run) as store:
         sae_id = resolve_sae_id(store, sae_id)
-        page = store.features(sae_id, sort_by="density", descending=True, limit=max(1, min(n, 10_000)))
+        page = store.features(
+            sae_id, sort_by="density", descending=True, limit=max(1, min(n, 10_000))
+        )
     return [item["feature"] for item in page["items"]][:n]
 
 
-def random_live_features(store_or_run: StoreLike, sae_id: str | None, n: int, seed: int = 0) -> list[int]:
+def random_live_features(
+    store_or_run: StoreLike, sae_id: str | None, n: int, seed: int = 0
+) -> list[int]:
     """n features drawn at random (seeded) among those that fired, in id order."""
     with opened_store(store_or_run) as store:
         live = np.flatnonzero(store.densities(resolve_sae_id(store, sae_id)) > 0)

@@ -49,13 +49,18 @@ def merge_over_ranks(acc: FeatureAccumulators) -> FeatureAccumulators:
     per_rank: list[dict[str, torch.Tensor]] = [{} for _ in range(world_size())]
     for name, tensor in state.items():
         # the co-firing sample has a length of its own on each rank: [3, m] gathered along m
-        parts = ([t.T for t in all_gather_uneven(tensor.T.contiguous())] if name == "cofire"
-                 else all_gather(tensor))
+        parts = (
+            [t.T for t in all_gather_uneven(tensor.T.contiguous())]
+            if name == "cofire"
+            else all_gather(tensor)
+        )
         for r, part in enumerate(parts):
             per_rank[r][name] = part
     merged = None
     for r_state in per_rank:
-        part = FeatureAccumulators(acc.d_sae, acc.n_top, acc.per_bucket, acc.cofiring_stride, acc.seed)
+        part = FeatureAccumulators(
+            acc.d_sae, acc.n_top, acc.per_bucket, acc.cofiring_stride, acc.seed
+        )
         part.load_state_dict(r_state)
         if merged is None:
             merged = part
@@ -64,8 +69,13 @@ def merge_over_ranks(acc: FeatureAccumulators) -> FeatureAccumulators:
     return merged  # type: ignore[return-value]
 
 
-def sharded_stream_pass(model: HookedModel, sae: SAE, cfg: AnalysisConfig, checkpoint: Path | None = None,
-                        progress: bool = True) -> FeatureAccumulators:
+def sharded_stream_pass(
+    model: HookedModel,
+    sae: SAE,
+    cfg: AnalysisConfig,
+    checkpoint: Path | None = None,
+    progress: bool = True,
+) -> FeatureAccumulators:
     """This rank's share of the streaming pass (resumed from its checkpoint), merged over the ranks."""
     from saescope.analysis.run import load_checkpoint, stream_pass  # noqa: PLC0415
 
@@ -76,22 +86,46 @@ def sharded_stream_pass(model: HookedModel, sae: SAE, cfg: AnalysisConfig, check
         resumed = load_checkpoint(own, cfg, sae)
         if resumed is not None:
             acc, start = resumed
-    acc = stream_pass(model, sae, cfg, acc, start=start, stop=stop, checkpoint=own, progress=progress and is_main())
+    acc = stream_pass(
+        model,
+        sae,
+        cfg,
+        acc,
+        start=start,
+        stop=stop,
+        checkpoint=own,
+        progress=progress and is_main(),
+    )
     return merge_over_ranks(acc)
 
 
-def analyze_distributed(sae: SAE | str | Path, cfg: AnalysisConfig | None = None,
-                        model: HookedModel | str | None = None, checkpoint: str | Path | None = None,
-                        sae_id: str | None = None, progress: bool = True,
-                        stream_examples: bool = False) -> SAEAnalysis | None:
+def analyze_distributed(
+    sae: SAE | str | Path,
+    cfg: AnalysisConfig | None = None,
+    model: HookedModel | str | None = None,
+    checkpoint: str | Path | None = None,
+    sae_id: str | None = None,
+    progress: bool = True,
+    stream_examples: bool = False,
+) -> SAEAnalysis | None:
     """analysis.run.analyze over the ranks of the launched group: the result on rank 0, None elsewhere."""
     from saescope.analysis.run import finish_analysis, prepare_analysis  # noqa: PLC0415
 
     sae, cfg, model, source = prepare_analysis(sae, cfg, model)
-    acc = sharded_stream_pass(model, sae, cfg, Path(checkpoint) if checkpoint is not None else None, progress)
+    acc = sharded_stream_pass(
+        model, sae, cfg, Path(checkpoint) if checkpoint is not None else None, progress
+    )
     result = None
     if is_main():
-        result = finish_analysis(model, sae, cfg, acc, sae_id=sae_id, source=source, progress=progress,
-                                 stream_examples=stream_examples)
+        result = finish_analysis(
+            model,
+            sae,
+            cfg,
+            acc,
+            sae_id=sae_id,
+            source=source,
+            progress=progress,
+            stream_examples=stream_examples,
+        )
     barrier()
     return result

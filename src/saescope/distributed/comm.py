@@ -19,8 +19,12 @@ def all_reduce(tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
     if not active():
         return tensor.clone()
     buf = tensor.detach().to(comm_device()).clone()
-    reduce_op = {"sum": dist.ReduceOp.SUM, "mean": dist.ReduceOp.SUM,
-                 "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}[op]
+    reduce_op = {
+        "sum": dist.ReduceOp.SUM,
+        "mean": dist.ReduceOp.SUM,
+        "max": dist.ReduceOp.MAX,
+        "min": dist.ReduceOp.MIN,
+    }[op]
     dist.all_reduce(buf, op=reduce_op)
     if op == "mean":
         buf /= world_size()

@@ -35,12 +35,19 @@ def share(n: int, rank_: int | None = None, world: int | None = None) -> tuple[i
     return start, start + base + (1 if rank_ < extra else 0)
 
 
-def shared_model_source(model: HookedModel, corpus: CorpusConfig, hooks: list[str], batch_contexts: int,
-                        window_contexts: int):
+def shared_model_source(
+    model: HookedModel,
+    corpus: CorpusConfig,
+    hooks: list[str],
+    batch_contexts: int,
+    window_contexts: int,
+):
     """A SourceFactory yielding whole windows; each rank runs the model on its share of each."""
 
     def source(skip_contexts: int) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
-        windows = iter_context_batches(corpus, model.tokenizer, window_contexts, skip_contexts=skip_contexts)
+        windows = iter_context_batches(
+            corpus, model.tokenizer, window_contexts, skip_contexts=skip_contexts
+        )
         for tokens in windows:  # [window, ctx]
             start, stop = share(len(tokens))
             mine = {h: [] for h in hooks}
@@ -52,14 +59,22 @@ def shared_model_source(model: HookedModel, corpus: CorpusConfig, hooks: list[st
             gathered = {}
             for h in hooks:
                 local = torch.cat(mine[h]) if mine[h] else torch.zeros(0, tokens.shape[1], width[h])
-                gathered[h] = torch.cat(all_gather_uneven(local.cpu()))  # [window, ctx, d], in context order
+                gathered[h] = torch.cat(
+                    all_gather_uneven(local.cpu())
+                )  # [window, ctx, d], in context order
             yield tokens, gathered
 
     return source
 
 
-def shared_scaling_factors(model: HookedModel, corpus: CorpusConfig, hooks: list[str], batch_contexts: int,
-                           n_tokens: int, skip_first: int) -> dict[str, float]:
+def shared_scaling_factors(
+    model: HookedModel,
+    corpus: CorpusConfig,
+    hooks: list[str],
+    batch_contexts: int,
+    n_tokens: int,
+    skip_first: int,
+) -> dict[str, float]:
     """The store's normalisation factors, computed once on rank 0 exactly as one process would, then broadcast."""
     from saescope.activations.source import iter_model_activations  # noqa: PLC0415
 
@@ -73,15 +88,35 @@ def shared_scaling_factors(model: HookedModel, corpus: CorpusConfig, hooks: list
     return factors[0] or {}
 
 
-def shared_model_store(model: HookedModel, corpus: CorpusConfig, hooks: list[str], batch_contexts: int,
-                       normalize: bool, batch_size: int, buffer_tokens: int, seed: int, device: str,
-                       norm_sample_tokens: int = 2**14) -> ActivationStore:
+def shared_model_store(
+    model: HookedModel,
+    corpus: CorpusConfig,
+    hooks: list[str],
+    batch_contexts: int,
+    normalize: bool,
+    batch_size: int,
+    buffer_tokens: int,
+    seed: int,
+    device: str,
+    norm_sample_tokens: int = 2**14,
+) -> ActivationStore:
     """ActivationStore.from_model's data-parallel twin: the same batches, the model work shared."""
     skip_first = 1 if corpus.prepend_bos else 0
     window_contexts = max(1, buffer_tokens // corpus.context_length)
     factors = None
     if normalize:
-        factors = shared_scaling_factors(model, corpus, hooks, batch_contexts, norm_sample_tokens, skip_first)
+        factors = shared_scaling_factors(
+            model, corpus, hooks, batch_contexts, norm_sample_tokens, skip_first
+        )
     source = shared_model_source(model, corpus, hooks, batch_contexts, window_contexts)
-    return ActivationStore(source, hooks, corpus.context_length, batch_size=batch_size, buffer_tokens=buffer_tokens,
-                           scaling_factors=factors, exclude_bos=bool(skip_first), seed=seed, device=device)
+    return ActivationStore(
+        source,
+        hooks,
+        corpus.context_length,
+        batch_size=batch_size,
+        buffer_tokens=buffer_tokens,
+        scaling_factors=factors,
+        exclude_bos=bool(skip_first),
+        seed=seed,
+        device=device,
+    )

@@ -61,13 +61,21 @@ class CopyToShards(torch.autograd.Function):
 class FeatureShardedTopK(nn.Module):
     """This rank's slice of a TopK SAE (same parameter names and order as SAE: W_enc, b_enc, W_dec, b_dec)."""
 
-    def __init__(self, d_in: int, d_sae: int, k: int, dtype: torch.dtype = torch.float32,
-                 device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        d_in: int,
+        d_sae: int,
+        k: int,
+        dtype: torch.dtype = torch.float32,
+        device: str | torch.device = "cpu",
+    ) -> None:
         super().__init__()
         self.d_in, self.d_sae_total, self.k = d_in, d_sae, k
         self.lo, self.hi = share(d_sae)
         if min(share(d_sae, r)[1] - share(d_sae, r)[0] for r in range(world_size())) < k:
-            raise ConfigError("k", k, f"at most d_sae / ranks ({d_sae // world_size()}) to shard features")
+            raise ConfigError(
+                "k", k, f"at most d_sae / ranks ({d_sae // world_size()}) to shard features"
+            )
         d_local = self.hi - self.lo
         kw = dict(dtype=dtype, device=device)
         self.W_enc = nn.Parameter(torch.zeros(d_in, d_local, **kw))
@@ -84,7 +92,9 @@ class FeatureShardedTopK(nn.Module):
     def from_sae(cls, sae: SAE) -> FeatureShardedTopK:
         """This rank's slice of an unsharded TopK SAE."""
         if sae.cfg.architecture != "topk":
-            raise ConfigError("architecture", sae.cfg.architecture, "topk (the feature-sharded SAE is TopK)")
+            raise ConfigError(
+                "architecture", sae.cfg.architecture, "topk (the feature-sharded SAE is TopK)"
+            )
         shard = cls(sae.d_in, sae.d_sae, sae.cfg.k, sae.dtype, sae.device)  # type: ignore[arg-type]
         shard.load_full_state({n: p.detach() for n, p in sae.named_parameters()})
         return shard
@@ -118,12 +128,16 @@ class FeatureShardedTopK(nn.Module):
     def to_sae(self, template: SAE) -> SAE:
         """The whole SAE (template's config), gathered on every rank."""
         sae = build_sae(template.cfg)
-        sae.load_state_dict({**sae.state_dict(), **{k: v.cpu() for k, v in self.full_state().items()}})
+        sae.load_state_dict(
+            {**sae.state_dict(), **{k: v.cpu() for k, v in self.full_state().items()}}
+        )
         return sae
 
     # ---- the forward ---------------------------------------------------------------------
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def encode(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """x [n, d_in] -> (local values [n, k] with grad, local ids [n, k], mine [n, k] bool: which of
         them made the global top k, global (values, ids) [n, k] of the global top k, detached)."""
         b_dec = CopyToShards.apply(self.b_dec)
@@ -171,14 +185,15 @@ def sharded_topk_loss(shard: FeatureShardedTopK, x: torch.Tensor, s: LossSetting
     recon = shard.decode(chosen, local_ids)
     mse = squared_error(recon, x)
     aux = sharded_auxk_loss(shard, x, (x - recon).detach(), s)
-    fired = (chosen.detach() > 0)
+    fired = chosen.detach() > 0
     counts = torch.bincount(local_ids[fired], minlength=shard.d_sae)
     l0 = (top_values > 0).sum(dim=-1).float().mean()
     return StepOutput(mse + s.aux_k_coefficient * aux, mse.detach(), l0, counts, aux.detach())
 
 
-def sharded_auxk_loss(shard: FeatureShardedTopK, x: torch.Tensor, residual: torch.Tensor,
-                      s: LossSettings) -> torch.Tensor:
+def sharded_auxk_loss(
+    shard: FeatureShardedTopK, x: torch.Tensor, residual: torch.Tensor, s: LossSettings
+) -> torch.Tensor:
     """AuxK over the dead latents of every rank: local top-k_aux candidates (padded with -inf where a
     rank has fewer dead latents), the global k_aux chosen, the partial decodes summed."""
     dead = s.dead if s.dead is not None else torch.zeros(shard.d_sae, dtype=torch.bool)
@@ -192,7 +207,9 @@ def sharded_auxk_loss(shard: FeatureShardedTopK, x: torch.Tensor, residual: torc
     take = min(k_aux, len(dead_ids))
     local_values, local_slot = pre.topk(take, dim=-1, sorted=False)
     pad = k_aux - take  # all_gather needs the same shape on every rank
-    padded = torch.cat([local_values.detach(), local_values.new_full((len(x), pad), -torch.inf)], dim=1)
+    padded = torch.cat(
+        [local_values.detach(), local_values.new_full((len(x), pad), -torch.inf)], dim=1
+    )
     slots = torch.cat([local_slot, local_slot.new_zeros((len(x), pad))], dim=1)
     ids = dead_ids[slots] if len(dead_ids) else slots
     mine, _, _ = shard.choose_globally(padded, ids)

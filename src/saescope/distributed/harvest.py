@@ -51,8 +51,9 @@ def done_shards(out: Path) -> set[int]:
     return done
 
 
-def harvest_distributed(cfg: HarvestConfig, model: HookedModel | None = None,
-                        progress: bool = True) -> ActivationCache | None:
+def harvest_distributed(
+    cfg: HarvestConfig, model: HookedModel | None = None, progress: bool = True
+) -> ActivationCache | None:
     """harvest(cfg) over the ranks of the launched group: the cache on rank 0, None elsewhere."""
     cfg.validate()
     model = model or load_model(cfg.model, device=local_device(cfg.device))
@@ -68,7 +69,9 @@ def harvest_distributed(cfg: HarvestConfig, model: HookedModel | None = None,
     if is_main():
         write_json(out / MANIFEST, manifest.to_json())  # claims the directory for this harvest
     barrier()
-    write_own_shards(cfg, model, out, per_shard, n_shards, manifest.target_contexts, progress and is_main())
+    write_own_shards(
+        cfg, model, out, per_shard, n_shards, manifest.target_contexts, progress and is_main()
+    )
     barrier()
     if not is_main():
         return None
@@ -82,12 +85,24 @@ def harvest_distributed(cfg: HarvestConfig, model: HookedModel | None = None,
     return ActivationCache(out)
 
 
-def write_own_shards(cfg: HarvestConfig, model: HookedModel, out: Path, per_shard: int, n_shards: int,
-                     target: int, progress: bool) -> None:
+def write_own_shards(
+    cfg: HarvestConfig,
+    model: HookedModel,
+    out: Path,
+    per_shard: int,
+    n_shards: int,
+    target: int,
+    progress: bool,
+) -> None:
     done = done_shards(out)
     mine = [j for j in range(n_shards) if j % world_size() == rank() and j not in done]
-    bar = tqdm(total=len(mine) * per_shard * cfg.corpus.context_length * world_size(), unit="tok",
-               unit_scale=True, desc="harvest (all ranks, est.)", disable=not progress)
+    bar = tqdm(
+        total=len(mine) * per_shard * cfg.corpus.context_length * world_size(),
+        unit="tok",
+        unit_scale=True,
+        desc="harvest (all ranks, est.)",
+        disable=not progress,
+    )
     if mine:
         blocks = iter_context_batches(cfg.corpus, model.tokenizer, per_shard)
         for j, tokens in enumerate(blocks):  # block j of the stream is shard j
@@ -101,7 +116,9 @@ def write_own_shards(cfg: HarvestConfig, model: HookedModel, out: Path, per_shar
     bar.close()
 
 
-def write_shard(cfg: HarvestConfig, model: HookedModel, out: Path, index: int, tokens: torch.Tensor) -> None:
+def write_shard(
+    cfg: HarvestConfig, model: HookedModel, out: Path, index: int, tokens: torch.Tensor
+) -> None:
     """Shard `index` (tokens [contexts, ctx]) through the model in batches, then its record."""
     dtype = storage_dtype(cfg.dtype)
     parts: dict[str, list[torch.Tensor]] = {h: [] for h in cfg.hooks}
@@ -110,14 +127,22 @@ def write_shard(cfg: HarvestConfig, model: HookedModel, out: Path, index: int, t
         for h, a in model.run_with_cache(batch, cfg.hooks, stop_early=True).items():
             parts[h].append(a.to("cpu", dtype))
     acts = {h: torch.cat(p) for h, p in parts.items()}
-    save_tensors(out / shard_name(index), {"tokens": tokens.to(torch.int32), **{f"acts/{h}": a for h, a in acts.items()}})
+    save_tensors(
+        out / shard_name(index),
+        {"tokens": tokens.to(torch.int32), **{f"acts/{h}": a for h, a in acts.items()}},
+    )
     skip_first = 1 if cfg.corpus.prepend_bos else 0
     norms = {}
     for h, a in acts.items():
         stats = NormStats()
-        stats.update(a[:, skip_first:].reshape(-1, a.shape[-1]))  # the same per-shard sum one process adds
+        stats.update(
+            a[:, skip_first:].reshape(-1, a.shape[-1])
+        )  # the same per-shard sum one process adds
         norms[h] = [stats.norm_sum, stats.count]
-    write_json(record_path(out, index), {"file": shard_name(index), "contexts": len(tokens), "norms": norms})
+    write_json(
+        record_path(out, index),
+        {"file": shard_name(index), "contexts": len(tokens), "norms": norms},
+    )
 
 
 def write_manifest(out: Path, manifest, n_shards: int) -> None:

@@ -60,8 +60,15 @@ class DistributedTrainer(Trainer):
         self.model.check_hooks(cfg.hook_list)
         self.model.check_context_length(corpus.context_length)
         return shared_model_store(
-            self.model, corpus, cfg.hook_list, cfg.model_batch_contexts, cfg.normalize_activations,
-            cfg.batch_size, cfg.buffer_tokens, cfg.seed, cfg.device,
+            self.model,
+            corpus,
+            cfg.hook_list,
+            cfg.model_batch_contexts,
+            cfg.normalize_activations,
+            cfg.batch_size,
+            cfg.buffer_tokens,
+            cfg.seed,
+            cfg.device,
         )
 
     # ---- the hook points -----------------------------------------------------------------
@@ -72,7 +79,10 @@ class DistributedTrainer(Trainer):
 
     def sync_gradients(self, sae: SAE) -> None:
         self.comm_bytes += average_gradients(sae.parameters())
-        for name, buffer in sae.named_buffers():  # e.g. BatchTopK's running threshold: keep replicas equal
+        for (
+            name,
+            buffer,
+        ) in sae.named_buffers():  # e.g. BatchTopK's running threshold: keep replicas equal
             if buffer.is_floating_point() and name != "input_scale":
                 buffer.copy_(all_reduce(buffer, "mean"))
 
@@ -82,12 +92,16 @@ class DistributedTrainer(Trainer):
     def log(self, outputs: list[StepOutput], *args: Any) -> None:
         """Metrics of the whole batch: the slices' means averaged (equal slices), then logged by rank 0."""
         for out in outputs:
-            stats = all_reduce(torch.stack([out.loss.detach(), out.mse, out.l0, out.aux_loss]).float(), "mean")
+            stats = all_reduce(
+                torch.stack([out.loss.detach(), out.mse, out.l0, out.aux_loss]).float(), "mean"
+            )
             out.loss, out.mse, out.l0, out.aux_loss = stats.unbind()
         super().log(outputs, *args)
 
 
-def train_distributed(cfg: TrainConfig, model: Any = None, store: Any = None, shard_features: bool = False):
+def train_distributed(
+    cfg: TrainConfig, model: Any = None, store: Any = None, shard_features: bool = False
+):
     """train(cfg) on every rank of the launched group; rank 0 writes the run directory.
 
     shard_features: split each TopK SAE's features over the ranks instead of the batch."""
@@ -107,9 +121,15 @@ class FeatureShardedTrainer(DistributedTrainer):
 
     def __init__(self, cfg: TrainConfig, model: Any = None, store: Any = None) -> None:
         if cfg.architecture != "topk":
-            raise ConfigError("architecture", cfg.architecture, "topk (feature sharding shards a TopK SAE)")
-        if cfg.max_grad_norm:  # each rank holds a slice of the gradients: a local norm would be wrong
-            raise ConfigError("max_grad_norm", cfg.max_grad_norm, "0 with --shard-features (not supported yet)")
+            raise ConfigError(
+                "architecture", cfg.architecture, "topk (feature sharding shards a TopK SAE)"
+            )
+        if (
+            cfg.max_grad_norm
+        ):  # each rank holds a slice of the gradients: a local norm would be wrong
+            raise ConfigError(
+                "max_grad_norm", cfg.max_grad_norm, "0 with --shard-features (not supported yet)"
+            )
         self.templates: dict[str, SAE] = {}
         super().__init__(cfg, model=model, store=store)
 
@@ -125,10 +145,16 @@ class FeatureShardedTrainer(DistributedTrainer):
         shard = FeatureShardedTopK.from_sae(whole).to(cfg.device)
         self.templates[entry["label"]] = build_sae(whole.cfg)
         del whole
-        optimizer = torch.optim.Adam(shard.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
-                                     fused=fused_adam_ok(cfg.device))
+        optimizer = torch.optim.Adam(
+            shard.parameters(),
+            lr=cfg.lr,
+            betas=(cfg.adam_beta1, cfg.adam_beta2),
+            fused=fused_adam_ok(cfg.device),
+        )
         zeros = torch.zeros(shard.d_sae, dtype=torch.long)
-        return SAEState(entry["label"], entry["hook"], shard, optimizer, entry, zeros.clone(), zeros.clone())  # type: ignore[arg-type]
+        return SAEState(
+            entry["label"], entry["hook"], shard, optimizer, entry, zeros.clone(), zeros.clone()
+        )  # type: ignore[arg-type]
 
     # every rank computes on the whole batch; the collectives are inside the loss
     def local_batch(self, x: torch.Tensor) -> torch.Tensor:
@@ -169,7 +195,9 @@ class FeatureShardedTrainer(DistributedTrainer):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for s in self.saes:
             saved = state["saes"][s.label]
-            saved["sae"] = {n: s.sae.slice_full(n, saved["sae"][n]) for n, _ in s.sae.named_parameters()}
+            saved["sae"] = {
+                n: s.sae.slice_full(n, saved["sae"][n]) for n, _ in s.sae.named_parameters()
+            }
             saved["optimizer"] = self.sliced_optimizer_state(s, saved["optimizer"])
             for key, like in self.PER_FEATURE.items():
                 saved[key] = s.sae.slice_full(like, saved[key]).clone()

@@ -10,4 +10,11 @@ from saescope.inference.prompt import (
     run_prompt,
 )
 
-__all__ = ["PromptRow", "PromptRun", "QuantileTable", "TokenRanking", "activation_quantiles", "run_prompt"]
+__all__ = [
+    "PromptRow",
+    "PromptRun",
+    "QuantileTable",
+    "TokenRanking",
+    "activation_quantiles",
+    "run_prompt",
+]

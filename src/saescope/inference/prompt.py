@@ -24,7 +24,13 @@ from saescope.sae import SAE
 
 # Hook kinds whose values live in the residual stream: a decoder direction there reaches the
 # unembedding directly.
-RESIDUAL_KINDS = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out")
+RESIDUAL_KINDS = (
+    "hook_resid_pre",
+    "hook_resid_mid",
+    "hook_resid_post",
+    "hook_attn_out",
+    "hook_mlp_out",
+)
 
 
 @dataclass
@@ -37,10 +43,15 @@ class QuantileTable:
     max_act_of: Callable[[list[int]], np.ndarray]
 
     @classmethod
-    def from_arrays(cls, levels: np.ndarray, values: np.ndarray, max_act: np.ndarray) -> QuantileTable:
+    def from_arrays(
+        cls, levels: np.ndarray, values: np.ndarray, max_act: np.ndarray
+    ) -> QuantileTable:
         """From FeatureTables-shaped arrays: values [d_sae, n_levels], max_act [d_sae]."""
-        return cls(np.asarray(levels, dtype=np.float64),
-                   lambda fs: np.asarray(values)[fs], lambda fs: np.asarray(max_act)[fs])
+        return cls(
+            np.asarray(levels, dtype=np.float64),
+            lambda fs: np.asarray(values)[fs],
+            lambda fs: np.asarray(max_act)[fs],
+        )
 
     @classmethod
     def from_store(cls, store, sae_id: str) -> QuantileTable:
@@ -51,7 +62,10 @@ class QuantileTable:
         def fetch(fs: list[int]) -> None:
             missing = [f for f in fs if f not in cache]
             for page in store.iter_features(sae_id, missing):
-                cache[page["feature"]] = (np.asarray(page["quantiles"]["values"], dtype=np.float64), page["max_act"])
+                cache[page["feature"]] = (
+                    np.asarray(page["quantiles"]["values"], dtype=np.float64),
+                    page["max_act"],
+                )
 
         def values_of(fs: list[int]) -> np.ndarray:
             fetch(fs)
@@ -64,7 +78,9 @@ class QuantileTable:
         return cls(levels, values_of, max_act_of)
 
 
-def activation_quantiles(acts: np.ndarray, levels: np.ndarray, values: np.ndarray, max_act: np.ndarray) -> np.ndarray:
+def activation_quantiles(
+    acts: np.ndarray, levels: np.ndarray, values: np.ndarray, max_act: np.ndarray
+) -> np.ndarray:
     """Where each activation lies among its feature's stored non-zero activations.
 
     acts [n], values [n, n_levels] (the activations at `levels`), max_act [n] -> [n] in [0, 1]:
@@ -72,7 +88,9 @@ def activation_quantiles(acts: np.ndarray, levels: np.ndarray, values: np.ndarra
     activation above the stored maximum gives 1."""
     out = np.zeros(len(acts))
     for i, (a, row, top) in enumerate(zip(acts, values, max_act, strict=True)):
-        xs = np.maximum.accumulate(np.concatenate([[0.0], row, [max(top, row[-1] if len(row) else 0.0)]]))
+        xs = np.maximum.accumulate(
+            np.concatenate([[0.0], row, [max(top, row[-1] if len(row) else 0.0)]])
+        )
         ys = np.concatenate([[0.0], levels, [1.0]])
         out[i] = float(np.interp(a, xs, ys)) if a > 0 else 0.0
     return out
@@ -98,15 +116,28 @@ class PromptRun:
     """A prompt through the model and the SAE: token ids and strings, every token's feature
     activations, and what the effects on the next token need."""
 
-    def __init__(self, model: HookedModel, sae: SAE, hook_point: str, token_ids: list[int], text: str | None,
-                 acts: torch.Tensor, final_resid: torch.Tensor | None, stats: object) -> None:
+    def __init__(
+        self,
+        model: HookedModel,
+        sae: SAE,
+        hook_point: str,
+        token_ids: list[int],
+        text: str | None,
+        acts: torch.Tensor,
+        final_resid: torch.Tensor | None,
+        stats: object,
+    ) -> None:
         self.model, self.sae, self.hook_point = model, sae, hook_point
         self.token_ids, self.text = token_ids, text
         self.acts = acts  # [ctx, d_sae]
         self.final_resid = final_resid  # [ctx, d_model], None when effects are not defined
         self._stats = stats  # the SAE's input statistics, so decode undoes the normalisation
         tokenizer = model.tokenizer
-        self.tokens = [tokenizer.decode([t]) for t in token_ids] if tokenizer is not None else [str(t) for t in token_ids]
+        self.tokens = (
+            [tokenizer.decode([t]) for t in token_ids]
+            if tokenizer is not None
+            else [str(t) for t in token_ids]
+        )
 
     def __len__(self) -> int:
         return len(self.token_ids)
@@ -133,12 +164,16 @@ class PromptRun:
         contribution = full - self.sae.decode_with_stats(ablated, stats)  # [n, d_model]
         resid = self.final_resid[position]
         with torch.no_grad():
-            logits = self.model.unembed(torch.cat([resid[None], resid[None] - contribution.to(resid.dtype)]))
+            logits = self.model.unembed(
+                torch.cat([resid[None], resid[None] - contribution.to(resid.dtype)])
+            )
         next_token = self.token_ids[position + 1]
         logp = torch.log_softmax(logits.float(), dim=-1)[:, next_token]  # [1 + n]
         return (logp[0] - logp[1:]).numpy().astype(np.float64)
 
-    def rank_at(self, position: int, quantiles: QuantileTable | None = None, n: int = 10) -> TokenRanking:
+    def rank_at(
+        self, position: int, quantiles: QuantileTable | None = None, n: int = 10
+    ) -> TokenRanking:
         """The active features at `position`, n of them in each of the three orders."""
         self._check_position(position)
         row = self.acts[position]
@@ -146,15 +181,33 @@ class PromptRun:
         act_values = row[active].numpy().astype(np.float64)
         q_values = None
         if quantiles is not None and active:
-            q_values = activation_quantiles(act_values, quantiles.levels, quantiles.values_of(active),
-                                            quantiles.max_act_of(active))
+            q_values = activation_quantiles(
+                act_values,
+                quantiles.levels,
+                quantiles.values_of(active),
+                quantiles.max_act_of(active),
+            )
         effects = self.logprob_effects(position, active)
-        rows = [PromptRow(f, float(a), None if q_values is None else float(q_values[i]),
-                          None if effects is None else float(effects[i]))
-                for i, (f, a) in enumerate(zip(active, act_values, strict=True))]
+        rows = [
+            PromptRow(
+                f,
+                float(a),
+                None if q_values is None else float(q_values[i]),
+                None if effects is None else float(effects[i]),
+            )
+            for i, (f, a) in enumerate(zip(active, act_values, strict=True))
+        ]
         by_act = sorted(rows, key=lambda r: (-r.act, r.feature))[:n]
-        by_quantile = sorted(rows, key=lambda r: (-(r.quantile or 0.0), -r.act, r.feature))[:n] if q_values is not None else []
-        by_effect = sorted(rows, key=lambda r: (-(r.logprob_effect or 0.0), r.feature))[:n] if effects is not None else []
+        by_quantile = (
+            sorted(rows, key=lambda r: (-(r.quantile or 0.0), -r.act, r.feature))[:n]
+            if q_values is not None
+            else []
+        )
+        by_effect = (
+            sorted(rows, key=lambda r: (-(r.logprob_effect or 0.0), r.feature))[:n]
+            if effects is not None
+            else []
+        )
         return TokenRanking(position, by_act, by_quantile, by_effect)
 
     def _check_position(self, position: int) -> None:
@@ -162,13 +215,20 @@ class PromptRun:
             raise ConfigError("token", position, f"a token position in 0..{len(self) - 1}")
 
 
-def run_prompt(model: HookedModel, sae: SAE, prompt: str | list[int], hook_point: str | None = None,
-               prepend_bos: bool = True) -> PromptRun:
+def run_prompt(
+    model: HookedModel,
+    sae: SAE,
+    prompt: str | list[int],
+    hook_point: str | None = None,
+    prepend_bos: bool = True,
+) -> PromptRun:
     """Run `prompt` (text, or token ids as they are) through the model up to the SAE's hook
     point (and on to the last layer when the effects on the next token are defined)."""
     hook_point = hook_point or sae.cfg.hook_name
     if not hook_point:
-        raise SaescopeError("hook_point: the SAE does not say which hook point it reads; pass hook_point=...")
+        raise SaescopeError(
+            "hook_point: the SAE does not say which hook point it reads; pass hook_point=..."
+        )
     model.check_hooks([hook_point])
     if isinstance(prompt, str):
         if not prompt.strip():
@@ -184,8 +244,16 @@ def run_prompt(model: HookedModel, sae: SAE, prompt: str | list[int], hook_point
     cache = model.run_with_cache(tokens, [hook_point, last] if with_effects else [hook_point])
     with torch.no_grad():
         acts, stats = sae.encode_with_stats(cache[hook_point][0])  # [ctx, d_sae]
-    return PromptRun(model, sae, hook_point, tokens[0].tolist(), text, acts.detach().float(),
-                     cache[last][0].detach() if with_effects else None, stats)
+    return PromptRun(
+        model,
+        sae,
+        hook_point,
+        tokens[0].tolist(),
+        text,
+        acts.detach().float(),
+        cache[last][0].detach() if with_effects else None,
+        stats,
+    )
 
 
 def _writes_residual(sae: SAE, hook_point: str, d_model: int) -> bool:
@@ -198,6 +266,8 @@ def _stats_at(stats: object, position: int) -> object:
     """The SAE input statistics of one token ([ctx, 1] tensors -> [1, 1])."""
     if stats is None:
         return None
-    fields = {name: (value[position:position + 1] if isinstance(value, torch.Tensor) else value)
-              for name, value in vars(stats).items()}
+    fields = {
+        name: (value[position : position + 1] if isinstance(value, torch.Tensor) else value)
+        for name, value in vars(stats).items()
+    }
     return type(stats)(**fields)

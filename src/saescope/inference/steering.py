@@ -55,14 +55,20 @@ def check_steering(sae: SAE, feature: int, mode: str, value: float, max_new_toke
     if not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
         raise ConfigError("max_new_tokens", max_new_tokens, f"an integer in 1..{MAX_NEW_TOKENS}")
     if sae.cfg.transcoder:
-        raise SaescopeError("steering: transcoder features write to another hook point; "
-                            "steering supports SAEs (hook_name_out unset) only.")
+        raise SaescopeError(
+            "steering: transcoder features write to another hook point; "
+            "steering supports SAEs (hook_name_out unset) only."
+        )
     if not sae.cfg.hook_name:
-        raise SaescopeError("steering: the SAE's cfg.json names no hook point (hook_name); "
-                            "it cannot be spliced into the model.")
+        raise SaescopeError(
+            "steering: the SAE's cfg.json names no hook point (hook_name); "
+            "it cannot be spliced into the model."
+        )
 
 
-def steering_fn(sae: SAE, feature: int, mode: str, value: float) -> Callable[[torch.Tensor], torch.Tensor]:
+def steering_fn(
+    sae: SAE, feature: int, mode: str, value: float
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """The hook replacement: steers batch row 0 and leaves row 1 (the unsteered run) as it is."""
 
     def replace(x: torch.Tensor) -> torch.Tensor:  # x: [2, ctx, d_in]
@@ -78,8 +84,15 @@ def steering_fn(sae: SAE, feature: int, mode: str, value: float) -> Callable[[to
 
 
 @torch.inference_mode()
-def steer(model: HookedModel, sae: SAE, prompt: str, feature: int, mode: str = "clamp",
-          value: float = 10.0, max_new_tokens: int = 32) -> SteeringResult:
+def steer(
+    model: HookedModel,
+    sae: SAE,
+    prompt: str,
+    feature: int,
+    mode: str = "clamp",
+    value: float = 10.0,
+    max_new_tokens: int = 32,
+) -> SteeringResult:
     """Greedy continuations of `prompt`, steered and unsteered, `max_new_tokens` at most each
     (a continuation ends early at the end-of-sequence token)."""
     check_steering(sae, feature, mode, value, max_new_tokens)
@@ -89,15 +102,20 @@ def steer(model: HookedModel, sae: SAE, prompt: str, feature: int, mode: str = "
     generated = _generate(model, tokens.repeat(2, 1), replacements, max_new_tokens)  # [2, new]
     eos = model.tokenizer.eos_token_id
     return SteeringResult(
-        prompt=prompt, prompt_tokens=_token_texts(model, tokens[0].tolist()),
-        hook_point=sae.cfg.hook_name, feature=feature, mode=mode, value=float(value),
+        prompt=prompt,
+        prompt_tokens=_token_texts(model, tokens[0].tolist()),
+        hook_point=sae.cfg.hook_name,
+        feature=feature,
+        mode=mode,
+        value=float(value),
         steered=_continuation(model, generated[0].tolist(), eos),
         unsteered=_continuation(model, generated[1].tolist(), eos),
     )
 
 
-def _generate(model: HookedModel, tokens: torch.Tensor, replacements: dict[str, Any],
-              max_new_tokens: int) -> torch.Tensor:
+def _generate(
+    model: HookedModel, tokens: torch.Tensor, replacements: dict[str, Any], max_new_tokens: int
+) -> torch.Tensor:
     """Greedy tokens [batch, new]; every row runs max_new_tokens steps or until all hit EOS."""
     eos = model.tokenizer.eos_token_id
     install = getattr(model, "replacements_installed", None)
@@ -113,8 +131,9 @@ def _generate(model: HookedModel, tokens: torch.Tensor, replacements: dict[str, 
                 done |= next_ids == eos
                 if done.all() or step == max_new_tokens - 1:
                     break
-                out = model.hf_model(input_ids=next_ids[:, None], past_key_values=out.past_key_values,
-                                     use_cache=True)
+                out = model.hf_model(
+                    input_ids=next_ids[:, None], past_key_values=out.past_key_values, use_cache=True
+                )
     else:  # other backends: the whole sequence again at each step
         for _ in range(max_new_tokens):
             logits = model.run_with_replacement(tokens, replacements)
@@ -129,10 +148,11 @@ def _generate(model: HookedModel, tokens: torch.Tensor, replacements: dict[str, 
 
 def _continuation(model: HookedModel, ids: list[int], eos: int | None) -> Continuation:
     if eos is not None and eos in ids:
-        ids = ids[:ids.index(eos) + 1]
+        ids = ids[: ids.index(eos) + 1]
     text_ids = [i for i in ids if i != eos]
-    return Continuation(text=model.tokenizer.decode(text_ids), token_ids=ids,
-                        tokens=_token_texts(model, ids))
+    return Continuation(
+        text=model.tokenizer.decode(text_ids), token_ids=ids, tokens=_token_texts(model, ids)
+    )
 
 
 def _token_texts(model: HookedModel, ids: list[int]) -> list[str]:

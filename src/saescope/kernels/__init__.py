@@ -16,7 +16,10 @@ from pathlib import Path
 import torch
 
 log = logging.getLogger(__name__)
-SOURCES = [Path(__file__).with_name(name) for name in ("topk_rows.cpp", "cell_effects.cpp", "row_histograms.cpp")]
+SOURCES = [
+    Path(__file__).with_name(name)
+    for name in ("topk_rows.cpp", "cell_effects.cpp", "row_histograms.cpp")
+]
 CELL_EFFECTS_MAX_H = 64  # kMaxH in cell_effects.cpp: its top-h arrays are fixed-size
 
 
@@ -30,10 +33,18 @@ def available() -> bool:
 
         # -fopenmp: at::parallel_for is inlined from ATen's headers and runs serially without it;
         # the library then shares the OpenMP runtime torch has already loaded (same soname)
-        load(name="saescope_kernels", sources=[str(s) for s in SOURCES], extra_cflags=["-O3", "-fopenmp"],
-             extra_ldflags=["-fopenmp"], is_python_module=False)
+        load(
+            name="saescope_kernels",
+            sources=[str(s) for s in SOURCES],
+            extra_cflags=["-O3", "-fopenmp"],
+            extra_ldflags=["-fopenmp"],
+            is_python_module=False,
+        )
     except Exception as error:  # no compiler, no ninja, a failed build: the fallback still works
-        log.warning("saescope's C++ kernels could not be built (%s); using torch's ops instead (slower)", error)
+        log.warning(
+            "saescope's C++ kernels could not be built (%s); using torch's ops instead (slower)",
+            error,
+        )
         return False
     return True
 
@@ -48,7 +59,9 @@ def topk_rows(pre: torch.Tensor, bias: torch.Tensor, k: int) -> tuple[torch.Tens
     return pre.add_(bias).topk(k, dim=-1, sorted=False)
 
 
-def row_histograms(values: torch.Tensor, n_bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def row_histograms(
+    values: torch.Tensor, n_bins: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Counts [n, n_bins] of each row of values [n, d] in n_bins equal bins between the row's minimum and
     maximum, and those (lo [n], hi [n]) (row_histograms.cpp).
 
@@ -58,9 +71,18 @@ def row_histograms(values: torch.Tensor, n_bins: int) -> tuple[torch.Tensor, tor
     return torch.ops.saescope.row_histograms(values, n_bins)
 
 
-def cell_effects(logits: torch.Tensor, lse: torch.Tensor, directions: torch.Tensor, cell_pos: torch.Tensor,
-                 cell_feat: torch.Tensor, a: torch.Tensor, b: torch.Tensor, beta: torch.Tensor | None,
-                 next_ids: torch.Tensor, h: int) -> tuple[torch.Tensor, ...]:
+def cell_effects(
+    logits: torch.Tensor,
+    lse: torch.Tensor,
+    directions: torch.Tensor,
+    cell_pos: torch.Tensor,
+    cell_feat: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    beta: torch.Tensor | None,
+    next_ids: torch.Tensor,
+    h: int,
+) -> tuple[torch.Tensor, ...]:
     """Direct-path log-prob effects of cells (cell_effects.cpp): diff = a * (logits[pos] - beta) + b * directions[feat],
     -> (next_token [n], up_ids [n, h], up_values [n, h], down_ids [n, h], down_values [n, h]).
 
@@ -68,5 +90,15 @@ def cell_effects(logits: torch.Tensor, lse: torch.Tensor, directions: torch.Tens
     if not available():  # also what loads the library
         raise RuntimeError("saescope's C++ kernels are not built")
     no_beta = torch.empty(0, dtype=torch.float32)
-    return torch.ops.saescope.cell_effects(logits, lse, directions, cell_pos, cell_feat, a.reshape(-1), b.reshape(-1),
-                                           no_beta if beta is None else beta, next_ids, h)
+    return torch.ops.saescope.cell_effects(
+        logits,
+        lse,
+        directions,
+        cell_pos,
+        cell_feat,
+        a.reshape(-1),
+        b.reshape(-1),
+        no_beta if beta is None else beta,
+        next_ids,
+        h,
+    )

@@ -12,8 +12,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("models", help="inspect models: hook points and their widths")
     actions = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     hooks = actions.add_parser("hooks", help="list a model's hook points with their widths")
-    hooks.add_argument("model", help="'smollm2', a Hugging Face model id, a local model directory or a .gguf file")
-    hooks.add_argument("--all", action="store_true", help="every hook name, one a line (default: one line per hook kind)")
+    hooks.add_argument(
+        "model", help="'smollm2', a Hugging Face model id, a local model directory or a .gguf file"
+    )
+    hooks.add_argument(
+        "--all",
+        action="store_true",
+        help="every hook name, one a line (default: one line per hook kind)",
+    )
     hooks.set_defaults(func=hooks_command)
 
 

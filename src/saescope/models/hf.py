@@ -110,7 +110,9 @@ class HFHookedModel(HookedModel):
         module, reads_input = self._site(name)
         return _hook_input(module, fn) if reads_input else _hook_output(module, fn)
 
-    def _add_replacements(self, replacements: dict[str, Replacement], handles: list[RemovableHandle]) -> None:
+    def _add_replacements(
+        self, replacements: dict[str, Replacement], handles: list[RemovableHandle]
+    ) -> None:
         def order(name: str) -> tuple[int, int]:
             layer, kind = parse_hook(name)  # type: ignore[misc]
             return layer, HOOK_KINDS.index(kind)
@@ -122,7 +124,9 @@ class HFHookedModel(HookedModel):
             else:
                 handles.append(self._hook(name, fn))
 
-    def _replace_resid_mid(self, name: str, fn: Replacement, handles: list[RemovableHandle]) -> None:
+    def _replace_resid_mid(
+        self, name: str, fn: Replacement, handles: list[RemovableHandle]
+    ) -> None:
         """resid_mid is not any module's output: the block keeps its own copy for the skip connection.
 
         So the MLP's input norm gets fn(resid_mid), and the block's output gets the difference
@@ -141,7 +145,9 @@ class HFHookedModel(HookedModel):
 
     def _prepare(self, tokens: torch.Tensor) -> torch.Tensor:
         if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2:
-            raise SaescopeError(f"tokens: expected a LongTensor [batch, ctx]; got {getattr(tokens, 'shape', type(tokens))}.")
+            raise SaescopeError(
+                f"tokens: expected a LongTensor [batch, ctx]; got {getattr(tokens, 'shape', type(tokens))}."
+            )
         self.check_context_length(tokens.shape[1])
         return tokens.to(self.device)
 
@@ -162,7 +168,11 @@ class HFHookedModel(HookedModel):
         return {name: act.clone() for name, act in cache.items()}
 
     def _run_with_cache(
-        self, tokens: torch.Tensor, hooks: list[str], stop_early: bool, replacements: dict[str, Replacement]
+        self,
+        tokens: torch.Tensor,
+        hooks: list[str],
+        stop_early: bool,
+        replacements: dict[str, Replacement],
     ) -> dict[str, torch.Tensor]:
         self.check_hooks([*hooks, *replacements])
         tokens = self._prepare(tokens)
@@ -199,7 +209,9 @@ class HFHookedModel(HookedModel):
         return self.hf_model(input_ids=self._prepare(tokens), use_cache=False).logits
 
     @torch.no_grad()
-    def run_with_replacement(self, tokens: torch.Tensor, replacements: dict[str, Replacement]) -> torch.Tensor:
+    def run_with_replacement(
+        self, tokens: torch.Tensor, replacements: dict[str, Replacement]
+    ) -> torch.Tensor:
         """Logits with each hook's activation replaced by fn(activation) for the rest of the forward."""
         self.check_hooks(list(replacements))
         tokens = self._prepare(tokens)

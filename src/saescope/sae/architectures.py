@@ -38,7 +38,9 @@ class JumpReLUFunction(torch.autograd.Function):
         x, threshold = ctx.saved_tensors
         bandwidth = ctx.bandwidth
         grad_x = (x > threshold).to(x.dtype) * grad_out
-        grad_threshold = -(threshold / bandwidth) * rectangle((x - threshold) / bandwidth) * grad_out
+        grad_threshold = (
+            -(threshold / bandwidth) * rectangle((x - threshold) / bandwidth) * grad_out
+        )
         return grad_x, _sum_to_shape(grad_threshold, threshold.shape), None
 
 
@@ -88,7 +90,9 @@ def topk_sparse(hidden_pre: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.T
     return F.relu(values), indices
 
 
-def auxk_topk(hidden_pre: torch.Tensor, dead_mask: torch.Tensor, k_aux: int) -> tuple[torch.Tensor, torch.Tensor]:
+def auxk_topk(
+    hidden_pre: torch.Tensor, dead_mask: torch.Tensor, k_aux: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """AuxK (Gao et al. 2024): the k_aux largest pre-activations among dead features only.
 
     hidden_pre [..., d_sae], dead_mask [d_sae] (True = dead) -> (values [..., k], indices [..., k]),
@@ -196,7 +200,9 @@ class JumpReLUSAE(SAE):
     def activation(self, hidden_pre: torch.Tensor) -> torch.Tensor:
         return F.relu(hidden_pre) * (hidden_pre > self.threshold)
 
-    def training_activation(self, hidden_pre: torch.Tensor, bandwidth: float = 0.001) -> torch.Tensor:
+    def training_activation(
+        self, hidden_pre: torch.Tensor, bandwidth: float = 0.001
+    ) -> torch.Tensor:
         """The same function with the straight-through threshold gradient, for training."""
         return jumprelu(F.relu(hidden_pre), self.threshold, bandwidth)
 

@@ -39,7 +39,12 @@ class InputStats:
 
 
 def torch_dtype(name: str) -> torch.dtype:
-    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}[name]
+    return {
+        "float32": torch.float32,
+        "float16": torch.float16,
+        "bfloat16": torch.bfloat16,
+        "float64": torch.float64,
+    }[name]
 
 
 class SAE(nn.Module):
@@ -50,7 +55,9 @@ class SAE(nn.Module):
     def __init__(self, cfg: SAEConfig) -> None:
         super().__init__()
         if cfg.architecture != self.architecture:
-            raise SaescopeError(f"{type(self).__name__} needs architecture {self.architecture!r}, got {cfg.architecture!r}")
+            raise SaescopeError(
+                f"{type(self).__name__} needs architecture {self.architecture!r}, got {cfg.architecture!r}"
+            )
         self.cfg = cfg
         dtype = torch_dtype(cfg.dtype)
         d_in, d_sae, d_out = cfg.d_in, cfg.d_sae, cfg.d_out
@@ -58,7 +65,9 @@ class SAE(nn.Module):
         self.b_enc = nn.Parameter(torch.zeros(d_sae, dtype=dtype))
         self.W_dec = nn.Parameter(torch.zeros(d_sae, d_out, dtype=dtype))
         self.b_dec = nn.Parameter(torch.zeros(d_out, dtype=dtype))
-        self.W_skip = nn.Parameter(torch.zeros(d_out, d_in, dtype=dtype)) if cfg.skip_connection else None
+        self.W_skip = (
+            nn.Parameter(torch.zeros(d_out, d_in, dtype=dtype)) if cfg.skip_connection else None
+        )
         # the constant input multiplier of the constant-scale normalisations (1 otherwise)
         self.register_buffer("input_scale", torch.ones((), dtype=dtype))
         self._last_stats: InputStats | None = None
@@ -193,7 +202,9 @@ class SAE(nn.Module):
 
     # ---- sparse decode -------------------------------------------------------------------
 
-    def decode_sparse(self, values: torch.Tensor, indices: torch.Tensor, stats: InputStats | None = None) -> torch.Tensor:
+    def decode_sparse(
+        self, values: torch.Tensor, indices: torch.Tensor, stats: InputStats | None = None
+    ) -> torch.Tensor:
         """values, indices: [..., k] (active features) -> reconstruction [..., d_out].
 
         Same result as decode() of the dense acts, reading only k rows of W_dec per token.
@@ -202,7 +213,9 @@ class SAE(nn.Module):
         k = values.shape[-1]
         lead = values.shape[:-1]
         weights = self.decoder_input_sparse(values.to(self.dtype), indices).reshape(-1, k)
-        out = F.embedding_bag(indices.reshape(-1, k), self.W_dec, per_sample_weights=weights, mode="sum")
+        out = F.embedding_bag(
+            indices.reshape(-1, k), self.W_dec, per_sample_weights=weights, mode="sum"
+        )
         out = out.reshape(*lead, self.d_out) + self.b_dec
         return self.denormalize_output(out, stats if stats is not None else self._last_stats)
 

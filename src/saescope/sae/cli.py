@@ -13,15 +13,21 @@ from saescope.sae.native import save_sae
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("sae", help="inspect SAEs in any supported format and convert them to the native one")
+    parser = subparsers.add_parser(
+        "sae", help="inspect SAEs in any supported format and convert them to the native one"
+    )
     commands = parser.add_subparsers(dest="sae_command", metavar="SAE_COMMAND", required=True)
 
-    info = commands.add_parser("info", help="print an SAE's architecture, sizes, hook point and source format")
+    info = commands.add_parser(
+        "info", help="print an SAE's architecture, sizes, hook point and source format"
+    )
     add_source_arguments(info)
     info.add_argument("--json", action="store_true", help="print the facts as one JSON object")
     info.set_defaults(func=run_info)
 
-    convert = commands.add_parser("convert", help="write an SAE in the native format (SAELens's layout)")
+    convert = commands.add_parser(
+        "convert", help="write an SAE in the native format (SAELens's layout)"
+    )
     add_source_arguments(convert)
     convert.add_argument("dst", help="output folder (cfg.json + sae_weights.safetensors)")
     convert.set_defaults(func=run_convert)
@@ -29,7 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="an SAE folder or file, or hf:ORG/NAME[/PATH][@REVISION]")
-    parser.add_argument("--format", choices=list(FORMAT_MODULES), help="the source format (default: detected)")
+    parser.add_argument(
+        "--format", choices=list(FORMAT_MODULES), help="the source format (default: detected)"
+    )
     parser.add_argument("--layer", help="which SAE of a folder of layers (sparsify)")
 
 
@@ -78,5 +86,7 @@ def run_info(args: argparse.Namespace) -> int:
 def run_convert(args: argparse.Namespace) -> int:
     sae = load_from_args(args)
     folder = save_sae(sae, args.dst)
-    print(f"wrote {sae.cfg.architecture} SAE (d_in={sae.d_in}, d_sae={sae.d_sae}) from {sae.cfg.source_format} to {folder}")
+    print(
+        f"wrote {sae.cfg.architecture} SAE (d_in={sae.d_in}, d_sae={sae.d_sae}) from {sae.cfg.source_format} to {folder}"
+    )
     return 0

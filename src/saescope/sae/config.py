@@ -94,31 +94,45 @@ class SAEConfig:
 
     def validate(self) -> None:
         if self.architecture not in ARCHITECTURES:
-            raise ConfigError("architecture", self.architecture, f"one of {', '.join(ARCHITECTURES)}")
+            raise ConfigError(
+                "architecture", self.architecture, f"one of {', '.join(ARCHITECTURES)}"
+            )
         for name in ("d_in", "d_sae", "d_out"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(name, value, "a positive integer")
         if self.normalize_activations not in NORMALIZE_MODES:
             raise ConfigError(
-                "normalize_activations", self.normalize_activations, f"one of {', '.join(NORMALIZE_MODES)}"
+                "normalize_activations",
+                self.normalize_activations,
+                f"one of {', '.join(NORMALIZE_MODES)}",
             )
         if self.dtype not in DTYPES:
             raise ConfigError("dtype", self.dtype, f"one of {', '.join(DTYPES)}")
         if self.architecture in ("topk", "batchtopk", "matryoshka_batchtopk") and (
             not isinstance(self.k, int) or not 0 < self.k <= self.d_sae
         ):
-            raise ConfigError("k", self.k, f"an integer from 1 to d_sae ({self.d_sae}) for a {self.architecture} SAE")
+            raise ConfigError(
+                "k",
+                self.k,
+                f"an integer from 1 to d_sae ({self.d_sae}) for a {self.architecture} SAE",
+            )
         if self.architecture == "matryoshka_batchtopk":
             widths = self.matryoshka_widths
-            increasing = bool(widths) and all(a < b for a, b in zip([0, *widths], widths, strict=False))
+            increasing = bool(widths) and all(
+                a < b for a, b in zip([0, *widths], widths, strict=False)
+            )
             if not increasing or widths[-1] != self.d_sae:
                 raise ConfigError(
-                    "matryoshka_widths", widths, f"increasing nested widths ending at d_sae ({self.d_sae})"
+                    "matryoshka_widths",
+                    widths,
+                    f"increasing nested widths ending at d_sae ({self.d_sae})",
                 )
         if self.apply_b_dec_to_input and self.d_out != self.d_in:
             raise ConfigError(
-                "apply_b_dec_to_input", True, f"false for a transcoder whose d_out ({self.d_out}) differs from d_in ({self.d_in})"
+                "apply_b_dec_to_input",
+                True,
+                f"false for a transcoder whose d_out ({self.d_out}) differs from d_in ({self.d_in})",
             )
 
     def to_dict(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from saescope.errors import SaescopeError
 
 
 def parse_hub_spec(spec: str) -> tuple[str, str, str | None]:
-    """"ORG/NAME/sub/path@rev" -> (repo_id, subpath, revision)."""
+    """ "ORG/NAME/sub/path@rev" -> (repo_id, subpath, revision)."""
     revision = None
     if "@" in spec:
         spec, revision = spec.rsplit("@", 1)
@@ -57,7 +57,9 @@ def download_sae_files(spec: str) -> Path:
             f"{'HF_HUB_OFFLINE is set' if is_offline() else 'the hub cannot be reached'}"
         ) from None
     except (HfHubHTTPError, OSError, ValueError) as err:
-        raise SaescopeError(f"hf:{spec}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
+        raise SaescopeError(
+            f"hf:{spec}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        ) from None
     path = Path(root) / subpath if subpath else Path(root)
     if not path.exists():
         raise SaescopeError(f"hf:{spec}: the repository {repo_id} has no {subpath!r}")

@@ -68,4 +68,6 @@ def check_finite(tensors: dict[str, torch.Tensor], file: str | Path) -> None:
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             n_nan = int(torch.isnan(tensor).sum())
             n_inf = int(torch.isinf(tensor).sum())
-            raise SaescopeError(f"{file}: tensor {name} holds {n_nan} NaN and {n_inf} inf value(s); the weights are corrupt")
+            raise SaescopeError(
+                f"{file}: tensor {name} holds {n_nan} NaN and {n_inf} inf value(s); the weights are corrupt"
+            )

@@ -47,6 +47,7 @@ class NotFound(SaescopeError):
 
 # --- request bodies ----------------------------------------------------------------------
 
+
 class TextRequest(BaseModel):
     text: str = Field(description="the text to run through the model (limits: see /api/limits)")
 
@@ -70,10 +71,20 @@ class SteerRequest(BaseModel):
 
 # --- the app ------------------------------------------------------------------------------
 
-def create_app(store_or_run: str | Path | FeatureStore, *, model: HookedModel | None = None,
-               saes: dict[str, SAE] | None = None, sae_dirs: dict[str, str | Path] | None = None,
-               live: bool = True, threads: int = 1, live_nice: int = 5, warm: bool = True,
-               cache_bytes: int = DEFAULT_MAX_BYTES, web_dir: str | Path | None = None) -> FastAPI:
+
+def create_app(
+    store_or_run: str | Path | FeatureStore,
+    *,
+    model: HookedModel | None = None,
+    saes: dict[str, SAE] | None = None,
+    sae_dirs: dict[str, str | Path] | None = None,
+    live: bool = True,
+    threads: int = 1,
+    live_nice: int = 5,
+    warm: bool = True,
+    cache_bytes: int = DEFAULT_MAX_BYTES,
+    web_dir: str | Path | None = None,
+) -> FastAPI:
     """The viewer app on a run directory, store file / URL or open store.
 
     The model(s) and SAEs load here, once: in the inference worker process (`threads` torch
@@ -93,14 +104,19 @@ def create_app(store_or_run: str | Path | FeatureStore, *, model: HookedModel | 
     async def lifespan(_app: FastAPI):  # noqa: ANN202
         stop = threading.Event()
         if warm:
-            threading.Thread(target=cache.warm, args=(stop,), daemon=True, name="saescope-warm").start()
+            threading.Thread(
+                target=cache.warm, args=(stop,), daemon=True, name="saescope-warm"
+            ).start()
         yield
         stop.set()
         if engine is not None:
             engine.close()
 
-    app = FastAPI(title=API_TITLE, lifespan=lifespan,
-                  description="Browse, search and test the features of sparse autoencoders.")
+    app = FastAPI(
+        title=API_TITLE,
+        lifespan=lifespan,
+        description="Browse, search and test the features of sparse autoencoders.",
+    )
     app.state.source, app.state.engine = source, engine
     app.state.cache, app.state.maps = cache, FeatureMaps()
     _add_error_handlers(app)
@@ -120,14 +136,25 @@ class PageFastPath:
         self.app, self.cache = app, cache
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        key = page_key(scope["path"]) if scope["type"] == "http" and scope["method"] == "GET" else None
+        key = (
+            page_key(scope["path"])
+            if scope["type"] == "http" and scope["method"] == "GET"
+            else None
+        )
         body = self.cache.peek(key) if key is not None and key[1] in self.cache.saes() else None
         if body is None:
             await self.app(scope, receive, send)
             return
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -135,9 +162,9 @@ def page_key(path: str) -> tuple | None:
     """The cache key of /api/saes/{sae_id}/features/{f}[/panels], else None."""
     if not path.startswith("/api/saes/"):
         return None
-    rest, kind = path[len("/api/saes/"):], "feature"
+    rest, kind = path[len("/api/saes/") :], "feature"
     if rest.endswith("/panels"):
-        rest, kind = rest[:-len("/panels")], "panels"
+        rest, kind = rest[: -len("/panels")], "panels"
     sae_id, sep, feature = rest.rpartition("/features/")
     if not sep or not (feature.isascii() and feature.isdigit()):
         return None
@@ -145,8 +172,14 @@ def page_key(path: str) -> tuple | None:
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    statuses = [(NotFound, 404), (FeatureNotFound, 404), (TextTooLong, 413), (LiveUnavailable, 409),
-                (ConfigError, 422), (SaescopeError, 400)]
+    statuses = [
+        (NotFound, 404),
+        (FeatureNotFound, 404),
+        (TextTooLong, 413),
+        (LiveUnavailable, 409),
+        (ConfigError, 422),
+        (SaescopeError, 400),
+    ]
 
     async def handle(_request: Request, err: Exception) -> JSONResponse:
         status = next(code for kind, code in statuses if isinstance(err, kind))
@@ -158,7 +191,9 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def invalid(_request: Request, err: RequestValidationError) -> JSONResponse:
         # One readable line per problem ("body.k: Input should be ... (got 0)") and the raw list.
         lines = [_problem(e) for e in err.errors()]
-        return JSONResponse({"detail": "; ".join(lines), "errors": _jsonable(err.errors())}, status_code=422)
+        return JSONResponse(
+            {"detail": "; ".join(lines), "errors": _jsonable(err.errors())}, status_code=422
+        )
 
     app.add_exception_handler(RequestValidationError, invalid)
 
@@ -167,7 +202,11 @@ def _problem(error: dict[str, Any]) -> str:
     if error["type"] == "json_invalid":
         return f"body: malformed JSON ({error['msg']} at character {error['loc'][-1]})"
     where = ".".join(str(p) for p in error["loc"])
-    got = f" (got {error['input']!r})" if not isinstance(error.get("input"), dict | type(None)) else ""
+    got = (
+        f" (got {error['input']!r})"
+        if not isinstance(error.get("input"), dict | type(None))
+        else ""
+    )
     return f"{where}: {error['msg']}{got}"
 
 
@@ -200,7 +239,9 @@ def _check_feature(request: Request, sae_id: str, feature: int) -> None:
 def _engine(request: Request) -> LiveEngine:
     engine = request.app.state.engine
     if engine is None:
-        raise LiveUnavailable("live inference is off: the viewer was started without the model (live=False).")
+        raise LiveUnavailable(
+            "live inference is off: the viewer was started without the model (live=False)."
+        )
     return engine
 
 
@@ -213,8 +254,10 @@ def _decoder(request: Request, sae_id: str) -> Callable[[], Any]:
         return lambda: sae.W_dec.detach().float().numpy()
     folder = request.app.state.source.sae_dirs.get(sae_id)
     if folder is None:
-        raise LiveUnavailable(f"the feature map needs the SAE's weights: none found for {sae_id!r} (looked in "
-                              "its analysis's source folder and the run directory).")
+        raise LiveUnavailable(
+            f"the feature map needs the SAE's weights: none found for {sae_id!r} (looked in "
+            "its analysis's source folder and the run directory)."
+        )
     return lambda: load_sae(folder).W_dec.detach().float().numpy()
 
 
@@ -227,18 +270,29 @@ def has_curves(source: ViewerSource) -> bool:
 
 # --- store routes --------------------------------------------------------------------------
 
+
 def _add_store_routes(app: FastAPI) -> None:
     @app.get("/api/health", tags=["store"])
     def health(request: Request) -> dict[str, Any]:
         cache = _cache(request)
-        return {"ok": True, "saes": len(cache.saes()), "cached": len(cache), "cached_mb": round(cache.bytes / 2**20, 1),
-                "warming": cache.warming}
+        return {
+            "ok": True,
+            "saes": len(cache.saes()),
+            "cached": len(cache),
+            "cached_mb": round(cache.bytes / 2**20, 1),
+            "warming": cache.warming,
+        }
 
     @app.get("/api/limits", tags=["live"])
     def limits() -> dict[str, Any]:
         from saescope.server.engine import MAX_TEXT_CHARS, MAX_TEXT_TOKENS  # noqa: PLC0415
-        return {"max_text_chars": MAX_TEXT_CHARS, "max_text_tokens": MAX_TEXT_TOKENS,
-                "max_new_tokens": MAX_NEW_TOKENS, "steer_modes": list(STEER_MODES)}
+
+        return {
+            "max_text_chars": MAX_TEXT_CHARS,
+            "max_text_tokens": MAX_TEXT_TOKENS,
+            "max_new_tokens": MAX_NEW_TOKENS,
+            "steer_modes": list(STEER_MODES),
+        }
 
     @app.get("/api/saes", tags=["store"])
     def list_saes(request: Request) -> Response:
@@ -247,9 +301,14 @@ def _add_store_routes(app: FastAPI) -> None:
         engine: LiveEngine | None = request.app.state.engine
 
         def read() -> list[dict[str, Any]]:
-            return [{**brief, "evals": source.store.sae_summary(sae_id)["evals"],
-                     "live": engine is not None and engine.live(sae_id)}
-                    for sae_id, brief in _cache(request).saes().items()]
+            return [
+                {
+                    **brief,
+                    "evals": source.store.sae_summary(sae_id)["evals"],
+                    "live": engine is not None and engine.live(sae_id),
+                }
+                for sae_id, brief in _cache(request).saes().items()
+            ]
 
         # keyed by every SAE's write time: a new or re-written SAE shows at once
         version = tuple((k, v["written_at"]) for k, v in _cache(request).saes().items())
@@ -263,10 +322,12 @@ def _add_store_routes(app: FastAPI) -> None:
         engine: LiveEngine | None = request.app.state.engine
 
         def read() -> dict[str, Any]:
-            return {**source.store.sae_summary(sae_id),
-                    "live": engine is not None and engine.live(sae_id),
-                    "live_unavailable": None if engine is None else engine.unavailable.get(sae_id),
-                    "has_training_curves": has_curves(source)}
+            return {
+                **source.store.sae_summary(sae_id),
+                "live": engine is not None and engine.live(sae_id),
+                "live_unavailable": None if engine is None else engine.unavailable.get(sae_id),
+                "has_training_curves": has_curves(source),
+            }
 
         return _json(_cache(request).get(("summary", sae_id), read))
 
@@ -275,7 +336,11 @@ def _add_store_routes(app: FastAPI) -> None:
         """One feature's full panel data: statistics, histograms, logit tables, every example."""
         _check_feature(request, sae_id, feature)
         store = request.app.state.source.store
-        return _json(_cache(request).get(("feature", sae_id, feature), lambda: store.feature(sae_id, feature)))
+        return _json(
+            _cache(request).get(
+                ("feature", sae_id, feature), lambda: store.feature(sae_id, feature)
+            )
+        )
 
     @app.get("/api/saes/{sae_id:path}/features/{feature}/panels", tags=["store"])
     def feature_panels(request: Request, sae_id: str, feature: int) -> Response:
@@ -284,12 +349,19 @@ def _add_store_routes(app: FastAPI) -> None:
         store = request.app.state.source.store
 
         cache = _cache(request)
-        return _json(cache.get(panels_key(sae_id, feature), lambda: cache.panels(sae_id, store.feature(sae_id, feature))))
+        return _json(
+            cache.get(
+                panels_key(sae_id, feature),
+                lambda: cache.panels(sae_id, store.feature(sae_id, feature)),
+            )
+        )
 
     @app.get("/api/saes/{sae_id:path}/features", tags=["store"])
     def feature_list(
-        request: Request, sae_id: str,
-        sort_by: str = "density", descending: bool = True,
+        request: Request,
+        sae_id: str,
+        sort_by: str = "density",
+        descending: bool = True,
         min_density: Annotated[float | None, Query(ge=0, le=1)] = None,
         max_density: Annotated[float | None, Query(ge=0, le=1)] = None,
         offset: Annotated[int, Query(ge=0)] = 0,
@@ -299,21 +371,40 @@ def _add_store_routes(app: FastAPI) -> None:
         _brief(request, sae_id)
         store = request.app.state.source.store
         key = ("features", sae_id, sort_by, descending, min_density, max_density, offset, limit)
-        return _json(_cache(request).get(key, lambda: store.features(
-            sae_id, sort_by=sort_by, descending=descending, min_density=min_density,
-            max_density=max_density, offset=offset, limit=limit)))
+        return _json(
+            _cache(request).get(
+                key,
+                lambda: store.features(
+                    sae_id,
+                    sort_by=sort_by,
+                    descending=descending,
+                    min_density=min_density,
+                    max_density=max_density,
+                    offset=offset,
+                    limit=limit,
+                ),
+            )
+        )
 
     @app.get("/api/search", tags=["store"])
-    def search(request: Request, q: Annotated[str, Query(min_length=1, max_length=200)],
-               sae_id: str | None = None, limit: Annotated[int, Query(ge=1, le=200)] = 20) -> Response:
+    def search(
+        request: Request,
+        q: Annotated[str, Query(min_length=1, max_length=200)],
+        sae_id: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    ) -> Response:
         """Features whose explanation, top tokens or top contexts contain `q`."""
         if sae_id is not None:
             _brief(request, sae_id)
         store = request.app.state.source.store
         if not q.strip():
             raise ConfigError("q", q, "a search text with at least one non-space character")
-        return _json(_cache(request).get(("search", q, sae_id, limit),
-                                         lambda: {"q": q, "results": store.search(q, sae_id=sae_id, limit=limit)}))
+        return _json(
+            _cache(request).get(
+                ("search", q, sae_id, limit),
+                lambda: {"q": q, "results": store.search(q, sae_id=sae_id, limit=limit)},
+            )
+        )
 
     @app.get("/api/training", tags=["store"])
     def training(request: Request) -> dict[str, Any]:
@@ -328,7 +419,9 @@ def _add_store_routes(app: FastAPI) -> None:
         if source.curves_png is not None and source.curves_png.exists():
             return FileResponse(source.curves_png, media_type="image/png")
         if not has_curves(source):
-            raise NotFound("training curves: this viewer's source has no training metrics (metrics.jsonl).")
+            raise NotFound(
+                "training curves: this viewer's source has no training metrics (metrics.jsonl)."
+            )
         drawn = Path(tempfile.gettempdir()) / f"saescope-curves-{os.getpid()}-{id(source)}.png"
         if not drawn.exists() or drawn.stat().st_mtime < source.metrics_path.stat().st_mtime:
             plot_training_curves(source.metrics_path, drawn)
@@ -339,7 +432,9 @@ def _add_store_routes(app: FastAPI) -> None:
         """The 2-D map of the decoder directions; 202 while it is computed (poll again)."""
         _brief(request, sae_id)
         store = request.app.state.source.store
-        result = request.app.state.maps.get(sae_id, _decoder(request, sae_id), store.densities(sae_id))
+        result = request.app.state.maps.get(
+            sae_id, _decoder(request, sae_id), store.densities(sae_id)
+        )
         if result is None:
             return JSONResponse({"sae_id": sae_id, "status": "computing"}, status_code=202)
         return JSONResponse(result, status_code=500 if "error" in result else 200)
@@ -347,10 +442,13 @@ def _add_store_routes(app: FastAPI) -> None:
 
 # --- live routes ---------------------------------------------------------------------------
 
+
 def _add_live_routes(app: FastAPI) -> None:
     # The longer path first: routes match in order and sae_id may hold slashes.
     @app.post("/api/saes/{sae_id:path}/features/{feature}/activations", tags=["live"])
-    async def feature_activations(request: Request, sae_id: str, feature: int, body: TextRequest) -> Response:
+    async def feature_activations(
+        request: Request, sae_id: str, feature: int, body: TextRequest
+    ) -> Response:
         """One feature's activation on every token of the text."""
         _check_feature(request, sae_id, feature)
         return _json(await _engine(request).run("one_feature", sae_id, feature, body.text))
@@ -366,17 +464,29 @@ def _add_live_routes(app: FastAPI) -> None:
         """The prompt-centric page: at every token the features ranked by activation, by
         activation quantile (against the stored analysis) and by effect on the next token."""
         _brief(request, sae_id)
-        return _json(await _engine(request).run("prompt_page", sae_id, body.text, body.position, body.n_rows))
+        return _json(
+            await _engine(request).run("prompt_page", sae_id, body.text, body.position, body.n_rows)
+        )
 
     @app.post("/api/saes/{sae_id:path}/steer", tags=["live"])
     async def steer(request: Request, sae_id: str, body: SteerRequest) -> Response:
         """Greedy continuations of the prompt with the feature clamped or scaled, and without."""
         _check_feature(request, sae_id, body.feature)
-        return _json(await _engine(request).run("steer", sae_id, body.prompt, body.feature, body.mode, body.value,
-                                                body.max_new_tokens))
+        return _json(
+            await _engine(request).run(
+                "steer",
+                sae_id,
+                body.prompt,
+                body.feature,
+                body.mode,
+                body.value,
+                body.max_new_tokens,
+            )
+        )
 
 
 # --- the web UI ----------------------------------------------------------------------------
+
 
 def default_web_dir() -> Path | None:
     """The viewer build inside the package (saescope/web_dist/viewer), if it was built."""
@@ -387,25 +497,42 @@ def default_web_dir() -> Path | None:
 def _add_web_ui(app: FastAPI, web_dir: str | Path | None) -> None:
     folder = Path(web_dir) if web_dir is not None else default_web_dir()
     if folder is None:
+
         @app.get("/", include_in_schema=False)
         def no_ui() -> JSONResponse:
-            return JSONResponse({"detail": "the web UI is not built (cd web && npm ci && npm run build); "
-                                           "the API is at /api and its docs at /docs."}, status_code=404)
+            return JSONResponse(
+                {
+                    "detail": "the web UI is not built (cd web && npm ci && npm run build); "
+                    "the API is at /api and its docs at /docs."
+                },
+                status_code=404,
+            )
+
         return
     app.mount("/", StaticFiles(directory=folder, html=True), name="web")
 
 
 # --- running it ----------------------------------------------------------------------------
 
-def serve(store_or_run: str | Path | FeatureStore, host: str = "127.0.0.1", port: int = 8000,
-          app: FastAPI | None = None, log_level: str = "warning", **app_options: Any) -> None:
+
+def serve(
+    store_or_run: str | Path | FeatureStore,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    app: FastAPI | None = None,
+    log_level: str = "warning",
+    **app_options: Any,
+) -> None:
     """Serve the viewer (building the app unless given) until interrupted."""
     import uvicorn  # noqa: PLC0415
 
     app = app or create_app(store_or_run, **app_options)
-    print(f"saescope viewer: http://{host}:{port}/  (API docs: http://{host}:{port}/docs)", flush=True)
+    print(
+        f"saescope viewer: http://{host}:{port}/  (API docs: http://{host}:{port}/docs)", flush=True
+    )
     # Keep-alive longer than uvicorn's 5 s: a browser (or a load test) whose connection waits
     # behind slow live requests must not find it closed under it.
     # No access log: a line per request is a large share of a cached page's cost.
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=30, access_log=False)
-
+    uvicorn.run(
+        app, host=host, port=port, log_level=log_level, timeout_keep_alive=30, access_log=False
+    )

@@ -57,7 +57,11 @@ class CachedStore:
             self._checked_at = now  # one reader at a time re-reads; the others use the last list
             fresh = {s["sae_id"]: s for s in self.store.list_saes()}
             with self._lock:
-                changed = {k for k, v in self._saes.items() if fresh.get(k, {}).get("written_at") != v["written_at"]}
+                changed = {
+                    k
+                    for k, v in self._saes.items()
+                    if fresh.get(k, {}).get("written_at") != v["written_at"]
+                }
                 for key in [key for key in self._entries if len(key) > 1 and key[1] in changed]:
                     self.bytes -= len(self._entries.pop(key))
                 self._saes = fresh
@@ -98,7 +102,9 @@ class CachedStore:
 
     def panels(self, sae_id: str, page: dict[str, Any]) -> dict[str, Any]:
         """One feature as the panels render it (the dashboards' DashboardData, one feature)."""
-        return dashboard_data(f"{sae_id} #{page['feature']}", self.summary(sae_id), [page], Layout())
+        return dashboard_data(
+            f"{sae_id} #{page['feature']}", self.summary(sae_id), [page], Layout()
+        )
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -114,18 +120,26 @@ class CachedStore:
             for start in range(0, len(ids), chunk):
                 if stop.is_set() or self.bytes > WARM_SHARE * self.max_bytes:
                     return
-                self._warm_chunk(sae_id, ids[start:start + chunk])
-        self.warming.update(finished=True, seconds=round(time.time() - self.warming["started_at"], 1))
+                self._warm_chunk(sae_id, ids[start : start + chunk])
+        self.warming.update(
+            finished=True, seconds=round(time.time() - self.warming["started_at"], 1)
+        )
 
     def _warm_plan(self, sae_id: str) -> list[int]:
         """Every feature when all of an SAE's pages fit the budget, else the densest (the
         feature browser lists them first) that fit."""
         densities = self.store.densities(sae_id)
-        sample = [self.get(panels_key(sae_id, f), lambda f=f: self._read_panels(sae_id, f))
-                  for f in range(min(4, len(densities)))]
+        sample = [
+            self.get(panels_key(sae_id, f), lambda f=f: self._read_panels(sae_id, f))
+            for f in range(min(4, len(densities)))
+        ]
         per_page = max(1.0, sum(map(len, sample)) / max(1, len(sample)))
         fits = int(WARM_SHARE * self.max_bytes / per_page)
-        order = range(len(densities)) if fits >= len(densities) else densities.argsort()[::-1][:fits].tolist()
+        order = (
+            range(len(densities))
+            if fits >= len(densities)
+            else densities.argsort()[::-1][:fits].tolist()
+        )
         return list(order)
 
     def _read_panels(self, sae_id: str, feature: int) -> dict[str, Any]:
@@ -133,7 +147,7 @@ class CachedStore:
 
     def _warm_chunk(self, sae_id: str, ids: list[int]) -> None:
         todo = [f for f in ids if self.peek(panels_key(sae_id, f)) is None]
-        for page in (self.store.iter_features(sae_id, todo, chunk=len(todo)) if todo else ()):
+        for page in self.store.iter_features(sae_id, todo, chunk=len(todo)) if todo else ():
             key = panels_key(sae_id, page["feature"])
             if self.peek(key) is None:  # a request may have read it meanwhile
                 self.put(key, to_json(self.panels(sae_id, page)))

@@ -43,15 +43,22 @@ class FeatureNotFound(SaescopeError):
 
 
 # errors that cross from the worker to the server by name (anything else is a 500)
-ERRORS: dict[str, type[SaescopeError]] = {e.__name__: e for e in (TextTooLong, LiveUnavailable, FeatureNotFound,
-                                                                ConfigError, SaescopeError)}
+ERRORS: dict[str, type[SaescopeError]] = {
+    e.__name__: e
+    for e in (TextTooLong, LiveUnavailable, FeatureNotFound, ConfigError, SaescopeError)
+}
 
 
 class LiveModels:
     """The model(s) and SAEs of a viewer source, and what the live endpoints compute."""
 
-    def __init__(self, source: ViewerSource, model: HookedModel | None = None,
-                 saes: dict[str, SAE] | None = None, max_tokens: int = MAX_TEXT_TOKENS) -> None:
+    def __init__(
+        self,
+        source: ViewerSource,
+        model: HookedModel | None = None,
+        saes: dict[str, SAE] | None = None,
+        max_tokens: int = MAX_TEXT_TOKENS,
+    ) -> None:
         self.store = source.store
         self.max_tokens = max_tokens
         self.saes: dict[str, SAE] = dict(saes or {})
@@ -70,8 +77,10 @@ class LiveModels:
                 if sae_id not in self.saes:
                     folder = source.sae_dirs.get(sae_id)
                     if folder is None:
-                        raise LiveUnavailable(f"no SAE weights found for {sae_id!r} (looked in its analysis's "
-                                              "source folder and the run directory)")
+                        raise LiveUnavailable(
+                            f"no SAE weights found for {sae_id!r} (looked in its analysis's "
+                            "source folder and the run directory)"
+                        )
                     self.saes[sae_id] = load_sae(folder).eval()
                 self._model_for(sae_id, brief.get("model"))
             except SaescopeError as err:
@@ -107,11 +116,15 @@ class LiveModels:
     def tokens(self, model: HookedModel, text: str) -> torch.Tensor:
         """[1, n] token ids of a live text, BOS first; refuses texts over the limits."""
         if len(text) > MAX_TEXT_CHARS:
-            raise TextTooLong(f"text: got {len(text)} characters; the limit is {MAX_TEXT_CHARS} characters "
-                              f"({self.max_tokens} tokens).")
+            raise TextTooLong(
+                f"text: got {len(text)} characters; the limit is {MAX_TEXT_CHARS} characters "
+                f"({self.max_tokens} tokens)."
+            )
         tokens = model.to_tokens(text)
         if tokens.shape[1] > self.max_tokens:
-            raise TextTooLong(f"text: got {tokens.shape[1]} tokens; the limit is {self.max_tokens} tokens.")
+            raise TextTooLong(
+                f"text: got {tokens.shape[1]} tokens; the limit is {self.max_tokens} tokens."
+            )
         return tokens
 
     def prompt_runs(self, sae_id: str, texts: list[str]) -> list[PromptRun | SaescopeError]:
@@ -129,10 +142,12 @@ class LiveModels:
                 out[i] = err
         if rows:
             width = max(len(ids) for _, ids in rows)
-            batch = torch.tensor([ids + ids[-1:] * (width - len(ids)) for _, ids in rows])  # [b, width]
+            batch = torch.tensor(
+                [ids + ids[-1:] * (width - len(ids)) for _, ids in rows]
+            )  # [b, width]
             resid = model.run_with_cache(batch, [hook])[hook]  # [b, width, d_in]
             for j, (i, ids) in enumerate(rows):
-                acts, stats = sae.encode_with_stats(resid[j, :len(ids)])
+                acts, stats = sae.encode_with_stats(resid[j, : len(ids)])
                 out[i] = PromptRun(model, sae, hook, ids, texts[i], acts.float(), None, stats)
         return out  # type: ignore[return-value]
 
@@ -142,40 +157,67 @@ class LiveModels:
             raise run
         return run
 
-    def top_features(self, sae_id: str, text: str, k: int, run: PromptRun | None = None) -> dict[str, Any]:
+    def top_features(
+        self, sae_id: str, text: str, k: int, run: PromptRun | None = None
+    ) -> dict[str, Any]:
         """Per token, its k most active features; over the text, the features by peak activation."""
         run = run or self.prompt_run(sae_id, text)
         ids, values = run.top_features(k)  # [n, k]
-        per_token = [[{"feature": f, "act": v} for f, v in zip(fs, vs, strict=True) if f >= 0]
-                     for fs, vs in zip(ids.tolist(), values.tolist(), strict=True)]
+        per_token = [
+            [{"feature": f, "act": v} for f, v in zip(fs, vs, strict=True) if f >= 0]
+            for fs, vs in zip(ids.tolist(), values.tolist(), strict=True)
+        ]
         peak = run.acts.max(dim=0).values
         order = peak.argsort(descending=True)[: 4 * k]
-        overall = [{"feature": f, "max_act": v} for f, v in
-                   zip(order.tolist(), peak[order].tolist(), strict=True) if v > 0]
-        return {"sae_id": sae_id, "token_ids": run.token_ids, "tokens": run.tokens,
-                "top_features": per_token, "features_by_max_act": overall}
+        overall = [
+            {"feature": f, "max_act": v}
+            for f, v in zip(order.tolist(), peak[order].tolist(), strict=True)
+            if v > 0
+        ]
+        return {
+            "sae_id": sae_id,
+            "token_ids": run.token_ids,
+            "tokens": run.tokens,
+            "top_features": per_token,
+            "features_by_max_act": overall,
+        }
 
-    def one_feature(self, sae_id: str, feature: int, text: str, run: PromptRun | None = None) -> dict[str, Any]:
+    def one_feature(
+        self, sae_id: str, feature: int, text: str, run: PromptRun | None = None
+    ) -> dict[str, Any]:
         """One feature's activation on every token of the text."""
         check_feature(self.parts(sae_id)[1], feature)
         run = run or self.prompt_run(sae_id, text)
         column = run.acts[:, feature]
-        return {"sae_id": sae_id, "feature": feature, "token_ids": run.token_ids, "tokens": run.tokens,
-                "acts": column.tolist(), "max_act": float(column.max())}
+        return {
+            "sae_id": sae_id,
+            "feature": feature,
+            "token_ids": run.token_ids,
+            "tokens": run.tokens,
+            "acts": column.tolist(),
+            "max_act": float(column.max()),
+        }
 
-    def prompt_page(self, sae_id: str, text: str, position: int | None, n_rows: int) -> dict[str, Any]:
+    def prompt_page(
+        self, sae_id: str, text: str, position: int | None, n_rows: int
+    ) -> dict[str, Any]:
         """The prompt-centric page's data (the dashboards' DashboardData with its prompt part):
         every token's features ranked by activation, quantile and effect on the next token."""
         model, sae = self.parts(sae_id)
         self.tokens(model, text)
-        return prompt_dashboard_data(self.store, sae_id, text, model=model, sae=sae, position=position,
-                                     n_rows=n_rows)
+        return prompt_dashboard_data(
+            self.store, sae_id, text, model=model, sae=sae, position=position, n_rows=n_rows
+        )
 
-    def steer(self, sae_id: str, prompt: str, feature: int, mode: str, value: float,
-              max_new_tokens: int) -> dict[str, Any]:
+    def steer(
+        self, sae_id: str, prompt: str, feature: int, mode: str, value: float, max_new_tokens: int
+    ) -> dict[str, Any]:
         model, sae = self.parts(sae_id)
         self.tokens(model, prompt)  # the same length limits as every live text
-        return {"sae_id": sae_id, **steer(model, sae, prompt, feature, mode, value, max_new_tokens).to_dict()}
+        return {
+            "sae_id": sae_id,
+            **steer(model, sae, prompt, feature, mode, value, max_new_tokens).to_dict(),
+        }
 
 
 def check_feature(sae: SAE, feature: int) -> None:

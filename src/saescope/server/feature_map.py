@@ -23,8 +23,9 @@ def project(directions: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
         try:
             import umap  # noqa: PLC0415 (numba: slow to import, only here)
 
-            reducer = umap.UMAP(n_neighbors=15, min_dist=0.1, metric="cosine", random_state=seed,
-                                n_jobs=1)
+            reducer = umap.UMAP(
+                n_neighbors=15, min_dist=0.1, metric="cosine", random_state=seed, n_jobs=1
+            )
             coords, method = reducer.fit_transform(unit), "umap"
         except ImportError:
             pass
@@ -55,16 +56,24 @@ class FeatureMaps:
                 return self._maps[sae_id]
             if sae_id not in self._running:
                 self._running.add(sae_id)
-                threading.Thread(target=self._compute, args=(sae_id, directions, densities),
-                                 daemon=True, name=f"feature-map {sae_id}").start()
+                threading.Thread(
+                    target=self._compute,
+                    args=(sae_id, directions, densities),
+                    daemon=True,
+                    name=f"feature-map {sae_id}",
+                ).start()
         return None
 
     def _compute(self, sae_id: str, directions: Any, densities: np.ndarray) -> None:
         try:
             coords, method = project(np.asarray(directions()))
             result: dict[str, Any] = {
-                "sae_id": sae_id, "method": method, "x": np.round(coords[:, 0], 5).tolist(),
-                "y": np.round(coords[:, 1], 5).tolist(), "density": densities.tolist()}
+                "sae_id": sae_id,
+                "method": method,
+                "x": np.round(coords[:, 0], 5).tolist(),
+                "y": np.round(coords[:, 1], 5).tolist(),
+                "density": densities.tolist(),
+            }
         except Exception as err:  # noqa: BLE001 (reported to the client, never kills the server)
             result = {"sae_id": sae_id, "error": f"the feature map failed: {err}"}
         with self._lock:

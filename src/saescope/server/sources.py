@@ -32,8 +32,9 @@ class ViewerSource:
         return self.run_dir / "training_curves.png" if self.run_dir else None
 
 
-def open_source(store_or_run: str | Path | FeatureStore,
-                sae_dirs: dict[str, str | Path] | None = None) -> ViewerSource:
+def open_source(
+    store_or_run: str | Path | FeatureStore, sae_dirs: dict[str, str | Path] | None = None
+) -> ViewerSource:
     """Open the store of a run directory, store file or URL (or take an open store), and find
     each SAE's weights: `sae_dirs` first, then the folder its analysis names, then the
     run's own sae/ or saes/<label>/ folders."""
@@ -44,11 +45,15 @@ def open_source(store_or_run: str | Path | FeatureStore,
     else:
         path = Path(store_or_run).expanduser()
         if not path.exists():
-            raise SaescopeError(f"RUN_OR_STORE: {path} does not exist; expected a run directory "
-                                f"(holding {STORE_FILE}), a store file or a postgresql:// URL.")
+            raise SaescopeError(
+                f"RUN_OR_STORE: {path} does not exist; expected a run directory "
+                f"(holding {STORE_FILE}), a store file or a postgresql:// URL."
+            )
         if path.is_dir() and not (path / STORE_FILE).exists():
-            raise SaescopeError(f"RUN_OR_STORE: the run directory {path} has no {STORE_FILE} yet; "
-                                "run the analysis first (saescope analyze), or give a store file.")
+            raise SaescopeError(
+                f"RUN_OR_STORE: the run directory {path} has no {STORE_FILE} yet; "
+                "run the analysis first (saescope analyze), or give a store file."
+            )
         store = open_store(path, create=False)
         run_dir = path if path.is_dir() else _run_dir_of(path)
     found = {sae_id: Path(p) for sae_id, p in (sae_dirs or {}).items()}
@@ -99,4 +104,6 @@ def _matches(folder: Path, summary: dict[str, Any]) -> bool:
     except (OSError, ValueError):
         return False
     hook = summary.get("hook_point")
-    return cfg.get("d_sae") == summary["d_sae"] and (hook is None or cfg.get("hook_name") in (None, hook))
+    return cfg.get("d_sae") == summary["d_sae"] and (
+        hook is None or cfg.get("hook_name") in (None, hook)
+    )

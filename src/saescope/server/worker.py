@@ -112,14 +112,22 @@ def _settle(future: asyncio.Future, ok: bool, payload: Any) -> None:
 class ThreadEngine(LiveEngine):
     """The request loop on one thread of this process, over models given or loaded here."""
 
-    def __init__(self, source: ViewerSource, model: HookedModel | None = None,
-                 saes: dict[str, SAE] | None = None) -> None:
+    def __init__(
+        self,
+        source: ViewerSource,
+        model: HookedModel | None = None,
+        saes: dict[str, SAE] | None = None,
+    ) -> None:
         super().__init__()
         self.models = LiveModels(source, model=model, saes=saes)
         self.unavailable, self.live_ids = self.models.unavailable, set(self.models.saes)
         self._inbox: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=serve_requests, args=(self.models, self._inbox, self._deliver),
-                                        daemon=True, name="saescope-live")
+        self._thread = threading.Thread(
+            target=serve_requests,
+            args=(self.models, self._inbox, self._deliver),
+            daemon=True,
+            name="saescope-live",
+        )
         self._thread.start()
 
     def _send(self, request: tuple) -> None:
@@ -137,29 +145,43 @@ class ProcessEngine(LiveEngine):
         context = mp.get_context("spawn")  # never fork a process holding threads and a loop
         requests_in, self._requests_out = context.Pipe(duplex=False)  # (reading end, writing end)
         replies_in, replies_out = context.Pipe(duplex=False)
-        spec = {"store": store_location(source.store), "sae_dirs": {k: str(v) for k, v in source.sae_dirs.items()},
-                "threads": threads, "nice": nice}
-        self._process = context.Process(target=worker_main, args=(spec, requests_in, replies_out),
-                                        daemon=True, name="saescope-live")
+        spec = {
+            "store": store_location(source.store),
+            "sae_dirs": {k: str(v) for k, v in source.sae_dirs.items()},
+            "threads": threads,
+            "nice": nice,
+        }
+        self._process = context.Process(
+            target=worker_main,
+            args=(spec, requests_in, replies_out),
+            daemon=True,
+            name="saescope-live",
+        )
         self._process.start()
         requests_in.close()
         replies_out.close()
         self._replies = replies_in
         self._send_lock, self._join_lock = threading.Lock(), threading.Lock()
         self._started(replies_in)
-        self._reader = threading.Thread(target=self._read_replies, daemon=True, name="saescope-live-replies")
+        self._reader = threading.Thread(
+            target=self._read_replies, daemon=True, name="saescope-live-replies"
+        )
         self._reader.start()
 
     def _started(self, replies: Connection) -> None:
         """Wait for the worker's ready message: which SAEs it serves, and why not the others."""
         if not replies.poll(START_TIMEOUT_S):
             self._process.kill()
-            raise SaescopeError(f"the inference worker did not load the model within {START_TIMEOUT_S} s")
+            raise SaescopeError(
+                f"the inference worker did not load the model within {START_TIMEOUT_S} s"
+            )
         try:
             kind, payload = replies.recv()
         except EOFError:
-            raise SaescopeError(f"the inference worker exited while loading (exit code "
-                                f"{self._process.join(5) or self._process.exitcode})") from None
+            raise SaescopeError(
+                f"the inference worker exited while loading (exit code "
+                f"{self._process.join(5) or self._process.exitcode})"
+            ) from None
         if kind != "ready":
             self._process.join(5)
             raise SaescopeError(f"the inference worker failed to start: {payload}")
@@ -182,7 +204,9 @@ class ProcessEngine(LiveEngine):
             self._process.join(5)
         if self._process.exitcode is None:
             return super()._lost(err)
-        return f"the inference worker exited (exit code {self._process.exitcode}); restart the viewer"
+        return (
+            f"the inference worker exited (exit code {self._process.exitcode}); restart the viewer"
+        )
 
     def _send(self, request: tuple) -> None:
         with self._send_lock:

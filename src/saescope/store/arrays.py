@@ -32,7 +32,9 @@ def pack_arrays(arrays: dict[str, np.ndarray]) -> bytes:
 def _header(layout: tuple[tuple[str, np.dtype, tuple[int, ...]], ...]) -> bytes:
     """The length-prefixed JSON header of a layout: hundreds of thousands of examples share a few.
     Keyed by dtype objects: reading dtype.str costs more than the cache lookup."""
-    head = json.dumps([[name, dtype.str, list(shape)] for name, dtype, shape in layout], separators=(",", ":")).encode()
+    head = json.dumps(
+        [[name, dtype.str, list(shape)] for name, dtype, shape in layout], separators=(",", ":")
+    ).encode()
     return struct.pack("<I", len(head)) + head
 
 

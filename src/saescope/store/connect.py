@@ -32,13 +32,17 @@ def store_url(path_or_url: str | Path) -> URL:
     try:
         url = make_url(str(path_or_url))
     except ArgumentError as err:
-        raise SaescopeError(f"store URL {path_or_url!r} cannot be parsed ({err}); expected a "
-                            "file path or postgresql://USER:PASSWORD@HOST:PORT/DATABASE.") from err
+        raise SaescopeError(
+            f"store URL {path_or_url!r} cannot be parsed ({err}); expected a "
+            "file path or postgresql://USER:PASSWORD@HOST:PORT/DATABASE."
+        ) from err
     if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
     if url.get_backend_name() not in ("sqlite", "postgresql"):
-        raise SaescopeError(f"store URL {shown(url)}: backend {url.get_backend_name()!r} is not "
-                            "supported; expected a file path, sqlite:///PATH or postgresql://...")
+        raise SaescopeError(
+            f"store URL {shown(url)}: backend {url.get_backend_name()!r} is not "
+            "supported; expected a file path, sqlite:///PATH or postgresql://..."
+        )
     return url
 
 
@@ -51,11 +55,14 @@ def make_engine(url: URL) -> Engine:
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
     try:
-        return create_engine(url, connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
-                             pool_pre_ping=True)
+        return create_engine(
+            url, connect_args={"connect_timeout": CONNECT_TIMEOUT_S}, pool_pre_ping=True
+        )
     except ModuleNotFoundError as err:
-        raise SaescopeError(f"store URL {shown(url)} needs the PostgreSQL driver psycopg: "
-                            "pip install 'saescope[postgres]'.") from err
+        raise SaescopeError(
+            f"store URL {shown(url)} needs the PostgreSQL driver psycopg: "
+            "pip install 'saescope[postgres]'."
+        ) from err
 
 
 def _sqlite_engine(url: URL) -> Engine:

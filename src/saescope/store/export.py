@@ -27,7 +27,9 @@ DEFAULT_FEATURES_PER_BATCH = 128  # NeuronpediaRunnerConfig.n_features_at_a_time
 DEFAULT_LOG_SPARSITY = -6  # NeuronpediaRunnerConfig.sparsity_threshold
 
 
-def export_json(store: FeatureStore, sae_id: str, out: str | Path, feature: int | None = None) -> Path:
+def export_json(
+    store: FeatureStore, sae_id: str, out: str | Path, feature: int | None = None
+) -> Path:
     """One feature page, or {"sae": summary, "features": [every page]} streamed to `out`."""
     out = Path(out)
     if feature is not None:
@@ -64,32 +66,53 @@ def export_neuronpedia(
     model_id = model_id or info.get("model") or "model"
     sae_set = sae_set or re.sub(r"[^\w.-]+", "-", sae_id.rsplit("/", 1)[-1])
     layer = _layer(hook_point)
-    name = f"{model_id}_{sae_set}_{hook_point}_{summary['d_sae']}" + (f"_{sae_id_suffix}" if sae_id_suffix else "")
+    name = f"{model_id}_{sae_set}_{hook_point}_{summary['d_sae']}" + (
+        f"_{sae_id_suffix}" if sae_id_suffix else ""
+    )
     folder = Path(out_dir) / name
     folder.mkdir(parents=True, exist_ok=True)
 
     kept, skipped = _split_by_sparsity(store, sae_id, log_sparsity)
     settings = {
-        "sae_set": sae_set, "sae_path": sae_id, "outputs_dir": str(folder),
-        "np_sae_id_suffix": sae_id_suffix, "sparsity_threshold": log_sparsity,
+        "sae_set": sae_set,
+        "sae_path": sae_id,
+        "outputs_dir": str(folder),
+        "np_sae_id_suffix": sae_id_suffix,
+        "sparsity_threshold": log_sparsity,
         "huggingface_dataset_path": str(corpus.get("source", "")),
         "n_prompts_total": int(corpus.get("n_contexts", 0)),
         "n_tokens_in_prompt": int(corpus.get("context_length", 0)),
-        "n_features_at_a_time": features_per_batch, "model_id": model_id, "layer": layer,
+        "n_features_at_a_time": features_per_batch,
+        "model_id": model_id,
+        "layer": layer,
         "exported_by": "saescope store export --neuronpedia",
     }
     write_json(folder / "run_settings.json", settings)
-    write_json(folder / "skipped_indexes.json", {
-        "model_id": model_id, "layer": str(layer), "sae_set": sae_set,
-        "log_sparsity": log_sparsity, "skipped_indexes": skipped})
+    write_json(
+        folder / "skipped_indexes.json",
+        {
+            "model_id": model_id,
+            "layer": str(layer),
+            "sae_set": sae_set,
+            "log_sparsity": log_sparsity,
+            "skipped_indexes": skipped,
+        },
+    )
     if not kept:
         return folder
     batches = np.array_split(np.array(kept), math.ceil(len(kept) / features_per_batch))
     for i, batch in enumerate(batches):
         pages = store.iter_features(sae_id, batch.tolist())
-        write_json(folder / f"batch-{i}.json", {
-            "model_id": model_id, "layer": layer, "sae_set": sae_set, "sae_id_suffix": sae_id_suffix,
-            "features": [np_feature(page, settings) for page in pages]})
+        write_json(
+            folder / f"batch-{i}.json",
+            {
+                "model_id": model_id,
+                "layer": layer,
+                "sae_set": sae_set,
+                "sae_id_suffix": sae_id_suffix,
+                "features": [np_feature(page, settings) for page in pages],
+            },
+        )
     return folder
 
 
@@ -146,10 +169,17 @@ def _np_activations(page: dict[str, Any]) -> Iterator[dict[str, Any]]:
             yield _np_activation(ex, low, high, contains)
 
 
-def _np_activation(ex: dict[str, Any], bin_min: float, bin_max: float, bin_contains: float) -> dict[str, Any]:
-    return {"bin_min": round(bin_min, 3), "bin_max": round(bin_max, 3), "bin_contains": bin_contains,
-            "tokens": ex["tokens"], "values": _round(ex["acts"]),
-            "qualifying_token_index": ex["center"]}
+def _np_activation(
+    ex: dict[str, Any], bin_min: float, bin_max: float, bin_contains: float
+) -> dict[str, Any]:
+    return {
+        "bin_min": round(bin_min, 3),
+        "bin_max": round(bin_max, 3),
+        "bin_contains": bin_contains,
+        "tokens": ex["tokens"],
+        "values": _round(ex["acts"]),
+        "qualifying_token_index": ex["center"],
+    }
 
 
 def _hist_fraction(hist: dict[str, Any], low: float, high: float) -> float:
@@ -162,9 +192,11 @@ def _hist_fraction(hist: dict[str, Any], low: float, high: float) -> float:
     return float(counts[(centres >= low) & (centres <= high)].sum() / counts.sum())
 
 
-def _split_by_sparsity(store: FeatureStore, sae_id: str, log_sparsity: float) -> tuple[list[int], list[int]]:
+def _split_by_sparsity(
+    store: FeatureStore, sae_id: str, log_sparsity: float
+) -> tuple[list[int], list[int]]:
     density = store.densities(sae_id)
-    keep = (density > 0) & (density >= 10.0 ** log_sparsity)
+    keep = (density > 0) & (density >= 10.0**log_sparsity)
     return np.flatnonzero(keep).tolist(), np.flatnonzero(~keep).tolist()
 
 

@@ -50,19 +50,31 @@ INSERT_BATCH = 1000
 # more than running these indexed lookups.
 _SAE_ROW = select(saes).where(saes.c.sae_id == bindparam("sae_id"))
 # A feature's row with its arrays (row.data).
-_WITH_ARRAYS = select(features, feature_arrays.c.data).join(feature_arrays, and_(
-    feature_arrays.c.sae_id == features.c.sae_id, feature_arrays.c.feature == features.c.feature))
+_WITH_ARRAYS = select(features, feature_arrays.c.data).join(
+    feature_arrays,
+    and_(
+        feature_arrays.c.sae_id == features.c.sae_id, feature_arrays.c.feature == features.c.feature
+    ),
+)
 _FEATURE_ROWS = _WITH_ARRAYS.where(
-    features.c.sae_id == bindparam("sae_id"), features.c.feature.in_(bindparam("ids", expanding=True)))
+    features.c.sae_id == bindparam("sae_id"),
+    features.c.feature.in_(bindparam("ids", expanding=True)),
+)
 _EXAMPLE_ROWS = select(examples).where(
-    examples.c.sae_id == bindparam("sae_id"), examples.c.feature.in_(bindparam("ids", expanding=True)))
+    examples.c.sae_id == bindparam("sae_id"),
+    examples.c.feature.in_(bindparam("ids", expanding=True)),
+)
 _SEARCH_DOC = select(search_docs.c.text).where(
-    search_docs.c.sae_id == bindparam("sae_id"), search_docs.c.feature == bindparam("feature"),
-    search_docs.c.field == bindparam("field"))
+    search_docs.c.sae_id == bindparam("sae_id"),
+    search_docs.c.feature == bindparam("feature"),
+    search_docs.c.field == bindparam("field"),
+)
 _FEATURE_BRIEF = select(features.c.density, features.c.max_act, features.c.explanation).where(
-    features.c.sae_id == bindparam("sae_id"), features.c.feature == bindparam("feature"))
+    features.c.sae_id == bindparam("sae_id"), features.c.feature == bindparam("feature")
+)
 _SCORE_ROWS = select(scores.c.feature, scores.c.name, scores.c.value).where(
-    scores.c.sae_id == bindparam("sae_id"), scores.c.feature.in_(bindparam("ids", expanding=True)))
+    scores.c.sae_id == bindparam("sae_id"), scores.c.feature.in_(bindparam("ids", expanding=True))
+)
 ProgressFn = Callable[[int, int], None]
 
 
@@ -130,14 +142,20 @@ class FeatureStore:
         with ExampleSpool(sae_id, d_sae, beside) as spooled:
             spooled.write(analysis.examples)  # the example pass of a streamed analysis runs here
             with self._write(f"writing SAE {sae_id!r}", sae_id) as conn:
-                explanations = {f: text for f, text in self._explanations(conn, sae_id).items() if f < d_sae}
+                explanations = {
+                    f: text for f, text in self._explanations(conn, sae_id).items() if f < d_sae
+                }
                 self._delete_rows(conn, sae_id)
                 if analysis.vocab is not None:
                     self._insert_vocab(conn, analysis.vocab)
-                conn.execute(saes.insert(), [rows.sae_row(analysis)])  # after the examples: it holds their timing
+                conn.execute(
+                    saes.insert(), [rows.sae_row(analysis)]
+                )  # after the examples: it holds their timing
                 score_rows = list(rows.score_rows(analysis))
                 n_docs = spooled.top.n_docs(explanations)
-                progress = _Progress(2 * d_sae + spooled.count + len(score_rows) + n_docs, on_progress)
+                progress = _Progress(
+                    2 * d_sae + spooled.count + len(score_rows) + n_docs, on_progress
+                )
                 _insert_batches(conn, features, rows.feature_rows(analysis, explanations), progress)
                 _insert_batches(conn, feature_arrays, rows.feature_array_rows(analysis), progress)
                 _insert_batches(conn, scores, score_rows, progress)
@@ -166,17 +184,25 @@ class FeatureStore:
     def set_explanation(self, sae_id: str, feature: int, text: str | None) -> None:
         """Set (or with None / "" clear) a feature's explanation; search sees it at once."""
         text = text.strip() if text else None
-        with self._write(f"setting the explanation of feature {feature} of {sae_id!r}", sae_id) as conn:
+        with self._write(
+            f"setting the explanation of feature {feature} of {sae_id!r}", sae_id
+        ) as conn:
             self._sae(conn, sae_id)
             where = and_(features.c.sae_id == sae_id, features.c.feature == feature)
             if conn.execute(features.update().where(where).values(explanation=text)).rowcount != 1:
                 raise self._no_feature(conn, sae_id, feature)
-            conn.execute(search_docs.delete().where(
-                search_docs.c.sae_id == sae_id, search_docs.c.feature == feature,
-                search_docs.c.field == "explanation"))
+            conn.execute(
+                search_docs.delete().where(
+                    search_docs.c.sae_id == sae_id,
+                    search_docs.c.feature == feature,
+                    search_docs.c.field == "explanation",
+                )
+            )
             if text:
-                conn.execute(search_docs.insert(), [{"sae_id": sae_id, "feature": feature,
-                                                     "field": "explanation", "text": text}])
+                conn.execute(
+                    search_docs.insert(),
+                    [{"sae_id": sae_id, "feature": feature, "field": "explanation", "text": text}],
+                )
 
     # --- reading -------------------------------------------------------------------------
 
@@ -190,8 +216,11 @@ class FeatureStore:
         with self._read() as conn:
             sae = self._sae(conn, sae_id)
             densities = self._densities(conn, sae)
-            n_explained = conn.execute(select(func.count()).where(
-                features.c.sae_id == sae_id, features.c.explanation.is_not(None))).scalar_one()
+            n_explained = conn.execute(
+                select(func.count()).where(
+                    features.c.sae_id == sae_id, features.c.explanation.is_not(None)
+                )
+            ).scalar_one()
         return {
             **_sae_brief(sae),
             "info": json.loads(sae.info),
@@ -212,15 +241,16 @@ class FeatureStore:
                 raise self._no_feature(conn, sae_id, feature)
         return found[0]
 
-    def iter_features(self, sae_id: str, feature_ids: list[int] | None = None,
-                      chunk: int = 256) -> Iterator[dict[str, Any]]:
+    def iter_features(
+        self, sae_id: str, feature_ids: list[int] | None = None, chunk: int = 256
+    ) -> Iterator[dict[str, Any]]:
         """Feature pages of many features (default: all, in id order), read `chunk` at a time."""
         if feature_ids is None:
             feature_ids = self.feature_ids(sae_id)
         for start in range(0, len(feature_ids), chunk):
             with self._read() as conn:
                 sae = self._sae(conn, sae_id)
-                yield from self._pages(conn, sae, feature_ids[start:start + chunk])
+                yield from self._pages(conn, sae, feature_ids[start : start + chunk])
 
     def features(
         self,
@@ -248,18 +278,39 @@ class FeatureStore:
             accepted = ["feature", *rows.SORT_COLUMNS, *score_names]
             for name in [sort_by, *ranges]:
                 if name not in accepted:
-                    raise ConfigError("sort_by" if name == sort_by else "ranges", name,
-                                      f"one of {', '.join(accepted)}")
+                    raise ConfigError(
+                        "sort_by" if name == sort_by else "ranges",
+                        name,
+                        f"one of {', '.join(accepted)}",
+                    )
             query, sort_column, tie_column = _feature_query(sae_id, sort_by, ranges)
             total = conn.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-            order = [sort_column.desc(), tie_column.desc()] if descending else \
-                [sort_column.asc(), tie_column.asc()]
+            order = (
+                [sort_column.desc(), tie_column.desc()]
+                if descending
+                else [sort_column.asc(), tie_column.asc()]
+            )
             page = conn.execute(query.order_by(*order).offset(offset).limit(limit)).all()
-        items = [{"feature": r.feature, "density": r.density, "max_act": r.max_act,
-                  "mean_act": r.mean_act, "explanation": r.explanation,
-                  **({sort_by: r.sort_value} if sort_by in score_names else {})} for r in page]
-        return {"sae_id": sae_id, "sort_by": sort_by, "descending": descending, "total": total,
-                "offset": offset, "limit": limit, "items": items}
+        items = [
+            {
+                "feature": r.feature,
+                "density": r.density,
+                "max_act": r.max_act,
+                "mean_act": r.mean_act,
+                "explanation": r.explanation,
+                **({sort_by: r.sort_value} if sort_by in score_names else {}),
+            }
+            for r in page
+        ]
+        return {
+            "sae_id": sae_id,
+            "sort_by": sort_by,
+            "descending": descending,
+            "total": total,
+            "offset": offset,
+            "limit": limit,
+            "items": items,
+        }
 
     def search(self, text: str, sae_id: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """Features whose explanation, top tokens or top contexts contain `text` (case-
@@ -272,13 +323,19 @@ class FeatureStore:
             if sae_id is not None:
                 self._sae(conn, sae_id)
             hits = self._matching_docs(text, sae_id).subquery()
-            best = func.min(case({name: i for i, name in enumerate(SEARCH_FIELDS)}, value=hits.c.field))
+            best = func.min(
+                case({name: i for i, name in enumerate(SEARCH_FIELDS)}, value=hits.c.field)
+            )
             ranked = conn.execute(
                 select(hits.c.sae_id, hits.c.feature, best.label("best"))
-                .join(features, and_(features.c.sae_id == hits.c.sae_id, features.c.feature == hits.c.feature))
+                .join(
+                    features,
+                    and_(features.c.sae_id == hits.c.sae_id, features.c.feature == hits.c.feature),
+                )
                 .group_by(hits.c.sae_id, hits.c.feature, features.c.max_act)
                 .order_by("best", features.c.max_act.desc(), hits.c.sae_id, hits.c.feature)
-                .limit(limit)).all()
+                .limit(limit)
+            ).all()
             keys = [(r.sae_id, r.feature, SEARCH_FIELDS[r.best]) for r in ranked]
             return self._search_results(conn, keys, text)
 
@@ -286,24 +343,36 @@ class FeatureStore:
         """The stored analysis of an SAE, as the analysis pass handed it over."""
         with self._read() as conn:
             sae = self._sae(conn, sae_id)
-            feature_rows = conn.execute(_WITH_ARRAYS.where(features.c.sae_id == sae_id)
-                                        .order_by(features.c.feature)).all()
+            feature_rows = conn.execute(
+                _WITH_ARRAYS.where(features.c.sae_id == sae_id).order_by(features.c.feature)
+            ).all()
             stored_scores: dict[str, np.ndarray] = {}
             for name in json.loads(sae.score_names):
                 values = np.full(sae.d_sae, np.nan)
-                for f, value in conn.execute(select(scores.c.feature, scores.c.value).where(
-                        scores.c.sae_id == sae_id, scores.c.name == name)):
+                for f, value in conn.execute(
+                    select(scores.c.feature, scores.c.value).where(
+                        scores.c.sae_id == sae_id, scores.c.name == name
+                    )
+                ):
                     values[f] = value
                 stored_scores[name] = values
-            example_rows = conn.execute(select(examples).where(examples.c.sae_id == sae_id).order_by(
-                examples.c.feature, examples.c.kind, examples.c.interval, examples.c.rank)).all()
+            example_rows = conn.execute(
+                select(examples)
+                .where(examples.c.sae_id == sae_id)
+                .order_by(examples.c.feature, examples.c.kind, examples.c.interval, examples.c.rank)
+            ).all()
             vocab = self._vocab(conn, sae.vocab_hash)
         return SAEAnalysis(
-            sae_id=sae_id, sae_info=json.loads(sae.info), n_tokens=sae.n_tokens,
+            sae_id=sae_id,
+            sae_info=json.loads(sae.info),
+            n_tokens=sae.n_tokens,
             corpus=json.loads(sae.corpus),
-            features=rows.tables_from_rows(feature_rows, json.loads(sae.quantile_levels), stored_scores),
+            features=rows.tables_from_rows(
+                feature_rows, json.loads(sae.quantile_levels), stored_scores
+            ),
             examples=[rows.example_from_row(r) for r in example_rows],
-            evals=json.loads(sae.evals), vocab=None if vocab.vocab is None else list(vocab.vocab),
+            evals=json.loads(sae.evals),
+            vocab=None if vocab.vocab is None else list(vocab.vocab),
         )
 
     def densities(self, sae_id: str) -> np.ndarray:
@@ -314,8 +383,13 @@ class FeatureStore:
     def feature_ids(self, sae_id: str) -> list[int]:
         with self._read() as conn:
             self._sae(conn, sae_id)
-            return list(conn.execute(select(features.c.feature).where(
-                features.c.sae_id == sae_id).order_by(features.c.feature)).scalars())
+            return list(
+                conn.execute(
+                    select(features.c.feature)
+                    .where(features.c.sae_id == sae_id)
+                    .order_by(features.c.feature)
+                ).scalars()
+            )
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -325,7 +399,9 @@ class FeatureStore:
             with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as err:
-            raise SaescopeError(f"reading the feature store {self.where} failed: {error_reason(err)}") from None
+            raise SaescopeError(
+                f"reading the feature store {self.where} failed: {error_reason(err)}"
+            ) from None
 
     @contextmanager
     def _write(self, what: str, sae_id: str | None = None) -> Iterator[Connection]:
@@ -336,30 +412,44 @@ class FeatureStore:
                 conn.execution_options(sqlite_immediate=True)
                 with conn.begin():
                     if sae_id is not None and self.backend == "postgresql":
-                        conn.execute(text_clause("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": sae_id})
+                        conn.execute(
+                            text_clause("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                            {"key": sae_id},
+                        )
                     yield conn
         except SQLAlchemyError as err:
-            raise SaescopeError(f"{what} in the feature store {self.where} failed, and none of it was "
-                                f"kept: {error_reason(err)}") from None
+            raise SaescopeError(
+                f"{what} in the feature store {self.where} failed, and none of it was "
+                f"kept: {error_reason(err)}"
+            ) from None
 
     def _sae(self, conn: Connection, sae_id: str) -> Any:
         row = conn.execute(_SAE_ROW, {"sae_id": sae_id}).first()
         if row is None:
-            held = conn.execute(select(saes.c.sae_id).order_by(saes.c.sae_id).limit(20)).scalars().all()
-            raise SaescopeError(f"the feature store {self.where} has no SAE {sae_id!r}; it holds: "
-                                f"{', '.join(held) if held else 'none yet'}.")
+            held = (
+                conn.execute(select(saes.c.sae_id).order_by(saes.c.sae_id).limit(20))
+                .scalars()
+                .all()
+            )
+            raise SaescopeError(
+                f"the feature store {self.where} has no SAE {sae_id!r}; it holds: "
+                f"{', '.join(held) if held else 'none yet'}."
+            )
         return row
 
     def _densities(self, conn: Connection, sae: Any) -> np.ndarray:
         density = np.zeros(sae.d_sae)
-        for f, value in conn.execute(select(features.c.feature, features.c.density).where(
-                features.c.sae_id == sae.sae_id)):
+        for f, value in conn.execute(
+            select(features.c.feature, features.c.density).where(features.c.sae_id == sae.sae_id)
+        ):
             density[f] = value
         return density
 
     def _no_feature(self, conn: Connection, sae_id: str, feature: int) -> SaescopeError:
         d_sae = conn.execute(select(saes.c.d_sae).where(saes.c.sae_id == sae_id)).scalar_one()
-        return SaescopeError(f"feature: got {feature!r}; SAE {sae_id!r} has features 0..{d_sae - 1}.")
+        return SaescopeError(
+            f"feature: got {feature!r}; SAE {sae_id!r} has features 0..{d_sae - 1}."
+        )
 
     def _pages(self, conn: Connection, sae: Any, feature_ids: list[int]) -> list[dict[str, Any]]:
         """Feature pages of some features of one SAE: three indexed queries in all."""
@@ -373,73 +463,129 @@ class FeatureStore:
             feature_scores.setdefault(row.feature, {})[row.name] = row.value
         vocab = self._vocab(conn, sae.vocab_hash)
         by_id = {row.feature: row for row in feature_rows}
-        return [pages.feature_page(sae, by_id[f], example_rows.get(f, []), feature_scores.get(f, {}), vocab)
-                for f in feature_ids if f in by_id]
+        return [
+            pages.feature_page(
+                sae, by_id[f], example_rows.get(f, []), feature_scores.get(f, {}), vocab
+            )
+            for f in feature_ids
+            if f in by_id
+        ]
 
     def _vocab(self, conn: Connection, vocab_hash: str | None) -> rows.TokenTexts:
         """The SAE's vocabulary, read once per store object (a viewer keeps its store open)."""
         if vocab_hash not in self._vocabs:
-            tokens = conn.execute(select(vocabs.c.tokens).where(vocabs.c.vocab_hash == vocab_hash)).scalar_one()
+            tokens = conn.execute(
+                select(vocabs.c.tokens).where(vocabs.c.vocab_hash == vocab_hash)
+            ).scalar_one()
             self._vocabs[vocab_hash] = rows.TokenTexts(json.loads(tokens))
         return self._vocabs[vocab_hash]
 
     def _insert_vocab(self, conn: Connection, vocab: list[str]) -> None:
         key = rows.vocab_hash(vocab)
-        if conn.execute(select(vocabs.c.vocab_hash).where(vocabs.c.vocab_hash == key)).first() is None:
+        if (
+            conn.execute(select(vocabs.c.vocab_hash).where(vocabs.c.vocab_hash == key)).first()
+            is None
+        ):
             conn.execute(vocabs.insert(), [{"vocab_hash": key, "tokens": json.dumps(vocab)}])
 
     def _explanations(self, conn: Connection, sae_id: str) -> dict[int, str]:
-        return dict(conn.execute(select(features.c.feature, features.c.explanation).where(
-            features.c.sae_id == sae_id, features.c.explanation.is_not(None))).all())
+        return dict(
+            conn.execute(
+                select(features.c.feature, features.c.explanation).where(
+                    features.c.sae_id == sae_id, features.c.explanation.is_not(None)
+                )
+            ).all()
+        )
 
     def _delete_rows(self, conn: Connection, sae_id: str) -> None:
         for table in (search_docs, examples, scores, feature_arrays, features, saes):
             conn.execute(table.delete().where(table.c.sae_id == sae_id))
         # A vocabulary no SAE uses any more goes too.
-        conn.execute(vocabs.delete().where(vocabs.c.vocab_hash.not_in(
-            select(saes.c.vocab_hash).where(saes.c.vocab_hash.is_not(None)))))
+        conn.execute(
+            vocabs.delete().where(
+                vocabs.c.vocab_hash.not_in(
+                    select(saes.c.vocab_hash).where(saes.c.vocab_hash.is_not(None))
+                )
+            )
+        )
 
     def _matching_docs(self, text: str, sae_id: str | None) -> Any:
         """search_docs rows containing `text`: through the trigram index of each backend."""
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = select(search_docs.c.sae_id, search_docs.c.feature, search_docs.c.field)
         if self.backend == "postgresql":
-            query = query.where(literal_column("search_docs.folded").like(func.lower(pattern), escape="\\"))
+            query = query.where(
+                literal_column("search_docs.folded").like(func.lower(pattern), escape="\\")
+            )
         elif len(text) >= 3:  # FTS5's trigram index needs three characters
             phrase = '"' + text.replace('"', '""') + '"'
-            query = query.where(search_docs.c.id.in_(
-                select(literal_column("rowid")).select_from(text_clause("search_fts"))
-                .where(text_clause("search_fts MATCH :phrase").bindparams(bindparam("phrase", phrase)))))
+            query = query.where(
+                search_docs.c.id.in_(
+                    select(literal_column("rowid"))
+                    .select_from(text_clause("search_fts"))
+                    .where(
+                        text_clause("search_fts MATCH :phrase").bindparams(
+                            bindparam("phrase", phrase)
+                        )
+                    )
+                )
+            )
         else:
             query = query.where(search_docs.c.text.ilike(pattern, escape="\\"))
         if sae_id is not None:
             query = query.where(search_docs.c.sae_id == sae_id)
         return query
 
-    def _search_results(self, conn: Connection, keys: list[tuple[str, int, str]], text: str) -> list[dict[str, Any]]:
+    def _search_results(
+        self, conn: Connection, keys: list[tuple[str, int, str]], text: str
+    ) -> list[dict[str, Any]]:
         # One indexed lookup per result: SQLite scans the table for a row-value IN list.
         results = []
         for sae_id, feature, field in keys:
-            doc = conn.execute(_SEARCH_DOC, {"sae_id": sae_id, "feature": feature, "field": field}).scalar_one()
+            doc = conn.execute(
+                _SEARCH_DOC, {"sae_id": sae_id, "feature": feature, "field": field}
+            ).scalar_one()
             row = conn.execute(_FEATURE_BRIEF, {"sae_id": sae_id, "feature": feature}).one()
-            results.append({"sae_id": sae_id, "feature": feature, "field": field,
-                            "snippet": _snippet(doc, text), "density": row.density,
-                            "max_act": row.max_act, "explanation": row.explanation})
+            results.append(
+                {
+                    "sae_id": sae_id,
+                    "feature": feature,
+                    "field": field,
+                    "snippet": _snippet(doc, text),
+                    "density": row.density,
+                    "max_act": row.max_act,
+                    "explanation": row.explanation,
+                }
+            )
         return results
 
-def _feature_query(sae_id: str, sort_by: str, ranges: dict[str, tuple[float | None, float | None]]) -> tuple[Any, Any, Any]:
+
+def _feature_query(
+    sae_id: str, sort_by: str, ranges: dict[str, tuple[float | None, float | None]]
+) -> tuple[Any, Any, Any]:
     """The filtered feature list, the column it sorts by (a score joins its rows in) and
     the feature id column that breaks ties, from the same table so one index serves both."""
-    columns = [features.c.feature, features.c.density, features.c.max_act, features.c.mean_act,
-               features.c.explanation]
+    columns = [
+        features.c.feature,
+        features.c.density,
+        features.c.max_act,
+        features.c.mean_act,
+        features.c.explanation,
+    ]
     query = select(*columns).where(features.c.sae_id == sae_id)
     score_columns: dict[str, Any] = {}
     for name in dict.fromkeys([sort_by, *ranges]):
         if name in ("feature", *rows.SORT_COLUMNS):
             continue
         alias = scores.alias(f"score_{len(score_columns)}")
-        query = query.join(alias, and_(alias.c.sae_id == sae_id, alias.c.name == name,
-                                       alias.c.feature == features.c.feature))
+        query = query.join(
+            alias,
+            and_(
+                alias.c.sae_id == sae_id,
+                alias.c.name == name,
+                alias.c.feature == features.c.feature,
+            ),
+        )
         score_columns[name] = alias.c.value
     for name, (low, high) in ranges.items():
         column = score_columns[name] if name in score_columns else features.c[name]
@@ -450,7 +596,11 @@ def _feature_query(sae_id: str, sort_by: str, ranges: dict[str, tuple[float | No
     if sort_by not in score_columns:
         return query, features.c[sort_by], features.c.feature
     sort_column = score_columns[sort_by]
-    return query.add_columns(sort_column.label("sort_value")), sort_column, sort_column.table.c.feature
+    return (
+        query.add_columns(sort_column.label("sort_value")),
+        sort_column,
+        sort_column.table.c.feature,
+    )
 
 
 def _snippet(text: str, query: str, width: int = 60) -> str:
@@ -468,9 +618,16 @@ def _snippet(text: str, query: str, width: int = 60) -> str:
 
 def _sae_brief(row: Any) -> dict[str, Any]:
     info = json.loads(row.info)
-    return {"sae_id": row.sae_id, "d_sae": row.d_sae, "d_in": row.d_in, "n_tokens": row.n_tokens,
-            "model": info.get("model"), "hook_point": info.get("hook_point"),
-            "architecture": info.get("architecture"), "written_at": row.written_at}
+    return {
+        "sae_id": row.sae_id,
+        "d_sae": row.d_sae,
+        "d_in": row.d_in,
+        "n_tokens": row.n_tokens,
+        "model": info.get("model"),
+        "hook_point": info.get("hook_point"),
+        "architecture": info.get("architecture"),
+        "written_at": row.written_at,
+    }
 
 
 class _Progress:
@@ -483,7 +640,9 @@ class _Progress:
             self.on_progress(self.done, self.total)
 
 
-def _insert_batches(conn: Connection, table: Any, row_iter: Iterable[dict[str, Any]], progress: _Progress) -> None:
+def _insert_batches(
+    conn: Connection, table: Any, row_iter: Iterable[dict[str, Any]], progress: _Progress
+) -> None:
     """Insert rows (dicts with the same columns) INSERT_BATCH at a time, as plain tuples through the
     driver's executemany: SQLAlchemy's per-row parameter building took a quarter of the write. The
     values need no conversion on either driver (ints, floats, str, bytes, None)."""
@@ -510,5 +669,7 @@ def _insert_statement(conn: Connection, table: Any, columns: list[str]) -> str:
     """INSERT INTO table (columns) VALUES (...) in the driver's own placeholders (? or %s)."""
     quote = conn.dialect.identifier_preparer.quote_identifier
     marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    return (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
-            f"VALUES ({', '.join([marker] * len(columns))})")
+    return (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+        f"VALUES ({', '.join([marker] * len(columns))})"
+    )

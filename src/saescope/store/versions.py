@@ -22,8 +22,12 @@ def stored_version(conn: Connection) -> int | None:
     if not names:
         return None
     if "meta" not in names:
-        raise NotAStore(f"holds tables ({', '.join(sorted(names)[:5])}) but no saescope `meta` table")
-    value = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).scalar()
+        raise NotAStore(
+            f"holds tables ({', '.join(sorted(names)[:5])}) but no saescope `meta` table"
+        )
+    value = conn.execute(
+        select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
+    ).scalar()
     if value is None:
         raise NotAStore("has a `meta` table without a schema_version")
     return int(value)
@@ -36,7 +40,9 @@ class NotAStore(Exception):
 def create(conn: Connection) -> None:
     schema.metadata.create_all(conn)
     create_search_index(conn)
-    conn.execute(schema.meta.insert(), [{"key": "schema_version", "value": str(schema.SCHEMA_VERSION)}])
+    conn.execute(
+        schema.meta.insert(), [{"key": "schema_version", "value": str(schema.SCHEMA_VERSION)}]
+    )
 
 
 def create_search_index(conn: Connection) -> None:
@@ -50,30 +56,47 @@ def upgrade(conn: Connection, version: int, where: str) -> None:
     if version > schema.SCHEMA_VERSION:
         raise SaescopeError(
             f"the feature store {where} has schema version {version}, newer than this saescope's "
-            f"({schema.SCHEMA_VERSION}); upgrade saescope to read it.")
+            f"({schema.SCHEMA_VERSION}); upgrade saescope to read it."
+        )
     if version not in MIGRATIONS and version != schema.SCHEMA_VERSION:
         raise SaescopeError(
             f"the feature store {where} has schema version {version}, which this saescope "
-            f"(schema {schema.SCHEMA_VERSION}) cannot migrate; write the analysis to a new store.")
+            f"(schema {schema.SCHEMA_VERSION}) cannot migrate; write the analysis to a new store."
+        )
     while version < schema.SCHEMA_VERSION:
         MIGRATIONS[version](conn)
         version += 1
-        conn.execute(schema.meta.update().where(schema.meta.c.key == "schema_version")
-                     .values(value=str(version)))
+        conn.execute(
+            schema.meta.update()
+            .where(schema.meta.c.key == "schema_version")
+            .values(value=str(version))
+        )
 
 
 def _v1_to_v2(conn: Connection) -> None:
     """v2 adds search: build search_docs from the stored top examples and explanations."""
     schema.search_docs.create(conn)
     create_search_index(conn)
-    for sae in conn.execute(select(schema.saes.c.sae_id, schema.saes.c.d_sae, schema.saes.c.vocab_hash)).all():
+    for sae in conn.execute(
+        select(schema.saes.c.sae_id, schema.saes.c.d_sae, schema.saes.c.vocab_hash)
+    ).all():
         vocab = None
         if sae.vocab_hash is not None:
-            vocab = json.loads(conn.execute(select(schema.vocabs.c.tokens).where(
-                schema.vocabs.c.vocab_hash == sae.vocab_hash)).scalar_one())
-        explanations = dict(conn.execute(
-            select(schema.features.c.feature, schema.features.c.explanation).where(
-                schema.features.c.sae_id == sae.sae_id, schema.features.c.explanation.is_not(None))).all())
+            vocab = json.loads(
+                conn.execute(
+                    select(schema.vocabs.c.tokens).where(
+                        schema.vocabs.c.vocab_hash == sae.vocab_hash
+                    )
+                ).scalar_one()
+            )
+        explanations = dict(
+            conn.execute(
+                select(schema.features.c.feature, schema.features.c.explanation).where(
+                    schema.features.c.sae_id == sae.sae_id,
+                    schema.features.c.explanation.is_not(None),
+                )
+            ).all()
+        )
         docs = list(search_text.search_doc_rows(conn, sae.sae_id, sae.d_sae, explanations, vocab))
         if docs:
             conn.execute(schema.search_docs.insert(), docs)
@@ -83,11 +106,15 @@ def _v2_to_v3(conn: Connection) -> None:
     """v3 moves the per-feature blobs out of `features`, so that sorting, filtering and
     counting features read small rows, and adds `interval` to the examples' key."""
     schema.feature_arrays.create(conn)
-    conn.exec_driver_sql("INSERT INTO feature_arrays (sae_id, feature, data) SELECT sae_id, feature, data FROM features")
+    conn.exec_driver_sql(
+        "INSERT INTO feature_arrays (sae_id, feature, data) SELECT sae_id, feature, data FROM features"
+    )
     conn.exec_driver_sql("ALTER TABLE features DROP COLUMN data")
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("ALTER TABLE examples DROP CONSTRAINT examples_pkey")
-        conn.exec_driver_sql('ALTER TABLE examples ADD PRIMARY KEY (sae_id, feature, kind, "interval", rank)')
+        conn.exec_driver_sql(
+            'ALTER TABLE examples ADD PRIMARY KEY (sae_id, feature, kind, "interval", rank)'
+        )
     else:  # SQLite cannot change a primary key: copy into a new table
         conn.exec_driver_sql("ALTER TABLE examples RENAME TO examples_v2")
         schema.examples.create(conn)

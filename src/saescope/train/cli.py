@@ -33,8 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="continue the run in RUN_DIR with the config it was started with",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--shard-features", action="store_true",
-                   help="under torchrun: split each TopK SAE's features over the ranks (for SAEs too wide for one device)")
+    p.add_argument(
+        "--shard-features",
+        action="store_true",
+        help="under torchrun: split each TopK SAE's features over the ranks (for SAEs too wide for one device)",
+    )
     p.set_defaults(func=run)
 
 

@@ -52,7 +52,9 @@ class TrainConfig:
     lr: float = 2e-4
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
-    max_grad_norm: float = 0.0  # clip the gradients' global norm to this (0: no clipping); SAELens clips at 1
+    max_grad_norm: float = (
+        0.0  # clip the gradients' global norm to this (0: no clipping); SAELens clips at 1
+    )
     lr_warmup_fraction: float = 0.01
     lr_decay_fraction: float = 0.2
     l1_warmup_fraction: float = 0.05
@@ -242,10 +244,18 @@ class TrainConfig:
             "jumprelu_bandwidth", self.jumprelu_bandwidth, 1e-6, 1.0, "a number from 1e-6 to 1"
         )
         self._check_float(
-            "max_grad_norm", self.max_grad_norm, 0.0, 1e6, "0 (no clipping) or a positive number up to 1e6"
+            "max_grad_norm",
+            self.max_grad_norm,
+            0.0,
+            1e6,
+            "0 (no clipping) or a positive number up to 1e6",
         )
         self._check_float(
-            "decoder_init_norm", self.decoder_init_norm, 1e-6, 1e6, "a positive number (1e-6 to 1e6)"
+            "decoder_init_norm",
+            self.decoder_init_norm,
+            1e-6,
+            1e6,
+            "a positive number (1e-6 to 1e6)",
         )
         if self.decoder_unit_norm is True and self.decoder_init_norm != 1.0:
             raise ConfigError(

@@ -9,7 +9,10 @@ from saescope.sae import SAE
 
 @torch.no_grad()
 def init_weights(
-    sae: SAE, generator: torch.Generator, encoder_as_decoder_t: bool = True, decoder_norm: float = 1.0
+    sae: SAE,
+    generator: torch.Generator,
+    encoder_as_decoder_t: bool = True,
+    decoder_norm: float = 1.0,
 ) -> None:
     """Random decoder rows of norm decoder_norm; the encoder the transpose of their directions
     (Gao et al. 2024), biases zero.

@@ -117,7 +117,9 @@ def standard_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
     mse = squared_error(recon, x)
     l1 = active.weighted_sum(None if s.decoder_unit_norm else sae.W_dec.norm(dim=-1)) / x.shape[0]
     l0 = torch.tensor(active.count() / x.shape[0])
-    return StepOutput(mse + s.l1_coefficient * l1, mse.detach(), l0, active.fire_counts(), l1.detach())
+    return StepOutput(
+        mse + s.l1_coefficient * l1, mse.detach(), l0, active.fire_counts(), l1.detach()
+    )
 
 
 def l1_penalty(acts: torch.Tensor, sae: SAE, s: LossSettings) -> torch.Tensor:

@@ -33,7 +33,9 @@ class Active:
     values: torch.Tensor  # [m], with grad; or, dense regime, the activations [n, d_sae] with grad
     latents: torch.Tensor  # int64 [m] (empty when dense)
     tokens: torch.Tensor  # int64 [m] (empty when dense)
-    crow: torch.Tensor  # int64 [n + 1]: token t's entries are crow[t]:crow[t + 1] (empty when dense)
+    crow: (
+        torch.Tensor
+    )  # int64 [n + 1]: token t's entries are crow[t]:crow[t + 1] (empty when dense)
     d_sae: int
 
     @property
@@ -41,7 +43,9 @@ class Active:
         return self.values.dim() == 2
 
     def count(self) -> int:
-        return int(torch.count_nonzero(self.values.detach())) if self.dense else self.latents.numel()
+        return (
+            int(torch.count_nonzero(self.values.detach())) if self.dense else self.latents.numel()
+        )
 
     def fire_counts(self) -> torch.Tensor:
         """int64 [d_sae]: tokens on which each latent is active."""
@@ -95,10 +99,14 @@ class ReLUEncode(torch.autograd.Function):
             grad_W_enc = (grad_pre.T @ sae_in).T if ctx.needs_input_grad[1] else None
             return None, grad_W_enc, *bias_grads(ctx.needs_input_grad, W_enc, grad_pre.sum(dim=0))
         latents, tokens = rest
-        return None, *encoder_grads(ctx.needs_input_grad, sae_in, W_enc, latents, tokens, grad_values)
+        return None, *encoder_grads(
+            ctx.needs_input_grad, sae_in, W_enc, latents, tokens, grad_values
+        )
 
 
-def relu_encode(x: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, b_dec: torch.Tensor) -> Active:
+def relu_encode(
+    x: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, b_dec: torch.Tensor
+) -> Active:
     """x [n, d_in] -> the activations relu((x - b_dec) @ W_enc + b_enc), with the sparse backward.
     x gets no gradient (training data)."""
     values, latents, tokens, crow = ReLUEncode.apply(x.detach(), W_enc, b_enc, b_dec)

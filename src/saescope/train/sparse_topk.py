@@ -49,7 +49,11 @@ def latent_order(flat: torch.Tensor, d_sae: int) -> torch.Tensor:
 
 
 def rows_by_latent(
-    latents: torch.Tensor, tokens: torch.Tensor, weights: torch.Tensor, rows: torch.Tensor, d_sae: int
+    latents: torch.Tensor,
+    tokens: torch.Tensor,
+    weights: torch.Tensor,
+    rows: torch.Tensor,
+    d_sae: int,
 ) -> torch.Tensor:
     """[d_sae, d]: each latent's sum of weight * rows[token] over its entries (latents, tokens,
     weights) [m]; the product of the sparse [d_sae, n_tokens] entry matrix with rows [n_tokens, d].
@@ -60,10 +64,14 @@ def rows_by_latent(
     order = latent_order(latents, d_sae)
     starts = torch.zeros(d_sae, dtype=torch.long, device=latents.device)
     torch.cumsum(torch.bincount(latents, minlength=d_sae)[:-1], 0, out=starts[1:])
-    return F.embedding_bag(tokens[order], rows, starts, per_sample_weights=weights[order], mode="sum")
+    return F.embedding_bag(
+        tokens[order], rows, starts, per_sample_weights=weights[order], mode="sum"
+    )
 
 
-def sampled_dot(grad_out: torch.Tensor, W_dec: torch.Tensor, crow: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+def sampled_dot(
+    grad_out: torch.Tensor, W_dec: torch.Tensor, crow: torch.Tensor, latents: torch.Tensor
+) -> torch.Tensor:
     """[m]: <grad_out[t], W_dec[latent]> for the entries of token t, latents[crow[t]:crow[t + 1]]
     (a sampled matmul, SDDMM: computed only at those pairs)."""
     with (
@@ -77,8 +85,12 @@ def sampled_dot(grad_out: torch.Tensor, W_dec: torch.Tensor, crow: torch.Tensor,
 
 
 def encoder_grads(
-    needs_input_grad: tuple[bool, ...], sae_in: torch.Tensor, W_enc: torch.Tensor,
-    latents: torch.Tensor, tokens: torch.Tensor, grad_pre: torch.Tensor,
+    needs_input_grad: tuple[bool, ...],
+    sae_in: torch.Tensor,
+    W_enc: torch.Tensor,
+    latents: torch.Tensor,
+    tokens: torch.Tensor,
+    grad_pre: torch.Tensor,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
     """Gradients of (W_enc, b_enc, b_dec) [needs_input_grad[1:4]] of an encoder whose only live
     pre-activations are the entries (latents, tokens) [m], with gradients grad_pre [m]."""
@@ -93,13 +105,18 @@ def encoder_grads(
     return grad_W_enc, *bias_grads(needs_input_grad, W_enc, per_latent)
 
 
-def bias_grads(needs_input_grad: tuple[bool, ...], W_enc: torch.Tensor, per_latent: torch.Tensor,
-               ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+def bias_grads(
+    needs_input_grad: tuple[bool, ...],
+    W_enc: torch.Tensor,
+    per_latent: torch.Tensor,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Gradients of (b_enc, b_dec) [needs_input_grad[2:4]] from the pre-activations' gradient
     summed over tokens, per_latent [d_sae]."""
     # b_dec: sum over tokens of -(grad_pre @ W_enc.T) == -W_enc @ (grad_pre summed per latent)
-    return (per_latent if needs_input_grad[2] else None,
-            -(W_enc @ per_latent) if needs_input_grad[3] else None)
+    return (
+        per_latent if needs_input_grad[2] else None,
+        -(W_enc @ per_latent) if needs_input_grad[3] else None,
+    )
 
 
 def token_of_entries(n_tokens: int, k: int, device: torch.device) -> torch.Tensor:
@@ -131,8 +148,14 @@ class TopKEncode(torch.autograd.Function):
         sae_in, W_enc, values, indices = ctx.saved_tensors
         grad_pre = grad_values * (values > 0)  # [n, k]: ReLU's gradient at the chosen latents
         n, k = indices.shape
-        grads = encoder_grads(ctx.needs_input_grad, sae_in, W_enc, indices.reshape(-1),
-                              token_of_entries(n, k, indices.device), grad_pre.reshape(-1))
+        grads = encoder_grads(
+            ctx.needs_input_grad,
+            sae_in,
+            W_enc,
+            indices.reshape(-1),
+            token_of_entries(n, k, indices.device),
+            grad_pre.reshape(-1),
+        )
         grad_x = None
         if ctx.needs_input_grad[0]:
             grad_x = F.embedding_bag(indices, W_enc.T, per_sample_weights=grad_pre, mode="sum")
@@ -156,7 +179,9 @@ class SparseDecode(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_values = sampled_dot(grad_out, W_dec, crow, latents)
         if ctx.needs_input_grad[4]:
-            grad_W_dec = rows_by_latent(latents, tokens, values, grad_out, W_dec.shape[0])  # [d_sae, d_out]
+            grad_W_dec = rows_by_latent(
+                latents, tokens, values, grad_out, W_dec.shape[0]
+            )  # [d_sae, d_out]
         return grad_values, None, None, None, grad_W_dec
 
 
@@ -171,10 +196,17 @@ def sparse_decode(values: torch.Tensor, indices: torch.Tensor, W_dec: torch.Tens
     """values, indices [n, k] -> values @ W_dec rows: [n, d_out] (no bias), with the sparse backward."""
     n, k = indices.shape
     crow = torch.arange(0, n * k + 1, k, device=indices.device)
-    return ragged_decode(values.reshape(-1), indices.reshape(-1), token_of_entries(n, k, indices.device), crow, W_dec)
+    return ragged_decode(
+        values.reshape(-1), indices.reshape(-1), token_of_entries(n, k, indices.device), crow, W_dec
+    )
 
 
-def ragged_decode(values: torch.Tensor, latents: torch.Tensor, tokens: torch.Tensor, crow: torch.Tensor,
-                  W_dec: torch.Tensor) -> torch.Tensor:
+def ragged_decode(
+    values: torch.Tensor,
+    latents: torch.Tensor,
+    tokens: torch.Tensor,
+    crow: torch.Tensor,
+    W_dec: torch.Tensor,
+) -> torch.Tensor:
     """Entries [m] in token order (token t's are crow[t]:crow[t + 1]) -> [n, d_out], with the sparse backward."""
     return SparseDecode.apply(values, latents, tokens, crow, W_dec)  # type: ignore[return-value]

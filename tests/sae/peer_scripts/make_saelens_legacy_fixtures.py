@@ -25,9 +25,16 @@ def main():
     if not hasattr(wandb.util, "generate_id"):
         wandb.util.generate_id = lambda: "fixture"
     cfg = LanguageModelSAERunnerConfig(
-        model_name="gelu-2l", hook_point="blocks.1.hook_resid_pre", hook_point_layer=1, d_in=16,
-        expansion_factor=4, dataset_path="NeelNanda/c4-tokenized-2b", context_size=128, device="cpu",
-        log_to_wandb=False, dtype=torch.float32,
+        model_name="gelu-2l",
+        hook_point="blocks.1.hook_resid_pre",
+        hook_point_layer=1,
+        d_in=16,
+        expansion_factor=4,
+        dataset_path="NeelNanda/c4-tokenized-2b",
+        context_size=128,
+        device="cpu",
+        log_to_wandb=False,
+        dtype=torch.float32,
     )
     sae = SparseAutoencoder(cfg)
     g = torch.Generator().manual_seed(3)
@@ -38,13 +45,19 @@ def main():
     x = torch.randn(32, 16, generator=torch.Generator().manual_seed(0)) * 2 + 0.5
     with torch.no_grad():
         result = sae(x)
-    reference = {"x": x, "feature_acts": result.feature_acts.contiguous(), "recon": result.sae_out.contiguous()}
-    note = (f"written by sae-lens {sae_lens.__version__ if hasattr(sae_lens, '__version__') else '0.5.1'} "
-            "(SparseAutoencoder, the jbloom-era API); reference.safetensors: x, feature_acts and recon = sae_out "
-            "from SparseAutoencoder.forward(x). Recipe: LanguageModelSAERunnerConfig(model_name='gelu-2l', "
-            "hook_point='blocks.1.hook_resid_pre', hook_point_layer=1, d_in=16, expansion_factor=4), parameters "
-            "seeded normal * 0.3, scaling_factor uniform in [0.5, 1.5]. Generator: "
-            "tests/sae/peer_scripts/make_saelens_legacy_fixtures.py\n")
+    reference = {
+        "x": x,
+        "feature_acts": result.feature_acts.contiguous(),
+        "recon": result.sae_out.contiguous(),
+    }
+    note = (
+        f"written by sae-lens {sae_lens.__version__ if hasattr(sae_lens, '__version__') else '0.5.1'} "
+        "(SparseAutoencoder, the jbloom-era API); reference.safetensors: x, feature_acts and recon = sae_out "
+        "from SparseAutoencoder.forward(x). Recipe: LanguageModelSAERunnerConfig(model_name='gelu-2l', "
+        "hook_point='blocks.1.hook_resid_pre', hook_point_layer=1, d_in=16, expansion_factor=4), parameters "
+        "seeded normal * 0.3, scaling_factor uniform in [0.5, 1.5]. Generator: "
+        "tests/sae/peer_scripts/make_saelens_legacy_fixtures.py\n"
+    )
     (out / "pt").mkdir(parents=True, exist_ok=True)
     sae.save_model_legacy(str(out / "pt" / "final_sparse_autoencoder.pt"))
     save_file(reference, str(out / "pt" / "reference.safetensors"))

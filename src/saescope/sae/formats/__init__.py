@@ -37,7 +37,9 @@ def format_module(name: str) -> ModuleType:
         return importlib.import_module(FORMAT_MODULES[name])
     except ModuleNotFoundError as err:
         if err.name == FORMAT_MODULES[name]:
-            raise SaescopeError(f"format {name!r} has no reader in this version of saescope") from None
+            raise SaescopeError(
+                f"format {name!r} has no reader in this version of saescope"
+            ) from None
         raise
 
 

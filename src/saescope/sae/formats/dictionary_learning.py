@@ -92,7 +92,9 @@ def load(path: Path, **_: Any) -> SAE:
     trainer = trainer_config(cfg_path) if cfg_path else {}
     dict_class = trainer.get("dict_class") or guess_dict_class(state, weights)
     if dict_class not in DICT_CLASSES:
-        raise SaescopeError(f"{cfg_path}: dict_class {dict_class!r} is not supported (accepted: {', '.join(DICT_CLASSES)})")
+        raise SaescopeError(
+            f"{cfg_path}: dict_class {dict_class!r} is not supported (accepted: {', '.join(DICT_CLASSES)})"
+        )
     tensors = our_tensors(state, dict_class, weights)
     cfg = make_config(dict_class, tensors, state, trainer, cfg_path or weights)
     sae = sae_from_tensors(cfg, tensors, weights)
@@ -122,7 +124,9 @@ def trainer_config(cfg_path: Path) -> dict[str, Any]:
     raw = read_json_file(cfg_path)
     trainer = raw.get("trainer")
     if not isinstance(trainer, dict):
-        raise SaescopeError(f"{cfg_path}: no \"trainer\" section; not a dictionary_learning config.json")
+        raise SaescopeError(
+            f'{cfg_path}: no "trainer" section; not a dictionary_learning config.json'
+        )
     buffer = raw.get("buffer")
     return {**trainer, "buffer": buffer} if isinstance(buffer, dict) else trainer
 
@@ -131,11 +135,15 @@ def guess_dict_class(state: dict[str, Any], weights: Path) -> str:
     """The dictionary class from tensor names alone (folders without config.json)."""
     if "k" in state and "group_sizes" not in state:
         # TopK and BatchTopK share tensor names; only config.json tells them apart
-        raise SaescopeError(f"{weights}: a TopK or BatchTopK dictionary (same tensor names) without {CFG_FILENAME} to say which")
+        raise SaescopeError(
+            f"{weights}: a TopK or BatchTopK dictionary (same tensor names) without {CFG_FILENAME} to say which"
+        )
     for dict_class, marker in GUESS_MARKERS:
         if marker in state:
             return dict_class
-    raise SaescopeError(f"{weights}: tensor names {', '.join(sorted(state))} match no dictionary_learning dictionary class")
+    raise SaescopeError(
+        f"{weights}: tensor names {', '.join(sorted(state))} match no dictionary_learning dictionary class"
+    )
 
 
 def our_tensors(state: dict[str, Any], dict_class: str, weights: Path) -> dict[str, torch.Tensor]:
@@ -143,7 +151,9 @@ def our_tensors(state: dict[str, Any], dict_class: str, weights: Path) -> dict[s
     names = DICT_CLASSES[dict_class][2]
     missing = [name for name in names if not isinstance(state.get(name), torch.Tensor)]
     if missing:
-        raise SaescopeError(f"{weights}: missing tensor(s) {', '.join(missing)} for a {dict_class} (found: {', '.join(sorted(state))})")
+        raise SaescopeError(
+            f"{weights}: missing tensor(s) {', '.join(missing)} for a {dict_class} (found: {', '.join(sorted(state))})"
+        )
     tensors = {}
     for source, ours in names.items():
         tensor = state[source]
@@ -156,7 +166,13 @@ def our_tensors(state: dict[str, Any], dict_class: str, weights: Path) -> dict[s
     return tensors
 
 
-def make_config(dict_class: str, tensors: dict[str, torch.Tensor], state: dict[str, Any], trainer: dict[str, Any], source: Path) -> SAEConfig:
+def make_config(
+    dict_class: str,
+    tensors: dict[str, torch.Tensor],
+    state: dict[str, Any],
+    trainer: dict[str, Any],
+    source: Path,
+) -> SAEConfig:
     architecture, subtracts_b_dec, _ = DICT_CLASSES[dict_class]
     d_in, d_sae = tensors["W_enc"].shape
     k = None
@@ -194,7 +210,9 @@ def metadata(trainer: dict[str, Any]) -> dict[str, Any]:
     if isinstance(buffer.get("ctx_len"), int):
         out["context_size"] = buffer["ctx_len"]
     kept = ("dict_class", "trainer_class", "submodule_name", "norm_factor", "lm_name", "layer")
-    out["extra"] = {f"dictionary_learning_{key}": trainer[key] for key in kept if trainer.get(key) is not None}
+    out["extra"] = {
+        f"dictionary_learning_{key}": trainer[key] for key in kept if trainer.get(key) is not None
+    }
     return out
 
 

@@ -44,7 +44,9 @@ def read_safetensors_file(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         size = path.stat().st_size
-        raise SaescopeError(f"{path}: cannot read the safetensors file ({size} bytes; truncated or corrupt?): {err}") from None
+        raise SaescopeError(
+            f"{path}: cannot read the safetensors file ({size} bytes; truncated or corrupt?): {err}"
+        ) from None
 
 
 def read_torch_file(path: Path, *, weights_only: bool = True) -> Any:
@@ -56,7 +58,16 @@ def read_torch_file(path: Path, *, weights_only: bool = True) -> Any:
     require_file(path)
     try:
         return torch.load(str(path), map_location="cpu", weights_only=weights_only)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError) as err:
+    except (
+        RuntimeError,
+        EOFError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+    ) as err:
         size = path.stat().st_size
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SaescopeError(f"{path}: cannot read the torch file ({size} bytes; truncated or corrupt?): {first_line}") from None
+        raise SaescopeError(
+            f"{path}: cannot read the torch file ({size} bytes; truncated or corrupt?): {first_line}"
+        ) from None

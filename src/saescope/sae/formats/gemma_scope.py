@@ -26,7 +26,11 @@ from saescope.sae.registry import sae_from_tensors
 WEIGHTS_FILENAME = "params.npz"
 TENSOR_NAMES = ("W_enc", "W_dec", "b_enc", "b_dec", "threshold")
 # the site in a repository name -> TransformerLens hook (att SAEs read hook_z flattened over heads)
-SITE_HOOKS = {"res": "blocks.{layer}.hook_resid_post", "mlp": "blocks.{layer}.hook_mlp_out", "att": "blocks.{layer}.attn.hook_z"}
+SITE_HOOKS = {
+    "res": "blocks.{layer}.hook_resid_post",
+    "mlp": "blocks.{layer}.hook_mlp_out",
+    "att": "blocks.{layer}.attn.hook_z",
+}
 RELEASE_NAME = re.compile(r"gemma-scope-(?P<size>\d+b)-(?P<variant>pt|it)-(?P<site>res|mlp|att)\b")
 LAYER_FOLDER = re.compile(r"^layer_(?P<layer>\d+)$")
 
@@ -66,11 +70,18 @@ def read_npz(path: Path) -> dict[str, torch.Tensor]:
             arrays = {name.lower(): npz[name] for name in npz.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
         size = path.stat().st_size
-        raise SaescopeError(f"{path}: cannot read the npz file ({size} bytes; truncated or corrupt?): {err}") from None
+        raise SaescopeError(
+            f"{path}: cannot read the npz file ({size} bytes; truncated or corrupt?): {err}"
+        ) from None
     missing = [name for name in TENSOR_NAMES if name.lower() not in arrays]
     if missing:
-        raise SaescopeError(f"{path}: missing array(s) {', '.join(missing)} (found: {', '.join(sorted(arrays)) or 'none'})")
-    return {name: torch.from_numpy(np.asarray(arrays[name.lower()], dtype=np.float32)) for name in TENSOR_NAMES}
+        raise SaescopeError(
+            f"{path}: missing array(s) {', '.join(missing)} (found: {', '.join(sorted(arrays)) or 'none'})"
+        )
+    return {
+        name: torch.from_numpy(np.asarray(arrays[name.lower()], dtype=np.float32))
+        for name in TENSOR_NAMES
+    }
 
 
 def metadata_from_path(path: Path) -> dict[str, Any]:

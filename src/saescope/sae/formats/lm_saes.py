@@ -94,7 +94,9 @@ def load(path: Path, **_: Any) -> SAE:
         cfg_path = folder / OLD_CONFIG_FILENAME
     raw = read_json_file(cfg_path)
     check_supported(raw, cfg_path)
-    weights = path if path.suffix in (".safetensors", ".pt") and path.is_file() else weights_path(folder)
+    weights = (
+        path if path.suffix in (".safetensors", ".pt") and path.is_file() else weights_path(folder)
+    )
     if weights is None:
         raise SaescopeError(f"{folder}: no weights file (looked for {', '.join(WEIGHT_FILENAMES)})")
     state = read_state(weights)
@@ -136,7 +138,9 @@ def read_state(weights: Path) -> dict[str, torch.Tensor]:
         # save_checkpoint writes {"sae": state_dict, "version": ...}
         state = checkpoint.get("sae", checkpoint) if isinstance(checkpoint, dict) else None
         if not isinstance(state, dict):
-            raise SaescopeError(f"{weights}: expected a state dict (or {{'sae': state_dict}}), got {type(checkpoint).__name__}")
+            raise SaescopeError(
+                f"{weights}: expected a state dict (or {{'sae': state_dict}}), got {type(checkpoint).__name__}"
+            )
         return state
     raise SaescopeError(f"{weights}: unsupported weights file (accepted: .safetensors, .pt)")
 
@@ -145,7 +149,9 @@ def check_supported(raw: dict[str, Any], cfg_path: Path) -> None:
     """Clear errors for what the file describes but we cannot run as the library does."""
     sae_type = raw.get("sae_type", "sae")
     if sae_type != "sae":
-        raise SaescopeError(f"{cfg_path}: sae_type {sae_type!r} is not supported (only 'sae': SAEs and transcoders)")
+        raise SaescopeError(
+            f"{cfg_path}: sae_type {sae_type!r} is not supported (only 'sae': SAEs and transcoders)"
+        )
     for key in ("d_model", "hook_point_in"):
         if key not in raw:
             raise SaescopeError(f"{cfg_path}: missing {key!r}; not an lm-saes config")
@@ -159,28 +165,43 @@ def check_supported(raw: dict[str, Any], cfg_path: Path) -> None:
         raise SaescopeError(f"{cfg_path}: use_glu_encoder=true is not supported")
     norm = raw.get("norm_activation", "dataset-wise")
     if norm not in ("dataset-wise", "inference", "token-wise"):
-        raise SaescopeError(f"{cfg_path}: norm_activation {norm!r} is not supported (accepted: dataset-wise, inference, token-wise)")
+        raise SaescopeError(
+            f"{cfg_path}: norm_activation {norm!r} is not supported (accepted: dataset-wise, inference, token-wise)"
+        )
     is_transcoder = raw.get("hook_point_out", raw["hook_point_in"]) != raw["hook_point_in"]
     if norm == "token-wise" and is_transcoder:
-        raise SaescopeError(f"{cfg_path}: a token-wise normalised transcoder needs its output's norm, unknown at inference")
+        raise SaescopeError(
+            f"{cfg_path}: a token-wise normalised transcoder needs its output's norm, unknown at inference"
+        )
     if raw.get("apply_decoder_bias_to_pre_encoder") and is_transcoder:
-        raise SaescopeError(f"{cfg_path}: apply_decoder_bias_to_pre_encoder is not supported for a transcoder")
+        raise SaescopeError(
+            f"{cfg_path}: apply_decoder_bias_to_pre_encoder is not supported for a transcoder"
+        )
 
 
 # ---- tensors -----------------------------------------------------------------------------------
 
 
-def our_tensors(state: dict[str, torch.Tensor], raw: dict[str, Any], weights: Path) -> dict[str, torch.Tensor]:
+def our_tensors(
+    state: dict[str, torch.Tensor], raw: dict[str, Any], weights: Path
+) -> dict[str, torch.Tensor]:
     """W_enc [d_in, d_sae], b_enc, W_dec [d_sae, d_in], b_dec from either naming, as float32."""
     if "W_E" in state:
         names = {"W_enc": "W_E", "b_enc": "b_E", "W_dec": "W_D", "b_dec": "b_D"}
     else:
-        names = {"W_enc": "encoder.weight", "b_enc": "encoder.bias", "W_dec": "decoder.weight", "b_dec": "decoder.bias"}
+        names = {
+            "W_enc": "encoder.weight",
+            "b_enc": "encoder.bias",
+            "W_dec": "decoder.weight",
+            "b_dec": "decoder.bias",
+        }
     if not raw.get("use_decoder_bias", True):
         del names["b_dec"]
     missing = [name for name in names.values() if name not in state]
     if missing:
-        raise SaescopeError(f"{weights}: missing tensor(s) {', '.join(missing)} (found: {', '.join(sorted(state))})")
+        raise SaescopeError(
+            f"{weights}: missing tensor(s) {', '.join(missing)} (found: {', '.join(sorted(state))})"
+        )
     tensors = {ours: state[theirs].float() for ours, theirs in names.items()}
     if "W_E" not in state:
         # nn.Linear keeps weight as [out, in]
@@ -190,7 +211,12 @@ def our_tensors(state: dict[str, torch.Tensor], raw: dict[str, Any], weights: Pa
     return tensors
 
 
-def activation_tensors(tensors: dict[str, torch.Tensor], state: dict[str, torch.Tensor], raw: dict[str, Any], weights: Path) -> None:
+def activation_tensors(
+    tensors: dict[str, torch.Tensor],
+    state: dict[str, torch.Tensor],
+    raw: dict[str, Any],
+    weights: Path,
+) -> None:
     """Add the JumpReLU threshold [d_sae], divided by the decoder norms when the library compares h * n."""
     if raw.get("act_fn", "relu") != "jumprelu":
         return
@@ -198,22 +224,37 @@ def activation_tensors(tensors: dict[str, torch.Tensor], state: dict[str, torch.
     if "jump_relu_threshold" in raw:  # the first Llama Scope release: one scalar
         threshold = torch.full((d_sae,), float(raw["jump_relu_threshold"]))
     else:
-        key = next((k for k in ("activation_function.log_jumprelu_threshold", "log_jumprelu_threshold") if k in state), None)
+        key = next(
+            (
+                k
+                for k in ("activation_function.log_jumprelu_threshold", "log_jumprelu_threshold")
+                if k in state
+            ),
+            None,
+        )
         if key is None:
-            raise SaescopeError(f"{weights}: a jumprelu SAE without activation_function.log_jumprelu_threshold")
+            raise SaescopeError(
+                f"{weights}: a jumprelu SAE without activation_function.log_jumprelu_threshold"
+            )
         threshold = state[key].float().exp()
     if raw.get("sparsity_include_decoder_norm", True):
         threshold = threshold / tensors["W_dec"].norm(dim=-1)
     tensors["threshold"] = threshold
 
 
-def input_output_scales(raw: dict[str, Any], state: dict[str, torch.Tensor], cfg_path: Path) -> tuple[float, float]:
+def input_output_scales(
+    raw: dict[str, Any], state: dict[str, torch.Tensor], cfg_path: Path
+) -> tuple[float, float]:
     """(f_in, f_out): what inputs are multiplied by and outputs divided by (1 when already folded)."""
     if raw.get("norm_activation", "dataset-wise") != "dataset-wise":
         return 1.0, 1.0
     hook_in = raw["hook_point_in"]
     hook_out = raw.get("hook_point_out", hook_in)
-    norms = {key[len(NORM_KEY_PREFIX) :]: float(value) for key, value in state.items() if key.startswith(NORM_KEY_PREFIX)}
+    norms = {
+        key[len(NORM_KEY_PREFIX) :]: float(value)
+        for key, value in state.items()
+        if key.startswith(NORM_KEY_PREFIX)
+    }
     # the first release keeps them in hyperparams.json as {"in": ..., "out": ...}
     norms.update(raw.get("dataset_average_activation_norm") or {})
     norm_in, norm_out = norms.get(hook_in, norms.get("in")), norms.get(hook_out, norms.get("out"))
@@ -230,21 +271,33 @@ def input_output_scales(raw: dict[str, Any], state: dict[str, torch.Tensor], cfg
 # ---- config ------------------------------------------------------------------------------------
 
 
-def make_config(raw: dict[str, Any], tensors: dict[str, torch.Tensor], folder: Path, cfg_path: Path) -> SAEConfig:
+def make_config(
+    raw: dict[str, Any], tensors: dict[str, torch.Tensor], folder: Path, cfg_path: Path
+) -> SAEConfig:
     d_in, d_sae = tensors["W_enc"].shape
     act_fn = raw.get("act_fn", "relu")
     architecture = {"relu": "standard", "jumprelu": "jumprelu", "topk": "topk"}[act_fn]
     hook_in = raw["hook_point_in"]
     hook_out = raw.get("hook_point_out", hook_in)
     norm = raw.get("norm_activation", "dataset-wise")
-    normalize = {"dataset-wise": "expected_average_only_in", "token-wise": "constant_norm_rescale"}.get(norm, "none")
-    kept = ("act_fn", "norm_activation", "sparsity_include_decoder_norm", "dataset_average_activation_norm", "top_k")
+    normalize = {
+        "dataset-wise": "expected_average_only_in",
+        "token-wise": "constant_norm_rescale",
+    }.get(norm, "none")
+    kept = (
+        "act_fn",
+        "norm_activation",
+        "sparsity_include_decoder_norm",
+        "dataset_average_activation_norm",
+        "top_k",
+    )
     return SAEConfig(
         architecture=architecture,
         d_in=int(d_in),
         d_sae=int(d_sae),
         k=int(raw.get("top_k", 50)) if act_fn == "topk" else None,
-        rescale_acts_by_decoder_norm=act_fn == "topk" and bool(raw.get("sparsity_include_decoder_norm", True)),
+        rescale_acts_by_decoder_norm=act_fn == "topk"
+        and bool(raw.get("sparsity_include_decoder_norm", True)),
         # the first release could subtract the decoder bias (in normalised units) before encoding
         apply_b_dec_to_input=bool(raw.get("apply_decoder_bias_to_pre_encoder", False)),
         normalize_activations=normalize,
@@ -254,7 +307,8 @@ def make_config(raw: dict[str, Any], tensors: dict[str, torch.Tensor], folder: P
         hook_layer=layer_of(hook_in),
         hook_layer_out=layer_of(hook_out) if hook_out != hook_in else None,
         source_format="lm_saes",
-        extra={f"lm_saes_{key}": raw[key] for key in kept if key in raw} | {"lm_saes_config_file": cfg_path.name},
+        extra={f"lm_saes_{key}": raw[key] for key in kept if key in raw}
+        | {"lm_saes_config_file": cfg_path.name},
     )
 
 

@@ -35,7 +35,9 @@ LOCATION_HOOKS = {
     "resid_delta_mlp": "blocks.{layer}.hook_mlp_out",
     "resid_post_mlp": "blocks.{layer}.hook_resid_post",
 }
-RELEASE_PATH = re.compile(r"(?P<location>[a-z_]+?)(?:_v4|_v5_32k|_v5_128k)?/autoencoders/(?P<layer>\d+)\.pt$")
+RELEASE_PATH = re.compile(
+    r"(?P<location>[a-z_]+?)(?:_v4|_v5_32k|_v5_128k)?/autoencoders/(?P<layer>\d+)\.pt$"
+)
 
 
 def detect(path: Path) -> bool:
@@ -55,11 +57,17 @@ def detect(path: Path) -> bool:
 def load(path: Path, **_: Any) -> SAE:
     """An SAE from an OpenAI sparse_autoencoder .pt file."""
     if path.is_dir():
-        raise SaescopeError(f"{path}: an OpenAI sparse_autoencoder SAE is a single .pt file; pass the file")
+        raise SaescopeError(
+            f"{path}: an OpenAI sparse_autoencoder SAE is a single .pt file; pass the file"
+        )
     state = read_torch_file(path)
     if not isinstance(state, dict) or any(key not in state for key in REQUIRED_KEYS):
-        found = ", ".join(sorted(map(str, state))) if isinstance(state, dict) else type(state).__name__
-        raise SaescopeError(f"{path}: not an OpenAI sparse_autoencoder state dict; needs {', '.join(REQUIRED_KEYS)} (found: {found})")
+        found = (
+            ", ".join(sorted(map(str, state))) if isinstance(state, dict) else type(state).__name__
+        )
+        raise SaescopeError(
+            f"{path}: not an OpenAI sparse_autoencoder state dict; needs {', '.join(REQUIRED_KEYS)} (found: {found})"
+        )
     cfg = config_from_state(state, path)
     return sae_from_tensors(cfg, tensors_from_state(state, path), path)
 
@@ -70,15 +78,21 @@ def config_from_state(state: dict[str, Any], path: Path) -> SAEConfig:
     if activation == "TopK":
         k = (state.get("activation_state_dict") or {}).get("k")
         if not isinstance(k, int):
-            raise SaescopeError(f"{path}: a TopK checkpoint without an integer activation_state_dict['k'] (got {k!r})")
+            raise SaescopeError(
+                f"{path}: a TopK checkpoint without an integer activation_state_dict['k'] (got {k!r})"
+            )
         postact = (state.get("activation_state_dict") or {}).get("postact_fn", "ReLU")
         if postact != "ReLU":
-            raise SaescopeError(f"{path}: TopK with postact_fn {postact!r} is not supported (only 'ReLU')")
+            raise SaescopeError(
+                f"{path}: TopK with postact_fn {postact!r} is not supported (only 'ReLU')"
+            )
         architecture, normalize = "topk", "layer_norm"
     elif activation == "ReLU":
         architecture, normalize, k = "standard", "none", None
     else:
-        raise SaescopeError(f"{path}: activation {activation!r} is not supported (accepted: 'ReLU', 'TopK')")
+        raise SaescopeError(
+            f"{path}: activation {activation!r} is not supported (accepted: 'ReLU', 'TopK')"
+        )
     return SAEConfig(
         architecture=architecture,
         d_in=int(d_in),
@@ -95,8 +109,12 @@ def tensors_from_state(state: dict[str, Any], path: Path) -> dict[str, torch.Ten
     encoder = state["encoder.weight"]  # [d_sae, d_in]
     # tied checkpoints have no decoder: the decoder is the encoder's transpose
     decoder = state.get("decoder.weight", encoder.T)  # [d_in, d_sae]
-    if not all(isinstance(state[key], torch.Tensor) for key in REQUIRED_KEYS) or not isinstance(decoder, torch.Tensor):
-        raise SaescopeError(f"{path}: encoder.weight, decoder.weight, pre_bias and latent_bias must be tensors")
+    if not all(isinstance(state[key], torch.Tensor) for key in REQUIRED_KEYS) or not isinstance(
+        decoder, torch.Tensor
+    ):
+        raise SaescopeError(
+            f"{path}: encoder.weight, decoder.weight, pre_bias and latent_bias must be tensors"
+        )
     return {
         "W_enc": encoder.T,  # [d_in, d_sae]
         "b_enc": state["latent_bias"],
@@ -111,4 +129,8 @@ def metadata_from_path(path: Path) -> dict[str, Any]:
     if not match or match["location"] not in LOCATION_HOOKS:
         return {}
     location, layer = match["location"], int(match["layer"])
-    return {"model_name": "gpt2", "hook_name": LOCATION_HOOKS[location].format(layer=layer), "hook_layer": layer}
+    return {
+        "model_name": "gpt2",
+        "hook_name": LOCATION_HOOKS[location].format(layer=layer),
+        "hook_layer": layer,
+    }

@@ -54,7 +54,15 @@ SAELENS_ARCHITECTURES: dict[str, tuple[str, bool, bool]] = {
 }
 
 # keys SAELens keeps under "metadata" (6.x) or at the top level (before 6.0) that map to our fields
-METADATA_FIELDS = ("model_name", "hook_name", "hook_name_out", "hook_head_index", "context_size", "dataset_path", "prepend_bos")
+METADATA_FIELDS = (
+    "model_name",
+    "hook_name",
+    "hook_name_out",
+    "hook_head_index",
+    "context_size",
+    "dataset_path",
+    "prepend_bos",
+)
 # our provenance fields that SAELens has no key for: written into "metadata", which SAELens keeps as is
 OUR_METADATA_FIELDS = ("hook_layer", "hook_layer_out", "source_format", "source_path")
 # other keys SAELens keeps in "metadata"; pre-6.0 configs have them at the top level
@@ -63,7 +71,11 @@ SAELENS_METADATA_KEYS = (
     "hook_head_index_out", "hf_hook_name", "hf_hook_name_out", "sae_lens_version", "sae_lens_training_version",
 )  # fmt: skip
 # pre-6.0 names
-RENAMED_KEYS = {"hook_point": "hook_name", "hook_point_layer": "hook_layer", "hook_point_head_index": "hook_head_index"}
+RENAMED_KEYS = {
+    "hook_point": "hook_name",
+    "hook_point_layer": "hook_layer",
+    "hook_point_head_index": "hook_head_index",
+}
 # top-level keys consumed into SAEConfig fields (or regenerated on save)
 TOP_LEVEL_FIELDS = (
     "architecture", "d_in", "d_sae", "d_out", "dtype", "device", "apply_b_dec_to_input",
@@ -98,14 +110,18 @@ def load(path: Path, **_: Any) -> SAE:
 def config_from_saelens(raw: dict[str, Any], cfg_path: Path) -> SAEConfig:
     """SAELens's cfg.json (6.x nested metadata or pre-6.0 flat) -> SAEConfig, unknown keys kept in extra."""
     raw = {RENAMED_KEYS.get(key, key): value for key, value in raw.items()}
-    metadata = {RENAMED_KEYS.get(key, key): value for key, value in (raw.get("metadata") or {}).items()}
+    metadata = {
+        RENAMED_KEYS.get(key, key): value for key, value in (raw.get("metadata") or {}).items()
+    }
     # pre-6.0 configs keep provenance at the top level
     for key in (*METADATA_FIELDS, *OUR_METADATA_FIELDS, *SAELENS_METADATA_KEYS):
         if key in raw and key not in metadata:
             metadata[key] = raw.pop(key)
     for name in ("d_in", "d_sae"):
         if name not in raw:
-            raise SaescopeError(f"{cfg_path}: missing {name!r}; a SAELens cfg.json needs d_in and d_sae")
+            raise SaescopeError(
+                f"{cfg_path}: missing {name!r}; a SAELens cfg.json needs d_in and d_sae"
+            )
     saelens_arch = raw.get("architecture") or legacy_architecture(raw)
     if saelens_arch not in SAELENS_ARCHITECTURES:
         raise SaescopeError(
@@ -136,7 +152,8 @@ def config_from_saelens(raw: dict[str, Any], cfg_path: Path) -> SAEConfig:
             denormalize_outputs=not is_transcoder,
             k=saelens_k(raw, architecture),
             # only TopK keeps the option; BatchTopK checkpoints are folded on reading (below)
-            rescale_acts_by_decoder_norm=architecture == "topk" and bool(raw.get("rescale_acts_by_decoder_norm", False)),
+            rescale_acts_by_decoder_norm=architecture == "topk"
+            and bool(raw.get("rescale_acts_by_decoder_norm", False)),
             matryoshka_widths=raw.get("matryoshka_widths"),
             transcoder=is_transcoder,
             skip_connection=has_skip,
@@ -172,7 +189,9 @@ def tensors_from_saelens(
     rescaled: the file's rescale_acts_by_decoder_norm (BatchTopK checkpoints get the norms folded in).
     """
     tensors = dict(tensors)
-    if "log_threshold" in tensors and "threshold" not in tensors:  # older JumpReLU training checkpoints
+    if (
+        "log_threshold" in tensors and "threshold" not in tensors
+    ):  # older JumpReLU training checkpoints
         tensors["threshold"] = tensors.pop("log_threshold").exp()
     if "topk_threshold" in tensors:  # BatchTopK training checkpoints
         tensors["threshold"] = tensors.pop("topk_threshold").reshape(())
@@ -185,7 +204,9 @@ def tensors_from_saelens(
             if "W_dec" in tensors and scale.shape == (cfg.d_sae,):
                 tensors["W_dec"] = tensors["W_dec"] * scale.to(tensors["W_dec"].dtype)[:, None]
             elif scale.numel() and not torch.allclose(scale, torch.ones_like(scale)):
-                raise SaescopeError(f"{weights_path}: {name} has shape {list(scale.shape)}, expected [{cfg.d_sae}]")
+                raise SaescopeError(
+                    f"{weights_path}: {name} has shape {list(scale.shape)}, expected [{cfg.d_sae}]"
+                )
     return tensors
 
 
@@ -204,14 +225,22 @@ def restore_our_architecture(cfg: SAEConfig, tensors: dict[str, torch.Tensor]) -
     if cfg.architecture != "jumprelu" or ours not in ("batchtopk", "matryoshka_batchtopk"):
         return cfg
     threshold = tensors.get("threshold")
-    if threshold is None or threshold.numel() == 0 or not torch.all(threshold == threshold.reshape(-1)[0]):
+    if (
+        threshold is None
+        or threshold.numel() == 0
+        or not torch.all(threshold == threshold.reshape(-1)[0])
+    ):
         return cfg  # thresholds were changed since: it is a JumpReLU now
     tensors["threshold"] = threshold.reshape(-1)[0].clone()
     metadata = dict(cfg.extra["metadata"])
     k = metadata.pop("saescope_k", None)
     widths = metadata.pop("saescope_matryoshka_widths", None)
     metadata.pop("saescope_architecture")
-    extra = {**cfg.extra, "metadata": metadata} if metadata else {key: v for key, v in cfg.extra.items() if key != "metadata"}
+    extra = (
+        {**cfg.extra, "metadata": metadata}
+        if metadata
+        else {key: v for key, v in cfg.extra.items() if key != "metadata"}
+    )
     return cfg.replace(architecture=ours, k=k, matryoshka_widths=widths, extra=extra)
 
 
@@ -220,7 +249,9 @@ def read_sparsity(path: Path, d_sae: int) -> torch.Tensor:
     tensors = read_safetensors_file(path)
     if "sparsity" not in tensors or tuple(tensors["sparsity"].shape) != (d_sae,):
         shapes = {name: list(t.shape) for name, t in tensors.items()}
-        raise SaescopeError(f"{path}: expected a tensor 'sparsity' of shape [{d_sae}], found {shapes}")
+        raise SaescopeError(
+            f"{path}: expected a tensor 'sparsity' of shape [{d_sae}], found {shapes}"
+        )
     return tensors["sparsity"]
 
 
@@ -231,9 +262,15 @@ def saelens_architecture_name(cfg: SAEConfig) -> str:
     """The SAELens architecture name that loads an SAE of this config."""
     if cfg.is_transcoder or cfg.skip_connection:
         if cfg.apply_b_dec_to_input:
-            raise SaescopeError("SAELens transcoders cannot subtract b_dec from the input (apply_b_dec_to_input)")
+            raise SaescopeError(
+                "SAELens transcoders cannot subtract b_dec from the input (apply_b_dec_to_input)"
+            )
         # BatchTopK transcoders are written as SAELens writes BatchTopK: a JumpReLU
-        arch = "jumprelu" if cfg.architecture in ("batchtopk", "matryoshka_batchtopk") else cfg.architecture
+        arch = (
+            "jumprelu"
+            if cfg.architecture in ("batchtopk", "matryoshka_batchtopk")
+            else cfg.architecture
+        )
         base = "transcoder" if arch == "standard" else f"{arch}_transcoder"
         return base.replace("transcoder", "skip_transcoder") if cfg.skip_connection else base
     if cfg.architecture in ("batchtopk", "matryoshka_batchtopk"):
@@ -281,7 +318,11 @@ def config_to_saelens(cfg: SAEConfig) -> dict[str, Any]:
 
 def tensors_to_saelens(sae: SAE) -> dict[str, torch.Tensor]:
     """Our tensors under SAELens's names ([d_sae] thresholds for BatchTopK, as SAELens saves it)."""
-    tensors = {name: t.detach().cpu().contiguous() for name, t in sae.state_dict().items() if name != "input_scale"}
+    tensors = {
+        name: t.detach().cpu().contiguous()
+        for name, t in sae.state_dict().items()
+        if name != "input_scale"
+    }
     if sae.cfg.architecture in ("batchtopk", "matryoshka_batchtopk"):
         tensors["threshold"] = tensors["threshold"].expand(sae.d_sae).contiguous()
     return tensors
@@ -295,18 +336,29 @@ def save(sae: SAE, path: str | Path, log_feature_sparsity: torch.Tensor | None =
     a temporary name and renamed, so an interrupted save never leaves a half-written file.
     """
     folder = Path(path)
-    if sae.cfg.normalize_activations in ("expected_average_only_in", "constant_scale") and float(sae.input_scale) != 1.0:
+    if (
+        sae.cfg.normalize_activations in ("expected_average_only_in", "constant_scale")
+        and float(sae.input_scale) != 1.0
+    ):
         sae = copy_sae(sae)
         sae.fold_input_scale()
-    if sae.cfg.is_transcoder and sae.cfg.denormalize_outputs and sae.cfg.normalize_activations in ("layer_norm", "constant_norm_rescale"):
+    if (
+        sae.cfg.is_transcoder
+        and sae.cfg.denormalize_outputs
+        and sae.cfg.normalize_activations in ("layer_norm", "constant_norm_rescale")
+    ):
         raise SaescopeError(
             "SAELens transcoders do not undo input normalisation in decode; this transcoder does, so it has no SAELens equivalent"
         )
     folder.mkdir(parents=True, exist_ok=True)
     save_tensors(folder / WEIGHTS_FILENAME, tensors_to_saelens(sae))
-    sparsity = log_feature_sparsity if log_feature_sparsity is not None else sae.log_feature_sparsity
+    sparsity = (
+        log_feature_sparsity if log_feature_sparsity is not None else sae.log_feature_sparsity
+    )
     if sparsity is not None:
-        save_tensors(folder / SPARSITY_FILENAME, {"sparsity": sparsity.detach().cpu().float().contiguous()})
+        save_tensors(
+            folder / SPARSITY_FILENAME, {"sparsity": sparsity.detach().cpu().float().contiguous()}
+        )
     # the config last: a folder with a cfg.json is a complete SAE
     write_json(folder / CFG_FILENAME, config_to_saelens(sae.cfg))
     return folder

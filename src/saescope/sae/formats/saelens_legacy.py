@@ -77,24 +77,32 @@ def load_pickle(path: Path) -> Any:
         except pickle.UnpicklingError as err:
             match = UNSUPPORTED_GLOBAL.search(str(err))
             if match is None:
-                raise SaescopeError(f"{path}: cannot read the pickled SAE: {str(err).strip().splitlines()[0]}") from None
+                raise SaescopeError(
+                    f"{path}: cannot read the pickled SAE: {str(err).strip().splitlines()[0]}"
+                ) from None
             allowed.append(stand_in(match.group(1)))
         except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise SaescopeError(f"{path}: cannot read the torch file ({path.stat().st_size} bytes; truncated or corrupt?): {first}") from None
+            raise SaescopeError(
+                f"{path}: cannot read the torch file ({path.stat().st_size} bytes; truncated or corrupt?): {first}"
+            ) from None
     raise SaescopeError(f"{path}: the pickle needs too many unknown classes to be an SAE file")
 
 
 def load(path: Path, **_: Any) -> SAE:
     data = load_pickle(path)
     if not isinstance(data, dict) or "cfg" not in data or "state_dict" not in data:
-        raise SaescopeError(f"{path}: expected a pickled dict with 'cfg' and 'state_dict' (a jbloom-era SAELens file)")
+        raise SaescopeError(
+            f"{path}: expected a pickled dict with 'cfg' and 'state_dict' (a jbloom-era SAELens file)"
+        )
     cfg_obj = data["cfg"]
     raw = dict(cfg_obj) if isinstance(cfg_obj, dict) else dict(vars(cfg_obj))
     raw = {key: json_safe(value) for key, value in raw.items()}
     raw.setdefault("architecture", "standard")
     cfg = saelens.config_from_saelens(raw, path)
-    tensors = {name: t for name, t in dict(data["state_dict"]).items() if isinstance(t, torch.Tensor)}
+    tensors = {
+        name: t for name, t in dict(data["state_dict"]).items() if isinstance(t, torch.Tensor)
+    }
     tensors = saelens.tensors_from_saelens(tensors, cfg, path)
     return sae_from_tensors(cfg.replace(source_format="saelens_legacy"), tensors, path)
 

@@ -22,7 +22,15 @@ from saescope.sae.registry import sae_from_tensors
 
 CFG_FILENAME = "cfg.json"
 WEIGHTS_FILENAME = "sae.safetensors"
-CONSUMED_KEYS = ("d_in", "k", "num_latents", "expansion_factor", "transcode", "skip_connection", "activation")
+CONSUMED_KEYS = (
+    "d_in",
+    "k",
+    "num_latents",
+    "expansion_factor",
+    "transcode",
+    "skip_connection",
+    "activation",
+)
 
 
 def is_sparsify_folder(path: Path) -> bool:
@@ -90,7 +98,9 @@ def load_folder(folder: Path, hookpoint: str | None = None) -> SAE:
     }
     ours = {name: t for name, t in ours.items() if t is not None}
     if "W_skip" in ours and not cfg.skip_connection:
-        raise SaescopeError(f"{weights_path}: holds W_skip but {cfg_path} says skip_connection is false")
+        raise SaescopeError(
+            f"{weights_path}: holds W_skip but {cfg_path} says skip_connection is false"
+        )
     return sae_from_tensors(cfg, ours, weights_path)
 
 
@@ -99,7 +109,9 @@ def config_from_sparsify(raw: dict[str, Any], hookpoint: str | None, cfg_path: P
         raise SaescopeError(f"{cfg_path}: missing 'd_in'; a sparsify cfg.json records it")
     activation = raw.get("activation", "topk")
     if activation != "topk":
-        raise SaescopeError(f"{cfg_path}: sparsify activation {activation!r} is not supported; only 'topk'")
+        raise SaescopeError(
+            f"{cfg_path}: sparsify activation {activation!r} is not supported; only 'topk'"
+        )
     d_in = raw["d_in"]
     d_sae = raw.get("num_latents") or d_in * raw.get("expansion_factor", 32)
     transcode = bool(raw.get("transcode", False))
