@@ -344,7 +344,8 @@ def test_shards_merge_into_the_single_pass(smollm2, sae, cfg):
     a, b = whole.state_dict(), first.state_dict()
     for name in a:
         if name == "sum":
-            torch.testing.assert_close(a[name], b[name])
+            # float64 sums of float32 activations: other batch shapes move the last float32 bits
+            torch.testing.assert_close(a[name], b[name], rtol=1e-6, atol=1e-4)
         else:
             assert torch.equal(a[name], b[name]), name
 
@@ -375,7 +376,8 @@ def test_resume_after_interruption_equals_uninterrupted(smollm2, sae, cfg, tmp_p
     a, b = whole.state_dict(), resumed.state_dict()
     for name in a:
         if name == "sum":
-            torch.testing.assert_close(a[name], b[name])
+            # float64 sums of float32 activations: other batch shapes move the last float32 bits
+            torch.testing.assert_close(a[name], b[name], rtol=1e-6, atol=1e-4)
         else:
             assert torch.equal(a[name], b[name]), name
     # the result is a function of the accumulators alone (the example pass reads them)
