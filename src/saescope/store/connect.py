@@ -74,8 +74,8 @@ def _sqlite_engine(url: URL) -> Engine:
         # (migrations) is transactional too (SQLAlchemy's documented pysqlite recipe).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # WAL: readers (the viewer) keep reading the last committed state while a write runs.
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # (WAL mode is set by open_store once the file is known to be a store: a pragma here
+        # would change a file it then refuses.)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()

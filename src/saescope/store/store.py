@@ -33,6 +33,7 @@ from saescope.errors import ConfigError, SaescopeError
 from saescope.store import pages, rows, versions
 from saescope.store.connect import connection_error, error_reason, make_engine, shown, store_url
 from saescope.store.schema import (
+    SCHEMA_VERSION,
     SEARCH_FIELDS,
     examples,
     feature_arrays,
@@ -90,12 +91,7 @@ def open_store(path_or_url: str | Path, create: bool = True) -> FeatureStore:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url)
     try:
-        with engine.begin() as conn:
-            version = versions.stored_version(conn)
-            if version is None:
-                versions.create(conn)
-            else:
-                versions.upgrade(conn, version, where)
+        prepare_schema(engine, where, create)
     except versions.NotAStore as err:
         engine.dispose()
         raise SaescopeError(f"{where} is not a saescope feature store: it {err}.") from None
@@ -106,6 +102,41 @@ def open_store(path_or_url: str | Path, create: bool = True) -> FeatureStore:
         engine.dispose()
         raise
     return FeatureStore(engine, where)
+
+
+def prepare_schema(engine: Engine, where: str, create: bool) -> None:
+    """Check the store's schema, and create or migrate it if it needs that.
+
+    The check is a plain read, so a database that is refused is left exactly as it was. Creating
+    and migrating happen under a write lock that a second process waits for; it then finds the
+    work done (the version is read again under the lock)."""
+    with engine.connect() as conn:
+        version = versions.stored_version(conn)
+    if version is None and not create:
+        raise versions.NotAStore("is empty (it holds no tables)")
+    if version is not None:
+        versions.check_upgradable(version, where)
+    if version != SCHEMA_VERSION:
+        with versions.schema_lock(engine) as conn:
+            version = versions.stored_version(conn)
+            if version is None:
+                versions.create(conn)
+            else:
+                versions.upgrade(conn, version, where)
+    if engine.dialect.name == "sqlite":
+        use_wal(engine)
+
+
+def use_wal(engine: Engine) -> None:
+    """WAL lets readers (the viewer) read the last committed state while a write runs. The
+    mode is kept in the file, so it is set here, once the file is known to be a store."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+    finally:
+        raw.close()
 
 
 class FeatureStore:

@@ -2,13 +2,17 @@
 
 The version lives in the `meta` table. Every migration runs in one transaction, so an
 interrupted migration leaves the store at its old version, still readable and migratable.
+Creating and migrating take a lock first (SQLite: the write lock; PostgreSQL: an advisory
+lock), so two processes opening one old store migrate it once, the second waiting.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from sqlalchemy import Connection, inspect, select
+from sqlalchemy import Connection, Engine, inspect, select
 
 from saescope.errors import SaescopeError
 from saescope.store import schema, search_text
@@ -51,8 +55,24 @@ def create_search_index(conn: Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
-def upgrade(conn: Connection, version: int, where: str) -> None:
-    """Bring a store at `version` to the current schema, or say why it cannot be."""
+# Any fixed 64-bit key: it names the lock that every saescope migrating this database takes.
+POSTGRES_SCHEMA_LOCK = 0x5AE5C09E
+
+
+@contextmanager
+def schema_lock(engine: Engine) -> Iterator[Connection]:
+    """A transaction that holds the store's schema lock: a second caller waits for the first."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
+            yield conn
+    else:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({POSTGRES_SCHEMA_LOCK})")
+            yield conn
+
+
+def check_upgradable(version: int, where: str) -> None:
+    """Refuse a store this saescope cannot bring to its schema, naming both versions."""
     if version > schema.SCHEMA_VERSION:
         raise SaescopeError(
             f"the feature store {where} has schema version {version}, newer than this saescope's "
@@ -63,6 +83,11 @@ def upgrade(conn: Connection, version: int, where: str) -> None:
             f"the feature store {where} has schema version {version}, which this saescope "
             f"(schema {schema.SCHEMA_VERSION}) cannot migrate; write the analysis to a new store."
         )
+
+
+def upgrade(conn: Connection, version: int, where: str) -> None:
+    """Bring a store at `version` to the current schema, or say why it cannot be."""
+    check_upgradable(version, where)
     while version < schema.SCHEMA_VERSION:
         MIGRATIONS[version](conn)
         version += 1
