@@ -27,6 +27,7 @@ from saescope.activations.source import iter_model_activations
 from saescope.corpus import CorpusConfig, describe_corpus
 from saescope.errors import ConfigError, SaescopeError
 from saescope.models import HookedModel, load_model
+from saescope.progress import progress_bar
 
 DEFAULT_HOOK = "blocks.6.hook_resid_post"
 
@@ -153,7 +154,7 @@ def harvest(
     per_shard = contexts_per_shard(cfg, manifest.hooks)
     writer = ShardWriterThread(CacheWriter(cfg.out, manifest))
     done = manifest.n_contexts
-    bar = tqdm(
+    bar = progress_bar(
         total=manifest.target_contexts * cfg.corpus.context_length,
         initial=manifest.n_tokens,
         unit="tok",

@@ -18,7 +18,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from saescope.activations.cache import (
     MANIFEST,
@@ -33,6 +32,7 @@ from saescope.distributed.group import barrier, is_main, local_device, rank, wor
 from saescope.errors import SaescopeError
 from saescope.fileio import read_json, save_tensors, write_json
 from saescope.models import HookedModel, load_model
+from saescope.progress import progress_bar
 
 RECORDS = ".shards"
 
@@ -96,7 +96,7 @@ def write_own_shards(
 ) -> None:
     done = done_shards(out)
     mine = [j for j in range(n_shards) if j % world_size() == rank() and j not in done]
-    bar = tqdm(
+    bar = progress_bar(
         total=len(mine) * per_shard * cfg.corpus.context_length * world_size(),
         unit="tok",
         unit_scale=True,

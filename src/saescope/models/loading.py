@@ -21,6 +21,7 @@ from saescope.errors import ConfigError, SaescopeError
 from saescope.models.architectures import ARCHITECTURES
 from saescope.models.hf import HFHookedModel
 from saescope.models.hooked import HookedModel
+from saescope.progress import quiet_library_bars
 
 SMOLLM2 = "smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -240,6 +241,7 @@ def load_model(
     stays where it is unless they are given.
     """
     dtype = _as_dtype(dtype)
+    quiet_library_bars()
     if _is_transformer_lens(spec):
         from saescope.models.tlens import TLHookedModel
 
