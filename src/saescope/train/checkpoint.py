@@ -9,10 +9,9 @@ weights_only=True: a crafted file in a shared run directory cannot run code on r
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
-
-import pickle
 
 import torch
 
