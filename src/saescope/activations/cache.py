@@ -23,7 +23,7 @@ from safetensors import safe_open
 
 from saescope.activations.batching import rebatch
 from saescope.errors import SaescopeError
-from saescope.fileio import read_json, save_tensors, write_json
+from saescope.fileio import confined, read_json, save_tensors, write_json
 
 MANIFEST = "manifest.json"
 FORMAT_NAME = "saescope-activations"
@@ -155,7 +155,25 @@ def read_manifest(directory: str | Path) -> Manifest | None:
         raise SaescopeError(
             f"{path}: activation cache version {obj.get('version')}; this saescope reads version {FORMAT_VERSION}."
         )
-    return Manifest.from_json(obj)
+    try:
+        manifest = Manifest.from_json(obj)
+    except (KeyError, TypeError, AttributeError, ValueError) as err:
+        raise SaescopeError(
+            f"{path}: a damaged activation cache manifest ({type(err).__name__}: {err}); "
+            "re-run the harvest into a new directory."
+        ) from None
+    for shard in manifest.shards:
+        check_shard_entry(shard, Path(directory), path)
+    return manifest
+
+
+def check_shard_entry(shard: Any, directory: Path, manifest_path: Path) -> None:
+    """A manifest's shard entry names a file inside the cache and a count of contexts."""
+    if not isinstance(shard, dict) or not isinstance(shard.get("contexts"), int):
+        raise SaescopeError(
+            f"{manifest_path}: shard entry {shard!r} should be {{'file': NAME, 'contexts': N}}"
+        )
+    confined(directory, shard.get("file"), f"{manifest_path}: shard file")
 
 
 class CacheWriter:

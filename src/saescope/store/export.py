@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from saescope.fileio import atomic_write, write_json
+from saescope.fileio import atomic_write, path_component, write_json
 from saescope.store.store import FeatureStore
 
 DEFAULT_FEATURES_PER_BATCH = 128  # NeuronpediaRunnerConfig.n_features_at_a_time
@@ -69,7 +69,7 @@ def export_neuronpedia(
     name = f"{model_id}_{sae_set}_{hook_point}_{summary['d_sae']}" + (
         f"_{sae_id_suffix}" if sae_id_suffix else ""
     )
-    folder = Path(out_dir) / name
+    folder = Path(out_dir) / path_component(name)  # model ids hold "/" and stores are data
     folder.mkdir(parents=True, exist_ok=True)
 
     kept, skipped = _split_by_sparsity(store, sae_id, log_sparsity)
