@@ -7,8 +7,6 @@ surfaces as a bare traceback from json, safetensors, torch or numpy.
 from __future__ import annotations
 
 import json
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -58,16 +56,13 @@ def read_torch_file(path: Path, *, weights_only: bool = True) -> Any:
     require_file(path)
     try:
         return torch.load(str(path), map_location="cpu", weights_only=weights_only)
-    except (
-        RuntimeError,
-        EOFError,
-        pickle.UnpicklingError,
-        zipfile.BadZipFile,
-        OSError,
-        ValueError,
-    ) as err:
-        size = path.stat().st_size
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SaescopeError(
-            f"{path}: cannot read the torch file ({size} bytes; truncated or corrupt?): {first_line}"
-        ) from None
+    except Exception as err:  # a weights-only load runs no code: whatever it raises means corrupt
+        raise unreadable_torch_file(path, err) from None
+
+
+def unreadable_torch_file(path: Path, err: Exception) -> SaescopeError:
+    size = path.stat().st_size
+    first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return SaescopeError(
+        f"{path}: cannot read the torch file ({size} bytes; truncated or corrupt?): {first_line}"
+    )

@@ -21,7 +21,7 @@ import torch
 from saescope.errors import SaescopeError
 from saescope.sae.base import SAE
 from saescope.sae.formats import saelens
-from saescope.sae.formats.files import require_file
+from saescope.sae.formats.files import require_file, unreadable_torch_file
 from saescope.sae.registry import sae_from_tensors
 
 # (sae-lens 0.x could also write .pkl.gz with plain pickle; those are not read here)
@@ -81,11 +81,8 @@ def load_pickle(path: Path) -> Any:
                     f"{path}: cannot read the pickled SAE: {str(err).strip().splitlines()[0]}"
                 ) from None
             allowed.append(stand_in(match.group(1)))
-        except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise SaescopeError(
-                f"{path}: cannot read the torch file ({path.stat().st_size} bytes; truncated or corrupt?): {first}"
-            ) from None
+        except Exception as err:  # weights-only: no code ran, so any error means a corrupt file
+            raise unreadable_torch_file(path, err) from None
     raise SaescopeError(f"{path}: the pickle needs too many unknown classes to be an SAE file")
 
 
