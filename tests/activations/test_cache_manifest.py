@@ -3,11 +3,17 @@ paths cannot point outside the cache, and missing fields are named, never a KeyE
 
 from __future__ import annotations
 
+import contextlib
 import json
+import tempfile
+from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from saescope.activations import HarvestConfig, harvest, load_cache
+from saescope.activations.cache import read_manifest
 from saescope.corpus import CorpusConfig
 from saescope.errors import SaescopeError
 
@@ -73,3 +79,31 @@ def test_a_manifest_missing_a_field_is_named(cache_dir, tmp_path, missing):
 def test_the_untouched_cache_still_reads(cache_dir):
     tokens, acts = next(iter(load_cache(cache_dir)))
     assert tokens.shape[1] == 32 and acts["blocks.2.hook_resid_post"].shape[-1] == 576
+
+
+JSON_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=12)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(
+    max_examples=60,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(key=st.text(min_size=1, max_size=20), value=JSON_VALUES, nested=st.booleans())
+def test_hostile_manifest_values_are_one_clear_error(cache_dir, key, value, nested):
+    manifest = json.loads((cache_dir / "manifest.json").read_text())
+    keys = sorted(manifest)
+    target = manifest["shards"][0] if nested else manifest
+    name = keys[len(key) % len(keys)] if not nested else ["file", "contexts"][len(key) % 2]
+    target[name] = value
+    with tempfile.TemporaryDirectory() as copy:
+        (Path(copy) / "manifest.json").write_text(json.dumps(manifest))
+        with contextlib.suppress(SaescopeError):
+            read_manifest(copy)

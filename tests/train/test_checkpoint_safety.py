@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from saescope.errors import SaescopeError
 from saescope.train.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
@@ -43,3 +46,31 @@ def test_tensors_and_plain_data_round_trip(tmp_path):
     assert loaded is not None
     assert loaded["config"] == state["config"] and loaded["step"] == 7
     assert torch.equal(loaded["saes"]["a"]["sae"]["W_enc"], state["saes"]["a"]["sae"]["W_enc"])
+
+
+CHECKPOINT_STATE = {
+    "config": {"k": 32, "hooks": ["blocks.6.hook_resid_post"]},
+    "step": 7,
+    "saes": {"a": {"sae": {"W_enc": torch.arange(64.0).reshape(8, 8)}, "counted_tokens": 512}},
+}
+
+
+@settings(max_examples=40, derandomize=True, deadline=None)
+@given(
+    fraction=st.one_of(st.none(), st.floats(0, 0.99)),
+    flips=st.lists(st.tuples(st.floats(0, 0.999), st.integers(1, 255)), max_size=8),
+)
+def test_a_damaged_checkpoint_is_one_clear_error(fraction, flips):
+    with tempfile.TemporaryDirectory() as run:
+        save_checkpoint(run, CHECKPOINT_STATE)
+        path = checkpoint_path(run)
+        data = bytearray(path.read_bytes())
+        if fraction is not None:
+            data = data[: int(len(data) * fraction)]
+        for where, mask in flips if data else []:
+            data[int(where * len(data))] ^= mask
+        path.write_bytes(bytes(data))
+        try:
+            load_checkpoint(run)
+        except SaescopeError as err:
+            assert str(err).startswith(str(path))
