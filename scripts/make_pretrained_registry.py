@@ -9,13 +9,15 @@ src/saescope/sae/pretrained/registry.json.
     python scripts/make_pretrained_registry.py PATH/TO/pretrained_saes.yaml
 
 Get the yaml from the sae-lens wheel (`pip download --no-deps sae-lens -d /tmp/w` and unzip
-sae_lens/pretrained_saes.yaml) or from SAELens's repository; copy it to
-tests/fixtures/saelens_registry/pretrained_saes.yaml too, so the test compares against it.
+sae_lens/pretrained_saes.yaml) or from SAELens's repository (a .yaml.gz is read too), and
+gzip it into tests/fixtures/saelens_registry/pretrained_saes.yaml.gz, which
+tests/sae/test_pretrained.py compares the registry against.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import re
@@ -203,7 +205,8 @@ def release_entry(name: str, release: dict[str, Any]) -> dict[str, Any]:
 
 
 def build(saelens_yaml: Path) -> dict[str, Any]:
-    data = yaml.safe_load(saelens_yaml.read_text())
+    raw = saelens_yaml.read_bytes()
+    data = yaml.safe_load(gzip.decompress(raw) if saelens_yaml.suffix == ".gz" else raw)
     return {
         "source": "SAELens pretrained_saes.yaml (scripts/make_pretrained_registry.py)",
         "releases": {name: release_entry(name, release) for name, release in data.items()},

@@ -65,6 +65,11 @@ def download_sae_files(spec: str, label: str | None = None) -> Path:
             f"{label}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         ) from None
     path = Path(root) / subpath if subpath else Path(root)
+    if not path.exists() and is_offline():  # a cached snapshot of other files of the repository
+        raise SaescopeError(
+            f"{label}: the cached repository {repo_id} has no {subpath!r}: it is not in the local "
+            f"hub cache ({hub_cache_dir() or 'the default cache'}) and HF_HUB_OFFLINE is set"
+        )
     if not path.exists():
         raise SaescopeError(f"{label}: the repository {repo_id} has no {subpath!r}")
     return path
