@@ -109,6 +109,16 @@ def split_name(name: str) -> tuple[str, str] | None:
     return None
 
 
+def is_published_name(text: str) -> bool:
+    """A known published SAE's name (or Neuronpedia id) that is not also a local path."""
+    if Path(text).expanduser().exists():
+        return False
+    try:
+        return find_pretrained(text) is not None
+    except SaescopeError:
+        return False
+
+
 def find_pretrained(name: str) -> PretrainedSAE | None:
     """The registry's SAE for "RELEASE/SAE_ID" or a Neuronpedia id; None if the release is unknown."""
     name = name.strip().strip("/")
