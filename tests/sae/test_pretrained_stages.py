@@ -16,6 +16,7 @@ from test_hub import build_hub_cache
 
 from saescope.analysis import AnalysisConfig, analyze
 from saescope.corpus import CorpusConfig
+from saescope.dashboards import write_dashboard
 from saescope.dashboards.dashboard import prompt_dashboard_data
 from saescope.dashboards.data import sae_data
 from saescope.evals import evaluate
@@ -60,7 +61,7 @@ def small_analysis() -> AnalysisConfig:
     )
 
 
-def test_analysis_store_dashboard_and_viewer_take_the_name(hub, smollm2, tmp_path):
+def test_analysis_store_dashboard_and_viewer_take_the_name(hub, smollm2, tmp_path, browser):
     entry = resolve_pretrained(NAME)
     assert entry.neuronpedia
     result = analyze(NAME, small_analysis(), model=smollm2, progress=False)
@@ -77,6 +78,19 @@ def test_analysis_store_dashboard_and_viewer_take_the_name(hub, smollm2, tmp_pat
         data = prompt_dashboard_data(store, sae_id, "The cat sat on the mat", model=smollm2)
         assert data["sae"]["neuronpedia_id"] == entry.neuronpedia
         assert data["prompt"]["tokens"]
+        html = write_dashboard(store, sae_id, [0, 1], tmp_path / "features.html")
+    # the feature panel's header links to the feature's page on Neuronpedia (real Chromium)
+    page = browser.new_page()
+    try:
+        page.goto(html.as_uri())
+        link = page.locator("a.sc-neuronpedia")
+        link.wait_for()
+        shown = int(page.locator("#sc-select").input_value())
+        assert (
+            link.get_attribute("href") == f"https://www.neuronpedia.org/{entry.neuronpedia}/{shown}"
+        )
+    finally:
+        page.close()
     # the viewer finds the SAE's weights by the recorded name
     source = open_source(tmp_path / "features.db")
     assert str(source.sae_dirs[sae_id]) == NAME
