@@ -4,6 +4,7 @@ hub cache this test builds (as test_hub does) with real files of four formats at
 from __future__ import annotations
 
 import gzip
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from saescope.sae import load_sae
 from saescope.sae.pretrained import list_pretrained, registry, resolve_pretrained
 
 SAELENS_YAML = OUR_FIXTURES / "saelens_registry" / "pretrained_saes.yaml.gz"
+GENERATOR = OUR_FIXTURES.parents[1] / "scripts" / "make_pretrained_registry.py"
 # SAELens's loader -> the saescope reader of those files (releases of other loaders say why not)
 READABLE = {
     "sae_lens": "saelens",
@@ -95,6 +97,13 @@ def test_registry_covers_every_saelens_release(saelens_registry):
             assert sae.get("norm_scaling_factor") == their_sae.get("norm_scaling_factor")
             assert sae.get("neuronpedia") == their_sae.get("neuronpedia")
             assert sae.get("l0") == their_sae.get("l0")
+
+
+def test_registry_is_what_the_script_makes_from_saelens_yaml():
+    spec = importlib.util.spec_from_file_location("make_pretrained_registry", GENERATOR)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.build(SAELENS_YAML)["releases"] == registry()
 
 
 def test_registry_has_the_formats_saescope_reads():
