@@ -380,6 +380,8 @@ def sae_info(
         "hook_point": sae.cfg.hook_name,
         "model": sae.cfg.model_name,
         "source": source,
+        # published SAEs (saescope.sae.pretrained) and SAELens files: dashboards link to Neuronpedia
+        "neuronpedia_id": (sae.cfg.extra.get("metadata") or {}).get("neuronpedia_id"),
         "cfg": sae.cfg.to_dict(),
         "analysis": {
             **{k: v for k, v in cfg.to_dict().items() if k != "corpus"},

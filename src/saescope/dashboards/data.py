@@ -78,6 +78,7 @@ def sae_data(summary: dict[str, Any]) -> dict[str, Any]:
         "d_in": summary["d_in"],
         "n_tokens": summary["n_tokens"],
         "quantile_levels": rounded(summary["quantile_levels"]),
+        "neuronpedia_id": summary.get("info", {}).get("neuronpedia_id"),
     }
 
 

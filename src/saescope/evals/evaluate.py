@@ -81,7 +81,8 @@ def evaluate(
     sae_path = None if isinstance(sae, SAE) else Path(sae)
     if sae_path is not None:
         sae = load_sae(sae_path)
-        out_dir = out_dir if out_dir is not None else sae_path
+        # next to the SAE when it is a local folder; not into the hub cache (hf: specs, names)
+        out_dir = out_dir if out_dir is not None or not sae_path.exists() else sae_path
     hook = hook or sae.cfg.hook_name
     if not hook:
         raise SaescopeError("hook: the SAE's config names no hook point; pass hook= (CLI: --hook)")

@@ -1,4 +1,5 @@
-"""`saescope sae info PATH` and `saescope sae convert SRC DST`: inspect any SAE, write it natively."""
+"""`saescope sae info PATH` and `saescope sae convert SRC DST`: inspect any SAE, write it natively;
+`saescope sae list` and `saescope sae pull NAME`: published SAEs by name (saescope.sae.pretrained)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from saescope.sae.base import SAE
 from saescope.sae.formats import FORMAT_MODULES
 from saescope.sae.loading import load_sae
 from saescope.sae.native import save_sae
+from saescope.sae.pretrained import format_table, list_pretrained, pull
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,9 +34,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument("dst", help="output folder (cfg.json + sae_weights.safetensors)")
     convert.set_defaults(func=run_convert)
 
+    listing = commands.add_parser("list", help="list published SAEs (SAELens's registry) by name")
+    listing.add_argument("--model", help="only this model's SAEs (HF id or SAELens's name)")
+    listing.add_argument("--search", help="only SAEs whose release, id, hook or repo contains TEXT")
+    listing.set_defaults(func=run_list)
+
+    pulling = commands.add_parser(
+        "pull", help="download a published SAE into the Hugging Face cache and print where"
+    )
+    pulling.add_argument("name", help="RELEASE/SAE_ID (see `sae list`) or a Neuronpedia id")
+    pulling.set_defaults(func=run_pull)
+
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", help="an SAE folder or file, or hf:ORG/NAME[/PATH][@REVISION]")
+    parser.add_argument(
+        "path", help="an SAE folder or file, hf:ORG/NAME[/PATH][@REVISION], or RELEASE/SAE_ID"
+    )
     parser.add_argument(
         "--format", choices=list(FORMAT_MODULES), help="the source format (default: detected)"
     )
@@ -89,4 +104,17 @@ def run_convert(args: argparse.Namespace) -> int:
     print(
         f"wrote {sae.cfg.architecture} SAE (d_in={sae.d_in}, d_sae={sae.d_sae}) from {sae.cfg.source_format} to {folder}"
     )
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    entries = list_pretrained(model=args.model, search=args.search)
+    print(format_table(entries))
+    print(f"{len(entries)} SAE(s)")
+    return 0
+
+
+def run_pull(args: argparse.Namespace) -> int:
+    entry, folder = pull(args.name)
+    print(f"{entry.name} ({entry.format}, {entry.repo_id}/{entry.path}) is at {folder}")
     return 0

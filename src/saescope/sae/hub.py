@@ -36,12 +36,16 @@ def is_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def download_sae_files(spec: str) -> Path:
-    """Fetch (or find in the cache) the files of `spec` and return the local path of PATH."""
+def download_sae_files(spec: str, label: str | None = None) -> Path:
+    """Fetch (or find in the cache) the files of `spec` and return the local path of PATH.
+
+    label: how errors name what was asked for (default hf:SPEC; a published SAE's name).
+    """
     from huggingface_hub import snapshot_download  # noqa: PLC0415
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError  # noqa: PLC0415
 
     repo_id, subpath, revision = parse_hub_spec(spec)
+    label = f"{label} (hf:{spec})" if label else f"hf:{spec}"
     patterns = [subpath, f"{subpath}/*"] if subpath else None
     try:
         root = snapshot_download(
@@ -53,14 +57,19 @@ def download_sae_files(spec: str) -> Path:
         )
     except LocalEntryNotFoundError:
         raise SaescopeError(
-            f"hf:{spec}: not in the local hub cache ({hub_cache_dir() or 'the default cache'}) and "
+            f"{label}: not in the local hub cache ({hub_cache_dir() or 'the default cache'}) and "
             f"{'HF_HUB_OFFLINE is set' if is_offline() else 'the hub cannot be reached'}"
         ) from None
     except (HfHubHTTPError, OSError, ValueError) as err:
         raise SaescopeError(
-            f"hf:{spec}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            f"{label}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         ) from None
     path = Path(root) / subpath if subpath else Path(root)
+    if not path.exists() and is_offline():  # a cached snapshot of other files of the repository
+        raise SaescopeError(
+            f"{label}: the cached repository {repo_id} has no {subpath!r}: it is not in the local "
+            f"hub cache ({hub_cache_dir() or 'the default cache'}) and HF_HUB_OFFLINE is set"
+        )
     if not path.exists():
-        raise SaescopeError(f"hf:{spec}: the repository {repo_id} has no {subpath!r}")
+        raise SaescopeError(f"{label}: the repository {repo_id} has no {subpath!r}")
     return path

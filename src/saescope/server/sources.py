@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from saescope.errors import SaescopeError
+from saescope.sae.pretrained import is_published_name
 from saescope.store import FeatureStore, open_store
 from saescope.store.connect import STORE_FILE, is_url
 
@@ -73,6 +74,9 @@ def _run_dir_of(store_file: Path) -> Path | None:
 
 def _find_sae_dir(summary: dict[str, Any], run_dir: Path | None) -> Path | None:
     info = summary.get("info", {})
+    source = info.get("source")
+    if isinstance(source, str) and is_published_name(source):
+        return Path(source)  # a published SAE's name: load_sae finds (or downloads) its files
     candidates: list[Path] = []
     for key in ("path", "source"):
         value = info.get(key)

@@ -27,6 +27,7 @@ export interface SaeInfo {
   d_in: number;
   n_tokens: number;
   quantile_levels: number[];
+  neuronpedia_id?: string | null; // published SAEs: the feature's page is neuronpedia.org/<id>/<feature>
 }
 
 // One context window; arrays are per position.
