@@ -36,7 +36,7 @@ from saescope.server.feature_map import FeatureMaps
 from saescope.server.sources import ViewerSource, open_source
 from saescope.server.worker import LiveEngine, ProcessEngine, ThreadEngine
 from saescope.store import FeatureStore
-from saescope.train.plots import plot_training_curves, read_metrics
+from saescope.runs.metrics import plot_training_curves, read_metrics
 
 API_TITLE = "saescope viewer"
 
