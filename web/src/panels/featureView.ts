@@ -22,6 +22,10 @@ export function featureView(ctx: PanelContext, feature: FeatureData): HTMLElemen
     "article",
     { class: "sc-feature", "data-feature": feature.id },
     h("h2", {}, `Feature #${feature.id}`, h("span", { class: "sc-sub" }, ` · ${ctx.sae.sae_id}`)),
-    h("div", { class: "sc-panels" }, ctx.layout.panels.map((name) => PANELS[name](ctx, feature))),
+    h(
+      "div",
+      { class: "sc-panels" },
+      ctx.layout.panels.map((name) => PANELS[name](ctx, feature)),
+    ),
   );
 }
