@@ -1,5 +1,6 @@
 """What the routers share: the app's state seen from a request (page cache, source, engine),
-the 404s of an unknown SAE or feature, and ready JSON bytes as a response."""
+the 404s of an unknown SAE or feature, ready JSON bytes as a response, and whether the
+run has training curves to show."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from saescope.errors import SaescopeError
+from saescope.runs.metrics import read_metrics
 from saescope.server.cache import CachedStore
 from saescope.server.engine import LiveUnavailable
 from saescope.server.feature_map import FeatureMaps
@@ -64,3 +66,10 @@ def check_feature(request: Request, sae_id: str, feature: int) -> None:
     d_sae = brief_of(request, sae_id)["d_sae"]
     if not 0 <= feature < d_sae:
         raise NotFound(f"feature: got {feature}; SAE {sae_id!r} has features 0..{d_sae - 1}.")
+
+
+def has_curves(source: ViewerSource) -> bool:
+    """Training curves to show: the run's PNG, or training records in its metrics.jsonl."""
+    if source.curves_png is not None and source.curves_png.exists():
+        return True
+    return bool(source.metrics_path and read_metrics(source.metrics_path))

@@ -7,16 +7,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from saescope.runs.metrics import read_metrics
 from saescope.server.routes.common import (
     brief_of,
     cache_of,
     engine_or_none,
+    has_curves,
     json_bytes,
     source_of,
 )
 from saescope.server.schemas import SaeBrief, SaeSummary, error_responses
-from saescope.server.sources import ViewerSource
 
 router = APIRouter(tags=["saes"])
 
@@ -60,10 +59,3 @@ def summary(request: Request, sae_id: str) -> Response:
         }
 
     return json_bytes(cache_of(request).get(("summary", sae_id), read))
-
-
-def has_curves(source: ViewerSource) -> bool:
-    """Training curves to show: the run's PNG, or training records in its metrics.jsonl."""
-    if source.curves_png is not None and source.curves_png.exists():
-        return True
-    return bool(source.metrics_path and read_metrics(source.metrics_path))

@@ -10,8 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
 from saescope.runs.metrics import plot_training_curves, read_metrics
-from saescope.server.routes.common import NotFound, source_of
-from saescope.server.routes.saes import has_curves
+from saescope.server.routes.common import NotFound, has_curves, source_of
 from saescope.server.schemas import TrainingRecords, error_responses
 
 router = APIRouter(tags=["training"])
