@@ -15,3 +15,6 @@ test-slow: setup
 lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	cd web && npm run --silent lint
+	cd web && npm run --silent format:check
+	cd web && npm run --silent typecheck

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from viewer_run import SAE_ID, TEXTS, direct_acts
 
-from saescope.server.engine import LiveModels, answer_batch
+from saescope.server.engine import LiveModels, OneFeature, TopFeatures, answer_batch
 from saescope.server.sources import open_source
 
 BASE = f"/api/saes/{SAE_ID}"
@@ -32,11 +32,11 @@ def test_queued_requests_share_one_forward_and_keep_their_own_answers(viewer_run
     )
     try:
         batch = [
-            (0, "top_features", (SAE_ID, TEXTS[0], 4)),
-            (1, "one_feature", (SAE_ID, 5, TEXTS[1])),
-            (2, "top_features", (SAE_ID, TEXTS[2], 4)),
-            (3, "one_feature", (SAE_ID, 7, "word " * 400)),
-            (4, "one_feature", (SAE_ID, 5, TEXTS[3])),
+            (0, TopFeatures(SAE_ID, TEXTS[0], 4)),
+            (1, OneFeature(SAE_ID, 5, TEXTS[1])),
+            (2, TopFeatures(SAE_ID, TEXTS[2], 4)),
+            (3, OneFeature(SAE_ID, 7, "word " * 400)),
+            (4, OneFeature(SAE_ID, 5, TEXTS[3])),
         ]
         replies = {req_id: (ok, payload) for req_id, ok, payload in answer_batch(models, batch)}
     finally:

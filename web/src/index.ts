@@ -2,7 +2,12 @@
 import "./panels/panels.css";
 
 export type { PanelContext } from "./panels/context";
-export { contextRow, quantileGroupsPanel, tokenCardContent, topContextsPanel } from "./panels/contexts";
+export {
+  contextRow,
+  quantileGroupsPanel,
+  tokenCardContent,
+  topContextsPanel,
+} from "./panels/contexts";
 export { featureLinkEl, featureTablePanel } from "./panels/featureTable";
 export { featureView } from "./panels/featureView";
 export { histogram } from "./panels/histogram";

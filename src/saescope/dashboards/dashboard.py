@@ -7,7 +7,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from saescope.dashboards.data import VocabTable, dashboard_data, number, rounded
+from saescope.dashboards.data import VocabTable, dashboard_data, prompt_row, ranked_values
 from saescope.dashboards.html import render_html
 from saescope.dashboards.layout import Layout
 from saescope.dashboards.sources import (
@@ -165,20 +165,12 @@ def _prompt_data(
     top_ids, top_acts = run.top_features(5)
 
     def rows(items: list[PromptRow]) -> list[dict[str, Any]]:
-        return [
-            {
-                "f": r.feature,
-                "act": number(r.act),
-                "quantile": number(r.quantile),
-                "loss": number(r.logprob_effect),
-            }
-            for r in items
-        ]
+        return [prompt_row(r.feature, r.act, r.quantile, r.logprob_effect) for r in items]
 
     top = []
     for ids, acts in zip(top_ids.tolist(), top_acts.tolist(), strict=True):
         keep = [i for i, f in enumerate(ids) if f >= 0]
-        top.append({"f": [ids[i] for i in keep], "v": rounded([acts[i] for i in keep])})
+        top.append(ranked_values([ids[i] for i in keep], [acts[i] for i in keep]))
     return {
         "text": run.text or "",
         "tokens": vocab.ids(run.tokens),

@@ -1,8 +1,28 @@
-"""The data the panels receive (web/src/panels/types.ts), shaped from the store's feature pages.
+"""The dashboards' compact encoding: the one codec that writes the data the panels receive
+(DashboardData; the web side reads it through web/src/panels/types.ts, whose types are
+generated from saescope.server.schemas), shaped from the store's feature pages.
 
 Compact by construction, since it is embedded in every HTML file: token strings appear once
-in a vocabulary table of the tokens used, floats are rounded to 4 significant digits of the
-array's largest value, and only the contexts the layout shows are kept.
+in a vocabulary table of the tokens used (`vocab`; every token id below indexes it), floats
+are rounded to 4 significant digits of the array's largest value (3 for the hover card's),
+only the contexts the layout shows are kept, and the keys repeated thousands of times are
+one or two letters:
+
+    Context      t   tokens (vocab indices), one per position
+                 a   the feature's activation per position
+                 c   the position the context was chosen for
+                 l   effect on the next token's log-prob per position (direct path), optional
+                 b   top boosted next tokens per position (vocab indices), optional
+                 bv  their logit effects
+                 s   top suppressed next tokens per position (vocab indices), optional
+                 sv  their logit effects
+    Ranked       f   feature (or neuron) ids, best first
+                 v   their values (cosine, correlation, weight, activation)
+    LogitTable   t   tokens (vocab indices)
+                 v   their logit effects
+    PromptRow    f   the feature id (act, quantile and loss are spelled out)
+
+Everything else is spelled out (FeatureData, QuantileGroup, PromptData, SaeInfo, Layout).
 """
 
 from __future__ import annotations
@@ -139,16 +159,26 @@ def _histogram_share(counts: np.ndarray, max_act: float, lo: float, hi: float) -
     return float(counts[(centres > lo) & (centres <= hi)].sum() / total)
 
 
+def ranked_values(ids: list[int], values: list[float]) -> dict[str, Any]:
+    """A Ranked: ids (best first) and their values."""
+    return {"f": list(ids), "v": rounded(values)}
+
+
 def ranked(
     items: list[dict[str, Any]] | None, id_name: str, value_name: str, n: int
 ) -> dict[str, Any] | None:
+    """A Ranked from the first `n` of a feature page's table rows (None stays None)."""
     if items is None:
         return None
     items = items[:n]
-    return {
-        "f": [item[id_name] for item in items],
-        "v": rounded([item[value_name] for item in items]),
-    }
+    return ranked_values([item[id_name] for item in items], [item[value_name] for item in items])
+
+
+def prompt_row(
+    feature: int, act: float, quantile: float | None, loss: float | None
+) -> dict[str, Any]:
+    """A PromptRow: one ranked feature at a prompt position."""
+    return {"f": feature, "act": number(act), "quantile": number(quantile), "loss": number(loss)}
 
 
 def logit_table(rows: list[dict[str, Any]], vocab: VocabTable, n: int) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -227,12 +228,68 @@ def check_feature(sae: SAE, feature: int) -> None:
 
 # --- the request loop ---------------------------------------------------------------------
 
-# A request is (request id, method name, args); a reply is (request id, True, JSON bytes) or
-# (request id, False, (error class name, message)).
-Request = tuple[int, str, tuple]
+
+@dataclass(frozen=True)
+class TopFeatures:
+    """Per token of `text`, its `k` most active features (batched: shares a forward)."""
+
+    sae_id: str
+    text: str
+    k: int
+
+
+@dataclass(frozen=True)
+class OneFeature:
+    """One feature's activation on every token of `text` (batched: shares a forward)."""
+
+    sae_id: str
+    feature: int
+    text: str
+
+
+@dataclass(frozen=True)
+class PromptPage:
+    """The prompt-centric page of `text`."""
+
+    sae_id: str
+    text: str
+    position: int | None
+    n_rows: int
+
+
+@dataclass(frozen=True)
+class Steer:
+    """Greedy continuations of `prompt` with `feature` clamped or scaled, and without."""
+
+    sae_id: str
+    prompt: str
+    feature: int
+    mode: str
+    value: float
+    max_new_tokens: int
+
+
+Command = TopFeatures | OneFeature | PromptPage | Steer
+# A request is (request id, command); a reply is (request id, True, JSON bytes) or
+# (request id, False, (error class name, message)). Commands cross the worker's pipe pickled.
+Request = tuple[int, Command]
 Reply = tuple[int, bool, Any]
-BATCHED = {"top_features": 1, "one_feature": 2}  # method -> index of the text in its args
-METHODS = {"top_features", "one_feature", "prompt_page", "steer"}
+
+
+def execute(models: LiveModels, command: Command, run: PromptRun | None = None) -> dict[str, Any]:
+    """The answer to one command; `run` is its text's forward when the batch already ran it."""
+    match command:
+        case TopFeatures(sae_id, text, k):
+            return models.top_features(sae_id, text, k, run=run)
+        case OneFeature(sae_id, feature, text):
+            return models.one_feature(sae_id, feature, text, run=run)
+        case PromptPage(sae_id, text, position, n_rows):
+            return models.prompt_page(sae_id, text, position, n_rows)
+        case Steer(sae_id, prompt, feature, mode, value, max_new_tokens):
+            return models.steer(sae_id, prompt, feature, mode, value, max_new_tokens)
+    raise SaescopeError(
+        f"command: got {command!r}; the worker answers TopFeatures, OneFeature, PromptPage, Steer"
+    )
 
 
 def serve_requests(models: LiveModels, inbox: queue.Queue, reply: Callable[[Reply], None]) -> None:
@@ -258,15 +315,13 @@ def serve_requests(models: LiveModels, inbox: queue.Queue, reply: Callable[[Repl
 def answer_batch(models: LiveModels, batch: list[Request]) -> list[Reply]:
     runs = _shared_runs(models, batch)
     replies = []
-    for req_id, method, args in batch:
+    for req_id, command in batch:
         try:
-            if method not in METHODS:
-                raise SaescopeError(f"method: got {method!r}; the worker answers {sorted(METHODS)}")
-            extra = {"run": runs[req_id]} if req_id in runs else {}
-            if isinstance(extra.get("run"), SaescopeError):
-                raise extra["run"]
+            run = runs.get(req_id)
+            if isinstance(run, SaescopeError):
+                raise run
             with torch.inference_mode():
-                replies.append((req_id, True, to_json(getattr(models, method)(*args, **extra))))
+                replies.append((req_id, True, to_json(execute(models, command, run))))
         except SaescopeError as err:
             replies.append((req_id, False, (type(err).__name__, str(err))))
         except Exception as err:  # noqa: BLE001 (one failed request must not stop the worker)
@@ -277,9 +332,9 @@ def answer_batch(models: LiveModels, batch: list[Request]) -> list[Reply]:
 def _shared_runs(models: LiveModels, batch: list[Request]) -> dict[int, PromptRun | SaescopeError]:
     """request id -> its PromptRun, for the batch's activation requests, one forward per SAE."""
     groups: dict[str, list[tuple[int, str]]] = {}
-    for req_id, method, args in batch:
-        if method in BATCHED:
-            groups.setdefault(args[0], []).append((req_id, args[BATCHED[method]]))
+    for req_id, command in batch:
+        if isinstance(command, TopFeatures | OneFeature):
+            groups.setdefault(command.sae_id, []).append((req_id, command.text))
     runs: dict[int, PromptRun | SaescopeError] = {}
     for sae_id, items in groups.items():
         try:

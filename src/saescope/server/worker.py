@@ -1,5 +1,5 @@
-"""Where live inference runs, seen from the server: `LiveEngine.run(method, *args)` awaits the
-JSON bytes of one answer.
+"""Where live inference runs, seen from the server: `LiveEngine.run(command)` awaits the JSON
+bytes of one answer (a command is one of saescope.server.engine's request dataclasses).
 
 `ProcessEngine` (what `saescope serve` uses) runs the model in a process of its own, with its
 own torch threads and a lower CPU priority: a forward never holds the server's GIL or event
@@ -19,13 +19,24 @@ import os
 import queue
 import signal
 import threading
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
+
+import numpy as np
 
 from saescope.errors import SaescopeError
 from saescope.models import HookedModel
 from saescope.sae import SAE
-from saescope.server.engine import ERRORS, LiveModels, LiveUnavailable, Reply, serve_requests
+from saescope.server.engine import (
+    ERRORS,
+    Command,
+    LiveModels,
+    LiveUnavailable,
+    Reply,
+    Request,
+    serve_requests,
+)
 from saescope.server.sources import ViewerSource, open_source
 from saescope.store import FeatureStore
 
@@ -54,16 +65,16 @@ class LiveEngine:
             reason = self.unavailable.get(sae_id, f"the SAE {sae_id!r} is not in the store")
             raise LiveUnavailable(f"live inference is off for this SAE: {reason}.")
 
-    async def run(self, method: str, *args: Any) -> bytes:
-        """The answer of LiveModels.<method>(*args), after the requests queued before it."""
-        self.check(args[0])
+    async def run(self, command: Command) -> bytes:
+        """The answer to one command, after the requests queued before it."""
+        self.check(command.sae_id)
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         with self._lock:
             req_id = next(self._ids)
             self._pending[req_id] = (loop, future)
         try:
-            self._send((req_id, method, args))
+            self._send((req_id, command))
         except (OSError, ValueError) as err:
             self._fail_all(self._lost(err))
         return await future
@@ -89,7 +100,12 @@ class LiveEngine:
         for loop, future in waiting:
             loop.call_soon_threadsafe(_settle, future, False, ("LiveUnavailable", why))
 
-    def _send(self, request: tuple) -> None:
+    def decoder(self, sae_id: str) -> Callable[[], np.ndarray] | None:
+        """W_dec [d_sae, d_in] of an SAE this engine holds in this process, read when called;
+        None when the weights live elsewhere (the worker process) or were never loaded."""
+        return None
+
+    def _send(self, request: Request | None) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -130,7 +146,13 @@ class ThreadEngine(LiveEngine):
         )
         self._thread.start()
 
-    def _send(self, request: tuple) -> None:
+    def decoder(self, sae_id: str) -> Callable[[], np.ndarray] | None:
+        sae = self.models.saes.get(sae_id)
+        if sae is None:
+            return None
+        return lambda: sae.W_dec.detach().float().numpy()
+
+    def _send(self, request: Request | None) -> None:
         self._inbox.put(request)
 
     def close(self) -> None:
@@ -208,7 +230,7 @@ class ProcessEngine(LiveEngine):
             f"the inference worker exited (exit code {self._process.exitcode}); restart the viewer"
         )
 
-    def _send(self, request: tuple) -> None:
+    def _send(self, request: Request | None) -> None:
         with self._send_lock:
             self._requests_out.send(request)
 

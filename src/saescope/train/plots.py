@@ -1,53 +1,6 @@
-"""The training-curves PNG: loss, FVU, L0 and dead fraction against tokens, one line per SAE."""
+"""The training-curves PNG at the end of training; drawn by saescope.runs.metrics, which the
+viewer uses too without importing the trainer."""
 
-from __future__ import annotations
+from saescope.runs.metrics import PANELS, plot_training_curves, read_metrics
 
-import json
-from pathlib import Path
-
-from saescope.fileio import atomic_write
-
-PANELS = [
-    ("loss", "loss", "log"),
-    ("fvu", "FVU", "log"),
-    ("l0", "L0", "linear"),
-    ("dead_fraction", "dead fraction", "linear"),
-]
-
-
-def read_metrics(path: Path, kind: str = "train") -> list[dict]:
-    if not path.exists():
-        return []
-    return [
-        r
-        for r in (json.loads(line) for line in path.read_text().splitlines() if line.strip())
-        if r.get("kind") == kind
-    ]
-
-
-def plot_training_curves(metrics_path: Path, png_path: Path) -> Path | None:
-    """Draw the curves from metrics.jsonl into png_path; None if there is nothing to draw."""
-    records = read_metrics(Path(metrics_path))
-    if not records:
-        return None
-    import matplotlib  # noqa: PLC0415 (slow import, only at the end of training)
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt  # noqa: PLC0415
-
-    labels = sorted({r["sae"] for r in records})
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
-    for ax, (key, title, scale) in zip(axes.flat, PANELS, strict=True):
-        for label in labels:
-            rows = [r for r in records if r["sae"] == label and r.get(key) is not None]
-            ax.plot([r["tokens"] for r in rows], [r[key] for r in rows], label=label, linewidth=1)
-        ax.set_title(title)
-        ax.set_xlabel("training tokens")
-        if scale == "log" and all(r.get(key, 0) > 0 for r in records):
-            ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-    axes.flat[0].legend(fontsize=7)
-    fig.tight_layout()
-    atomic_write(png_path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    plt.close(fig)
-    return Path(png_path)
+__all__ = ["PANELS", "plot_training_curves", "read_metrics"]

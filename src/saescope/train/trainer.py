@@ -414,7 +414,7 @@ class Trainer:
         """Write each SAE in the native format, the curves PNG and run.json."""
         if not self.is_writer:
             return
-        from saescope.train.plots import plot_training_curves  # noqa: PLC0415 (matplotlib is slow to import)
+        from saescope.runs.metrics import plot_training_curves  # noqa: PLC0415 (matplotlib is slow to import)
 
         outputs = {}
         for s in self.saes:

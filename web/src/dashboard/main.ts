@@ -12,7 +12,7 @@ import { hideCard } from "../panels/tokenCard";
 async function readData(): Promise<DashboardData> {
   const el = document.getElementById("saescope-data");
   if (el === null || !el.textContent) throw new Error("this page holds no dashboard data");
-  if (el.dataset["encoding"] !== "gzip+base64") return JSON.parse(el.textContent) as DashboardData;
+  if (el.dataset.encoding !== "gzip+base64") return JSON.parse(el.textContent) as DashboardData;
   const bytes = Uint8Array.from(atob(el.textContent.trim()), (c) => c.charCodeAt(0));
   const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
   return JSON.parse(await new Response(stream).text()) as DashboardData;
@@ -20,8 +20,13 @@ async function readData(): Promise<DashboardData> {
 
 function saeLine(data: DashboardData): string {
   const { sae } = data;
-  const parts = [sae.model, sae.hook_point, sae.architecture, `d_sae ${sae.d_sae.toLocaleString("en")}`,
-    `${sae.n_tokens.toLocaleString("en")} tokens analysed`];
+  const parts = [
+    sae.model,
+    sae.hook_point,
+    sae.architecture,
+    `d_sae ${sae.d_sae.toLocaleString("en")}`,
+    `${sae.n_tokens.toLocaleString("en")} tokens analysed`,
+  ];
   return parts.filter((p) => p).join(" · ");
 }
 
@@ -42,7 +47,9 @@ function render(root: HTMLElement, data: DashboardData): void {
   const select = h(
     "select",
     { id: "sc-select", "aria-label": "feature" },
-    data.features.map((f) => h("option", { value: f.id }, `#${f.id} · density ${percent(f.density)}`)),
+    data.features.map((f) =>
+      h("option", { value: f.id }, `#${f.id} · density ${percent(f.density)}`),
+    ),
   );
   const ctx: PanelContext = {
     vocab: data.vocab,
@@ -71,14 +78,31 @@ function render(root: HTMLElement, data: DashboardData): void {
   const nav = h(
     "nav",
     { class: "sc-nav" },
-    h("button", { type: "button", id: "sc-prev", onclick: () => step(-1), "aria-label": "previous feature" }, "◀"),
+    h(
+      "button",
+      { type: "button", id: "sc-prev", onclick: () => step(-1), "aria-label": "previous feature" },
+      "◀",
+    ),
     select,
-    h("button", { type: "button", id: "sc-next", onclick: () => step(1), "aria-label": "next feature" }, "▶"),
-    h("span", { class: "sc-sub" }, `${data.features.length.toLocaleString("en")} features in this file`),
+    h(
+      "button",
+      { type: "button", id: "sc-next", onclick: () => step(1), "aria-label": "next feature" },
+      "▶",
+    ),
+    h(
+      "span",
+      { class: "sc-sub" },
+      `${data.features.length.toLocaleString("en")} features in this file`,
+    ),
   );
   root.replaceChildren();
   append(root, [
-    h("header", { class: "sc-header" }, h("h1", {}, data.title), h("p", { class: "sc-sub" }, saeLine(data))),
+    h(
+      "header",
+      { class: "sc-header" },
+      h("h1", {}, data.title),
+      h("p", { class: "sc-sub" }, saeLine(data)),
+    ),
     data.prompt ? promptView(ctx, data.prompt) : null,
     data.features.length ? nav : null,
     view,

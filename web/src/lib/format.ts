@@ -16,8 +16,8 @@ export function signed(x: number | null | undefined, digits = 3): string {
 export function percent(x: number): string {
   if (x === 0) return "0%";
   const p = x * 100;
-  if (p < 0.001) return p.toExponential(1) + "%";
-  return Number(p.toPrecision(3)) + "%";
+  if (p < 0.001) return `${p.toExponential(1)}%`;
+  return `${Number(p.toPrecision(3))}%`;
 }
 
 // Whitespace made visible, so a context of spaces and newlines still shows its tokens.

@@ -29,7 +29,17 @@ let rendering = 0;
 function shell(route: Route): HTMLElement {
   const picker = h(
     "select",
-    { id: "sv-sae", "aria-label": "SAE", onchange: (e: Event) => go(href((e.target as HTMLSelectElement).value, route.page === "home" ? "overview" : route.page === "feature" ? "features" : route.page)) },
+    {
+      id: "sv-sae",
+      "aria-label": "SAE",
+      onchange: (e: Event) =>
+        go(
+          href(
+            (e.target as HTMLSelectElement).value,
+            route.page === "home" ? "overview" : route.page === "feature" ? "features" : route.page,
+          ),
+        ),
+    },
     route.sae === null ? h("option", { value: "" }, "choose an SAE") : null,
     saes.map((s) => h("option", { value: s.sae_id, selected: s.sae_id === route.sae }, s.sae_id)),
   );
@@ -41,8 +51,17 @@ function shell(route: Route): HTMLElement {
     picker,
     sae === null
       ? null
-      : h("nav", { class: "sv-links", "aria-label": "pages" },
-        LINKS.map(([page, title]) => h("a", { href: href(sae, page), "aria-current": route.page === page ? "page" : null }, title))),
+      : h(
+          "nav",
+          { class: "sv-links", "aria-label": "pages" },
+          LINKS.map(([page, title]) =>
+            h(
+              "a",
+              { href: href(sae, page), "aria-current": route.page === page ? "page" : null },
+              title,
+            ),
+          ),
+        ),
   );
 }
 
@@ -50,13 +69,22 @@ async function page(route: Route): Promise<HTMLElement> {
   const sae = route.sae;
   if (sae === null) return homePage();
   switch (route.page) {
-    case "features": return browserPage(sae, route.params);
-    case "feature": return route.feature === null ? message("no feature id in the URL", "error") : featurePage(sae, route.feature, route.params);
-    case "test": return testPage(sae, route.params);
-    case "prompt": return promptPage(sae, route.params);
-    case "steer": return steerPage(sae, route.params);
-    case "map": return mapPage(sae);
-    default: return overviewPage(sae);
+    case "features":
+      return browserPage(sae, route.params);
+    case "feature":
+      return route.feature === null
+        ? message("no feature id in the URL", "error")
+        : featurePage(sae, route.feature, route.params);
+    case "test":
+      return testPage(sae, route.params);
+    case "prompt":
+      return promptPage(sae, route.params);
+    case "steer":
+      return steerPage(sae, route.params);
+    case "map":
+      return mapPage(sae);
+    default:
+      return overviewPage(sae);
   }
 }
 
@@ -67,7 +95,9 @@ async function render(): Promise<void> {
   hideCard();
   const main = h("main", { id: "sv-main", "aria-busy": "true" }, message("loading…"));
   root.replaceChildren(shell(route), main);
-  document.title = route.sae ? `${route.page === "feature" ? `#${route.feature} · ` : ""}${route.sae} · saescope` : "saescope viewer";
+  document.title = route.sae
+    ? `${route.page === "feature" ? `#${route.feature} · ` : ""}${route.sae} · saescope`
+    : "saescope viewer";
   let content: HTMLElement;
   try {
     content = await page(route);
@@ -81,13 +111,19 @@ async function render(): Promise<void> {
 
 function onKey(event: KeyboardEvent): void {
   const target = event.target as HTMLElement;
-  if (target.closest("input, textarea, select") || event.ctrlKey || event.metaKey || event.altKey) return;
+  if (target.closest("input, textarea, select") || event.ctrlKey || event.metaKey || event.altKey)
+    return;
   const route = parseRoute(window.location.hash);
   if (event.key === "/") {
     event.preventDefault();
     if (route.sae !== null && route.page !== "features") go(href(route.sae, "features"));
     else document.getElementById("sv-search")?.focus();
-  } else if ((event.key === "[" || event.key === "]") && route.page === "feature" && route.sae !== null && route.feature !== null) {
+  } else if (
+    (event.key === "[" || event.key === "]") &&
+    route.page === "feature" &&
+    route.sae !== null &&
+    route.feature !== null
+  ) {
     const next = route.feature + (event.key === "]" ? 1 : -1);
     if (next >= 0) go(href(route.sae, "feature", next));
   }
@@ -97,7 +133,9 @@ async function main(): Promise<void> {
   try {
     saes = await api.saes();
   } catch (err) {
-    document.body.replaceChildren(message(`saescope: cannot reach the API (${errorText(err)})`, "error"));
+    document.body.replaceChildren(
+      message(`saescope: cannot reach the API (${errorText(err)})`, "error"),
+    );
     return;
   }
   // One SAE: open it directly.

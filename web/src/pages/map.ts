@@ -19,7 +19,8 @@ async function fetchMap(sae: string): Promise<FeatureMap> {
       await new Promise((resolve) => setTimeout(resolve, 1000));
       continue;
     }
-    if (!response.ok) throw new Error(`${response.status}: ${body.detail ?? body.error ?? response.statusText}`);
+    if (!response.ok)
+      throw new Error(`${response.status}: ${body.detail ?? body.error ?? response.statusText}`);
     return body;
   }
 }
@@ -36,16 +37,46 @@ export async function mapPage(sae: string): Promise<HTMLElement> {
     const density = map.density[f] ?? 0;
     return s(
       "a",
-      { href: href(sae, "feature", f), "aria-label": `feature ${f}, density ${percent(density)}`, class: "sv-point" },
-      s("circle", { cx: (8 + x * (SIZE - 16)).toFixed(1), cy: (8 + (1 - (map.y[f] ?? 0)) * (SIZE - 16)).toFixed(1), r: 4, fill: densityColour(density), "data-feature": f },
-        s("title", {}, `#${f} · density ${percent(density)}`)),
+      {
+        href: href(sae, "feature", f),
+        "aria-label": `feature ${f}, density ${percent(density)}`,
+        class: "sv-point",
+      },
+      s(
+        "circle",
+        {
+          cx: (8 + x * (SIZE - 16)).toFixed(1),
+          cy: (8 + (1 - (map.y[f] ?? 0)) * (SIZE - 16)).toFixed(1),
+          r: 4,
+          fill: densityColour(density),
+          "data-feature": f,
+        },
+        s("title", {}, `#${f} · density ${percent(density)}`),
+      ),
     );
   });
   return h(
     "section",
     { class: "sc-panel sc-panel-wide", "data-page": "map" },
     h("h3", {}, `Feature map (${map.method.toUpperCase()} of the decoder directions)`),
-    h("p", { class: "sc-sub" }, "Colour: log10 density, from blue (rare) to red (dense); grey: dead. Each point opens its feature."),
-    map.x.length ? s("svg", { viewBox: `0 0 ${SIZE} ${SIZE}`, width: SIZE, height: SIZE, class: "sv-map", role: "group", "aria-label": "feature map" }, points) : message("no features"),
+    h(
+      "p",
+      { class: "sc-sub" },
+      "Colour: log10 density, from blue (rare) to red (dense); grey: dead. Each point opens its feature.",
+    ),
+    map.x.length
+      ? s(
+          "svg",
+          {
+            viewBox: `0 0 ${SIZE} ${SIZE}`,
+            width: SIZE,
+            height: SIZE,
+            class: "sv-map",
+            role: "group",
+            "aria-label": "feature map",
+          },
+          points,
+        )
+      : message("no features"),
   );
 }

@@ -22,7 +22,15 @@ function saeTable(saes: SaeBrief[]): HTMLElement {
   return h(
     "table",
     { class: "sc-table", id: "sv-saes" },
-    h("thead", {}, h("tr", {}, ["SAE", "model", "hook point", "d_sae", "live", ...evalNames].map((c) => h("th", {}, c)))),
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        ["SAE", "model", "hook point", "d_sae", "live", ...evalNames].map((c) => h("th", {}, c)),
+      ),
+    ),
     h(
       "tbody",
       {},
@@ -51,8 +59,14 @@ export async function overviewPage(sae: string): Promise<HTMLElement> {
     ["architecture", summary.architecture ?? "–"],
     ["d_in × d_sae", `${summary.d_in} × ${summary.d_sae.toLocaleString("en")}`],
     ["tokens analysed", summary.n_tokens.toLocaleString("en")],
-    ["dead features", `${hist.n_dead.toLocaleString("en")} of ${hist.n_features.toLocaleString("en")}`],
-    ["live inference", summary.live ? "on" : `off${summary.live_unavailable ? `: ${summary.live_unavailable}` : ""}`],
+    [
+      "dead features",
+      `${hist.n_dead.toLocaleString("en")} of ${hist.n_features.toLocaleString("en")}`,
+    ],
+    [
+      "live inference",
+      summary.live ? "on" : `off${summary.live_unavailable ? `: ${summary.live_unavailable}` : ""}`,
+    ],
   ];
   const evals = Object.entries(summary.evals);
   const lo = hist.log10_edges[0] ?? -6;
@@ -65,13 +79,19 @@ export async function overviewPage(sae: string): Promise<HTMLElement> {
       h("h3", {}, "SAE"),
       kvTable(info),
       h("h3", {}, "Evals"),
-      evals.length ? kvTable(evals.map(([k, v]) => [k, fmt(v, 4)])) : h("p", { class: "sc-muted" }, "none stored"),
+      evals.length
+        ? kvTable(evals.map(([k, v]) => [k, fmt(v, 4)]))
+        : h("p", { class: "sc-muted" }, "none stored"),
     ),
     h(
       "section",
       { class: "sc-panel", "data-panel": "density" },
       h("h3", {}, "Feature density"),
-      h("p", { class: "sc-sub" }, `log10 of the fraction of tokens each live feature fires on (${hist.n_dead} dead not shown)`),
+      h(
+        "p",
+        { class: "sc-sub" },
+        `log10 of the fraction of tokens each live feature fires on (${hist.n_dead} dead not shown)`,
+      ),
       histogram({
         counts: hist.counts,
         lo,
@@ -87,12 +107,24 @@ export async function overviewPage(sae: string): Promise<HTMLElement> {
           "section",
           { class: "sc-panel sc-panel-wide", "data-panel": "training" },
           h("h3", {}, "Training curves"),
-          h("img", { src: "/api/training.png", alt: "training curves: loss, FVU, L0, dead fraction", class: "sv-curves" }),
+          h("img", {
+            src: "/api/training.png",
+            alt: "training curves: loss, FVU, L0, dead fraction",
+            class: "sv-curves",
+          }),
         )
       : null,
   );
 }
 
 function kvTable(rows: [string, string][]): HTMLElement {
-  return h("table", { class: "sc-table sc-stats" }, h("tbody", {}, rows.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, v)))));
+  return h(
+    "table",
+    { class: "sc-table sc-stats" },
+    h(
+      "tbody",
+      {},
+      rows.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, v))),
+    ),
+  );
 }

@@ -10,29 +10,55 @@ import { tokenText } from "./context";
 import { withCard } from "./tokenCard";
 import type { Context, FeatureData, QuantileGroup } from "./types";
 
-function tokenList(ctx: PanelContext, ids: number[] | undefined, values: number[] | undefined, cls: string): HTMLElement | null {
+function tokenList(
+  ctx: PanelContext,
+  ids: number[] | undefined,
+  values: number[] | undefined,
+  cls: string,
+): HTMLElement | null {
   if (!ids || !values || ids.length === 0) return null;
   return h(
     "table",
     { class: `sc-card-list ${cls}` },
-    h("tbody", {}, ids.map((t, i) => h("tr", {}, h("td", {}, h("code", {}, showToken(tokenText(ctx, t)))), h("td", { class: "sc-num" }, signed(values[i]))))),
+    h(
+      "tbody",
+      {},
+      ids.map((t, i) =>
+        h(
+          "tr",
+          {},
+          h("td", {}, h("code", {}, showToken(tokenText(ctx, t)))),
+          h("td", { class: "sc-num" }, signed(values[i])),
+        ),
+      ),
+    ),
   );
 }
 
 export function tokenCardContent(ctx: PanelContext, context: Context, i: number): Node {
-  const next = i + 1 < context.t.length ? showToken(tokenText(ctx, context.t[i + 1] as number)) : null;
+  const next =
+    i + 1 < context.t.length ? showToken(tokenText(ctx, context.t[i + 1] as number)) : null;
   const loss = context.l?.[i];
   return h(
     "div",
     { class: "sc-card-body" },
-    h("div", { class: "sc-card-token" }, h("code", {}, showToken(tokenText(ctx, context.t[i] as number)))),
+    h(
+      "div",
+      { class: "sc-card-token" },
+      h("code", {}, showToken(tokenText(ctx, context.t[i] as number))),
+    ),
     h(
       "table",
       { class: "sc-card-stats" },
       h(
         "tbody",
         {},
-        h("tr", { "data-card": "act" }, h("th", {}, "activation"), h("td", { class: "sc-num" }, fmt(context.a[i]))),
+        h(
+          "tr",
+          { "data-card": "act" },
+          h("th", {}, "activation"),
+          h("td", { class: "sc-num" }, fmt(context.a[i])),
+        ),
         loss !== undefined && loss !== null
           ? h(
               "tr",
@@ -47,8 +73,18 @@ export function tokenCardContent(ctx: PanelContext, context: Context, i: number)
       ? h(
           "div",
           { class: "sc-card-lists" },
-          h("div", { "data-card": "boosted" }, h("div", { class: "sc-card-head" }, "boosted"), tokenList(ctx, context.b?.[i], context.bv?.[i], "sc-pos")),
-          h("div", { "data-card": "suppressed" }, h("div", { class: "sc-card-head" }, "suppressed"), tokenList(ctx, context.s?.[i], context.sv?.[i], "sc-neg")),
+          h(
+            "div",
+            { "data-card": "boosted" },
+            h("div", { class: "sc-card-head" }, "boosted"),
+            tokenList(ctx, context.b?.[i], context.bv?.[i], "sc-pos"),
+          ),
+          h(
+            "div",
+            { "data-card": "suppressed" },
+            h("div", { class: "sc-card-head" }, "suppressed"),
+            tokenList(ctx, context.s?.[i], context.sv?.[i], "sc-neg"),
+          ),
         )
       : null,
   );
@@ -58,7 +94,9 @@ function moveFocus(event: KeyboardEvent): void {
   const step = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
   if (step === 0) return;
   const current = event.target as HTMLElement;
-  const sibling = (step > 0 ? current.nextElementSibling : current.previousElementSibling) as HTMLElement | null;
+  const sibling = (
+    step > 0 ? current.nextElementSibling : current.previousElementSibling
+  ) as HTMLElement | null;
   if (sibling?.classList.contains("sc-t")) {
     event.preventDefault();
     current.tabIndex = -1;
@@ -86,7 +124,11 @@ export function contextRow(ctx: PanelContext, context: Context, maxAct: number):
   return h(
     "div",
     { class: "sc-context" },
-    h("span", { class: "sc-context-act", title: "activation at the chosen token" }, fmt(context.a[context.c])),
+    h(
+      "span",
+      { class: "sc-context-act", title: "activation at the chosen token" },
+      fmt(context.a[context.c]),
+    ),
     h("div", { class: "sc-tokens" }, tokens),
   );
 }
@@ -97,7 +139,9 @@ export function topContextsPanel(ctx: PanelContext, feature: FeatureData): HTMLE
     "section",
     { class: "sc-panel sc-panel-wide", "data-panel": "top" },
     h("h3", {}, `Top activations (${shown.length})`),
-    shown.length ? shown.map((c) => contextRow(ctx, c, feature.max_act)) : h("p", { class: "sc-muted" }, "no activating contexts"),
+    shown.length
+      ? shown.map((c) => contextRow(ctx, c, feature.max_act))
+      : h("p", { class: "sc-muted" }, "no activating contexts"),
   );
 }
 
@@ -118,7 +162,9 @@ export function quantileGroupsPanel(ctx: PanelContext, feature: FeatureData): HT
             "div",
             { class: "sc-group", "data-interval": group.interval },
             h("h4", {}, groupHeader(group)),
-            group.contexts.slice(0, ctx.layout.n_per_group).map((c) => contextRow(ctx, c, feature.max_act)),
+            group.contexts
+              .slice(0, ctx.layout.n_per_group)
+              .map((c) => contextRow(ctx, c, feature.max_act)),
           ),
         )
       : h("p", { class: "sc-muted" }, "no quantile samples"),

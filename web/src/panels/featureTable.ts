@@ -9,7 +9,19 @@ import type { FeatureData, Ranked } from "./types";
 export function featureLinkEl(ctx: PanelContext, f: number): HTMLElement {
   const open = ctx.featureLink(f);
   if (open === null) return h("span", { class: "sc-fid", title: "not in this dashboard" }, `#${f}`);
-  return h("a", { class: "sc-fid", href: `#feature=${f}`, "data-feature": f, onclick: (e: Event) => { e.preventDefault(); open(); } }, `#${f}`);
+  return h(
+    "a",
+    {
+      class: "sc-fid",
+      href: `#feature=${f}`,
+      "data-feature": f,
+      onclick: (e: Event) => {
+        e.preventDefault();
+        open();
+      },
+    },
+    `#${f}`,
+  );
 }
 
 function statsTable(feature: FeatureData): HTMLElement {
@@ -22,11 +34,24 @@ function statsTable(feature: FeatureData): HTMLElement {
   return h(
     "table",
     { class: "sc-table sc-stats" },
-    h("tbody", {}, rows.map(([name, value]) => h("tr", { "data-stat": name }, h("th", {}, name), h("td", {}, value)))),
+    h(
+      "tbody",
+      {},
+      rows.map(([name, value]) =>
+        h("tr", { "data-stat": name }, h("th", {}, name), h("td", {}, value)),
+      ),
+    ),
   );
 }
 
-function rankedTable(ctx: PanelContext, title: string, ranked: Ranked, idName: string, valueName: string, isNeuron = false): HTMLElement {
+function rankedTable(
+  ctx: PanelContext,
+  title: string,
+  ranked: Ranked,
+  idName: string,
+  valueName: string,
+  isNeuron = false,
+): HTMLElement {
   const n = Math.min(ranked.f.length, ctx.layout.n_table);
   const rows = [];
   for (let i = 0; i < n; i++) {
@@ -45,7 +70,11 @@ function rankedTable(ctx: PanelContext, title: string, ranked: Ranked, idName: s
     { class: "sc-table", "data-table": title },
     h("caption", {}, title),
     h("thead", {}, h("tr", {}, h("th", {}, idName), h("th", { class: "sc-num" }, valueName))),
-    h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 2, class: "sc-muted" }, "none"))),
+    h(
+      "tbody",
+      {},
+      rows.length ? rows : h("tr", {}, h("td", { colspan: 2, class: "sc-muted" }, "none")),
+    ),
   );
 }
 
@@ -61,7 +90,9 @@ export function featureTablePanel(ctx: PanelContext, feature: FeatureData): HTML
       statsTable(feature),
       rankedTable(ctx, "Nearest features", feature.neighbours, "feature", "cos"),
       rankedTable(ctx, "Co-firing features", feature.cofiring, "feature", "corr"),
-      feature.neurons ? rankedTable(ctx, "Aligned neurons", feature.neurons, "neuron", "weight", true) : null,
+      feature.neurons
+        ? rankedTable(ctx, "Aligned neurons", feature.neurons, "neuron", "weight", true)
+        : null,
     ),
   );
 }

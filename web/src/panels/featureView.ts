@@ -21,14 +21,27 @@ export function featureView(ctx: PanelContext, feature: FeatureData): HTMLElemen
   return h(
     "article",
     { class: "sc-feature", "data-feature": feature.id },
-    h("h2", {}, `Feature #${feature.id}`, h("span", { class: "sc-sub" }, ` · ${ctx.sae.sae_id}`),
-      neuronpediaLink(ctx.sae.neuronpedia_id, feature.id)),
-    h("div", { class: "sc-panels" }, ctx.layout.panels.map((name) => PANELS[name](ctx, feature))),
+    h(
+      "h2",
+      {},
+      `Feature #${feature.id}`,
+      h("span", { class: "sc-sub" }, ` · ${ctx.sae.sae_id}`),
+      neuronpediaLink(ctx.sae.neuronpedia_id, feature.id),
+    ),
+    h(
+      "div",
+      { class: "sc-panels" },
+      ctx.layout.panels.map((name) => PANELS[name](ctx, feature)),
+    ),
   );
 }
 
 function neuronpediaLink(id: string | null | undefined, feature: number): HTMLElement | null {
   if (!id) return null;
   const href = `https://www.neuronpedia.org/${id}/${feature}`;
-  return h("a", { class: "sc-sub sc-neuronpedia", href, target: "_blank", rel: "noopener" }, " · Neuronpedia ↗");
+  return h(
+    "a",
+    { class: "sc-sub sc-neuronpedia", href, target: "_blank", rel: "noopener" },
+    " · Neuronpedia ↗",
+  );
 }

@@ -42,15 +42,31 @@ export function histogram(spec: HistogramSpec): SVGElement {
   const ticks = [spec.lo, (spec.lo + spec.hi) / 2, spec.hi].map((value, i) =>
     s(
       "text",
-      { x: pad.left + (i * plotW) / 2, y: axisY + 15, "text-anchor": ["start", "middle", "end"][i] ?? "middle", class: "sc-axis" },
+      {
+        x: pad.left + (i * plotW) / 2,
+        y: axisY + 15,
+        "text-anchor": ["start", "middle", "end"][i] ?? "middle",
+        class: "sc-axis",
+      },
       fmt(value),
     ),
   );
   return s(
     "svg",
-    { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": spec.label, class: "sc-hist" },
+    {
+      viewBox: `0 0 ${width} ${height}`,
+      width,
+      height,
+      role: "img",
+      "aria-label": spec.label,
+      class: "sc-hist",
+    },
     s("line", { x1: pad.left, x2: width - pad.right, y1: axisY, y2: axisY, class: "sc-axis-line" }),
-    s("text", { x: pad.left - 4, y: pad.top + 8, "text-anchor": "end", class: "sc-axis" }, peak.toLocaleString("en")),
+    s(
+      "text",
+      { x: pad.left - 4, y: pad.top + 8, "text-anchor": "end", class: "sc-axis" },
+      peak.toLocaleString("en"),
+    ),
     s("text", { x: pad.left - 4, y: axisY, "text-anchor": "end", class: "sc-axis" }, "0"),
     bars,
     ticks,

@@ -11,7 +11,11 @@ export function actHistPanel(feature: FeatureData): HTMLElement {
     "section",
     { class: "sc-panel", "data-panel": "act_hist" },
     h("h3", {}, "Activation density"),
-    h("p", { class: "sc-sub" }, `density ${percent(feature.density)} · non-zero activations from 0 to ${fmt(max)}`),
+    h(
+      "p",
+      { class: "sc-sub" },
+      `density ${percent(feature.density)} · non-zero activations from 0 to ${fmt(max)}`,
+    ),
     histogram({
       counts,
       lo: 0,
@@ -28,7 +32,11 @@ export function logitHistPanel(feature: FeatureData): HTMLElement {
     "section",
     { class: "sc-panel", "data-panel": "logit_hist" },
     h("h3", {}, "Logit effects"),
-    h("p", { class: "sc-sub" }, `effect of the decoder direction on every token's logit, ${fmt(lo)} to ${fmt(hi)}`),
+    h(
+      "p",
+      { class: "sc-sub" },
+      `effect of the decoder direction on every token's logit, ${fmt(lo)} to ${fmt(hi)}`,
+    ),
     histogram({
       counts,
       lo,

@@ -7,7 +7,12 @@ import type { PanelContext } from "./context";
 import { tokenText } from "./context";
 import type { FeatureData, LogitTable } from "./types";
 
-function logitTable(ctx: PanelContext, title: string, table: LogitTable, scale: number): HTMLElement {
+function logitTable(
+  ctx: PanelContext,
+  title: string,
+  table: LogitTable,
+  scale: number,
+): HTMLElement {
   const n = Math.min(table.t.length, ctx.layout.n_logits);
   const rows = [];
   for (let i = 0; i < n; i++) {
@@ -16,16 +21,33 @@ function logitTable(ctx: PanelContext, title: string, table: LogitTable, scale: 
       h(
         "tr",
         {},
-        h("td", {}, h("code", { class: "sc-tok", style: `background:${signedColour(value, scale)}` }, showToken(tokenText(ctx, table.t[i] as number)))),
+        h(
+          "td",
+          {},
+          h(
+            "code",
+            { class: "sc-tok", style: `background:${signedColour(value, scale)}` },
+            showToken(tokenText(ctx, table.t[i] as number)),
+          ),
+        ),
         h("td", { class: "sc-num" }, signed(value)),
       ),
     );
   }
-  return h("table", { class: "sc-table", "data-table": title }, h("caption", {}, title), h("tbody", {}, rows));
+  return h(
+    "table",
+    { class: "sc-table", "data-table": title },
+    h("caption", {}, title),
+    h("tbody", {}, rows),
+  );
 }
 
 export function logitTablesPanel(ctx: PanelContext, feature: FeatureData): HTMLElement {
-  const scale = Math.max(1e-9, ...feature.logits_top.v.map(Math.abs), ...feature.logits_bottom.v.map(Math.abs));
+  const scale = Math.max(
+    1e-9,
+    ...feature.logits_top.v.map(Math.abs),
+    ...feature.logits_bottom.v.map(Math.abs),
+  );
   return h(
     "section",
     { class: "sc-panel", "data-panel": "logits" },

@@ -22,7 +22,13 @@ export function showCard(target: HTMLElement, content: () => Node): void {
   target.setAttribute("aria-describedby", "sc-card");
   const box = target.getBoundingClientRect();
   const width = el.offsetWidth;
-  const left = Math.max(4, Math.min(box.left + window.scrollX, window.scrollX + document.documentElement.clientWidth - width - 4));
+  const left = Math.max(
+    4,
+    Math.min(
+      box.left + window.scrollX,
+      window.scrollX + document.documentElement.clientWidth - width - 4,
+    ),
+  );
   el.style.left = `${left}px`;
   el.style.top = `${box.bottom + window.scrollY + 4}px`;
 }

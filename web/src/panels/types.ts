@@ -1,113 +1,38 @@
-// The data the panels render: the shape the Python side writes (saescope.dashboards.data)
-// for the static dashboards, and the viewer's API returns for its pages.
+// The panels' data: the dashboards' compact encoding, the one place the web code reads it from.
+// The Python side writes it (saescope.dashboards.data) into every static dashboard, and the
+// viewer's API answers it (/panels, /prompt). The shapes are generated from the API's schema
+// (saescope.server.schemas -> web/openapi.json -> src/api/schema.d.ts), never written twice.
+//
 // Token ids here index `DashboardData.vocab` (the strings of the tokens used), not the model's.
+// The one-letter keys (kept short: they are most of a dashboard file's bytes):
+//
+//   Context      t   tokens (vocab indices), one per position
+//                a   the feature's activation per position
+//                c   the position the context was chosen for
+//                l   effect on the next token's log-prob per position (direct path), optional
+//                b   top boosted next tokens per position (vocab indices), optional
+//                bv  their logit effects
+//                s   top suppressed next tokens per position (vocab indices), optional
+//                sv  their logit effects
+//   Ranked       f   feature (or neuron) ids, best first
+//                v   their values (cosine, correlation, weight, activation)
+//   LogitTable   t   tokens (vocab indices)
+//                v   their logit effects
+//   PromptRow    f   the feature id (with act, quantile, loss spelled out)
 
-export type PanelName =
-  | "table"
-  | "act_hist"
-  | "logit_hist"
-  | "logits"
-  | "top"
-  | "quantiles";
+import type { components } from "../api/schema";
 
-export interface Layout {
-  panels: PanelName[];
-  n_top: number; // top-activating contexts shown
-  n_per_group: number; // contexts shown per quantile group
-  n_logits: number; // rows of each logit table
-  n_table: number; // rows of the neighbour / co-firing / neuron tables
-}
+type Schemas = components["schemas"];
 
-export interface SaeInfo {
-  sae_id: string;
-  model: string | null;
-  hook_point: string | null;
-  architecture: string | null;
-  d_sae: number;
-  d_in: number;
-  n_tokens: number;
-  quantile_levels: number[];
-  neuronpedia_id?: string | null; // published SAEs: the feature's page is neuronpedia.org/<id>/<feature>
-}
-
-// One context window; arrays are per position.
-export interface Context {
-  t: number[]; // tokens (vocab indices)
-  a: number[]; // the feature's activation
-  c: number; // position the context was chosen for
-  l?: number[] | null; // effect on the next token's log-prob (direct path)
-  b?: number[][] | null; // top boosted tokens
-  bv?: number[][] | null;
-  s?: number[][] | null; // top suppressed tokens
-  sv?: number[][] | null;
-}
-
-export interface QuantileGroup {
-  interval: number;
-  lo: number; // activation range of the interval
-  hi: number;
-  share: number | null; // fraction of the non-zero activations in the range (from the histogram)
-  contexts: Context[];
-}
-
-export interface Ranked {
-  f: number[]; // feature ids
-  v: number[]; // their values
-}
-
-export interface LogitTable {
-  t: number[]; // tokens
-  v: number[]; // logit effects
-}
-
-export interface FeatureData {
-  id: number;
-  density: number;
-  max_act: number;
-  mean_act: number;
-  explanation: string | null;
-  scores: Record<string, number>;
-  act_hist: { counts: number[]; max: number };
-  logit_hist: { counts: number[]; lo: number; hi: number };
-  logits_top: LogitTable;
-  logits_bottom: LogitTable;
-  quantiles: number[]; // activation at SaeInfo.quantile_levels
-  neighbours: Ranked;
-  cofiring: Ranked;
-  neurons: Ranked | null;
-  top: Context[];
-  groups: QuantileGroup[];
-}
-
-// One ranked feature at a prompt position.
-export interface PromptRow {
-  f: number;
-  act: number;
-  quantile: number | null; // quantile of `act` among the feature's stored non-zero activations
-  loss: number | null; // effect on the next token's log-prob (positive: the feature helps)
-}
-
-export interface PromptRankings {
-  act: PromptRow[];
-  quantile: PromptRow[];
-  loss: PromptRow[];
-}
-
-export interface PromptData {
-  text: string;
-  tokens: number[]; // vocab indices
-  top: Ranked[]; // per position: the most active features
-  rankings: PromptRankings[]; // per position
-  position: number; // the position shown first
-  bos: boolean; // the first token is the BOS the model's tokenizer put there
-}
-
-export interface DashboardData {
-  version: 1;
-  title: string;
-  sae: SaeInfo;
-  layout: Layout;
-  vocab: string[];
-  features: FeatureData[];
-  prompt: PromptData | null;
-}
+export type DashboardData = Schemas["DashboardData"];
+export type Layout = Schemas["Layout"];
+export type PanelName = Layout["panels"][number];
+export type SaeInfo = Schemas["SaeInfo"];
+export type Context = Schemas["Context"];
+export type QuantileGroup = Schemas["QuantileGroup"];
+export type Ranked = Schemas["Ranked"];
+export type LogitTable = Schemas["LogitTable"];
+export type FeatureData = Schemas["FeatureData"];
+export type PromptRow = Schemas["PromptRow"];
+export type PromptRankings = Schemas["PromptRankings"];
+export type PromptData = Schemas["PromptData"];

@@ -1,0 +1,88 @@
+"""An SAE's features from the store: a sorted, filtered page of them, one feature's full page,
+and one feature as the panels render it. All answered from the page cache's bytes (a cached
+page even before routing: saescope.server.app.PageFastPath)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from saescope.server.cache import panels_key
+from saescope.server.routes.common import (
+    brief_of,
+    cache_of,
+    check_feature,
+    json_bytes,
+    source_of,
+)
+from saescope.server.schemas import DashboardData, FeatureList, FeaturePage, error_responses
+
+router = APIRouter(tags=["features"])
+
+
+@router.get(
+    "/api/saes/{sae_id:path}/features/{feature}",
+    response_model=FeaturePage,
+    responses=error_responses(404, 422),
+)
+def feature_page(request: Request, sae_id: str, feature: int) -> Response:
+    """One feature's full panel data: statistics, histograms, logit tables, every example."""
+    check_feature(request, sae_id, feature)
+    store = source_of(request).store
+    return json_bytes(
+        cache_of(request).get(("feature", sae_id, feature), lambda: store.feature(sae_id, feature))
+    )
+
+
+@router.get(
+    "/api/saes/{sae_id:path}/features/{feature}/panels",
+    response_model=DashboardData,
+    responses=error_responses(404, 422),
+)
+def feature_panels(request: Request, sae_id: str, feature: int) -> Response:
+    """One feature as the panels render it (the dashboards' DashboardData, one feature)."""
+    check_feature(request, sae_id, feature)
+    store, cache = source_of(request).store, cache_of(request)
+    return json_bytes(
+        cache.get(
+            panels_key(sae_id, feature),
+            lambda: cache.panels(sae_id, store.feature(sae_id, feature)),
+        )
+    )
+
+
+@router.get(
+    "/api/saes/{sae_id:path}/features",
+    response_model=FeatureList,
+    responses=error_responses(404, 422),
+)
+def feature_list(
+    request: Request,
+    sae_id: str,
+    sort_by: str = "density",
+    descending: bool = True,
+    min_density: Annotated[float | None, Query(ge=0, le=1)] = None,
+    max_density: Annotated[float | None, Query(ge=0, le=1)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> Response:
+    """A page of features, sorted by density, max_act, mean_act, feature or a stored score."""
+    brief_of(request, sae_id)
+    store = source_of(request).store
+    key = ("features", sae_id, sort_by, descending, min_density, max_density, offset, limit)
+    return json_bytes(
+        cache_of(request).get(
+            key,
+            lambda: store.features(
+                sae_id,
+                sort_by=sort_by,
+                descending=descending,
+                min_density=min_density,
+                max_density=max_density,
+                offset=offset,
+                limit=limit,
+            ),
+        )
+    )

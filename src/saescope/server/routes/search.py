@@ -1,0 +1,35 @@
+"""GET /api/search: features whose explanation, top tokens or top contexts contain a text."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from saescope.errors import ConfigError
+from saescope.server.routes.common import brief_of, cache_of, json_bytes, source_of
+from saescope.server.schemas import SearchResults, error_responses
+
+router = APIRouter(tags=["search"])
+
+
+@router.get("/api/search", response_model=SearchResults, responses=error_responses(404, 422))
+def search(
+    request: Request,
+    q: Annotated[str, Query(min_length=1, max_length=200)],
+    sae_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> Response:
+    """Features whose explanation, top tokens or top contexts contain `q`."""
+    if sae_id is not None:
+        brief_of(request, sae_id)
+    store = source_of(request).store
+    if not q.strip():
+        raise ConfigError("q", q, "a search text with at least one non-space character")
+    return json_bytes(
+        cache_of(request).get(
+            ("search", q, sae_id, limit),
+            lambda: {"q": q, "results": store.search(q, sae_id=sae_id, limit=limit)},
+        )
+    )
