@@ -4,6 +4,7 @@ CLI flags and docs derived from the declaration (see saescope.config.schema for 
 from saescope.config.docs import markdown_table
 from saescope.config.flags import add_config_arguments, config_from_args
 from saescope.config.schema import (
+    REQUIRED,
     Config,
     check_field_names,
     merge,
@@ -15,6 +16,7 @@ from saescope.config.schema import (
 )
 
 __all__ = [
+    "REQUIRED",
     "Config",
     "add_config_arguments",
     "check_field_names",

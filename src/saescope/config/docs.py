@@ -6,7 +6,7 @@ import types
 import typing
 from typing import Any
 
-from saescope.config.schema import Config, accepted_text, specs
+from saescope.config.schema import REQUIRED, Config, accepted_text, specs
 
 
 def markdown_table(cls: type[Config]) -> str:
@@ -40,7 +40,8 @@ def _rows(cls: type[Config], prefix: str, flag_prefix: str) -> list[tuple[Any, .
 
 
 def _row(name: str, tp: str, default: Any, accepted: str, flag: str, help_text: str) -> str:
-    cells = [f"`{name}`", tp, f"`{default!r}`", accepted, f"`{flag}`" if flag else "", help_text]
+    shown = "required" if default is REQUIRED else f"`{default!r}`"
+    cells = [f"`{name}`", tp, shown, accepted, f"`{flag}`" if flag else "", help_text]
     return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
 

@@ -6,7 +6,7 @@ import argparse
 import typing
 from typing import Any, TypeVar
 
-from saescope.config.schema import Config, FieldSpec, parse_count, specs
+from saescope.config.schema import REQUIRED, Config, FieldSpec, parse_count, specs
 from saescope.errors import ConfigError
 
 C = TypeVar("C", bound=Config)
@@ -49,7 +49,15 @@ def _add_flag(group: Any, spec: FieldSpec) -> None:
     if spec.type is bool:
         group.add_argument(flag, action="store_true", help=help_text)
         return
+    if spec.default is REQUIRED:
+        group.add_argument(flag, required=True, help=help_text)
+        return
     kwargs: dict[str, Any] = {"default": spec.default}
+    if _repeated(spec.type):
+        kwargs.update(action="append", default=None, metavar=spec.name.upper().rstrip("S"))
+        help_text += f" (default: {', '.join(spec.default)})".replace("%", "%%")
+        group.add_argument(flag, dest=dest(spec), help=help_text, **kwargs)
+        return
     if _sequence(spec.type):
         kwargs["default"] = ",".join(str(v) for v in spec.default)
         kwargs["metavar"] = spec.name.upper()
@@ -67,9 +75,16 @@ def _add_flag(group: Any, spec: FieldSpec) -> None:
 def _value(spec: FieldSpec, value: Any) -> Any:
     if spec.type is bool:
         return not value if spec.flag().startswith("--no-") else value
+    if _repeated(spec.type):
+        return spec.default if value is None else value
     if _sequence(spec.type) and isinstance(value, str):
         return _parse_ints(spec, value)
     return value
+
+
+def _repeated(tp: Any) -> bool:
+    """A list of strings: one flag given once per item (--hook A --hook B)."""
+    return typing.get_origin(tp) is list and typing.get_args(tp) == (str,)
 
 
 def _sequence(tp: Any) -> bool:

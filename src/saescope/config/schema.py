@@ -17,6 +17,9 @@ Declare a config like this::
     cfg = EvalConfig.from_yaml("eval.yaml", ["n_tokens=16k", "corpus.context_length=64"])
     cfg.validate()  # raises ConfigError("n_tokens", 0, "an integer >= 1") and the like
 
+Override validate() for checks beyond single fields (call super().validate() first);
+check_fields() runs the declared checks alone.
+
 Construction normalises (count strings such as "2.5M" to ints, "1e-3" to floats, mappings to
 sections, lists to tuples); validate() only checks and never changes the config.
 """
@@ -57,6 +60,9 @@ def parse_count(text: str) -> int:
     return int(float(match.group(1)) * _SUFFIXES[match.group(2)])
 
 
+REQUIRED: Any = dataclasses.MISSING  # setting(REQUIRED, ...): a field without a default
+
+
 def setting(
     default: Any,
     help: str,
@@ -89,6 +95,8 @@ def setting(
         "cli": cli,
         "allow_empty": allow_empty,
     }
+    if default is REQUIRED:
+        return dataclasses.field(metadata=meta)
     if isinstance(default, list | dict):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -175,7 +183,12 @@ class Config:
     # ---- checks --------------------------------------------------------------------------
 
     def validate(self) -> None:
-        """Check every field against its declaration; raise ConfigError for the first bad one."""
+        """Check the config; subclasses add checks that look past the fields (files, sizes)."""
+        self.check_fields()
+
+    def check_fields(self) -> None:
+        """Check every field against its declaration (sections too, by their own check_fields);
+        raise ConfigError for the first bad one."""
         for spec in specs(type(self)):
             check_field(spec, getattr(self, spec.name))
 
@@ -253,7 +266,7 @@ def check_field(spec: FieldSpec, value: Any) -> None:
         if not isinstance(value, spec.type):
             raise ConfigError(spec.name, value, f"a mapping of {spec.type.__name__} fields")
         try:
-            value.validate()
+            value.check_fields()
         except ConfigError as err:
             raise ConfigError(f"{spec.name}.{err.field}", err.value, err.accepted) from None
         return
@@ -341,11 +354,12 @@ def _describe(tp: Any, meta: dict[str, Any]) -> str:
 
 
 def _plural(text: str) -> str:
+    """'an integer >= 0' -> 'integers >= 0', 'a non-empty string' -> 'non-empty strings'."""
     for article in ("an ", "a "):
         if text.startswith(article):
-            noun, _, rest = text[len(article) :].partition(" ")
-            return f"{noun}s {rest}".strip()
-    return text
+            text = text[len(article) :]
+            break
+    return re.sub(r"\b(integer|number|string)\b", r"\1s", text, count=1)
 
 
 # ---- names, YAML and key=value overrides --------------------------------------------------------

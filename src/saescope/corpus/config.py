@@ -42,11 +42,7 @@ class CorpusConfig(Config):
 
     def validate(self) -> None:
         """Check every field, and that the source exists (for HF datasets: that the name is well formed)."""
-        self.check_fields()
+        super().validate()
         from saescope.corpus.sources import resolve_source  # noqa: PLC0415 (sources imports this module)
 
         resolve_source(self)
-
-    def check_fields(self) -> None:
-        """Check each field's type and range, without looking at the source."""
-        super().validate()
