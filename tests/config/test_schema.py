@@ -19,6 +19,7 @@ from saescope.config import (
     parse_count,
     section,
     setting,
+    validate_flags,
 )
 from saescope.corpus import CorpusConfig
 from saescope.errors import ConfigError, SaescopeError
@@ -105,6 +106,9 @@ def test_flags_round_trip_into_the_config():
         config_from_args(Outer, parser.parse_args(["--out", "o", "--window", "5"]))
     with pytest.raises(SystemExit):
         parser.parse_args(["--tokens", "lots"])
+    too_wide = config_from_args(Outer, parser.parse_args(["--out", "o", "--width", "65"]))
+    with pytest.raises(ConfigError, match=r"^--width: got 65; expected an integer from 1 to 64"):
+        validate_flags(too_wide)
 
 
 def test_markdown_table_lists_every_field_with_its_flag():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from saescope.config import add_config_arguments, config_from_args
+from saescope.config import add_config_arguments, config_from_args, validate_flags
 from saescope.evals.config import EvalConfig
 from saescope.evals.evaluate import evaluate_path, format_table
 from saescope.models import load_model
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(EvalConfig, args)
-    cfg.validate()
+    validate_flags(cfg)
     model = load_model(args.model) if args.model else None
     print(format_table(evaluate_path(args.path, model=model, **cfg.as_kwargs())))
     return 0

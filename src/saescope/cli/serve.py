@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from saescope.config import Config, add_config_arguments, config_from_args, setting
+from saescope.config import Config, add_config_arguments, config_from_args, setting, validate_flags
 
 
 @dataclass
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from saescope.server.app import serve  # noqa: PLC0415 (fastapi and the model load only here)
 
     options = config_from_args(ServeOptions, args)
-    options.validate()
+    validate_flags(options)
     serve(
         args.source,
         host=options.host,

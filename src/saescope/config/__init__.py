@@ -2,7 +2,7 @@
 CLI flags and docs derived from the declaration (see saescope.config.schema for an example)."""
 
 from saescope.config.docs import markdown_table
-from saescope.config.flags import add_config_arguments, config_from_args
+from saescope.config.flags import add_config_arguments, config_from_args, validate_flags
 from saescope.config.schema import (
     REQUIRED,
     Config,
@@ -28,4 +28,5 @@ __all__ = [
     "read_yaml",
     "section",
     "setting",
+    "validate_flags",
 ]

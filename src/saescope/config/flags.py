@@ -39,6 +39,28 @@ def config_from_args(cls: type[C], args: argparse.Namespace, **fixed: Any) -> C:
     return cls(**{**kwargs, **fixed})
 
 
+def validate_flags(cfg: Config) -> None:
+    """cfg.validate(), its error naming the flag (--threads) where the field has one."""
+    try:
+        cfg.validate()
+    except ConfigError as err:
+        flag = flag_of(type(cfg), err.field)
+        if flag is None:
+            raise
+        raise ConfigError(flag, err.value, err.accepted) from None
+
+
+def flag_of(cls: type[Config], field: str) -> str | None:
+    """The flag of a field ('corpus.context_length' -> '--context-length'), if it has one."""
+    name, _, rest = field.partition(".")
+    for spec in specs(cls):
+        if spec.name == name and spec.meta.get("cli", True):
+            if spec.is_section:
+                return flag_of(spec.type, rest) if rest else None
+            return None if rest else spec.flag()
+    return None
+
+
 def dest(spec: FieldSpec) -> str:
     return spec.flag().lstrip("-").replace("-", "_")
 

@@ -7,14 +7,14 @@ dotted key=value overrides, argparse flags with help and defaults, and a markdow
 Declare a config like this::
 
     @dataclass
-    class EvalConfig(Config):
+    class ExampleConfig(Config):
         '''Settings of one evaluation.'''
 
         corpus: CorpusConfig = section(CorpusConfig, "the text evaluated on")
         n_tokens: int = setting(8192, "tokens to evaluate on", low=1, count=True, flag="--tokens")
         dtype: str = setting("float32", "compute dtype", choices=("float32", "bfloat16"))
 
-    cfg = EvalConfig.from_yaml("eval.yaml", ["n_tokens=16k", "corpus.context_length=64"])
+    cfg = ExampleConfig.from_yaml("eval.yaml", ["n_tokens=16k", "corpus.context_length=64"])
     cfg.validate()  # raises ConfigError("n_tokens", 0, "an integer >= 1") and the like
 
 Override validate() for checks beyond single fields (call super().validate() first);
