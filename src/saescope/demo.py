@@ -1,54 +1,38 @@
-"""`saescope demo`: the whole pipeline on built-in defaults (the bundled SmolLM2 and corpus).
+"""The demo: the whole pipeline on built-in defaults (the bundled SmolLM2 and corpus).
 
 harvest activations -> train a TopK SAE on them -> evaluate it -> analyse every feature into
 the feature store -> write dashboards -> serve the web viewer. Every stage resumes or reuses
-what an earlier (possibly interrupted) demo run left in the run directory.
+what an earlier (possibly interrupted) demo run left in the run directory. `saescope demo`
+(saescope.cli.demo) runs it.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from saescope.cli_args import parse_count
+from saescope.activations import HarvestConfig, harvest
+from saescope.analysis import AnalysisConfig, analyze
+from saescope.analysis.run import remove_checkpoint
+from saescope.dashboards import (
+    densest_features,
+    random_live_features,
+    write_dashboard,
+    write_prompt_dashboard,
+)
+from saescope.evals import evaluate, format_table
+from saescope.fileio import read_json
+from saescope.models import load_model
+from saescope.store import open_store
+from saescope.train import TrainConfig, train
 
 HOOK = "blocks.6.hook_resid_post"
 SAMPLE_PROMPT = (
     "The function returns a list of the words in the string, using sep as the delimiter."
 )
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "demo",
-        help="run the whole pipeline on the bundled model and corpus",
-        description="Harvest activations from the bundled SmolLM2-135M-Instruct on the built-in corpus, "
-        "train a TopK SAE, evaluate it, analyse every feature, write dashboards and serve the viewer. "
-        "Re-running resumes and reuses what is already there.",
-    )
-    p.add_argument("--out", default="runs/demo", help="run directory (default: %(default)s)")
-    p.add_argument(
-        "--tokens",
-        type=parse_count,
-        default=400_000,
-        help="tokens to harvest and train on (default: 400k)",
-    )
-    p.add_argument(
-        "--analyze-tokens",
-        type=parse_count,
-        default=32_768,
-        help="tokens to analyse (default: 32k)",
-    )
-    p.add_argument(
-        "--eval-tokens", type=parse_count, default=2048, help="tokens for the evals (default: 2048)"
-    )
-    p.add_argument("--no-serve", action="store_true", help="stop after writing the dashboards")
-    p.add_argument("--port", type=int, default=8000, help="viewer port (default: %(default)s)")
-    p.set_defaults(func=run)
 
 
 def stage(name: str, work: Callable[[], Any]) -> Any:
@@ -59,31 +43,34 @@ def stage(name: str, work: Callable[[], Any]) -> Any:
     return result
 
 
-def run(args: argparse.Namespace) -> int:
-    from saescope.models import load_model
-
-    run_dir = Path(args.out)
+def run_demo(
+    run_dir: Path,
+    n_tokens: int = 400_000,
+    analyze_tokens: int = 32_768,
+    eval_tokens: int = 2048,
+    serve: bool = True,
+    port: int = 8000,
+) -> None:
+    """Every stage in turn into run_dir, printing each stage's time, then (unless serve is
+    false) the viewer until Ctrl-C."""
     print(f"saescope demo -> {run_dir}")
     model = stage("load SmolLM2-135M-Instruct", lambda: load_model("smollm2"))
-    cache = stage("harvest", lambda: harvest_activations(model, run_dir, args.tokens))
+    cache = stage("harvest", lambda: harvest_activations(model, run_dir, n_tokens))
     sae_dir = stage("train", lambda: train_sae(model, run_dir, cache.n_tokens))
     evals = stage(
         "evaluate",
-        lambda: evaluate_sae(model, sae_dir, run_dir, args.eval_tokens, cache.manifest.n_contexts),
+        lambda: evaluate_sae(model, sae_dir, run_dir, eval_tokens, cache.manifest.n_contexts),
     )
     store_path = stage(
-        "analyse", lambda: analyse_features(model, sae_dir, run_dir, args.analyze_tokens, evals)
+        "analyse", lambda: analyse_features(model, sae_dir, run_dir, analyze_tokens, evals)
     )
     pages = stage("dashboards", lambda: write_dashboards(model, store_path, run_dir))
     print_summary(run_dir, cache, evals, store_path, pages)
-    if not args.no_serve:
-        serve_viewer(run_dir, model, args.port)
-    return 0
+    if serve:
+        serve_viewer(run_dir, model, port)
 
 
 def harvest_activations(model: Any, run_dir: Path, n_tokens: int) -> Any:
-    from saescope.activations import HarvestConfig, harvest
-
     return harvest(
         HarvestConfig(out=str(run_dir / "activations"), hooks=[HOOK], n_tokens=n_tokens),
         model=model,
@@ -91,8 +78,6 @@ def harvest_activations(model: Any, run_dir: Path, n_tokens: int) -> Any:
 
 
 def train_sae(model: Any, run_dir: Path, harvested_tokens: int) -> Path:
-    from saescope.train import TrainConfig, train
-
     if (run_dir / "sae" / "cfg.json").exists():  # written only when training finished
         return run_dir / "sae"
     batch_size = 4096
@@ -118,9 +103,6 @@ def train_sae(model: Any, run_dir: Path, harvested_tokens: int) -> Path:
 def evaluate_sae(
     model: Any, sae_dir: Path, run_dir: Path, n_tokens: int, trained_contexts: int
 ) -> dict[str, Any]:
-    from saescope.evals import evaluate, format_table
-    from saescope.fileio import read_json
-
     written = run_dir / "evals" / "eval.json"
     if written.exists() and written.stat().st_mtime > (sae_dir / "cfg.json").stat().st_mtime:
         results = read_json(written)  # this SAE was evaluated by an earlier demo run
@@ -140,10 +122,6 @@ def evaluate_sae(
 def analyse_features(
     model: Any, sae_dir: Path, run_dir: Path, n_tokens: int, evals: dict[str, Any]
 ) -> Path:
-    from saescope.analysis import AnalysisConfig, analyze
-    from saescope.analysis.run import remove_checkpoint
-    from saescope.store import open_store
-
     store_path = run_dir / "features.db"
     checkpoint = run_dir / "analysis.checkpoint"
     # fewer, shorter top examples than the defaults: their next-token effects dominate the time
@@ -163,14 +141,6 @@ def analyse_features(
 
 
 def write_dashboards(model: Any, store_path: Path, run_dir: Path) -> dict[str, Path]:
-    from saescope.dashboards import (
-        densest_features,
-        random_live_features,
-        write_dashboard,
-        write_prompt_dashboard,
-    )
-    from saescope.store import open_store
-
     out = run_dir / "dashboards"
     with open_store(store_path) as store:
         densest = densest_features(store, "demo", 50)
@@ -200,7 +170,7 @@ def print_summary(
 
 
 def serve_viewer(run_dir: Path, model: Any, port: int) -> None:
-    from saescope.server import serve
+    from saescope.server import serve  # noqa: PLC0415 (fastapi loads only when serving)
 
     print("\nserving the viewer (Ctrl-C to stop)", flush=True)
     serve(run_dir, host="127.0.0.1", port=port, model=model)

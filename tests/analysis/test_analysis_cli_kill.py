@@ -14,8 +14,8 @@ import numpy as np
 from safetensors import safe_open
 
 from saescope.analysis import analyze, load_analysis, save_analysis
-from saescope.analysis.cli import config_from_args
 from saescope.cli import build_parser
+from saescope.cli.analyze import config_from_args
 
 N_CONTEXTS = 16
 # two contexts per forward and a checkpoint after each: the kill lands between two of several checkpoints

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from saescope.cli import corpus as corpus_cli
 from saescope.corpus import BUILTIN_CORPORA, CorpusConfig
-from saescope.corpus import cli as corpus_cli
 
 
 def run_cli(argv: list[str]) -> int:

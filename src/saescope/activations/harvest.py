@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,6 +24,7 @@ from saescope.activations.cache import (
     storage_dtype,
 )
 from saescope.activations.source import iter_model_activations
+from saescope.config import REQUIRED, Config, section, setting
 from saescope.corpus import CorpusConfig, describe_corpus
 from saescope.errors import ConfigError, SaescopeError
 from saescope.models import HookedModel, load_model
@@ -32,31 +33,40 @@ from saescope.progress import progress_bar
 DEFAULT_HOOK = "blocks.6.hook_resid_post"
 
 
+DTYPE_NAMES = ("float32", "float16", "bfloat16", "fp32", "fp16", "bf16")
+
+
 @dataclass
-class HarvestConfig:
-    out: str
-    model: str = "smollm2"
-    hooks: list[str] = field(default_factory=lambda: [DEFAULT_HOOK])
-    corpus: CorpusConfig = field(default_factory=CorpusConfig)
-    n_tokens: int = 100_000
-    dtype: str = "float32"
-    batch_size: int = 8  # contexts per forward pass
-    shard_mb: float = 64.0  # approximate size of one shard on disk
-    device: str = "cpu"
+class HarvestConfig(Config):
+    """One harvest: which model, which hook points, how many tokens of which corpus, where to."""
+
+    out: str = setting(REQUIRED, "output directory of the cache")
+    model: str = setting("smollm2", "model spec: smollm2, an HF id or dir, a .gguf file")
+    hooks: list[str] = setting(
+        [DEFAULT_HOOK],
+        "hook points; repeat --hook for several",
+        flag="--hook",
+        flag_help="hook point, repeatable",
+    )
+    corpus: CorpusConfig = section(CorpusConfig, "the text the model reads")
+    n_tokens: int = setting(
+        100_000, "tokens to harvest, e.g. 100k, 2M", low=1, count=True, flag="--tokens"
+    )
+    dtype: str = setting("float32", "storage dtype", choices=DTYPE_NAMES)
+    batch_size: int = setting(8, "contexts per forward pass", low=1)
+    shard_mb: float = setting(
+        64.0, "approximate shard size in MB", low=1e-3, accepted="a positive size in MB"
+    )
+    device: str = setting("cpu", "torch device")
 
     def validate(self) -> None:
+        super().validate()
         if not self.hooks:
             raise ConfigError(
                 "hooks", self.hooks, "at least one hook point, e.g. blocks.6.hook_resid_post"
             )
         if len(set(self.hooks)) != len(self.hooks):
             raise ConfigError("hooks", self.hooks, "each hook point once")
-        if self.n_tokens <= 0:
-            raise ConfigError("n_tokens", self.n_tokens, "a positive number of tokens")
-        if self.batch_size <= 0:
-            raise ConfigError("batch_size", self.batch_size, "a positive number of contexts")
-        if self.shard_mb <= 0:
-            raise ConfigError("shard_mb", self.shard_mb, "a positive size in MB")
         storage_dtype(self.dtype)
         self.corpus.validate()
 

@@ -23,6 +23,7 @@ import torch
 from saescope.analysis.accumulators import FeatureAccumulators
 from saescope.analysis.config import AnalysisConfig
 from saescope.analysis.results import SAEAnalysis
+from saescope.analysis.run import finish_analysis, load_checkpoint, prepare_analysis, stream_pass
 from saescope.distributed.comm import all_gather, all_gather_uneven
 from saescope.distributed.data import share
 from saescope.distributed.group import barrier, is_main, rank, world_size
@@ -77,8 +78,6 @@ def sharded_stream_pass(
     progress: bool = True,
 ) -> FeatureAccumulators:
     """This rank's share of the streaming pass (resumed from its checkpoint), merged over the ranks."""
-    from saescope.analysis.run import load_checkpoint, stream_pass  # noqa: PLC0415
-
     start, stop = share(cfg.n_contexts)
     acc, own = None, None
     if checkpoint is not None:
@@ -109,8 +108,6 @@ def analyze_distributed(
     stream_examples: bool = False,
 ) -> SAEAnalysis | None:
     """analysis.run.analyze over the ranks of the launched group: the result on rank 0, None elsewhere."""
-    from saescope.analysis.run import finish_analysis, prepare_analysis  # noqa: PLC0415
-
     sae, cfg, model, source = prepare_analysis(sae, cfg, model)
     acc = sharded_stream_pass(
         model, sae, cfg, Path(checkpoint) if checkpoint is not None else None, progress

@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from saescope.activations import ActivationStore
+from saescope.activations.source import iter_model_activations
 from saescope.activations.store import estimate_scaling_factors
 from saescope.corpus import CorpusConfig, iter_context_batches
 from saescope.distributed.comm import all_gather_uneven
@@ -76,8 +77,6 @@ def shared_scaling_factors(
     skip_first: int,
 ) -> dict[str, float]:
     """The store's normalisation factors, computed once on rank 0 exactly as one process would, then broadcast."""
-    from saescope.activations.source import iter_model_activations  # noqa: PLC0415
-
     factors = [None]
     if is_main():
         factors[0] = estimate_scaling_factors(

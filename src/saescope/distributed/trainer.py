@@ -18,13 +18,19 @@ from typing import Any
 
 import torch
 
+from saescope.corpus import CorpusConfig
 from saescope.distributed.comm import all_reduce, average_gradients
+from saescope.distributed.data import shared_model_store
+from saescope.distributed.feature_shard import FeatureShardedTopK, sharded_topk_loss
 from saescope.distributed.group import is_main, rank, world_size
 from saescope.errors import ConfigError
-from saescope.sae import SAE
+from saescope.models import load_model
+from saescope.sae import SAE, build_sae
+from saescope.train.checkpoint import save_checkpoint
 from saescope.train.config import TrainConfig
+from saescope.train.init import init_weights
 from saescope.train.losses import StepOutput
-from saescope.train.trainer import Trainer
+from saescope.train.trainer import SAEState, Trainer, fused_adam_ok
 
 
 class DistributedTrainer(Trainer):
@@ -48,10 +54,6 @@ class DistributedTrainer(Trainer):
     def build_store(self) -> Any:
         if self.cfg.activation_cache is not None:
             return super().build_store()  # every rank reads the windows from disk
-        from saescope.corpus import CorpusConfig  # noqa: PLC0415
-        from saescope.distributed.data import shared_model_store  # noqa: PLC0415
-        from saescope.models import load_model  # noqa: PLC0415
-
         cfg = self.cfg
         corpus = CorpusConfig(**cfg.corpus)
         corpus.validate()
@@ -134,11 +136,6 @@ class FeatureShardedTrainer(DistributedTrainer):
         super().__init__(cfg, model=model, store=store)
 
     def build_sae_state(self, index: int, entry: dict[str, Any]):
-        from saescope.distributed.feature_shard import FeatureShardedTopK  # noqa: PLC0415
-        from saescope.sae import build_sae  # noqa: PLC0415
-        from saescope.train.init import init_weights  # noqa: PLC0415
-        from saescope.train.trainer import SAEState, fused_adam_ok  # noqa: PLC0415
-
         cfg = self.cfg
         whole = build_sae(self.sae_config(entry))  # on the host: the device holds only the slice
         init_weights(whole, self.generator, cfg.init_encoder_as_decoder_t, cfg.decoder_init_norm)
@@ -161,8 +158,6 @@ class FeatureShardedTrainer(DistributedTrainer):
         return x
 
     def compute_loss(self, s: Any, x: torch.Tensor) -> StepOutput:
-        from saescope.distributed.feature_shard import sharded_topk_loss  # noqa: PLC0415
-
         return sharded_topk_loss(s.sae, x, self.loss_settings(s))
 
     def sync_gradients(self, sae: Any) -> None:
@@ -176,8 +171,6 @@ class FeatureShardedTrainer(DistributedTrainer):
     PER_FEATURE = {"tokens_since_fired": "b_enc", "fire_counts": "b_enc"}  # sliced like b_enc
 
     def write_checkpoint(self) -> None:
-        from saescope.train.checkpoint import save_checkpoint  # noqa: PLC0415
-
         state = self.state_dict()  # every rank: the gathers are collectives
         if self.is_writer:
             save_checkpoint(self.run_dir, state)

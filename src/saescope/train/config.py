@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from saescope.cli_args import parse_count
+from saescope.config import parse_count
 from saescope.errors import ConfigError, SaescopeError
 from saescope.sae.config import ARCHITECTURES
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from saescope.cli.common import run_stage
+from saescope.distributed.trainer import train_distributed
 from saescope.errors import SaescopeError
 from saescope.fileio import read_json
 from saescope.train.config import TrainConfig, parse_overrides
@@ -61,15 +63,13 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    from saescope.distributed import active, is_main  # noqa: PLC0415
-
-    if active() or args.shard_features:  # launched by torchrun: data or features over the ranks
-        from saescope.distributed.trainer import train_distributed  # noqa: PLC0415
-
-        run_dir = train_distributed(cfg, shard_features=args.shard_features)
-        if not is_main():
-            return 0
-    else:
-        run_dir = train(cfg)
+    # under torchrun: data or features over the ranks
+    run_dir = run_stage(
+        lambda: train(cfg),
+        lambda: train_distributed(cfg, shard_features=args.shard_features),
+        force_distributed=args.shard_features,
+    )
+    if run_dir is None:
+        return 0
     print(f"trained SAE(s) in {run_dir}: see sae*/ , metrics.jsonl, training_curves.png")
     return 0

@@ -8,11 +8,11 @@ import json
 import time
 from typing import Any
 
-from saescope.cli_args import add_corpus_arguments, corpus_config_from_args
+from saescope.cli.common import add_corpus_arguments, corpus_config_from_args
 from saescope.corpus.builtin import BUILTIN_CORPORA
 from saescope.corpus.packing import iter_contexts
 from saescope.corpus.sources import describe_corpus
-from saescope.errors import SaescopeError
+from saescope.models import load_tokenizer
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = corpus_config_from_args(args)
     print(json.dumps(describe_corpus(cfg), indent=2))
     if args.preview or args.measure:
-        tokenizer = _load_tokenizer(args.model)
+        tokenizer = load_tokenizer(args.model)
         for i, context in enumerate(itertools.islice(iter_contexts(cfg, tokenizer), args.preview)):
             print(f"--- context {i} ---\n{tokenizer.decode(context)}")
         if args.measure:
@@ -66,13 +66,3 @@ def measure(cfg: Any, tokenizer: Any, n_tokens: int) -> str:
     seconds = time.perf_counter() - start
     tokens = n_contexts * cfg.context_length
     return f"{tokens:,} tokens in {n_contexts:,} contexts, {seconds:.1f} s: {tokens / seconds:,.0f} tokens/s"
-
-
-def _load_tokenizer(model: str) -> Any:
-    try:
-        from saescope.models import load_tokenizer
-    except ImportError:
-        raise SaescopeError(
-            "--preview and --measure need saescope.models.load_tokenizer, which this install lacks."
-        ) from None
-    return load_tokenizer(model)

@@ -1,39 +1,54 @@
-"""The `saescope` command: one sub-command per pipeline stage, each registered by its own package."""
+"""The `saescope` command: one sub-command per pipeline stage, each in its own module here.
+
+This package depends on the stages and is never imported by them.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
+from saescope.cli import (
+    analyze,
+    config_docs,
+    corpus,
+    dashboard,
+    demo,
+    evals,
+    harvest,
+    models,
+    sae,
+    serve,
+    store,
+    train,
+)
+from saescope.distributed import init_from_env, shutdown
 from saescope.errors import SaescopeError
 
 # Each module has `register(subparsers)`, which adds its sub-command(s) and sets `func`.
-STAGE_MODULES = [
-    "saescope.corpus.cli",
-    "saescope.models.cli",
-    "saescope.sae.cli",
-    "saescope.activations.cli",
-    "saescope.train.cli",
-    "saescope.evals.cli",
-    "saescope.analysis.cli",
-    "saescope.store.cli",
-    "saescope.dashboards.cli",
-    "saescope.server.cli",
-    "saescope.demo",
+COMMAND_MODULES = [
+    corpus,
+    models,
+    sae,
+    harvest,
+    train,
+    evals,
+    analyze,
+    store,
+    dashboard,
+    serve,
+    demo,
+    config_docs,
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="saescope", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="saescope",
+        description="The `saescope` command: one sub-command per pipeline stage.",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in STAGE_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name == name:  # stage not built yet
-                continue
-            raise
+    for module in COMMAND_MODULES:
         module.register(subparsers)
     return parser
 
@@ -44,10 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
-    from saescope.distributed import init_from_env, shutdown  # noqa: PLC0415 (torchrun: join the group)
-
     try:
-        init_from_env()
+        init_from_env()  # under torchrun: join the process group
         return args.func(args) or 0
     except SaescopeError as err:
         print(f"saescope {args.command}: error: {err}", file=sys.stderr)
