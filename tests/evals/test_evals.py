@@ -139,5 +139,5 @@ def test_cli_evaluates_a_run_and_writes_its_files(trained_run, capsys):
 
 def test_sae_for_another_width_is_refused(smollm2):
     sae = load_sae("tests/fixtures/saelens/standard_layer_norm")
-    with pytest.raises(SaescopeError, match="has width 576, but the SAE takes d_in=16"):
+    with pytest.raises(SaescopeError, match="the SAE reads 16-wide inputs but hook point .* is 576 wide"):
         run_eval(sae, smollm2, hook=HOOK)
