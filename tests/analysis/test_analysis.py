@@ -20,7 +20,8 @@ from saescope.analysis import (
     save_analysis,
     stream_pass,
 )
-from saescope.analysis.run import feature_tables, load_checkpoint, wanted_examples
+from saescope.analysis.checkpoint import load_analysis_checkpoint
+from saescope.analysis.finish import feature_tables, wanted_examples
 from saescope.analysis.sketch import SUB
 from saescope.corpus import CorpusConfig, iter_context_batches
 from saescope.errors import ConfigError, SaescopeError
@@ -298,11 +299,11 @@ def test_loss_effects_past_the_kept_logit_table_are_the_same(
 ):
     """An SAE whose [d_sae, d_vocab] logit table is over the memory budget: the features past what
     fits have their rows recomputed through the unembedding per chunk of cells, to the same effects."""
-    from saescope.analysis import run
+    from saescope.analysis import finish
 
-    assert run.logit_table_budget() >= run.MIN_LOGIT_TABLE_BUDGET
+    assert finish.logit_table_budget() >= finish.MIN_LOGIT_TABLE_BUDGET
     budget = int(kept_fraction * sae.cfg.d_sae) * smollm2.d_vocab * 4
-    monkeypatch.setattr(run, "logit_table_budget", lambda: budget)
+    monkeypatch.setattr(finish, "logit_table_budget", lambda: budget)
     assert_same_top_effects(
         result.examples, analyze(sae_dir, cfg, model=smollm2, progress=False).examples
     )
@@ -368,7 +369,7 @@ def test_resume_after_interruption_equals_uninterrupted(smollm2, sae, cfg, tmp_p
     stream_pass(
         smollm2, sae, cfg, stop=7, checkpoint=checkpoint, progress=False
     )  # the pass stops here
-    acc, done = load_checkpoint(checkpoint, cfg, sae)
+    acc, done = load_analysis_checkpoint(checkpoint, cfg, sae)
     assert done == 7 and acc.n_tokens == 7 * (cfg.context_length - 1)
     resumed = stream_pass(smollm2, sae, cfg, acc, start=done, progress=False)
     whole = stream_pass(smollm2, sae, cfg, progress=False)
@@ -466,8 +467,7 @@ def test_the_example_pass_reads_spooled_contexts_instead_of_running_the_model(
 ):
     """With the whole spool (default budget) the example pass runs no model; with room for 5 contexts
     it runs the model for the others only. Either way the examples are those of re-running the model."""
-    from saescope.analysis import run
-    from saescope.analysis.spool import ActivationSpool
+    from saescope.analysis.spool import ActivationSpool, open_spool
 
     if spooled_contexts is not None:
         record = cfg.context_length * 2 * smollm2.d_model * 4
@@ -489,8 +489,7 @@ def test_the_example_pass_reads_spooled_contexts_instead_of_running_the_model(
         ).examples,
     )
     assert (
-        run.open_spool(smollm2, load_sae(sae_dir), dataclasses.replace(cfg, spool_gib=0), None)
-        is None
+        open_spool(smollm2, load_sae(sae_dir), dataclasses.replace(cfg, spool_gib=0), None) is None
     )
 
 
@@ -498,9 +497,9 @@ def test_a_resumed_pass_keeps_the_spool_its_checkpoint_vouches_for(
     smollm2, sae, sae_dir, cfg, result, tmp_path, monkeypatch
 ):
     """Interrupted after 7 contexts with 2 more half-written to the spool: the resumed analysis drops
-    those, appends from context 7 on, and gives the uninterrupted result; remove_checkpoint removes both."""
-    from saescope.analysis.run import open_spool, remove_checkpoint
-    from saescope.analysis.spool import spool_path
+    those, appends from context 7 on, and gives the uninterrupted result; remove_analysis_checkpoint removes both."""
+    from saescope.analysis.checkpoint import remove_analysis_checkpoint
+    from saescope.analysis.spool import open_spool, spool_path
 
     checkpoint = tmp_path / "acc.safetensors"
     spool = open_spool(smollm2, sae, cfg, checkpoint)
@@ -517,7 +516,7 @@ def test_a_resumed_pass_keeps_the_spool_its_checkpoint_vouches_for(
     monkeypatch.undo()
     assert_same_examples(resumed.examples, result.examples)
     assert spool_path(checkpoint).stat().st_size == cfg.n_contexts * spool.record
-    remove_checkpoint(checkpoint)
+    remove_analysis_checkpoint(checkpoint)
     assert not checkpoint.exists() and not spool_path(checkpoint).exists()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from saescope.analysis import AnalysisConfig, analyze, stream_pass
-from saescope.analysis.run import load_checkpoint
+from saescope.analysis.checkpoint import load_analysis_checkpoint
 from saescope.cli import main
 from saescope.corpus import CorpusConfig
 from saescope.errors import SaescopeError
@@ -80,11 +80,13 @@ def test_checkpoint_of_another_analysis_is_refused_and_kept(smollm2, sae_dir, tm
     checkpoint = tmp_path / "acc.safetensors"
     stream_pass(smollm2, sae, tiny_cfg(), stop=1, checkpoint=checkpoint, progress=False)
     with pytest.raises(SaescopeError, match="checkpoint of another analysis"):
-        load_checkpoint(checkpoint, tiny_cfg(n_tokens=64), sae)
-    assert load_checkpoint(checkpoint, tiny_cfg(), sae)[1] == 1  # still there, still usable
+        load_analysis_checkpoint(checkpoint, tiny_cfg(n_tokens=64), sae)
+    assert (
+        load_analysis_checkpoint(checkpoint, tiny_cfg(), sae)[1] == 1
+    )  # still there, still usable
     checkpoint.write_bytes(checkpoint.read_bytes()[:100])
     with pytest.raises(SaescopeError, match="damaged"):
-        load_checkpoint(checkpoint, tiny_cfg(), sae)
+        load_analysis_checkpoint(checkpoint, tiny_cfg(), sae)
 
 
 @pytest.mark.parametrize(

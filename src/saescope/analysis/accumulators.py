@@ -17,9 +17,15 @@ bounded by d_sae x (n_exact_top + buckets) and the co-firing sample, never by to
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from saescope.analysis.sketch import N_LOG_BUCKETS, log_bucket, select_per_group, token_priority
+
+if TYPE_CHECKING:
+    from saescope.analysis.config import AnalysisConfig
+    from saescope.sae import SAE
 
 SAMPLE_BUCKETS = 32
 NO_RANGE = -1000  # sample range exponent of a feature never seen active
@@ -218,3 +224,10 @@ class FeatureAccumulators:
         ):  # an older checkpoint: (global token, feature, value bits) as int64
             cofire = torch.stack([cofire[0] // self.cofiring_stride, cofire[1], cofire[2]]).int()
         self.cofire = [cofire.clone()] if cofire.shape[1] else []
+
+
+def accumulators_for(sae: SAE, cfg: AnalysisConfig) -> FeatureAccumulators:
+    """Empty accumulators for every feature of the SAE, shaped by the analysis settings."""
+    return FeatureAccumulators(
+        sae.d_sae, cfg.n_exact_top, cfg.per_interval + 2, cfg.cofiring_stride, cfg.seed
+    )

@@ -21,10 +21,15 @@ import shutil
 import tempfile
 import weakref
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from saescope.models import HookedModel
+
+if TYPE_CHECKING:
+    from saescope.analysis.config import AnalysisConfig
+    from saescope.sae import SAE
 
 MIN_FREE_DISK_FRACTION = 0.5  # the spool takes at most half of the disk space free when it starts
 
@@ -37,6 +42,18 @@ def final_residual_hook(model: HookedModel) -> str:
 def spool_path(checkpoint: Path) -> Path:
     """Where the spool of an analysis checkpointed at `checkpoint` lives: beside it, resumed with it."""
     return checkpoint.with_name(checkpoint.name + ".spool")
+
+
+def open_spool(
+    model: HookedModel, sae: SAE, cfg: AnalysisConfig, checkpoint: Path | None
+) -> ActivationSpool | None:
+    """The spool of an analysis (beside its checkpoint, or a temporary file); None with
+    spool_gib 0."""
+    if not cfg.spool_gib:
+        return None
+    hooks = [sae.cfg.hook_name, final_residual_hook(model)]
+    path = spool_path(checkpoint) if checkpoint is not None else None
+    return ActivationSpool(path, model, hooks, cfg.context_length, int(cfg.spool_gib * 2**30))
 
 
 class ActivationSpool:
