@@ -140,8 +140,7 @@ def evaluate_sae(
 def analyse_features(
     model: Any, sae_dir: Path, run_dir: Path, n_tokens: int, evals: dict[str, Any]
 ) -> Path:
-    from saescope.analysis import AnalysisConfig, analyze
-    from saescope.analysis.run import remove_checkpoint
+    from saescope.analysis import AnalysisConfig, analyze, remove_analysis_checkpoint
     from saescope.store import open_store
 
     store_path = run_dir / "features.db"
@@ -158,7 +157,7 @@ def analyse_features(
     }
     with open_store(store_path) as store:
         store.write_analysis(result)
-    remove_checkpoint(checkpoint)  # only once the result is safely stored
+    remove_analysis_checkpoint(checkpoint)  # only once the result is safely stored
     return store_path
 
 

@@ -164,13 +164,14 @@ def checkpoint_path(kind: str, where: str, sae_id: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from saescope.analysis import analyze, default_sae_id, remove_analysis_checkpoint
     from saescope.analysis.io import save_analysis
-    from saescope.analysis.run import analyze, default_sae_id, find_sae_dir, remove_checkpoint
+    from saescope.runs.layout import sae_dir_of
     from saescope.sae import load_sae
 
     cfg = config_from_args(args)
     kind, where = destination(args)
-    sae = load_sae(find_sae_dir(args.sae))
+    sae = load_sae(sae_dir_of(args.sae))
     run_dir = Path(args.sae) if (Path(args.sae) / "sae" / "cfg.json").exists() else None
     sae_id = args.sae_id or (run_dir.resolve().name if run_dir else default_sae_id(sae))
     checkpoint = checkpoint_path(kind, where, sae_id)
@@ -204,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
 
         with open_store(where) as store:
             store.write_analysis(result)
-    remove_checkpoint(checkpoint)  # only once the result is safely stored
+    remove_analysis_checkpoint(checkpoint)  # only once the result is safely stored
     if active():
         remove_checkpoints(checkpoint)
     print(
