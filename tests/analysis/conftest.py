@@ -1,5 +1,5 @@
-"""Fixtures for analysis tests: a real TopK SAE on SmolLM2's layer-3 residual stream (real activation
-directions, tests/sae_builders.py), saved to disk."""
+"""Fixtures for analysis tests: a real TopK SAE on SmolLM2's layer-3 residual stream (real
+activation directions, tests/sae_builders.py), saved to disk."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The analysis pass against brute-force recomputation on a small real run (SmolLM2, built-in corpus,
-a real TopK SAE file): dense activations of every token give density, maxima, top examples,
+"""The analysis pass against brute-force recomputation on a small real run (SmolLM2, built-in
+corpus, a real TopK SAE file): dense activations of every token give density, maxima, top examples,
 histograms, quantiles and co-firing; explicit forwards give logit tables and log-prob effects."""
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ def result(smollm2, sae_dir, cfg):
 
 @pytest.fixture(scope="module")
 def dense(smollm2, sae, cfg):
-    """tokens [n_ctx, C] and dense feature acts [n_ctx, C, d_sae] (BOS position zeroed: not analysed)."""
+    """tokens [n_ctx, C] and dense feature acts [n_ctx, C, d_sae] (BOS position zeroed: not
+    analysed)."""
     tokens = torch.cat(list(iter_context_batches(cfg.corpus, smollm2.tokenizer, 8)))[
         : cfg.n_contexts
     ]
@@ -130,7 +131,8 @@ def test_histogram_counts_every_activation_within_one_sketch_bucket(result, dens
         edges = np.linspace(0, values.max(), n_bins + 1)[1:-1]
         ours = np.cumsum(hist[f])[:-1]
         brute = np.array([(values < e).sum() for e in edges])
-        # a value may land in a neighbouring bin only if it lies within one sketch bucket of the edge
+        # a value may land in a neighbouring bin only if it lies within one sketch bucket of the
+        # edge
         slack = np.array([(np.abs(values - e) <= e / SUB).sum() for e in edges])
         assert np.all(np.abs(ours - brute) <= slack), f
 
@@ -197,7 +199,8 @@ def test_cofiring_is_the_pearson_correlation_over_all_tokens(result, dense):
 @torch.no_grad()
 def test_logit_tables_and_neighbours(result, smollm2, sae):
     W_dec = sae.W_dec.detach()
-    # unembed(v) * rms(v) is the norm-weighted linear map of v through the head, as the model computes it
+    # unembed(v) * rms(v) is the norm-weighted linear map of v through the head, as the model
+    # computes it
     logits = smollm2.unembed(W_dec)
     eps = smollm2.final_norm.variance_epsilon
     effects = logits * (W_dec.pow(2).mean(-1, keepdim=True) + eps).sqrt()
@@ -231,7 +234,8 @@ def test_logit_tables_and_neighbours(result, smollm2, sae):
 
 
 def final_resid(model, tokens: torch.Tensor) -> torch.Tensor:
-    """[ctx, d_model]: the final residual (the final norm's input) of one context, by a plain forward."""
+    """[ctx, d_model]: the final residual (the final norm's input) of one context, by a plain
+    forward."""
     final = model.run_with_cache(tokens[None], [f"blocks.{model.n_layers - 1}.hook_resid_post"])
     return next(iter(final.values()))[0]
 
@@ -264,7 +268,8 @@ def test_direct_path_loss_effect_equals_an_explicit_forward(result, smollm2, sae
 
 
 def assert_same_top_effects(examples: list[Example], others: list[Example]) -> None:
-    """Two passes' top examples carry the same log-prob effects (to float32 rounding) and hover tokens."""
+    """Two passes' top examples carry the same log-prob effects (to float32 rounding) and hover
+    tokens."""
     key = lambda ex: (ex.feature, ex.kind, ex.interval, ex.rank)  # noqa: E731
     pairs = [
         (a, b)
@@ -283,7 +288,8 @@ def assert_same_top_effects(examples: list[Example], others: list[Example]) -> N
 def test_direct_effects_are_the_same_with_torch_instead_of_the_kernels(
     result, smollm2, sae_dir, cfg, monkeypatch
 ):
-    """The C++ cell-effects kernel (and top-k kernel) against their torch fallbacks, on the whole pass."""
+    """The C++ cell-effects kernel (and top-k kernel) against their torch fallbacks, on the whole
+    pass."""
     from saescope import kernels
 
     assert kernels.available()
@@ -298,7 +304,8 @@ def test_loss_effects_past_the_kept_logit_table_are_the_same(
     result, smollm2, sae, sae_dir, cfg, monkeypatch, kept_fraction
 ):
     """An SAE whose [d_sae, d_vocab] logit table is over the memory budget: the features past what
-    fits have their rows recomputed through the unembedding per chunk of cells, to the same effects."""
+    fits have their rows recomputed through the unembedding per chunk of cells, to the same
+    effects."""
     from saescope.analysis import finish
 
     assert finish.logit_table_budget() >= finish.MIN_LOGIT_TABLE_BUDGET
@@ -465,8 +472,9 @@ def assert_same_examples(examples: list[Example], others: list[Example]) -> None
 def test_the_example_pass_reads_spooled_contexts_instead_of_running_the_model(
     smollm2, sae_dir, cfg, result, monkeypatch, spooled_contexts
 ):
-    """With the whole spool (default budget) the example pass runs no model; with room for 5 contexts
-    it runs the model for the others only. Either way the examples are those of re-running the model."""
+    """With the whole spool (default budget) the example pass runs no model; with room for 5
+    contexts it runs the model for the others only. Either way the examples are those of re-running
+    the model."""
     from saescope.analysis.spool import ActivationSpool, open_spool
 
     if spooled_contexts is not None:
@@ -496,8 +504,9 @@ def test_the_example_pass_reads_spooled_contexts_instead_of_running_the_model(
 def test_a_resumed_pass_keeps_the_spool_its_checkpoint_vouches_for(
     smollm2, sae, sae_dir, cfg, result, tmp_path, monkeypatch
 ):
-    """Interrupted after 7 contexts with 2 more half-written to the spool: the resumed analysis drops
-    those, appends from context 7 on, and gives the uninterrupted result; remove_analysis_checkpoint removes both."""
+    """Interrupted after 7 contexts with 2 more half-written to the spool: the resumed analysis
+    drops those, appends from context 7 on, and gives the uninterrupted result;
+    remove_analysis_checkpoint removes both."""
     from saescope.analysis.checkpoint import remove_analysis_checkpoint
     from saescope.analysis.spool import open_spool, spool_path
 

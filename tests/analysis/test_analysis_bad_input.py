@@ -40,7 +40,8 @@ def wrong_width_sae(sae_dir, tmp_path_factory):
 def test_d_in_mismatch_names_both_widths(smollm2, wrong_width_sae):
     with pytest.raises(
         SaescopeError,
-        match=r"d_in: the SAE reads 576-wide inputs but hook point blocks\.3\.mlp\.hook_post .* is 1536 wide",
+        match=r"d_in: the SAE reads 576-wide inputs but hook point blocks\.3\.mlp\.hook_post "
+        r".* is 1536 wide",
     ):
         analyze(wrong_width_sae, tiny_cfg(), model=smollm2, progress=False)
 

@@ -59,8 +59,8 @@ class FeatureAccumulators:
     def update(
         self, features: torch.Tensor, tokens: torch.Tensor, values: torch.Tensor, seen: torch.Tensor
     ) -> None:
-        """Absorb one batch: non-zero activations values [n] of features [n] at global token indices [n];
-        seen [m]: the global indices of every token of the batch analysed (active or not)."""
+        """Absorb one batch: non-zero activations values [n] of features [n] at global token indices
+        [n]; seen [m]: the global indices of every token of the batch analysed (active or not)."""
         keep = values > 0
         features, tokens, values = features[keep].long(), tokens[keep].long(), values[keep].float()
         self.n_tokens += len(seen)
@@ -167,8 +167,8 @@ class FeatureAccumulators:
     # --- results ---------------------------------------------------------------------------
 
     def cofire_sample(self) -> torch.Tensor:
-        """The co-firing sample as one [3, m] int32 tensor (sample row, feature, value bits), sorted by
-        (row, feature): the same however the tokens were split into batches and shards."""
+        """The co-firing sample as one [3, m] int32 tensor (sample row, feature, value bits), sorted
+        by (row, feature): the same however the tokens were split into batches and shards."""
         if not self.cofire:
             return torch.zeros(3, 0, dtype=torch.int32)
         sample = torch.cat(self.cofire, dim=1)

@@ -77,8 +77,9 @@ def logit_tables(
 def histograms_between_extremes(
     values: torch.Tensor, n_bins: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(counts [n, n_bins], lo [n], hi [n]): each row of values [n, d] in n_bins equal bins between its
-    minimum lo and maximum hi. The C++ kernel reads each row twice (~8x faster); torch where it is not built."""
+    """(counts [n, n_bins], lo [n], hi [n]): each row of values [n, d] in n_bins equal bins between
+    its minimum lo and maximum hi. The C++ kernel reads each row twice (~8x faster); torch where it
+    is not built."""
     if values.dtype == torch.float32 and values.device.type == "cpu" and kernels.available():
         return kernels.row_histograms(values, n_bins)
     lo, hi = values.min(dim=1).values, values.max(dim=1).values
@@ -88,7 +89,7 @@ def histograms_between_extremes(
 def row_histograms(
     values: torch.Tensor, lo: torch.Tensor, width: torch.Tensor, n_bins: int
 ) -> torch.Tensor:
-    """Counts [n, n_bins] of each row of values [n, d] in n_bins equal bins from lo [n] to lo + width.
+    """Counts [n, n_bins] of each row of values [n, d] in n_bins equal bins, lo [n] to lo + width.
 
     One bincount over row-offset int32 bins: a scatter_add of int64 ones took 2.5x as long, and
     these are d_sae x d_vocab values."""

@@ -41,14 +41,16 @@ from saescope.corpus import iter_context_batches
 from saescope.models import HookedModel
 from saescope.sae import SAE
 
-# loss-effect rows per vocabulary-sized computation: small, so the [rows, d_vocab] temporaries stay in cache
+# loss-effect rows per vocabulary-sized computation: small, so the [rows, d_vocab] temporaries stay
+# in cache
 ROW_CHUNK = 32
 # cells per direct_effects call: amortises the per-chunk torch ops around the C++ kernel, while the
 # [cells, d_vocab] direction logits made per chunk for features past the kept table stay at 24 MiB
 CELL_CHUNK = 128
 # positions whose clean logits [positions, d_vocab] are held at once (256 x 49,152 floats = 48 MiB)
 POSITION_BLOCK = 256
-SCALE_CHUNK = 4096  # cells whose contribution sizes and norm scales are computed at once ([n, d_model] temporaries)
+# cells whose contribution sizes and norm scales are computed at once ([n, d_model] temporaries)
+SCALE_CHUNK = 4096
 EFFECT_FIELDS = (
     "next_token",
     "boosted_ids",
@@ -118,7 +120,8 @@ class ExampleBuilder:
     ) -> None:
         self.model, self.sae, self.cfg = model, sae, cfg
         self.directions = directions  # [d_sae, d_model] residual-stream direction of each feature
-        # [n_kept, d_vocab]: D_f of the first n_kept features (what fits in memory); the others' are computed per chunk
+        # [n_kept, d_vocab]: D_f of the first n_kept features (what fits in memory); the others' are
+        # computed per chunk
         self.direction_logits = direction_logits
         self.direct = DirectPath(model)
         self.final_hook = final_residual_hook(model)
@@ -135,7 +138,7 @@ class ExampleBuilder:
         return (positions + self.cfg.window[1] + 1).clamp_max(self.cfg.context_length)
 
     def inactive_pool(self, contexts: torch.Tensor) -> torch.Tensor:
-        """Global token indices [n_pool], in priority order, where inactive examples are looked for."""
+        """Global token indices [n_pool], in priority order, where inactive examples are sought."""
         n_pool = max(32, 4 * self.cfg.n_inactive) if self.cfg.n_inactive else 0
         if not n_pool or not len(contexts):
             return torch.zeros(0, dtype=torch.int64)
@@ -210,7 +213,7 @@ class ExampleBuilder:
         yield from self._inactive_examples(pool, pool_windows)
 
     def _batches(self, plan: Plan) -> Iterator[torch.Tensor]:
-        """plan.order in batches of contexts either all read from the spool or all run through the model."""
+        """plan.order in batches of contexts all read from the spool, or all run by the model."""
         n_run = int((~plan.spooled).sum())  # the order puts them first
         for part in (plan.order[:n_run], plan.order[n_run:]):
             if len(part):
@@ -225,7 +228,8 @@ class ExampleBuilder:
         pool: torch.Tensor,
         pool_windows: list,
     ) -> list[Example]:
-        """The examples in one batch of contexts (slots into plan), tokens [b, ctx]; fills pool_windows."""
+        """The examples of a batch of contexts (slots into plan), tokens [b, ctx]; fills
+        pool_windows."""
         C = self.cfg.context_length
         length = int(plan.length[slots].max())
         needs_final = bool(plan.needs_final[slots].any())
@@ -297,8 +301,8 @@ class ExampleBuilder:
     def _window_acts(
         self, acts: SparseActs, rows: torch.Tensor, positions: torch.Tensor, features: torch.Tensor
     ) -> torch.Tensor:
-        """[n, window width]: each feature's activations over the window around its position, from the
-        window's first token (positions past the context's end read 0)."""
+        """[n, window width]: each feature's activations over the window around its position, from
+        the window's first token (positions past the context's end read 0)."""
         lo = (positions - self.cfg.window[0]).clamp_min(0)
         at = lo[:, None] + torch.arange(sum(self.cfg.window) + 1)
         inside = at < acts.length
@@ -313,7 +317,7 @@ class ExampleBuilder:
         stats,
         examples: list[Example],
     ) -> None:
-        """Fill loss_effects and hover tokens of top examples (positions where the feature is active)."""
+        """Fill loss_effects and hover tokens of top examples (where the feature fires)."""
         h, width = self.cfg.n_hover, sum(self.cfg.window) + 1
         index, rows, lo, hi = (torch.tensor(column) for column in zip(*top_rows, strict=True))
         features = torch.tensor([examples[i].feature for i in index.tolist()])
@@ -323,7 +327,8 @@ class ExampleBuilder:
             rows[:, None], positions.clamp_max(feature_acts.length - 1), features[:, None]
         )
         e, o = torch.nonzero(inside & (acts > 0), as_tuple=True)  # the cells: (example, offset)
-        # overlapping windows of one feature's top examples share cells: each (row, position, feature) once
+        # overlapping windows of one feature's top examples share cells: each (row, position,
+        # feature) once
         keys = (rows[e] * self.cfg.context_length + positions[e, o]) * self.sae.d_sae + features[e]
         unique, inverse = torch.unique(keys, return_inverse=True)
         cell_feature, where = unique % self.sae.d_sae, unique // self.sae.d_sae
@@ -337,7 +342,7 @@ class ExampleBuilder:
             stats,
         )
         effects = LogprobEffects(*(getattr(effects, name)[inverse] for name in EFFECT_FIELDS))
-        # dense [E, width(, h)] tables, each example's rows copied out: inactive positions keep 0 / -1
+        # dense [E, width(, h)] tables, each example's rows copied out (inactive positions: 0, -1)
         loss = torch.zeros(len(index), width)
         ids = torch.full((2, len(index), width, h), -1, dtype=torch.int32)
         values = torch.zeros(2, len(index), width, h)
@@ -367,8 +372,9 @@ class ExampleBuilder:
         feature_acts: SparseActs,
         stats,
     ) -> LogprobEffects:
-        """Direct-path effects of features [n] at (rows [n], positions [n]). Cells are grouped by position:
-        the clean logits and their logsumexp are computed once per position, shared by its features."""
+        """Direct-path effects of features [n] at (rows [n], positions [n]). Cells are grouped by
+        position: the clean logits and their logsumexp are computed once per position, shared by its
+        features."""
         C, h, n = self.cfg.context_length, self.cfg.n_hover, len(rows)
         next_pos = positions + 1
         next_ids = torch.where(next_pos < C, tokens[rows, next_pos.clamp_max(C - 1)], -1)
@@ -394,7 +400,8 @@ class ExampleBuilder:
             local = torch.repeat_interleave(
                 torch.arange(len(block)), counts[start : start + len(block)]
             )
-            # cells of features past the kept table last: every chunk but one reads the table or none of it
+            # cells of features past the kept table last: every chunk but one reads the table or
+            # none of it
             past = torch.argsort(
                 (features[cells] >= len(self.direction_logits)).long(), stable=True
             )
@@ -423,7 +430,9 @@ class ExampleBuilder:
                         h,
                         ROW_CHUNK,
                     )
-                else:  # the slow path (unembed of every row), or the first chunk, which checks the identity
+                else:
+                    # the slow path (unembed of every row), or the first chunk (it checks the
+                    # identity)
                     with_f = logits[p]  # a copy: becomes the logits without the feature
                     diff = self.direct.logit_diff(
                         resid[p], with_f, alpha[cell], self.directions[f], table[of_cell]
@@ -442,9 +451,9 @@ class ExampleBuilder:
         feature_acts: SparseActs,
         stats,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per cell [n]: alpha, the size of the feature's contribution along its residual direction, and
-        DirectPath.scales' a and b [n, 1]. SCALE_CHUNK cells at a time: a dozen small ops per chunk of
-        vocabulary-sized work cost more than that work once the machine is busy."""
+        """Per cell [n]: alpha, the size of the feature's contribution along its residual direction,
+        and DirectPath.scales' a and b [n, 1]. SCALE_CHUNK cells at a time: a dozen small ops per
+        chunk of vocabulary-sized work cost more than that work once the machine is busy."""
         parts = [(torch.zeros(0), torch.zeros(0, 1), torch.zeros(0, 1))]
         for cut in torch.arange(len(rows)).split(SCALE_CHUNK):
             f, r, q = features[cut], rows[cut], positions[cut]
@@ -464,8 +473,9 @@ class ExampleBuilder:
     def _chunks(
         self, cells: torch.Tensor, local: torch.Tensor
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(cells, their rows of the block's logits) in chunks: ROW_CHUNK on the slow path, CELL_CHUNK once
-        the direct-path identity holds (asked again before each chunk: the first one checks it)."""
+        """(cells, their rows of the block's logits) in chunks: ROW_CHUNK on the slow path,
+        CELL_CHUNK once the direct-path identity holds (asked again before each chunk: the first one
+        checks it)."""
         start = 0
         while start < len(cells):
             end = start + (CELL_CHUNK if self.direct.fast else ROW_CHUNK)
@@ -559,7 +569,7 @@ def _values(t: torch.Tensor) -> np.ndarray:
 
 
 def read_contexts(cfg: AnalysisConfig, tokenizer, contexts: torch.Tensor) -> torch.Tensor:
-    """Token ids [n, ctx] (int32) of the given sorted, distinct indices [n] of cfg.corpus's context stream."""
+    """Token ids [n, ctx] (int32) of sorted, distinct indices [n] of cfg.corpus's context stream."""
     found = torch.zeros(len(contexts), cfg.context_length, dtype=torch.int32)
     wanted = contexts.tolist()
     if not wanted:

@@ -34,6 +34,9 @@ from saescope.sae import SAE
 from saescope.sysinfo import available_memory
 
 MIN_LOGIT_TABLE_BUDGET = 2 * 2**30  # bytes of [d_sae, d_vocab] logit effects kept, at least
+# how the results were made, in each result's sae_info
+LOSS_EFFECTS_KIND = "direct path (final norm recomputed); real ablation for ablate_features"
+QUANTILE_INTERVALS_KIND = "equal-width activation intervals over (0, max_act], 0 = lowest"
 
 
 def logit_table_budget() -> int:
@@ -164,7 +167,7 @@ def wanted_examples(cfg: AnalysisConfig, acc: FeatureAccumulators) -> Wanted:
 def timed(
     batches: Iterator[list[Example]], timings: dict[str, float], key: str
 ) -> Iterator[list[Example]]:
-    """The batches as they come, with the time spent making them (not the reader's) in timings[key]."""
+    """The batches as they come; the time spent making them (not reading them) in timings[key]."""
     timings[key] = 0.0
     while True:
         start = time.perf_counter()
@@ -194,8 +197,8 @@ def sae_info(
         "cfg": sae.cfg.to_dict(),
         "analysis": {
             **{k: v for k, v in cfg.to_dict().items() if k != "corpus"},
-            "loss_effects": "direct path (final norm recomputed); real ablation for ablate_features",
-            "quantile_intervals_kind": "equal-width activation intervals over (0, max_act], 0 = lowest",
+            "loss_effects": LOSS_EFFECTS_KIND,
+            "quantile_intervals_kind": QUANTILE_INTERVALS_KIND,
             "timings": timings,
         },
     }

@@ -62,7 +62,7 @@ def log_bucket(values: torch.Tensor) -> torch.Tensor:
 
 
 def log_bucket_edges() -> torch.Tensor:
-    """[N_LOG_BUCKETS + 1] float64 edges; the underflow bucket starts at 0, the overflow ends at inf."""
+    """[N_LOG_BUCKETS + 1] float64 edges; the underflow bucket starts at 0, overflow ends at inf."""
     octaves = torch.arange(E_MIN, E_MAX, dtype=torch.float64).repeat_interleave(SUB)
     subs = torch.arange(SUB, dtype=torch.float64).repeat(E_MAX - E_MIN)
     lower = 2.0**octaves * (1 + subs / SUB)

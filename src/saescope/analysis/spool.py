@@ -1,4 +1,5 @@
-"""Model activations kept on disk by the streaming pass, so that the example pass does not run the model again.
+"""Model activations kept on disk by the streaming pass, so that the example pass does not run the
+model again.
 
 The example pass needs, for every context holding a chosen example, the SAE's input at the hook
 (to encode the windows) and, for top examples, the final residual (their direct-path effects).
@@ -40,7 +41,7 @@ def final_residual_hook(model: HookedModel) -> str:
 
 
 def spool_path(checkpoint: Path) -> Path:
-    """Where the spool of an analysis checkpointed at `checkpoint` lives: beside it, resumed with it."""
+    """The spool of an analysis checkpointed at `checkpoint`: beside it, resumed with it."""
     return checkpoint.with_name(checkpoint.name + ".spool")
 
 
@@ -57,7 +58,8 @@ def open_spool(
 
 
 class ActivationSpool:
-    """Activations [context_length, width] at each of `hooks` for contexts [0, n_contexts), in one file."""
+    """Activations [context_length, width] at each of `hooks`, contexts [0, n_contexts): one
+    file."""
 
     def __init__(
         self,
@@ -85,7 +87,8 @@ class ActivationSpool:
         self.capacity = (
             min(max_bytes, int(free * MIN_FREE_DISK_FRACTION)) // self.record
         )  # contexts
-        self.file = open(path, "r+b" if path.exists() else "w+b", buffering=0)  # noqa: SIM115 (closed in close())
+        # closed in close(), not by a with block
+        self.file = open(path, "r+b" if path.exists() else "w+b", buffering=0)  # noqa: SIM115
         self.fd = self.file.fileno()
         self.n_contexts = min(os.fstat(self.fd).st_size // self.record, self.capacity)
         # a temporary spool nobody closes is still removed

@@ -1,4 +1,5 @@
-"""evaluate(): any SAE load_sae reads (or a training run's SAEs) on its model, hook point and a corpus.
+"""evaluate(): any SAE load_sae reads (or a training run's SAEs) on its model, hook point and a
+corpus.
 
 Writes eval.json, feature_density.json and feature_density.png next to the SAE (or into
 out_dir), appends {"kind": "eval", ...} lines to a run's metrics.jsonl, and returns the
