@@ -87,9 +87,8 @@ def test_density_max_and_mean(result, dense, cfg):
     np.testing.assert_allclose(result.features.max_act, body.amax((0, 1)).numpy(), rtol=1e-6)
     mean = body.sum((0, 1)) / active.sum((0, 1)).clamp_min(1)
     np.testing.assert_allclose(result.features.mean_act, mean.numpy(), rtol=1e-5)
-    assert (result.features.density > 0).sum() > 0.8 * len(
-        result.features.density
-    )  # a real, busy SAE
+    # a real, busy SAE
+    assert (result.features.density > 0).sum() > 0.8 * len(result.features.density)
 
 
 def test_top_examples_are_the_largest_activations_with_their_windows(result, dense, cfg):
@@ -215,9 +214,8 @@ def test_logit_tables_and_neighbours(result, smollm2, sae):
     assert (result.features.logit_top_ids == top.indices.numpy()).mean() > 0.99
     assert result.features.logit_hist_counts.sum(1).tolist() == [smollm2.d_vocab] * len(W_dec)
     n_bins = result.features.logit_hist_counts.shape[1]
-    for f in range(
-        0, len(W_dec), 7
-    ):  # equal bins from each row's min to max; values this close move a token or two
+    # equal bins from each row's min to max; values this close move a token or two
+    for f in range(0, len(W_dec), 7):
         row = effects[f].numpy()
         expected, _ = np.histogram(row, bins=n_bins, range=(row.min(), row.max()))
         assert np.abs(result.features.logit_hist_counts[f] - expected).sum() <= 4
@@ -373,9 +371,8 @@ def test_cofiring_sample_is_bounded_by_its_token_cap(smollm2, sae, cfg):
 
 def test_resume_after_interruption_equals_uninterrupted(smollm2, sae, cfg, tmp_path):
     checkpoint = tmp_path / "acc.safetensors"
-    stream_pass(
-        smollm2, sae, cfg, stop=7, checkpoint=checkpoint, progress=False
-    )  # the pass stops here
+    # the pass stops here
+    stream_pass(smollm2, sae, cfg, stop=7, checkpoint=checkpoint, progress=False)
     acc, done = load_analysis_checkpoint(checkpoint, cfg, sae)
     assert done == 7 and acc.n_tokens == 7 * (cfg.context_length - 1)
     resumed = stream_pass(smollm2, sae, cfg, acc, start=done, progress=False)
@@ -485,9 +482,8 @@ def test_the_example_pass_reads_spooled_contexts_instead_of_running_the_model(
     spools = [o for o in gc.get_objects() if type(o) is ActivationSpool and not o.file.closed]
     assert len(spools) == 1 and spools[0].n_contexts == (spooled_contexts or cfg.n_contexts)
     examples = list(streamed.examples)
-    assert sum(calls) == cfg.n_contexts - (
-        spooled_contexts or cfg.n_contexts
-    )  # (ablation runs another way)
+    # (ablation runs another way)
+    assert sum(calls) == cfg.n_contexts - (spooled_contexts or cfg.n_contexts)
     assert spools[0].file.closed and not spools[0].path.exists()  # a temporary spool goes once read
     monkeypatch.undo()
     assert_same_examples(
@@ -519,9 +515,8 @@ def test_a_resumed_pass_keeps_the_spool_its_checkpoint_vouches_for(
     spool.close()
     calls = count_model_runs(smollm2, monkeypatch)
     resumed = analyze(sae_dir, cfg, model=smollm2, checkpoint=checkpoint, progress=False)
-    assert (
-        sum(calls) == cfg.n_contexts - 7
-    )  # the streaming pass of the rest; the example pass read everything back
+    # the streaming pass of the rest; the example pass read everything back
+    assert sum(calls) == cfg.n_contexts - 7
     monkeypatch.undo()
     assert_same_examples(resumed.examples, result.examples)
     assert spool_path(checkpoint).stat().st_size == cfg.n_contexts * spool.record

@@ -82,9 +82,8 @@ def test_checkpoint_of_another_analysis_is_refused_and_kept(smollm2, sae_dir, tm
     stream_pass(smollm2, sae, tiny_cfg(), stop=1, checkpoint=checkpoint, progress=False)
     with pytest.raises(SaescopeError, match="checkpoint of another analysis"):
         load_analysis_checkpoint(checkpoint, tiny_cfg(n_tokens=64), sae)
-    assert (
-        load_analysis_checkpoint(checkpoint, tiny_cfg(), sae)[1] == 1
-    )  # still there, still usable
+    # still there, still usable
+    assert load_analysis_checkpoint(checkpoint, tiny_cfg(), sae)[1] == 1
     checkpoint.write_bytes(checkpoint.read_bytes()[:100])
     with pytest.raises(SaescopeError, match="damaged"):
         load_analysis_checkpoint(checkpoint, tiny_cfg(), sae)

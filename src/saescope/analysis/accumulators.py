@@ -219,9 +219,8 @@ class FeatureAccumulators:
                 raise ValueError(f"checkpoint tensor {name} has shape {tuple(state[name].shape)}")
             setattr(self, name, state[name].clone())
         cofire = state["cofire"]
-        if (
-            cofire.dtype == torch.int64
-        ):  # an older checkpoint: (global token, feature, value bits) as int64
+        # an older checkpoint: (global token, feature, value bits) as int64
+        if cofire.dtype == torch.int64:
             cofire = torch.stack([cofire[0] // self.cofiring_stride, cofire[1], cofire[2]]).int()
         self.cofire = [cofire.clone()] if cofire.shape[1] else []
 

@@ -27,9 +27,8 @@ def residual_directions(model: HookedModel, sae: SAE) -> torch.Tensor:
     layer, kind = parse_hook(output_hook(sae)) or (None, None)
     if kind == "mlp.hook_post":
         down = get_module(model.blocks[layer], model.arch.down_proj)
-        weight = (
-            down.weight if isinstance(down, torch.nn.Linear) else down.weight.T
-        )  # -> [d_model, d_mlp]
+        # [d_model, d_mlp] whichever way the module stores it
+        weight = down.weight if isinstance(down, torch.nn.Linear) else down.weight.T
         return W_dec @ weight.detach().T
     return W_dec
 

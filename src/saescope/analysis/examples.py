@@ -92,16 +92,14 @@ class Plan:
     """Where the wanted examples are: the contexts holding any, and the order to run them in."""
 
     contexts: torch.Tensor  # [n_ctx] sorted context indices
-    by_context: (
-        torch.Tensor
-    )  # [n] rows of Wanted grouped by context: context i's are by_context[starts[i]:starts[i + 1]]
+    # [n] rows of Wanted grouped by context: context i's are by_context[starts[i]:starts[i + 1]]
+    by_context: torch.Tensor
     starts: list[int]  # [n_ctx + 1]
     length: torch.Tensor  # [n_ctx] positions to run (windows, and a top example's next token)
     needs_final: torch.Tensor  # [n_ctx] bool: holds a top example (needs the final residual)
     spooled: torch.Tensor  # [n_ctx] bool: its activations are in the spool (no model run)
-    order: (
-        torch.Tensor
-    )  # [n_ctx] the run order: by (spooled, needs_final, length, context), similar ones together
+    # [n_ctx] the run order: by (spooled, needs_final, length, context), similar ones together
+    order: torch.Tensor
     pool: dict[int, list[int]]  # context slot -> indices into the inactive pool of its tokens
 
     def rows(self, slot: int) -> torch.Tensor:
@@ -154,9 +152,8 @@ class ExampleBuilder:
         contexts, counts = torch.unique_consecutive(
             wanted.token[by_context] // C, return_counts=True
         )
-        slot = torch.repeat_interleave(
-            torch.arange(len(contexts)), counts
-        )  # each row's context, in by_context order
+        # each row's context, in by_context order
+        slot = torch.repeat_interleave(torch.arange(len(contexts)), counts)
         last = torch.zeros(len(contexts), dtype=torch.int64)
         last.scatter_reduce_(0, slot, self.window_end(wanted.token[by_context] % C), "amax")
         pool_slot = torch.searchsorted(contexts, pool // C)
@@ -174,9 +171,8 @@ class ExampleBuilder:
             if self.spool is not None
             else torch.zeros(len(contexts), dtype=torch.bool)
         )
-        order = torch.argsort(
-            length, stable=True
-        )  # contexts are sorted: ties stay in context order
+        # contexts are sorted: ties stay in context order
+        order = torch.argsort(length, stable=True)
         order = order[torch.argsort(needs_final[order].long(), stable=True)]
         order = order[torch.argsort(spooled[order].long(), stable=True)]
         pool_rows: dict[int, list[int]] = {}
@@ -524,9 +520,8 @@ class ExampleBuilder:
     def _inactive_examples(self, pool: torch.Tensor, pool_windows: list) -> Iterator[list[Example]]:
         if not len(pool):
             return
-        centers = torch.stack(
-            [acts[center] for _, acts, center, _ in pool_windows]
-        )  # [pool, d_sae]
+        # [pool, d_sae]
+        centers = torch.stack([acts[center] for _, acts, center, _ in pool_windows])
         inactive = centers <= 0
         rank = inactive.long().cumsum(0) - 1  # order among this feature's inactive pool tokens
         picks = torch.nonzero(inactive & (rank < self.cfg.n_inactive))  # (pool index, feature)

@@ -84,9 +84,8 @@ class ActivationSpool:
             self.temporary = False
         self.path = path
         free = shutil.disk_usage(path.parent).free
-        self.capacity = (
-            min(max_bytes, int(free * MIN_FREE_DISK_FRACTION)) // self.record
-        )  # contexts
+        # in contexts: the byte budget, or half the free disk if that is less
+        self.capacity = min(max_bytes, int(free * MIN_FREE_DISK_FRACTION)) // self.record
         # closed in close(), not by a with block
         self.file = open(path, "r+b" if path.exists() else "w+b", buffering=0)  # noqa: SIM115
         self.fd = self.file.fileno()
