@@ -45,18 +45,6 @@ def spool_path(checkpoint: Path) -> Path:
     return checkpoint.with_name(checkpoint.name + ".spool")
 
 
-def open_spool(
-    model: HookedModel, sae: SAE, cfg: AnalysisConfig, checkpoint: Path | None
-) -> ActivationSpool | None:
-    """The spool of an analysis (beside its checkpoint, or a temporary file); None with
-    spool_gib 0."""
-    if not cfg.spool_gib:
-        return None
-    hooks = [sae.cfg.hook_name, final_residual_hook(model)]
-    path = spool_path(checkpoint) if checkpoint is not None else None
-    return ActivationSpool(path, model, hooks, cfg.context_length, int(cfg.spool_gib * 2**30))
-
-
 class ActivationSpool:
     """Activations [context_length, width] at each of `hooks`, contexts [0, n_contexts): one
     file."""
@@ -138,3 +126,15 @@ class ActivationSpool:
 
 def _remove(path: Path) -> None:
     path.unlink(missing_ok=True)
+
+
+def open_spool(
+    model: HookedModel, sae: SAE, cfg: AnalysisConfig, checkpoint: Path | None
+) -> ActivationSpool | None:
+    """The spool of an analysis (beside its checkpoint, or a temporary file); None with
+    spool_gib 0."""
+    if not cfg.spool_gib:
+        return None
+    hooks = [sae.cfg.hook_name, final_residual_hook(model)]
+    path = spool_path(checkpoint) if checkpoint is not None else None
+    return ActivationSpool(path, model, hooks, cfg.context_length, int(cfg.spool_gib * 2**30))
