@@ -181,8 +181,13 @@ def run_saescope(work: Path, n_tokens: int, context_length: int) -> tuple[float,
     import sqlite3
     import tempfile
 
-    from saescope.analysis import AnalysisConfig
-    from saescope.analysis.run import finish_analysis, open_spool, prepare_analysis, stream_pass
+    from saescope.analysis import (
+        AnalysisConfig,
+        finish_analysis,
+        open_spool,
+        prepare_analysis,
+        stream_pass,
+    )
     from saescope.corpus import CorpusConfig
     from saescope.models import load_model
     from saescope.sae import load_sae

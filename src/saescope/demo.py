@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from saescope.activations import HarvestConfig, harvest
-from saescope.analysis import AnalysisConfig, analyze
-from saescope.analysis.run import remove_checkpoint
+from saescope.analysis import AnalysisConfig, analyze, remove_analysis_checkpoint
 from saescope.dashboards import (
     densest_features,
     random_live_features,
@@ -136,7 +135,7 @@ def analyse_features(
     }
     with open_store(store_path) as store:
         store.write_analysis(result)
-    remove_checkpoint(checkpoint)  # only once the result is safely stored
+    remove_analysis_checkpoint(checkpoint)  # only once the result is safely stored
     return store_path
 
 

@@ -1,5 +1,5 @@
-"""Fixtures for analysis tests: a real TopK SAE on SmolLM2's layer-3 residual stream (real activation
-directions, tests/sae_builders.py), saved to disk."""
+"""Fixtures for analysis tests: a real TopK SAE on SmolLM2's layer-3 residual stream (real
+activation directions, tests/sae_builders.py), saved to disk."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ def sae_dir(smollm2, tmp_path_factory):
     from saescope.sae import save_sae
 
     out = tmp_path_factory.mktemp("sae") / "topk"
-    save_sae(
-        topk_sae_from_activations(smollm2, HOOK, D_SAE, K, corpus_seed=1000), out
-    )  # not the analysed contexts
+    # not the analysed contexts
+    save_sae(topk_sae_from_activations(smollm2, HOOK, D_SAE, K, corpus_seed=1000), out)
     return out

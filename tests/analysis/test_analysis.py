@@ -1,5 +1,5 @@
-"""The analysis pass against brute-force recomputation on a small real run (SmolLM2, built-in corpus,
-a real TopK SAE file): dense activations of every token give density, maxima, top examples,
+"""The analysis pass against brute-force recomputation on a small real run (SmolLM2, built-in
+corpus, a real TopK SAE file): dense activations of every token give density, maxima, top examples,
 histograms, quantiles and co-firing; explicit forwards give logit tables and log-prob effects."""
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from saescope.analysis import (
     save_analysis,
     stream_pass,
 )
-from saescope.analysis.run import feature_tables, load_checkpoint, wanted_examples
+from saescope.analysis.checkpoint import load_analysis_checkpoint
+from saescope.analysis.finish import feature_tables, wanted_examples
 from saescope.analysis.sketch import SUB
 from saescope.corpus import CorpusConfig, iter_context_batches
 from saescope.errors import ConfigError, SaescopeError
@@ -58,7 +59,8 @@ def result(smollm2, sae_dir, cfg):
 
 @pytest.fixture(scope="module")
 def dense(smollm2, sae, cfg):
-    """tokens [n_ctx, C] and dense feature acts [n_ctx, C, d_sae] (BOS position zeroed: not analysed)."""
+    """tokens [n_ctx, C] and dense feature acts [n_ctx, C, d_sae] (BOS position zeroed: not
+    analysed)."""
     tokens = torch.cat(list(iter_context_batches(cfg.corpus, smollm2.tokenizer, 8)))[
         : cfg.n_contexts
     ]
@@ -85,9 +87,8 @@ def test_density_max_and_mean(result, dense, cfg):
     np.testing.assert_allclose(result.features.max_act, body.amax((0, 1)).numpy(), rtol=1e-6)
     mean = body.sum((0, 1)) / active.sum((0, 1)).clamp_min(1)
     np.testing.assert_allclose(result.features.mean_act, mean.numpy(), rtol=1e-5)
-    assert (result.features.density > 0).sum() > 0.8 * len(
-        result.features.density
-    )  # a real, busy SAE
+    # a real, busy SAE
+    assert (result.features.density > 0).sum() > 0.8 * len(result.features.density)
 
 
 def test_top_examples_are_the_largest_activations_with_their_windows(result, dense, cfg):
@@ -129,7 +130,8 @@ def test_histogram_counts_every_activation_within_one_sketch_bucket(result, dens
         edges = np.linspace(0, values.max(), n_bins + 1)[1:-1]
         ours = np.cumsum(hist[f])[:-1]
         brute = np.array([(values < e).sum() for e in edges])
-        # a value may land in a neighbouring bin only if it lies within one sketch bucket of the edge
+        # a value may land in a neighbouring bin only if it lies within one sketch bucket of the
+        # edge
         slack = np.array([(np.abs(values - e) <= e / SUB).sum() for e in edges])
         assert np.all(np.abs(ours - brute) <= slack), f
 
@@ -196,7 +198,8 @@ def test_cofiring_is_the_pearson_correlation_over_all_tokens(result, dense):
 @torch.no_grad()
 def test_logit_tables_and_neighbours(result, smollm2, sae):
     W_dec = sae.W_dec.detach()
-    # unembed(v) * rms(v) is the norm-weighted linear map of v through the head, as the model computes it
+    # unembed(v) * rms(v) is the norm-weighted linear map of v through the head, as the model
+    # computes it
     logits = smollm2.unembed(W_dec)
     eps = smollm2.final_norm.variance_epsilon
     effects = logits * (W_dec.pow(2).mean(-1, keepdim=True) + eps).sqrt()
@@ -211,9 +214,8 @@ def test_logit_tables_and_neighbours(result, smollm2, sae):
     assert (result.features.logit_top_ids == top.indices.numpy()).mean() > 0.99
     assert result.features.logit_hist_counts.sum(1).tolist() == [smollm2.d_vocab] * len(W_dec)
     n_bins = result.features.logit_hist_counts.shape[1]
-    for f in range(
-        0, len(W_dec), 7
-    ):  # equal bins from each row's min to max; values this close move a token or two
+    # equal bins from each row's min to max; values this close move a token or two
+    for f in range(0, len(W_dec), 7):
         row = effects[f].numpy()
         expected, _ = np.histogram(row, bins=n_bins, range=(row.min(), row.max()))
         assert np.abs(result.features.logit_hist_counts[f] - expected).sum() <= 4
@@ -230,7 +232,8 @@ def test_logit_tables_and_neighbours(result, smollm2, sae):
 
 
 def final_resid(model, tokens: torch.Tensor) -> torch.Tensor:
-    """[ctx, d_model]: the final residual (the final norm's input) of one context, by a plain forward."""
+    """[ctx, d_model]: the final residual (the final norm's input) of one context, by a plain
+    forward."""
     final = model.run_with_cache(tokens[None], [f"blocks.{model.n_layers - 1}.hook_resid_post"])
     return next(iter(final.values()))[0]
 
@@ -263,7 +266,8 @@ def test_direct_path_loss_effect_equals_an_explicit_forward(result, smollm2, sae
 
 
 def assert_same_top_effects(examples: list[Example], others: list[Example]) -> None:
-    """Two passes' top examples carry the same log-prob effects (to float32 rounding) and hover tokens."""
+    """Two passes' top examples carry the same log-prob effects (to float32 rounding) and hover
+    tokens."""
     key = lambda ex: (ex.feature, ex.kind, ex.interval, ex.rank)  # noqa: E731
     pairs = [
         (a, b)
@@ -282,7 +286,8 @@ def assert_same_top_effects(examples: list[Example], others: list[Example]) -> N
 def test_direct_effects_are_the_same_with_torch_instead_of_the_kernels(
     result, smollm2, sae_dir, cfg, monkeypatch
 ):
-    """The C++ cell-effects kernel (and top-k kernel) against their torch fallbacks, on the whole pass."""
+    """The C++ cell-effects kernel (and top-k kernel) against their torch fallbacks, on the whole
+    pass."""
     from saescope import kernels
 
     assert kernels.available()
@@ -297,12 +302,13 @@ def test_loss_effects_past_the_kept_logit_table_are_the_same(
     result, smollm2, sae, sae_dir, cfg, monkeypatch, kept_fraction
 ):
     """An SAE whose [d_sae, d_vocab] logit table is over the memory budget: the features past what
-    fits have their rows recomputed through the unembedding per chunk of cells, to the same effects."""
-    from saescope.analysis import run
+    fits have their rows recomputed through the unembedding per chunk of cells, to the same
+    effects."""
+    from saescope.analysis import finish
 
-    assert run.logit_table_budget() >= run.MIN_LOGIT_TABLE_BUDGET
+    assert finish.logit_table_budget() >= finish.MIN_LOGIT_TABLE_BUDGET
     budget = int(kept_fraction * sae.cfg.d_sae) * smollm2.d_vocab * 4
-    monkeypatch.setattr(run, "logit_table_budget", lambda: budget)
+    monkeypatch.setattr(finish, "logit_table_budget", lambda: budget)
     assert_same_top_effects(
         result.examples, analyze(sae_dir, cfg, model=smollm2, progress=False).examples
     )
@@ -366,10 +372,9 @@ def test_cofiring_sample_is_bounded_by_its_token_cap(smollm2, sae, cfg):
 
 def test_resume_after_interruption_equals_uninterrupted(smollm2, sae, cfg, tmp_path):
     checkpoint = tmp_path / "acc.safetensors"
-    stream_pass(
-        smollm2, sae, cfg, stop=7, checkpoint=checkpoint, progress=False
-    )  # the pass stops here
-    acc, done = load_checkpoint(checkpoint, cfg, sae)
+    # the pass stops here
+    stream_pass(smollm2, sae, cfg, stop=7, checkpoint=checkpoint, progress=False)
+    acc, done = load_analysis_checkpoint(checkpoint, cfg, sae)
     assert done == 7 and acc.n_tokens == 7 * (cfg.context_length - 1)
     resumed = stream_pass(smollm2, sae, cfg, acc, start=done, progress=False)
     whole = stream_pass(smollm2, sae, cfg, progress=False)
@@ -466,10 +471,10 @@ def assert_same_examples(examples: list[Example], others: list[Example]) -> None
 def test_the_example_pass_reads_spooled_contexts_instead_of_running_the_model(
     smollm2, sae_dir, cfg, result, monkeypatch, spooled_contexts
 ):
-    """With the whole spool (default budget) the example pass runs no model; with room for 5 contexts
-    it runs the model for the others only. Either way the examples are those of re-running the model."""
-    from saescope.analysis import run
-    from saescope.analysis.spool import ActivationSpool
+    """With the whole spool (default budget) the example pass runs no model; with room for 5
+    contexts it runs the model for the others only. Either way the examples are those of re-running
+    the model."""
+    from saescope.analysis.spool import ActivationSpool, open_spool
 
     if spooled_contexts is not None:
         record = cfg.context_length * 2 * smollm2.d_model * 4
@@ -479,9 +484,8 @@ def test_the_example_pass_reads_spooled_contexts_instead_of_running_the_model(
     spools = [o for o in gc.get_objects() if type(o) is ActivationSpool and not o.file.closed]
     assert len(spools) == 1 and spools[0].n_contexts == (spooled_contexts or cfg.n_contexts)
     examples = list(streamed.examples)
-    assert sum(calls) == cfg.n_contexts - (
-        spooled_contexts or cfg.n_contexts
-    )  # (ablation runs another way)
+    # (ablation runs another way)
+    assert sum(calls) == cfg.n_contexts - (spooled_contexts or cfg.n_contexts)
     assert spools[0].file.closed and not spools[0].path.exists()  # a temporary spool goes once read
     monkeypatch.undo()
     assert_same_examples(
@@ -491,18 +495,18 @@ def test_the_example_pass_reads_spooled_contexts_instead_of_running_the_model(
         ).examples,
     )
     assert (
-        run.open_spool(smollm2, load_sae(sae_dir), dataclasses.replace(cfg, spool_gib=0), None)
-        is None
+        open_spool(smollm2, load_sae(sae_dir), dataclasses.replace(cfg, spool_gib=0), None) is None
     )
 
 
 def test_a_resumed_pass_keeps_the_spool_its_checkpoint_vouches_for(
     smollm2, sae, sae_dir, cfg, result, tmp_path, monkeypatch
 ):
-    """Interrupted after 7 contexts with 2 more half-written to the spool: the resumed analysis drops
-    those, appends from context 7 on, and gives the uninterrupted result; remove_checkpoint removes both."""
-    from saescope.analysis.run import open_spool, remove_checkpoint
-    from saescope.analysis.spool import spool_path
+    """Interrupted after 7 contexts with 2 more half-written to the spool: the resumed analysis
+    drops those, appends from context 7 on, and gives the uninterrupted result;
+    remove_analysis_checkpoint removes both."""
+    from saescope.analysis.checkpoint import remove_analysis_checkpoint
+    from saescope.analysis.spool import open_spool, spool_path
 
     checkpoint = tmp_path / "acc.safetensors"
     spool = open_spool(smollm2, sae, cfg, checkpoint)
@@ -513,13 +517,12 @@ def test_a_resumed_pass_keeps_the_spool_its_checkpoint_vouches_for(
     spool.close()
     calls = count_model_runs(smollm2, monkeypatch)
     resumed = analyze(sae_dir, cfg, model=smollm2, checkpoint=checkpoint, progress=False)
-    assert (
-        sum(calls) == cfg.n_contexts - 7
-    )  # the streaming pass of the rest; the example pass read everything back
+    # the streaming pass of the rest; the example pass read everything back
+    assert sum(calls) == cfg.n_contexts - 7
     monkeypatch.undo()
     assert_same_examples(resumed.examples, result.examples)
     assert spool_path(checkpoint).stat().st_size == cfg.n_contexts * spool.record
-    remove_checkpoint(checkpoint)
+    remove_analysis_checkpoint(checkpoint)
     assert not checkpoint.exists() and not spool_path(checkpoint).exists()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from saescope.analysis import AnalysisConfig, analyze, stream_pass
-from saescope.analysis.run import load_checkpoint
+from saescope.analysis.checkpoint import load_analysis_checkpoint
 from saescope.cli import main
 from saescope.corpus import CorpusConfig
 from saescope.errors import SaescopeError
@@ -40,7 +40,8 @@ def wrong_width_sae(sae_dir, tmp_path_factory):
 def test_d_in_mismatch_names_both_widths(smollm2, wrong_width_sae):
     with pytest.raises(
         SaescopeError,
-        match=r"d_in: the SAE reads 576-wide inputs but hook point blocks\.3\.mlp\.hook_post .* is 1536 wide",
+        match=r"d_in: the SAE reads 576-wide inputs but hook point blocks\.3\.mlp\.hook_post "
+        r".* is 1536 wide",
     ):
         analyze(wrong_width_sae, tiny_cfg(), model=smollm2, progress=False)
 
@@ -80,11 +81,12 @@ def test_checkpoint_of_another_analysis_is_refused_and_kept(smollm2, sae_dir, tm
     checkpoint = tmp_path / "acc.safetensors"
     stream_pass(smollm2, sae, tiny_cfg(), stop=1, checkpoint=checkpoint, progress=False)
     with pytest.raises(SaescopeError, match="checkpoint of another analysis"):
-        load_checkpoint(checkpoint, tiny_cfg(n_tokens=64), sae)
-    assert load_checkpoint(checkpoint, tiny_cfg(), sae)[1] == 1  # still there, still usable
+        load_analysis_checkpoint(checkpoint, tiny_cfg(n_tokens=64), sae)
+    # still there, still usable
+    assert load_analysis_checkpoint(checkpoint, tiny_cfg(), sae)[1] == 1
     checkpoint.write_bytes(checkpoint.read_bytes()[:100])
     with pytest.raises(SaescopeError, match="damaged"):
-        load_checkpoint(checkpoint, tiny_cfg(), sae)
+        load_analysis_checkpoint(checkpoint, tiny_cfg(), sae)
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """`saescope analyze` killed with SIGKILL in the middle of its streaming pass, then run again: it
-resumes from its last checkpoint and writes the same analysis as a run that was never interrupted."""
+resumes from its last checkpoint and writes the same analysis as a run that was never
+interrupted."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from saescope.cli import build_parser
 from saescope.cli.analyze import config_from_args
 
 N_CONTEXTS = 16
-# two contexts per forward and a checkpoint after each: the kill lands between two of several checkpoints
-# (few contexts: the example pass runs the whole model over each context holding an example)
+# two contexts per forward and a checkpoint after each: the kill lands between two of several
+# checkpoints (few contexts: the example pass runs the whole model over each context holding an
+# example)
 ARGS = [
     "--tokens",
     str(16 * N_CONTEXTS),
@@ -104,7 +106,8 @@ def test_sigkill_mid_pass_then_rerun_resumes_to_the_uninterrupted_result(
     assert "resuming the analysis after" in rerun.stdout
     assert not checkpoint.exists()  # removed once the result is written
 
-    # the uninterrupted run in this process (the model is loaded already), with the config the CLI parsed
+    # the uninterrupted run in this process (the model is loaded already), with the config the CLI
+    # parsed
     args = build_parser().parse_args(["analyze", str(sae_dir), "--out", str(killed), *ARGS])
     whole = save_analysis(
         analyze(sae_dir, config_from_args(args), model=smollm2, progress=False),

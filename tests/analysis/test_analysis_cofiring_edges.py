@@ -24,9 +24,8 @@ def test_undefined_correlations_are_no_picks():
     values = torch.cat([first + 1.0, 2 * (first + 1.0), torch.full((n,), 0.1)])
     acc.update(features, tokens, values, seen=everywhere)
     with warnings.catch_warnings():
-        warnings.simplefilter(
-            "error", RuntimeWarning
-        )  # the float64 -> float32 cast overflowed here before
+        # the float64 -> float32 cast overflowed here before
+        warnings.simplefilter("error", RuntimeWarning)
         ids, corr = cofiring(acc, 3)
     assert np.all(np.abs(corr) <= 1)
     assert ids[0].tolist() == [1, -1, -1] and corr[0, 0] == pytest.approx(1.0)

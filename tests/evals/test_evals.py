@@ -33,7 +33,8 @@ def run_eval(sae, model, **kwargs):
 
 
 def identity_sae(d: int) -> torch.nn.Module:
-    """A ReLU SAE that reconstructs exactly: latents relu(x_i) and relu(-x_i), decoded back as x_i."""
+    """A ReLU SAE that reconstructs exactly: latents relu(x_i) and relu(-x_i), decoded back as
+    x_i."""
     sae = build_sae(
         SAEConfig(
             architecture="standard", d_in=d, d_sae=2 * d, hook_name=HOOK, model_name="smollm2"
@@ -63,7 +64,8 @@ def trained_run(smollm2, tmp_path_factory):
         training_tokens=8 * 512,
         lr=3e-3,
         b_dec_init_tokens=512,
-        normalize_activations=False,  # skips the 16k-token norm estimate; not what these tests check
+        # skips the 16k-token norm estimate: not what these tests check
+        normalize_activations=False,
         progress=False,
     )
     return train(cfg, model=smollm2)
@@ -139,5 +141,6 @@ def test_cli_evaluates_a_run_and_writes_its_files(trained_run, capsys):
 
 def test_sae_for_another_width_is_refused(smollm2):
     sae = load_sae("tests/fixtures/saelens/standard_layer_norm")
-    with pytest.raises(SaescopeError, match="has width 576, but the SAE takes d_in=16"):
+    wrong_width = "the SAE reads 16-wide inputs but hook point .* is 576 wide"
+    with pytest.raises(SaescopeError, match=wrong_width):
         run_eval(sae, smollm2, hook=HOOK)

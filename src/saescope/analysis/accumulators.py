@@ -17,9 +17,15 @@ bounded by d_sae x (n_exact_top + buckets) and the co-firing sample, never by to
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from saescope.analysis.sketch import N_LOG_BUCKETS, log_bucket, select_per_group, token_priority
+
+if TYPE_CHECKING:
+    from saescope.analysis.config import AnalysisConfig
+    from saescope.sae import SAE
 
 SAMPLE_BUCKETS = 32
 NO_RANGE = -1000  # sample range exponent of a feature never seen active
@@ -53,8 +59,8 @@ class FeatureAccumulators:
     def update(
         self, features: torch.Tensor, tokens: torch.Tensor, values: torch.Tensor, seen: torch.Tensor
     ) -> None:
-        """Absorb one batch: non-zero activations values [n] of features [n] at global token indices [n];
-        seen [m]: the global indices of every token of the batch analysed (active or not)."""
+        """Absorb one batch: non-zero activations values [n] of features [n] at global token indices
+        [n]; seen [m]: the global indices of every token of the batch analysed (active or not)."""
         keep = values > 0
         features, tokens, values = features[keep].long(), tokens[keep].long(), values[keep].float()
         self.n_tokens += len(seen)
@@ -161,8 +167,8 @@ class FeatureAccumulators:
     # --- results ---------------------------------------------------------------------------
 
     def cofire_sample(self) -> torch.Tensor:
-        """The co-firing sample as one [3, m] int32 tensor (sample row, feature, value bits), sorted by
-        (row, feature): the same however the tokens were split into batches and shards."""
+        """The co-firing sample as one [3, m] int32 tensor (sample row, feature, value bits), sorted
+        by (row, feature): the same however the tokens were split into batches and shards."""
         if not self.cofire:
             return torch.zeros(3, 0, dtype=torch.int32)
         sample = torch.cat(self.cofire, dim=1)
@@ -213,8 +219,14 @@ class FeatureAccumulators:
                 raise ValueError(f"checkpoint tensor {name} has shape {tuple(state[name].shape)}")
             setattr(self, name, state[name].clone())
         cofire = state["cofire"]
-        if (
-            cofire.dtype == torch.int64
-        ):  # an older checkpoint: (global token, feature, value bits) as int64
+        # an older checkpoint: (global token, feature, value bits) as int64
+        if cofire.dtype == torch.int64:
             cofire = torch.stack([cofire[0] // self.cofiring_stride, cofire[1], cofire[2]]).int()
         self.cofire = [cofire.clone()] if cofire.shape[1] else []
+
+
+def accumulators_for(sae: SAE, cfg: AnalysisConfig) -> FeatureAccumulators:
+    """Empty accumulators for every feature of the SAE, shaped by the analysis settings."""
+    return FeatureAccumulators(
+        sae.d_sae, cfg.n_exact_top, cfg.per_interval + 2, cfg.cofiring_stride, cfg.seed
+    )

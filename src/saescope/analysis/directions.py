@@ -27,9 +27,8 @@ def residual_directions(model: HookedModel, sae: SAE) -> torch.Tensor:
     layer, kind = parse_hook(output_hook(sae)) or (None, None)
     if kind == "mlp.hook_post":
         down = get_module(model.blocks[layer], model.arch.down_proj)
-        weight = (
-            down.weight if isinstance(down, torch.nn.Linear) else down.weight.T
-        )  # -> [d_model, d_mlp]
+        # [d_model, d_mlp] whichever way the module stores it
+        weight = down.weight if isinstance(down, torch.nn.Linear) else down.weight.T
         return W_dec @ weight.detach().T
     return W_dec
 
@@ -77,8 +76,9 @@ def logit_tables(
 def histograms_between_extremes(
     values: torch.Tensor, n_bins: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(counts [n, n_bins], lo [n], hi [n]): each row of values [n, d] in n_bins equal bins between its
-    minimum lo and maximum hi. The C++ kernel reads each row twice (~8x faster); torch where it is not built."""
+    """(counts [n, n_bins], lo [n], hi [n]): each row of values [n, d] in n_bins equal bins between
+    its minimum lo and maximum hi. The C++ kernel reads each row twice (~8x faster); torch where it
+    is not built."""
     if values.dtype == torch.float32 and values.device.type == "cpu" and kernels.available():
         return kernels.row_histograms(values, n_bins)
     lo, hi = values.min(dim=1).values, values.max(dim=1).values
@@ -88,7 +88,7 @@ def histograms_between_extremes(
 def row_histograms(
     values: torch.Tensor, lo: torch.Tensor, width: torch.Tensor, n_bins: int
 ) -> torch.Tensor:
-    """Counts [n, n_bins] of each row of values [n, d] in n_bins equal bins from lo [n] to lo + width.
+    """Counts [n, n_bins] of each row of values [n, d] in n_bins equal bins, lo [n] to lo + width.
 
     One bincount over row-offset int32 bins: a scatter_add of int64 ones took 2.5x as long, and
     these are d_sae x d_vocab values."""

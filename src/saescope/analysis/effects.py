@@ -12,12 +12,12 @@ matmul. It is checked against model.unembed(r - c) once; a model where it does n
 logit soft-cap, an unknown norm) gets model.unembed(r - c) for every row instead.
 
 The analysis needs log p_with - log p_without = diff - (lse(logits) - lse(logits - diff)) with
-diff = logits(r) - logits(r - c) = (1 - sigma(r) / sigma(r - c)) * (logits(r) - beta) + alpha / sigma(r - c) * D_f:
-logits(r) and lse(logits(r)) are computed once per position and shared by every feature active
-there, and each (position, feature) pair costs one pass over the vocabulary: the C++ kernel
-(kernels/cell_effects.cpp, ~26 us a pair on 2 cores for d_vocab 49,152) computes diff, the online
-logsumexp and the top / bottom tokens in one read of logits(r) and D_f; torch's ops, its fallback,
-take ~8 passes (~370 us a pair).
+diff = logits(r) - logits(r - c) = (1 - sigma(r) / sigma(r - c)) * (logits(r) - beta) + alpha /
+sigma(r - c) * D_f: logits(r) and lse(logits(r)) are computed once per position and shared by every
+feature active there, and each (position, feature) pair costs one pass over the vocabulary: the C++
+kernel (kernels/cell_effects.cpp, ~26 us a pair on 2 cores for d_vocab 49,152) computes diff, the
+online logsumexp and the top / bottom tokens in one read of logits(r) and D_f; torch's ops, its
+fallback, take ~8 passes (~370 us a pair).
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ class LogprobEffects:
 def logprob_effects(
     logits_with: torch.Tensor, logits_without: torch.Tensor, next_ids: torch.Tensor, n_hover: int
 ) -> LogprobEffects:
-    """logits [n, d_vocab] with and without the feature, next_ids [n] (-1: none) -> effects on log p."""
+    """logits [n, d_vocab] with and without the feature, next_ids [n] (-1: none) -> log p effects
+    (LogprobEffects)."""
     without = logits_without.float()
     diff = logits_with.float() - without
     shift = torch.logsumexp(without, -1) - torch.logsumexp(logits_with.float(), -1)
@@ -92,7 +93,8 @@ def diff_from_scales(
     b: torch.Tensor,
     direction_logits: torch.Tensor,
 ) -> torch.Tensor:
-    """logits [n, d_vocab], beta [d_vocab] (None: zero), a and b [n, 1], D_f [n, d_vocab] -> the direct-path diff."""
+    """logits [n, d_vocab], beta [d_vocab] (None: zero), a and b [n, 1], D_f [n, d_vocab] -> the
+    direct-path diff."""
     centred = logits - beta if beta is not None else logits
     return torch.addcmul(direction_logits.float() * b, centred, a)
 
@@ -110,11 +112,13 @@ def direct_effects(
     n_hover: int,
     row_chunk: int = 32,
 ) -> LogprobEffects:
-    """Effects of cells [n] = (position cell_pos, feature cell_feat) through the direct path: clean logits
-    [P, d_vocab] and their logsumexp [P] per position, D [F, d_vocab] per feature, a and b [n] or [n, 1].
+    """Effects of cells [n] = (position cell_pos, feature cell_feat) through the direct path: clean
+    logits [P, d_vocab] and their logsumexp [P] per position, D [F, d_vocab] per feature, a and b
+    [n] or [n, 1].
 
-    The C++ kernel reads each cell's logits and D row once (~8 torch passes over d_vocab otherwise); torch
-    does the rest (kernels not built, other dtypes), row_chunk cells at a time so its temporaries stay in cache."""
+    The C++ kernel reads each cell's logits and D row once (~8 torch passes over d_vocab otherwise);
+    torch does the rest (kernels not built, other dtypes), row_chunk cells at a time so its
+    temporaries stay in cache."""
     inputs = (logits, lse, direction_logits, a, b) + (() if beta is None else (beta,))
     fits = all(t.dtype == torch.float32 and t.device.type == "cpu" for t in inputs)
     if fits and n_hover <= kernels.CELL_EFFECTS_MAX_H and kernels.available():
@@ -182,20 +186,20 @@ class DirectPath:
 
     @property
     def fast(self) -> bool:
-        """Whether the identity is known to hold: diff = a * (logits - beta) + b * D_f, from scales()."""
+        """Whether diff = a * (logits - beta) + b * D_f (a, b from scales()) is known to hold."""
         return self.checked and not self.exact
 
     @staticmethod
     def removed(resid: torch.Tensor, alpha: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
-        """resid [n, d_model] without the features' contributions alpha [n] * direction [n, d_model]."""
+        """resid [n, d_model] less the contributions alpha [n] * direction [n, d_model]."""
         return resid - alpha[:, None].to(resid.dtype) * direction.to(resid.dtype)
 
     @torch.no_grad()
     def scales(
         self, resid: torch.Tensor, removed: torch.Tensor, alpha: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """resid [n, d_model], removed = resid - alpha * u_f, alpha [n] -> a = 1 - sigma(resid) / sigma(removed),
-        b = alpha / sigma(removed): [n, 1] float32 each."""
+        """resid [n, d_model], removed = resid - alpha * u_f, alpha [n] -> a = 1 - sigma(resid) /
+        sigma(removed), b = alpha / sigma(removed): [n, 1] float32 each."""
         # in float64: 1 - ratio cancels, and these are [n] only
         s_full, s_removed = self.sigma(resid.double()), self.sigma(removed.double())
         return (1 - s_full / s_removed).float(), (alpha.double()[:, None] / s_removed).float()
@@ -209,8 +213,9 @@ class DirectPath:
         direction: torch.Tensor,
         direction_logits: torch.Tensor,
     ) -> torch.Tensor:
-        """resid [n, d_model], logits [n, d_vocab] = unembed(resid) (float32), alpha [n], direction [n, d_model]
-        (u_f), direction_logits [n, d_vocab] (D_f) -> logits - unembed(resid - alpha * u_f): [n, d_vocab]."""
+        """resid [n, d_model], logits [n, d_vocab] = unembed(resid) (float32), alpha [n], direction
+        [n, d_model] (u_f), direction_logits [n, d_vocab] (D_f) -> logits - unembed(resid - alpha *
+        u_f): [n, d_vocab]."""
         removed = self.removed(resid, alpha, direction)
         if self.exact:
             return logits - self.model.unembed(removed).float()

@@ -41,14 +41,16 @@ from saescope.corpus import iter_context_batches
 from saescope.models import HookedModel
 from saescope.sae import SAE
 
-# loss-effect rows per vocabulary-sized computation: small, so the [rows, d_vocab] temporaries stay in cache
+# loss-effect rows per vocabulary-sized computation: small, so the [rows, d_vocab] temporaries stay
+# in cache
 ROW_CHUNK = 32
 # cells per direct_effects call: amortises the per-chunk torch ops around the C++ kernel, while the
 # [cells, d_vocab] direction logits made per chunk for features past the kept table stay at 24 MiB
 CELL_CHUNK = 128
 # positions whose clean logits [positions, d_vocab] are held at once (256 x 49,152 floats = 48 MiB)
 POSITION_BLOCK = 256
-SCALE_CHUNK = 4096  # cells whose contribution sizes and norm scales are computed at once ([n, d_model] temporaries)
+# cells whose contribution sizes and norm scales are computed at once ([n, d_model] temporaries)
+SCALE_CHUNK = 4096
 EFFECT_FIELDS = (
     "next_token",
     "boosted_ids",
@@ -90,16 +92,14 @@ class Plan:
     """Where the wanted examples are: the contexts holding any, and the order to run them in."""
 
     contexts: torch.Tensor  # [n_ctx] sorted context indices
-    by_context: (
-        torch.Tensor
-    )  # [n] rows of Wanted grouped by context: context i's are by_context[starts[i]:starts[i + 1]]
+    # [n] rows of Wanted grouped by context: context i's are by_context[starts[i]:starts[i + 1]]
+    by_context: torch.Tensor
     starts: list[int]  # [n_ctx + 1]
     length: torch.Tensor  # [n_ctx] positions to run (windows, and a top example's next token)
     needs_final: torch.Tensor  # [n_ctx] bool: holds a top example (needs the final residual)
     spooled: torch.Tensor  # [n_ctx] bool: its activations are in the spool (no model run)
-    order: (
-        torch.Tensor
-    )  # [n_ctx] the run order: by (spooled, needs_final, length, context), similar ones together
+    # [n_ctx] the run order: by (spooled, needs_final, length, context), similar ones together
+    order: torch.Tensor
     pool: dict[int, list[int]]  # context slot -> indices into the inactive pool of its tokens
 
     def rows(self, slot: int) -> torch.Tensor:
@@ -118,7 +118,8 @@ class ExampleBuilder:
     ) -> None:
         self.model, self.sae, self.cfg = model, sae, cfg
         self.directions = directions  # [d_sae, d_model] residual-stream direction of each feature
-        # [n_kept, d_vocab]: D_f of the first n_kept features (what fits in memory); the others' are computed per chunk
+        # [n_kept, d_vocab]: D_f of the first n_kept features (what fits in memory); the others' are
+        # computed per chunk
         self.direction_logits = direction_logits
         self.direct = DirectPath(model)
         self.final_hook = final_residual_hook(model)
@@ -135,7 +136,7 @@ class ExampleBuilder:
         return (positions + self.cfg.window[1] + 1).clamp_max(self.cfg.context_length)
 
     def inactive_pool(self, contexts: torch.Tensor) -> torch.Tensor:
-        """Global token indices [n_pool], in priority order, where inactive examples are looked for."""
+        """Global token indices [n_pool], in priority order, where inactive examples are sought."""
         n_pool = max(32, 4 * self.cfg.n_inactive) if self.cfg.n_inactive else 0
         if not n_pool or not len(contexts):
             return torch.zeros(0, dtype=torch.int64)
@@ -151,9 +152,8 @@ class ExampleBuilder:
         contexts, counts = torch.unique_consecutive(
             wanted.token[by_context] // C, return_counts=True
         )
-        slot = torch.repeat_interleave(
-            torch.arange(len(contexts)), counts
-        )  # each row's context, in by_context order
+        # each row's context, in by_context order
+        slot = torch.repeat_interleave(torch.arange(len(contexts)), counts)
         last = torch.zeros(len(contexts), dtype=torch.int64)
         last.scatter_reduce_(0, slot, self.window_end(wanted.token[by_context] % C), "amax")
         pool_slot = torch.searchsorted(contexts, pool // C)
@@ -171,9 +171,8 @@ class ExampleBuilder:
             if self.spool is not None
             else torch.zeros(len(contexts), dtype=torch.bool)
         )
-        order = torch.argsort(
-            length, stable=True
-        )  # contexts are sorted: ties stay in context order
+        # contexts are sorted: ties stay in context order
+        order = torch.argsort(length, stable=True)
         order = order[torch.argsort(needs_final[order].long(), stable=True)]
         order = order[torch.argsort(spooled[order].long(), stable=True)]
         pool_rows: dict[int, list[int]] = {}
@@ -210,7 +209,7 @@ class ExampleBuilder:
         yield from self._inactive_examples(pool, pool_windows)
 
     def _batches(self, plan: Plan) -> Iterator[torch.Tensor]:
-        """plan.order in batches of contexts either all read from the spool or all run through the model."""
+        """plan.order in batches of contexts all read from the spool, or all run by the model."""
         n_run = int((~plan.spooled).sum())  # the order puts them first
         for part in (plan.order[:n_run], plan.order[n_run:]):
             if len(part):
@@ -225,7 +224,8 @@ class ExampleBuilder:
         pool: torch.Tensor,
         pool_windows: list,
     ) -> list[Example]:
-        """The examples in one batch of contexts (slots into plan), tokens [b, ctx]; fills pool_windows."""
+        """The examples of a batch of contexts (slots into plan), tokens [b, ctx]; fills
+        pool_windows."""
         C = self.cfg.context_length
         length = int(plan.length[slots].max())
         needs_final = bool(plan.needs_final[slots].any())
@@ -297,8 +297,8 @@ class ExampleBuilder:
     def _window_acts(
         self, acts: SparseActs, rows: torch.Tensor, positions: torch.Tensor, features: torch.Tensor
     ) -> torch.Tensor:
-        """[n, window width]: each feature's activations over the window around its position, from the
-        window's first token (positions past the context's end read 0)."""
+        """[n, window width]: each feature's activations over the window around its position, from
+        the window's first token (positions past the context's end read 0)."""
         lo = (positions - self.cfg.window[0]).clamp_min(0)
         at = lo[:, None] + torch.arange(sum(self.cfg.window) + 1)
         inside = at < acts.length
@@ -313,7 +313,7 @@ class ExampleBuilder:
         stats,
         examples: list[Example],
     ) -> None:
-        """Fill loss_effects and hover tokens of top examples (positions where the feature is active)."""
+        """Fill loss_effects and hover tokens of top examples (where the feature fires)."""
         h, width = self.cfg.n_hover, sum(self.cfg.window) + 1
         index, rows, lo, hi = (torch.tensor(column) for column in zip(*top_rows, strict=True))
         features = torch.tensor([examples[i].feature for i in index.tolist()])
@@ -323,7 +323,8 @@ class ExampleBuilder:
             rows[:, None], positions.clamp_max(feature_acts.length - 1), features[:, None]
         )
         e, o = torch.nonzero(inside & (acts > 0), as_tuple=True)  # the cells: (example, offset)
-        # overlapping windows of one feature's top examples share cells: each (row, position, feature) once
+        # overlapping windows of one feature's top examples share cells: each (row, position,
+        # feature) once
         keys = (rows[e] * self.cfg.context_length + positions[e, o]) * self.sae.d_sae + features[e]
         unique, inverse = torch.unique(keys, return_inverse=True)
         cell_feature, where = unique % self.sae.d_sae, unique // self.sae.d_sae
@@ -337,7 +338,7 @@ class ExampleBuilder:
             stats,
         )
         effects = LogprobEffects(*(getattr(effects, name)[inverse] for name in EFFECT_FIELDS))
-        # dense [E, width(, h)] tables, each example's rows copied out: inactive positions keep 0 / -1
+        # dense [E, width(, h)] tables, each example's rows copied out (inactive positions: 0, -1)
         loss = torch.zeros(len(index), width)
         ids = torch.full((2, len(index), width, h), -1, dtype=torch.int32)
         values = torch.zeros(2, len(index), width, h)
@@ -367,8 +368,9 @@ class ExampleBuilder:
         feature_acts: SparseActs,
         stats,
     ) -> LogprobEffects:
-        """Direct-path effects of features [n] at (rows [n], positions [n]). Cells are grouped by position:
-        the clean logits and their logsumexp are computed once per position, shared by its features."""
+        """Direct-path effects of features [n] at (rows [n], positions [n]). Cells are grouped by
+        position: the clean logits and their logsumexp are computed once per position, shared by its
+        features."""
         C, h, n = self.cfg.context_length, self.cfg.n_hover, len(rows)
         next_pos = positions + 1
         next_ids = torch.where(next_pos < C, tokens[rows, next_pos.clamp_max(C - 1)], -1)
@@ -394,7 +396,8 @@ class ExampleBuilder:
             local = torch.repeat_interleave(
                 torch.arange(len(block)), counts[start : start + len(block)]
             )
-            # cells of features past the kept table last: every chunk but one reads the table or none of it
+            # cells of features past the kept table last: every chunk but one reads the table or
+            # none of it
             past = torch.argsort(
                 (features[cells] >= len(self.direction_logits)).long(), stable=True
             )
@@ -423,7 +426,9 @@ class ExampleBuilder:
                         h,
                         ROW_CHUNK,
                     )
-                else:  # the slow path (unembed of every row), or the first chunk, which checks the identity
+                else:
+                    # the slow path (unembed of every row), or the first chunk (it checks the
+                    # identity)
                     with_f = logits[p]  # a copy: becomes the logits without the feature
                     diff = self.direct.logit_diff(
                         resid[p], with_f, alpha[cell], self.directions[f], table[of_cell]
@@ -442,9 +447,9 @@ class ExampleBuilder:
         feature_acts: SparseActs,
         stats,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per cell [n]: alpha, the size of the feature's contribution along its residual direction, and
-        DirectPath.scales' a and b [n, 1]. SCALE_CHUNK cells at a time: a dozen small ops per chunk of
-        vocabulary-sized work cost more than that work once the machine is busy."""
+        """Per cell [n]: alpha, the size of the feature's contribution along its residual direction,
+        and DirectPath.scales' a and b [n, 1]. SCALE_CHUNK cells at a time: a dozen small ops per
+        chunk of vocabulary-sized work cost more than that work once the machine is busy."""
         parts = [(torch.zeros(0), torch.zeros(0, 1), torch.zeros(0, 1))]
         for cut in torch.arange(len(rows)).split(SCALE_CHUNK):
             f, r, q = features[cut], rows[cut], positions[cut]
@@ -464,8 +469,9 @@ class ExampleBuilder:
     def _chunks(
         self, cells: torch.Tensor, local: torch.Tensor
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """(cells, their rows of the block's logits) in chunks: ROW_CHUNK on the slow path, CELL_CHUNK once
-        the direct-path identity holds (asked again before each chunk: the first one checks it)."""
+        """(cells, their rows of the block's logits) in chunks: ROW_CHUNK on the slow path,
+        CELL_CHUNK once the direct-path identity holds (asked again before each chunk: the first one
+        checks it)."""
         start = 0
         while start < len(cells):
             end = start + (CELL_CHUNK if self.direct.fast else ROW_CHUNK)
@@ -514,9 +520,8 @@ class ExampleBuilder:
     def _inactive_examples(self, pool: torch.Tensor, pool_windows: list) -> Iterator[list[Example]]:
         if not len(pool):
             return
-        centers = torch.stack(
-            [acts[center] for _, acts, center, _ in pool_windows]
-        )  # [pool, d_sae]
+        # [pool, d_sae]
+        centers = torch.stack([acts[center] for _, acts, center, _ in pool_windows])
         inactive = centers <= 0
         rank = inactive.long().cumsum(0) - 1  # order among this feature's inactive pool tokens
         picks = torch.nonzero(inactive & (rank < self.cfg.n_inactive))  # (pool index, feature)
@@ -559,7 +564,7 @@ def _values(t: torch.Tensor) -> np.ndarray:
 
 
 def read_contexts(cfg: AnalysisConfig, tokenizer, contexts: torch.Tensor) -> torch.Tensor:
-    """Token ids [n, ctx] (int32) of the given sorted, distinct indices [n] of cfg.corpus's context stream."""
+    """Token ids [n, ctx] (int32) of sorted, distinct indices [n] of cfg.corpus's context stream."""
     found = torch.zeros(len(contexts), cfg.context_length, dtype=torch.int32)
     wanted = contexts.tolist()
     if not wanted:

@@ -52,9 +52,8 @@ def save_analysis(result: SAEAnalysis, path: str | Path) -> Path:
                     "evals": result.evals,
                     "vocab": result.vocab,
                 }
-                out.write(
-                    b"], " + json.dumps(doc, default=_json_default).encode()[1:]
-                )  # without its "{"
+                # without its "{"
+                out.write(b"], " + json.dumps(doc, default=_json_default).encode()[1:])
 
     atomic_write(path, write)
     return Path(path)

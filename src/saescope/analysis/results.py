@@ -127,9 +127,8 @@ class SAEAnalysis:
     n_tokens: int
     corpus: dict[str, Any]  # describe_corpus(...) of what was analysed
     features: FeatureTables
-    examples: (
-        list[Example] | ExampleStream
-    )  # any iterable of examples; an ExampleStream is read once
+    # any iterable of examples; an ExampleStream is read once
+    examples: list[Example] | ExampleStream
     # SAE-level summary: evals (L0, FVU, CE loss recovered, ...) and the histogram of
     # log10 feature densities over all features
     evals: dict[str, float] = field(default_factory=dict)

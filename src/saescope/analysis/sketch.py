@@ -51,9 +51,8 @@ def token_priority(features: torch.Tensor, tokens: torch.Tensor, seed: int) -> t
 
 def log_bucket(values: torch.Tensor) -> torch.Tensor:
     """float values > 0 [n] -> sketch bucket [n] in 0..N_LOG_BUCKETS-1."""
-    mantissa, exponent = torch.frexp(
-        values.float()
-    )  # values = mantissa * 2^exponent, mantissa in [0.5, 1)
+    # values = mantissa * 2^exponent, mantissa in [0.5, 1)
+    mantissa, exponent = torch.frexp(values.float())
     octave = exponent.long() - 1
     sub = ((mantissa * 2 - 1) * SUB).long().clamp(0, SUB - 1)
     bucket = 1 + (octave - E_MIN) * SUB + sub
@@ -62,7 +61,7 @@ def log_bucket(values: torch.Tensor) -> torch.Tensor:
 
 
 def log_bucket_edges() -> torch.Tensor:
-    """[N_LOG_BUCKETS + 1] float64 edges; the underflow bucket starts at 0, the overflow ends at inf."""
+    """[N_LOG_BUCKETS + 1] float64 edges; the underflow bucket starts at 0, overflow ends at inf."""
     octaves = torch.arange(E_MIN, E_MAX, dtype=torch.float64).repeat_interleave(SUB)
     subs = torch.arange(SUB, dtype=torch.float64).repeat(E_MAX - E_MIN)
     lower = 2.0**octaves * (1 + subs / SUB)

@@ -1,4 +1,5 @@
-"""Model activations kept on disk by the streaming pass, so that the example pass does not run the model again.
+"""Model activations kept on disk by the streaming pass, so that the example pass does not run the
+model again.
 
 The example pass needs, for every context holding a chosen example, the SAE's input at the hook
 (to encode the windows) and, for top examples, the final residual (their direct-path effects).
@@ -21,10 +22,15 @@ import shutil
 import tempfile
 import weakref
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from saescope.models import HookedModel
+
+if TYPE_CHECKING:
+    from saescope.analysis.config import AnalysisConfig
+    from saescope.sae import SAE
 
 MIN_FREE_DISK_FRACTION = 0.5  # the spool takes at most half of the disk space free when it starts
 
@@ -35,12 +41,13 @@ def final_residual_hook(model: HookedModel) -> str:
 
 
 def spool_path(checkpoint: Path) -> Path:
-    """Where the spool of an analysis checkpointed at `checkpoint` lives: beside it, resumed with it."""
+    """The spool of an analysis checkpointed at `checkpoint`: beside it, resumed with it."""
     return checkpoint.with_name(checkpoint.name + ".spool")
 
 
 class ActivationSpool:
-    """Activations [context_length, width] at each of `hooks` for contexts [0, n_contexts), in one file."""
+    """Activations [context_length, width] at each of `hooks`, contexts [0, n_contexts): one
+    file."""
 
     def __init__(
         self,
@@ -65,10 +72,10 @@ class ActivationSpool:
             self.temporary = False
         self.path = path
         free = shutil.disk_usage(path.parent).free
-        self.capacity = (
-            min(max_bytes, int(free * MIN_FREE_DISK_FRACTION)) // self.record
-        )  # contexts
-        self.file = open(path, "r+b" if path.exists() else "w+b", buffering=0)  # noqa: SIM115 (closed in close())
+        # in contexts: the byte budget, or half the free disk if that is less
+        self.capacity = min(max_bytes, int(free * MIN_FREE_DISK_FRACTION)) // self.record
+        # closed in close(), not by a with block
+        self.file = open(path, "r+b" if path.exists() else "w+b", buffering=0)  # noqa: SIM115
         self.fd = self.file.fileno()
         self.n_contexts = min(os.fstat(self.fd).st_size // self.record, self.capacity)
         # a temporary spool nobody closes is still removed
@@ -119,3 +126,15 @@ class ActivationSpool:
 
 def _remove(path: Path) -> None:
     path.unlink(missing_ok=True)
+
+
+def open_spool(
+    model: HookedModel, sae: SAE, cfg: AnalysisConfig, checkpoint: Path | None
+) -> ActivationSpool | None:
+    """The spool of an analysis (beside its checkpoint, or a temporary file); None with
+    spool_gib 0."""
+    if not cfg.spool_gib:
+        return None
+    hooks = [sae.cfg.hook_name, final_residual_hook(model)]
+    path = spool_path(checkpoint) if checkpoint is not None else None
+    return ActivationSpool(path, model, hooks, cfg.context_length, int(cfg.spool_gib * 2**30))

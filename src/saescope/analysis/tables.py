@@ -1,4 +1,5 @@
-"""Per-feature statistics from the merged accumulators: density, histograms, quantiles, samples, co-firing.
+"""Per-feature statistics from the merged accumulators: density, histograms, quantiles, samples,
+co-firing.
 
 Exactness: counts, sums, maxima and the top activations are exact. Histogram bins and
 quantile values use the exact top activations (n_exact_top per feature) and, below them,
@@ -105,8 +106,8 @@ def interval_samples(
     n_intervals: int,
     per_interval: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(feature, interval, rank, token, value), columns [n]: up to per_interval samples of lowest hash
-    priority from each equal-width interval (i/n * max, (i+1)/n * max], interval 0 the lowest."""
+    """(feature, interval, rank, token, value), columns [n]: up to per_interval samples of lowest
+    hash priority from each equal-width interval (i/n * max, (i+1)/n * max], the lowest first."""
     valid = acc.sample_prio < PAD_PRIORITY
     features = torch.arange(acc.d_sae)[:, None, None].expand_as(valid)[valid]
     values, tokens, prio = acc.sample_vals[valid], acc.sample_ids[valid], acc.sample_prio[valid]
@@ -167,7 +168,7 @@ def _cofiring(acc: FeatureAccumulators, n_neighbours: int) -> tuple[np.ndarray, 
 def _moments(
     features: torch.Tensor, values: torch.Tensor, m: int, d_sae: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and standard deviation [d_sae] (float64) of each feature over m sample tokens (zeros included)."""
+    """Mean and standard deviation [d_sae] (float64) of each feature over m tokens, zeros too."""
     values = values.double()
     mean = torch.zeros(d_sae, dtype=torch.float64).index_add_(0, features, values) / m
     mean_sq = torch.zeros(d_sae, dtype=torch.float64).index_add_(0, features, values * values) / m

@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from saescope.analysis import analyze, default_sae_id, remove_analysis_checkpoint
 from saescope.analysis.config import AnalysisConfig
 from saescope.analysis.io import save_analysis
-from saescope.analysis.run import analyze, default_sae_id, find_sae_dir, remove_checkpoint
 from saescope.cli.common import run_stage
 from saescope.config import add_config_arguments
 from saescope.config import config_from_args as analysis_config
 from saescope.distributed import active, is_main
 from saescope.distributed.analysis import analyze_distributed, remove_checkpoints
 from saescope.errors import ConfigError
+from saescope.runs.layout import holds_trained_sae, sae_dir_of, store_path
 from saescope.sae import load_sae
 from saescope.store import open_store
 
@@ -57,8 +58,8 @@ def destination(args: argparse.Namespace) -> tuple[str, str]:
     if args.store:
         return "store", args.store
     sae_path = Path(args.sae)
-    if (sae_path / "sae" / "cfg.json").exists():
-        return "store", str(sae_path / "features.db")
+    if holds_trained_sae(sae_path):
+        return "store", str(store_path(sae_path))
     raise ConfigError(
         "--out/--store",
         None,
@@ -79,8 +80,8 @@ def checkpoint_path(kind: str, where: str, sae_id: str) -> Path:
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     kind, where = destination(args)
-    sae = load_sae(find_sae_dir(args.sae))
-    run_dir = Path(args.sae) if (Path(args.sae) / "sae" / "cfg.json").exists() else None
+    sae = load_sae(sae_dir_of(args.sae))
+    run_dir = Path(args.sae) if holds_trained_sae(args.sae) else None
     sae_id = args.sae_id or (run_dir.resolve().name if run_dir else default_sae_id(sae))
     checkpoint = checkpoint_path(kind, where, sae_id)
     if kind == "store" and is_main():
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         with open_store(where) as store:
             store.write_analysis(result)
-    remove_checkpoint(checkpoint)  # only once the result is safely stored
+    remove_analysis_checkpoint(checkpoint)  # only once the result is safely stored
     if active():
         remove_checkpoints(checkpoint)
     print(

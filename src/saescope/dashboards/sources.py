@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from saescope.errors import ConfigError, SaescopeError
+from saescope.errors import ConfigError
 from saescope.store import FeatureStore, open_store
+from saescope.store.connect import resolve_store_argument
 
 StoreLike = FeatureStore | str | Path
 
@@ -23,27 +24,16 @@ def opened_store(store_or_run: StoreLike) -> Iterator[FeatureStore]:
     if isinstance(store_or_run, FeatureStore):
         yield store_or_run
         return
-    where = str(store_or_run)
-    path = Path(where)
-    if "://" not in where:
-        if path.is_dir():
-            path = path / "features.db"
-        if not path.is_file():
-            raise SaescopeError(
-                f"{store_or_run}: no feature store there (expected a run directory holding "
-                "features.db, a store file, or a postgresql:// URL)."
-            )
-        where = str(path)
+    where = resolve_store_argument(store_or_run, must_exist=True).where
     with open_store(where, create=False) as store:
         yield store
 
 
 def run_dir_of(store_or_run: StoreLike) -> Path | None:
-    """The run directory a store argument names, if it names one."""
-    if isinstance(store_or_run, FeatureStore) or "://" in str(store_or_run):
+    """The run directory a store argument names or lies in, if there is one."""
+    if isinstance(store_or_run, FeatureStore):
         return None
-    path = Path(store_or_run)
-    return path if path.is_dir() else path.parent
+    return resolve_store_argument(store_or_run).run_dir
 
 
 def resolve_sae_id(store: FeatureStore, sae_id: str | None) -> str:

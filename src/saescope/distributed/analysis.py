@@ -21,9 +21,12 @@ from pathlib import Path
 import torch
 
 from saescope.analysis.accumulators import FeatureAccumulators
+from saescope.analysis.checkpoint import load_analysis_checkpoint
 from saescope.analysis.config import AnalysisConfig
+from saescope.analysis.finish import finish_analysis
 from saescope.analysis.results import SAEAnalysis
-from saescope.analysis.run import finish_analysis, load_checkpoint, prepare_analysis, stream_pass
+from saescope.analysis.run import prepare_analysis
+from saescope.analysis.streaming import stream_pass
 from saescope.distributed.comm import all_gather, all_gather_uneven
 from saescope.distributed.data import share
 from saescope.distributed.group import barrier, is_main, rank, world_size
@@ -77,12 +80,13 @@ def sharded_stream_pass(
     checkpoint: Path | None = None,
     progress: bool = True,
 ) -> FeatureAccumulators:
-    """This rank's share of the streaming pass (resumed from its checkpoint), merged over the ranks."""
+    """This rank's share of the streaming pass (resumed from its checkpoint), merged over the
+    ranks."""
     start, stop = share(cfg.n_contexts)
     acc, own = None, None
     if checkpoint is not None:
         own = rank_checkpoint(checkpoint)
-        resumed = load_checkpoint(own, cfg, sae)
+        resumed = load_analysis_checkpoint(own, cfg, sae)
         if resumed is not None:
             acc, start = resumed
     acc = stream_pass(
@@ -107,7 +111,8 @@ def analyze_distributed(
     progress: bool = True,
     stream_examples: bool = False,
 ) -> SAEAnalysis | None:
-    """analysis.run.analyze over the ranks of the launched group: the result on rank 0, None elsewhere."""
+    """analysis.analyze over the ranks of the launched group: the result on rank 0, None
+    elsewhere."""
     sae, cfg, model, source = prepare_analysis(sae, cfg, model)
     acc = sharded_stream_pass(
         model, sae, cfg, Path(checkpoint) if checkpoint is not None else None, progress

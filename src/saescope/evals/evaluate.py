@@ -1,4 +1,5 @@
-"""evaluate(): any SAE load_sae reads (or a training run's SAEs) on its model, hook point and a corpus.
+"""evaluate(): any SAE load_sae reads (or a training run's SAEs) on its model, hook point and a
+corpus.
 
 Writes eval.json, feature_density.json and feature_density.png next to the SAE (or into
 out_dir), appends {"kind": "eval", ...} lines to a run's metrics.jsonl, and returns the
@@ -14,10 +15,14 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from saescope.corpus import CorpusConfig, iter_context_batches
 from saescope.errors import SaescopeError
 from saescope.evals.metrics import EvalAccumulator, evaluate_batch
 from saescope.fileio import atomic_write, write_json
+from saescope.models import load_model
+from saescope.runs.layout import metrics_path, run_dir_around, trained_sae_dirs
 from saescope.sae import SAE, load_sae
+from saescope.sae.with_model import load_sae_with_model, model_name_of
 
 TABLE_ROWS = [
     ("l0", "L0", "{:.1f}"),
@@ -37,22 +42,7 @@ TABLE_ROWS = [
 
 def find_saes(path: str | Path) -> list[Path]:
     """A run directory -> its SAE folders (sae/ or saes/*/); anything else is returned as is."""
-    path = Path(path)
-    if (path / "sae" / "cfg.json").exists():
-        return [path / "sae"]
-    if (path / "saes").is_dir():
-        found = sorted(p for p in (path / "saes").iterdir() if (p / "cfg.json").exists())
-        if found:
-            return found
-    return [path]
-
-
-def run_dir_of(sae_dir: Path) -> Path | None:
-    """The training run an SAE folder belongs to (None for a lone SAE)."""
-    for parent in (sae_dir.parent, sae_dir.parent.parent):
-        if (parent / "train_config.json").exists():
-            return parent
-    return None
+    return trained_sae_dirs(path)
 
 
 def evaluate(
@@ -75,28 +65,12 @@ def evaluate(
     out_dir: where to write eval.json and the density files (default: the SAE's folder when
     given a path; nothing is written for an SAE object without out_dir).
     """
-    from saescope.corpus import CorpusConfig, iter_context_batches  # noqa: PLC0415
-    from saescope.models import load_model  # noqa: PLC0415
-
-    sae_path = None if isinstance(sae, SAE) else Path(sae)
-    if sae_path is not None:
-        sae = load_sae(sae_path)
-        # next to the SAE when it is a local folder; not into the hub cache (hf: specs, names)
-        out_dir = out_dir if out_dir is not None or not sae_path.exists() else sae_path
-    hook = hook or sae.cfg.hook_name
-    if not hook:
-        raise SaescopeError("hook: the SAE's config names no hook point; pass hook= (CLI: --hook)")
-    if model is None:
-        model = load_model(sae.cfg.model_name or "smollm2")
-    model.check_hooks([hook])
-    width = model.hook_points()[hook]
-    if width != sae.d_in:
-        raise SaescopeError(
-            f"hook: {hook} of {model.name} has width {width}, but the SAE takes d_in={sae.d_in}"
-        )
+    loaded = load_sae_with_model(sae, model, hook)
+    sae, model, hook = loaded.sae, loaded.model, loaded.hook
+    if out_dir is None:
+        out_dir = loaded.folder
     if corpus is None:
         corpus = CorpusConfig(context_length=min(sae.cfg.context_size or 128, model.max_context))
-    sae = sae.to(model.device).eval()
 
     acc = EvalAccumulator(sae.d_sae)
     bar = tqdm(total=n_tokens, unit="tok", unit_scale=True, desc="eval", disable=not progress)
@@ -119,16 +93,16 @@ def evaluate(
     if acc.n_tokens == 0:
         raise SaescopeError(f"corpus {corpus.source!r} gave no contexts to evaluate on")
     results = {
-        "sae": str(sae_path) if sae_path else None,
+        "sae": loaded.source,
         "hook": hook,
         "model": model.name,
         **acc.results(dense_threshold),
     }
     if out_dir is not None:
         write_outputs(Path(out_dir), results, acc)
-        run_dir = run_dir_of(Path(out_dir))
+        run_dir = run_dir_around(out_dir)
         if run_dir is not None:
-            append_metrics(run_dir / "metrics.jsonl", {"kind": "eval", **results})
+            append_metrics(metrics_path(run_dir), {"kind": "eval", **results})
     return results
 
 
@@ -136,10 +110,7 @@ def evaluate_path(path: str | Path, **kwargs: Any) -> list[dict[str, Any]]:
     """Evaluate every SAE of a run directory (or the one SAE at path); the model is loaded once."""
     folders = find_saes(path)
     if kwargs.get("model") is None:
-        from saescope.models import load_model  # noqa: PLC0415
-
-        first = load_sae(folders[0])
-        kwargs["model"] = load_model(first.cfg.model_name or "smollm2")
+        kwargs["model"] = load_model(model_name_of(load_sae(folders[0])))
     out_dir = kwargs.pop("out_dir", None)
     results = []
     for folder in folders:

@@ -13,7 +13,7 @@ Definitions (n tokens, d = d_in):
     fvu                 sum ||recon - x||^2 / sum ||x - mean(x)||^2 over all tokens
     explained_variance  1 - fvu
     l0                  mean number of active latents per token
-    ce_loss_*           next-token cross-entropy (nats) with the SAE spliced in / clean / zero-ablated
+    ce_loss_*           next-token cross-entropy (nats): SAE spliced in / clean / zero-ablated
     ce_loss_recovered   (ce_ablated - ce_sae) / (ce_ablated - ce_clean)
     kl_div              mean over tokens of KL(clean || spliced) of the next-token distributions
     dead_fraction       latents active on no evaluated token
@@ -117,7 +117,7 @@ class EvalAccumulator:
 
 
 def next_token_logprobs(logits: torch.Tensor) -> torch.Tensor:
-    """logits [b, ctx, vocab] -> log-probabilities of positions 0..ctx-2 as [(b * (ctx-1)), vocab]."""
+    """logits [b, ctx, vocab] -> log-probabilities of positions 0..ctx-2: [b * (ctx-1), vocab]."""
     return F.log_softmax(logits[:, :-1].float(), dim=-1).reshape(-1, logits.shape[-1])
 
 

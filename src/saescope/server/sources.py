@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from saescope.errors import SaescopeError
+from saescope.runs.layout import CURVES_FILE, metrics_path, run_file, sae_dir
 from saescope.sae.pretrained import is_published_name
 from saescope.store import FeatureStore, open_store
-from saescope.store.connect import STORE_FILE, is_url
+from saescope.store.connect import resolve_store_argument
 
 
 @dataclass
@@ -26,11 +26,11 @@ class ViewerSource:
 
     @property
     def metrics_path(self) -> Path | None:
-        return self.run_dir / "metrics.jsonl" if self.run_dir else None
+        return metrics_path(self.run_dir) if self.run_dir else None
 
     @property
     def curves_png(self) -> Path | None:
-        return self.run_dir / "training_curves.png" if self.run_dir else None
+        return self.run_dir / CURVES_FILE if self.run_dir else None
 
 
 def open_source(
@@ -40,23 +40,11 @@ def open_source(
     each SAE's weights: `sae_dirs` first, then the folder its analysis names, then the
     run's own sae/ or saes/<label>/ folders."""
     if isinstance(store_or_run, FeatureStore):
-        store, run_dir = store_or_run, _run_dir_of(Path(store_or_run.where))
-    elif is_url(store_or_run):
-        store, run_dir = open_store(store_or_run, create=False), None
+        store = store_or_run
+        run_dir = resolve_store_argument(store.where).run_dir
     else:
-        path = Path(store_or_run).expanduser()
-        if not path.exists():
-            raise SaescopeError(
-                f"RUN_OR_STORE: {path} does not exist; expected a run directory "
-                f"(holding {STORE_FILE}), a store file or a postgresql:// URL."
-            )
-        if path.is_dir() and not (path / STORE_FILE).exists():
-            raise SaescopeError(
-                f"RUN_OR_STORE: the run directory {path} has no {STORE_FILE} yet; "
-                "run the analysis first (saescope analyze), or give a store file."
-            )
-        store = open_store(path, create=False)
-        run_dir = path if path.is_dir() else _run_dir_of(path)
+        target = resolve_store_argument(store_or_run, must_exist=True, field="RUN_OR_STORE")
+        store, run_dir = open_store(target.where, create=False), target.run_dir
     found = {sae_id: Path(p) for sae_id, p in (sae_dirs or {}).items()}
     for sae in store.list_saes():
         if sae["sae_id"] not in found:
@@ -64,12 +52,6 @@ def open_source(
             if folder is not None:
                 found[sae["sae_id"]] = folder
     return ViewerSource(store=store, run_dir=run_dir, sae_dirs=found)
-
-
-def _run_dir_of(store_file: Path) -> Path | None:
-    """A store file named features.db beside a run.json is a run directory's store."""
-    parent = store_file.parent
-    return parent if store_file.name == STORE_FILE and (parent / "run.json").exists() else None
 
 
 def _find_sae_dir(summary: dict[str, Any], run_dir: Path | None) -> Path | None:
@@ -86,7 +68,7 @@ def _find_sae_dir(summary: dict[str, Any], run_dir: Path | None) -> Path | None:
                 candidates.append(run_dir / value)
     if run_dir is not None:
         candidates += [Path(p) for p in _trained_sae_folders(run_dir)]
-        candidates.append(run_dir / "sae")
+        candidates.append(sae_dir(run_dir))
     for folder in candidates:
         if _matches(folder, summary):
             return folder.resolve()
@@ -95,7 +77,7 @@ def _find_sae_dir(summary: dict[str, Any], run_dir: Path | None) -> Path | None:
 
 def _trained_sae_folders(run_dir: Path) -> list[str]:
     try:
-        run = json.loads((run_dir / "run.json").read_text())
+        run = json.loads(run_file(run_dir).read_text())
     except (OSError, ValueError):
         return []
     return list(run.get("train", {}).get("saes", {}).values())

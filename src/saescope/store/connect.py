@@ -1,11 +1,13 @@
-"""Turn a store path or URL into a SQLAlchemy engine, with clear errors for ones that fail.
+"""Turn a store argument (a run directory, a store file or a URL) into a SQLAlchemy engine,
+with clear errors for ones that fail.
 
-A path (or `sqlite:///path`) is a SQLite file; `postgresql://...` is a PostgreSQL database
-reached through psycopg 3 (the `postgres` extra).
+A path (or `sqlite:///path`) is a SQLite file, a run directory means its features.db;
+`postgresql://...` is a PostgreSQL database reached through psycopg 3 (the `postgres` extra).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
@@ -13,22 +15,60 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from saescope.errors import SaescopeError
+from saescope.runs.layout import STORE_FILE, is_run_dir, store_path
 
 CONNECT_TIMEOUT_S = 5
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-STORE_FILE = "features.db"  # a run directory's store: runs/<name>/features.db
+ACCEPTED = f"a run directory holding {STORE_FILE}, a store file or a postgresql:// URL"
+
+
+@dataclass(frozen=True)
+class StoreArgument:
+    """A store argument resolved: the store file or the URL, and the run directory around it."""
+
+    url: str | None  # a database URL as given (postgresql://..., sqlite:///...); None for a path
+    path: Path | None  # the store file (a run directory's features.db); None for a URL
+    run_dir: Path | None  # the run directory given, or the one holding the store file
+
+    @property
+    def where(self) -> str:
+        """What open_store takes."""
+        return self.url if self.url is not None else str(self.path)
 
 
 def is_url(path_or_url: str | Path) -> bool:
     return "://" in str(path_or_url)
 
 
+def resolve_store_argument(
+    path_or_url: str | Path, must_exist: bool = False, field: str = "store"
+) -> StoreArgument:
+    """A run directory (its features.db), a store file or a URL; with `must_exist`, a path that
+    holds no store is refused with a message naming `field` (the argument's name)."""
+    if is_url(path_or_url):
+        return StoreArgument(url=str(path_or_url), path=None, run_dir=None)
+    given = Path(path_or_url).expanduser()
+    if given.is_dir():
+        path, run_dir = store_path(given), given
+    else:
+        path = given
+        run_dir = given.parent if given.name == STORE_FILE and is_run_dir(given.parent) else None
+    if must_exist and not path.is_file():
+        reason = (
+            f"the run directory {given} has no {STORE_FILE} yet; run the analysis first "
+            "(saescope analyze), or give"
+            if given.is_dir()
+            else f"{given} does not exist; expected"
+        )
+        raise SaescopeError(f"{field}: no feature store there: {reason} {ACCEPTED}.")
+    return StoreArgument(url=None, path=path, run_dir=run_dir)
+
+
 def store_url(path_or_url: str | Path) -> URL:
-    """The SQLAlchemy URL for a path (a run directory means its features.db) or URL;
-    PostgreSQL URLs get the psycopg 3 driver."""
+    """The SQLAlchemy URL for a store argument; PostgreSQL URLs get the psycopg 3 driver."""
     if not is_url(path_or_url):
-        path = Path(path_or_url).expanduser().resolve()
-        return URL.create("sqlite", database=str(path / STORE_FILE if path.is_dir() else path))
+        where = resolve_store_argument(path_or_url).where
+        return URL.create("sqlite", database=str(Path(where).resolve()))
     try:
         url = make_url(str(path_or_url))
     except ArgumentError as err:
