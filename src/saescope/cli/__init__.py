@@ -6,6 +6,7 @@ This package depends on the stages and is never imported by them.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from saescope.cli import (
@@ -65,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     except SaescopeError as err:
         print(f"saescope {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `saescope ... | head`: the reader has all it wanted
+        # point stdout at /dev/null so that flushing it at exit does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(
             f"saescope {args.command}: interrupted; run the same command again to resume.",

@@ -20,6 +20,7 @@ from saescope.dashboards.sources import (
 from saescope.errors import ConfigError, SaescopeError
 from saescope.fileio import atomic_write
 from saescope.inference import PromptRow, PromptRun, QuantileTable, run_prompt
+from saescope.runs.layout import sae_dir, sae_dir_of
 
 
 class Dashboard:
@@ -219,10 +220,11 @@ def _sae(sae: Any, summary: dict[str, Any], store_or_run: StoreLike) -> Any:
     if not sae:
         source = summary.get("info", {}).get("source")
         run_dir = run_dir_of(store_or_run)
-        candidates = [c for c in (source, run_dir / "sae" if run_dir else None) if c]
+        candidates = [c for c in (source, sae_dir(run_dir) if run_dir else None) if c]
         candidates = [c for c in candidates if Path(c).exists()] or candidates
     if not candidates:
         raise SaescopeError(
             f"sae: the store does not say where SAE {summary['sae_id']!r} lies; pass its path."
         )
-    return load_sae(str(candidates[0]))
+    # the recorded source may be the run directory `saescope analyze RUN` was given
+    return load_sae(sae_dir_of(str(candidates[0])))
