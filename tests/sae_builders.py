@@ -2,7 +2,7 @@
 directions (centred activations of corpus tokens at the hook point) and whose encoder is their
 transpose, so its features fire on real text like a trained SAE's do, where training would take minutes.
 
-Imported by name from test folders (tests/ is on sys.path: pytest puts the rootdir conftest's folder there).
+Shared by the analysis, kernels and dashboards tests (`tests.sae_builders`).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ N_TOKENS = 1024
 
 
 def build_sae(model, seed: int = 0):
-    from sae_builders import topk_sae_from_activations
+    from tests.sae_builders import topk_sae_from_activations
 
     return topk_sae_from_activations(
         model, HOOK, D_SAE, K, corpus_seed=2000 + seed, seed=seed

@@ -9,7 +9,8 @@ import sys
 import time
 
 import httpx
-from viewer_run import SAE_ID
+
+from tests.server.viewer_run import SAE_ID
 
 
 def free_port() -> int:

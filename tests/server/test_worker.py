@@ -16,10 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from viewer_run import SAE_ID, TEXTS, direct_acts
 
 from saescope.server.engine import LiveModels, answer_batch
 from saescope.server.sources import open_source
+from tests.server.viewer_run import SAE_ID, TEXTS, direct_acts
 
 BASE = f"/api/saes/{SAE_ID}"
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from viewer_run import _unique_quantile_ranks
-
 from saescope.activations import HarvestConfig, harvest
 from saescope.analysis import AnalysisConfig, analyze
 from saescope.corpus import CorpusConfig
 from saescope.sae import load_sae
 from saescope.store import open_store
 from saescope.train import TrainConfig, train
+from tests.server.viewer_run import _unique_quantile_ranks
 
 HOOK = "blocks.6.hook_resid_post"
 SAE_ID = f"smollm2/{HOOK}/trained-576"
