@@ -15,7 +15,6 @@ from saescope.corpus import CorpusConfig
 from saescope.sae import load_sae
 from saescope.store import open_store
 from saescope.train import TrainConfig, train
-from tests.server.viewer_run import _unique_quantile_ranks
 
 HOOK = "blocks.6.hook_resid_post"
 SAE_ID = f"smollm2/{HOOK}/trained-576"
@@ -69,7 +68,6 @@ def build_trained_run(model, work: Path) -> Path:
         cofiring_tokens=512,
     )
     analysis = analyze(sae, cfg, model=model, sae_id=SAE_ID, progress=False)
-    _unique_quantile_ranks(analysis)
     with open_store(run_dir / "features.db") as store:
         store.write_analysis(analysis)
     return run_dir

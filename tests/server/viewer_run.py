@@ -62,7 +62,6 @@ def build_run(model, run_dir: Path) -> Path:
         cofiring_tokens=N_TOKENS,
     )
     analysis = analyze(sae, cfg, model=model, sae_id=SAE_ID, progress=False)
-    _unique_quantile_ranks(analysis)
     with open_store(run_dir / "features.db") as store:
         store.write_analysis(analysis)
     return run_dir
@@ -86,16 +85,3 @@ def _sae_from_residuals(resid: torch.Tensor):
         sae.W_enc.copy_(sae.W_dec.T)
         sae.b_dec.copy_(mean)
     return sae.eval()
-
-
-def _unique_quantile_ranks(analysis) -> None:
-    """The analysis pass ranks quantile examples within their interval while the store wants
-    (feature, kind, rank) unique: number them per feature, interval by interval, until the two
-    agree (the order within an interval is kept)."""
-    seen: dict[int, int] = {}
-    for ex in sorted(
-        (e for e in analysis.examples if e.kind == "quantile"),
-        key=lambda e: (e.feature, e.interval, e.rank),
-    ):
-        ex.rank = seen.get(ex.feature, 0)
-        seen[ex.feature] = ex.rank + 1
