@@ -2,7 +2,7 @@
 directions (centred activations of corpus tokens at the hook point) and whose encoder is their
 transpose, so its features fire on real text like a trained SAE's do, where training would take minutes.
 
-Shared by the analysis, kernels and dashboards tests (`tests.sae_builders`).
+Shared by the analysis, kernels, dashboards, server and distributed tests (`tests.sae_builders`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ def topk_sae_from_activations(
     """A TopK SAE on `hook` of `model`; corpus_seed picks the contexts its directions come from
     (keep them apart from the contexts a test analyses)."""
     from saescope.corpus import CorpusConfig, iter_context_batches
-    from saescope.sae import SAEConfig, build_sae
 
     tokens = next(
         iter(
@@ -28,6 +27,14 @@ def topk_sae_from_activations(
     acts = model.run_with_cache(tokens, [hook])[hook][:, 1:].reshape(
         -1, model.hook_points()[hook]
     )  # BOS left out
+    return topk_sae_from_samples(acts, hook, d_sae, k, seed=seed)
+
+
+def topk_sae_from_samples(acts: torch.Tensor, hook: str, d_sae: int, k: int, seed: int = 0):
+    """A TopK SAE on `hook` of SmolLM2 whose directions are d_sae of `acts` ([n, d_in], real
+    activations at the hook, BOS left out), picked with `seed` and centred on their mean."""
+    from saescope.sae import SAEConfig, build_sae
+
     mean = acts.mean(0)
     picks = torch.randperm(len(acts), generator=torch.Generator().manual_seed(seed))[:d_sae]
     directions = acts[picks] - mean

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.sae_builders import topk_sae_from_activations
+
 PROMPT = "The capital of France is Paris, and the capital of Germany is Berlin."
 
 HOOK = "blocks.3.hook_resid_post"
@@ -16,8 +18,6 @@ N_TOKENS = 1024
 
 
 def build_sae(model, seed: int = 0):
-    from tests.sae_builders import topk_sae_from_activations
-
     return topk_sae_from_activations(
         model, HOOK, D_SAE, K, corpus_seed=2000 + seed, seed=seed
     )  # not the analysed contexts

@@ -1,9 +1,9 @@
 """A small real run for the viewer tests: an SAE on SmolLM2's layer-6 residual stream,
 analysed by the real analysis pass over real corpus tokens into a real feature store.
 
-The SAE is not trained (that takes minutes): its decoder rows are centred, unit-norm
-residual-stream vectors of real tokens, its encoder their transpose, TopK k=8, so each
-feature fires on tokens whose residual resembles the one it was cut from.
+The SAE is not trained (that takes minutes): tests/sae_builders.py cuts its decoder rows from
+the residuals of real tokens (centred, unit-norm; the encoder their transpose), TopK k=8, so
+each feature fires on tokens whose residual resembles the one it was cut from.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from pathlib import Path
 import torch
 
 from saescope.analysis import AnalysisConfig, analyze
-from saescope.corpus import CorpusConfig, iter_context_batches
-from saescope.sae import SAEConfig, build_sae, save_sae
+from saescope.corpus import CorpusConfig
+from saescope.sae import save_sae
 from saescope.store import open_store
+from tests.sae_builders import topk_sae_from_activations
 
 HOOK = "blocks.6.hook_resid_post"
 D_SAE, K = 64, 8
@@ -41,11 +42,9 @@ def direct_acts(model, sae, text: str) -> torch.Tensor:
 
 def build_run(model, run_dir: Path) -> Path:
     """Write run_dir/sae/, run_dir/features.db and a run.json; return run_dir."""
-    torch.manual_seed(0)
     corpus = CorpusConfig(context_length=CONTEXT)
-    tokens = next(iter_context_batches(corpus, model.tokenizer, 16))  # [16, ctx]
-    resid = model.run_with_cache(tokens, [HOOK])[HOOK][:, 1:]  # [16, ctx - 1, d] (no BOS)
-    sae = _sae_from_residuals(resid.reshape(-1, model.d_model))
+    # corpus_seed 3000: directions from other contexts than the analysed ones (seed 0)
+    sae = topk_sae_from_activations(model, HOOK, D_SAE, K, corpus_seed=3000).eval()
     save_sae(sae, run_dir / "sae")
     (run_dir / "run.json").write_text(
         json.dumps({"name": "viewer-test", "train": {"saes": {"sae": str(run_dir / "sae")}}})
@@ -65,23 +64,3 @@ def build_run(model, run_dir: Path) -> Path:
     with open_store(run_dir / "features.db") as store:
         store.write_analysis(analysis)
     return run_dir
-
-
-def _sae_from_residuals(resid: torch.Tensor):
-    cfg = SAEConfig(
-        architecture="topk",
-        d_in=resid.shape[1],
-        d_sae=D_SAE,
-        k=K,
-        hook_name=HOOK,
-        model_name="smollm2",
-        context_size=CONTEXT,
-    )
-    sae = build_sae(cfg)
-    mean = resid.mean(0)
-    rows = resid[torch.randperm(len(resid))[:D_SAE]] - mean
-    with torch.no_grad():
-        sae.W_dec.copy_(rows / rows.norm(dim=-1, keepdim=True))
-        sae.W_enc.copy_(sae.W_dec.T)
-        sae.b_dec.copy_(mean)
-    return sae.eval()
