@@ -16,7 +16,8 @@ from saescope.errors import SaescopeError
 from saescope.store import open_store
 from saescope.store.schema import SCHEMA_VERSION
 from tests.paths import REPO
-from tests.postgres_server import PASSWORD, free_port
+from tests.ports import free_port
+from tests.postgres_server import PASSWORD
 from tests.store.store_data import assert_same_analysis, make_analysis
 
 # A writer that stops (sleeps) inside its transaction once the features are in, to be killed.
