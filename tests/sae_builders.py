@@ -11,10 +11,10 @@ import torch
 
 
 def topk_sae_from_activations(
-    model, hook: str, d_sae: int, k: int, corpus_seed: int, seed: int = 0
+    model, hook: str, d_sae: int, k: int, corpus_seed: int, seed: int = 0, b_enc: float = -0.5
 ):
     """A TopK SAE on `hook` of `model`; corpus_seed picks the contexts its directions come from
-    (keep them apart from the contexts a test analyses)."""
+    (keep them apart from the contexts a test analyses). b_enc: see topk_sae_from_samples."""
     from saescope.corpus import CorpusConfig, iter_context_batches
 
     tokens = next(
@@ -27,12 +27,17 @@ def topk_sae_from_activations(
     acts = model.run_with_cache(tokens, [hook])[hook][:, 1:].reshape(
         -1, model.hook_points()[hook]
     )  # BOS left out
-    return topk_sae_from_samples(acts, hook, d_sae, k, seed=seed)
+    return topk_sae_from_samples(acts, hook, d_sae, k, seed=seed, b_enc=b_enc)
 
 
-def topk_sae_from_samples(acts: torch.Tensor, hook: str, d_sae: int, k: int, seed: int = 0):
+def topk_sae_from_samples(
+    acts: torch.Tensor, hook: str, d_sae: int, k: int, seed: int = 0, b_enc: float = -0.5
+):
     """A TopK SAE on `hook` of SmolLM2 whose directions are d_sae of `acts` ([n, d_in], real
-    activations at the hook, BOS left out), picked with `seed` and centred on their mean."""
+    activations at the hook, BOS left out), picked with `seed` and centred on their mean.
+
+    b_enc: a token's projection below -b_enc does not fire (so a feature has a threshold);
+    0 keeps the L0 at k wherever k projections are positive."""
     from saescope.sae import SAEConfig, build_sae
 
     mean = acts.mean(0)
@@ -53,5 +58,5 @@ def topk_sae_from_samples(acts: torch.Tensor, hook: str, d_sae: int, k: int, see
         sae.W_dec.copy_(directions)
         sae.W_enc.copy_(directions.T)
         sae.b_dec.copy_(mean)
-        sae.b_enc.fill_(-0.5)  # a threshold below which a token's projection does not fire
+        sae.b_enc.fill_(b_enc)
     return sae
