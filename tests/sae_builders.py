@@ -11,16 +11,24 @@ import torch
 
 
 def topk_sae_from_activations(
-    model, hook: str, d_sae: int, k: int, corpus_seed: int, seed: int = 0, b_enc: float = -0.5
+    model,
+    hook: str,
+    d_sae: int,
+    k: int,
+    corpus_seed: int,
+    seed: int = 0,
+    b_enc: float = -0.5,
+    n_contexts: int = 8,
 ):
     """A TopK SAE on `hook` of `model`; corpus_seed picks the contexts its directions come from
-    (keep them apart from the contexts a test analyses). b_enc: see topk_sae_from_samples."""
+    (n_contexts of 64 tokens; keep them apart from the contexts a test analyses unless it wants
+    its own tokens among the directions). b_enc: see topk_sae_from_samples."""
     from saescope.corpus import CorpusConfig, iter_context_batches
 
     tokens = next(
         iter(
             iter_context_batches(
-                CorpusConfig(context_length=64, seed=corpus_seed), model.tokenizer, 8
+                CorpusConfig(context_length=64, seed=corpus_seed), model.tokenizer, n_contexts
             )
         )
     )
