@@ -34,13 +34,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests" / "server"), str(ROOT / "tests" / "store")]
-
-from store_data import make_analysis  # noqa: E402
-from viewer_run import SAE_ID as LIVE_SAE  # noqa: E402
-from viewer_run import build_run  # noqa: E402
+sys.path.insert(0, str(ROOT))  # the tests package: its viewer run and analyses
 
 from saescope.store import open_store  # noqa: E402
+from tests.server.viewer_run import SAE_ID as LIVE_SAE  # noqa: E402
+from tests.server.viewer_run import build_run  # noqa: E402
+from tests.store.store_data import make_analysis  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 BIG_SAE, BIG_D_SAE = "synthetic/blocks.6.hook_resid_post/topk-8192", 8192

@@ -22,13 +22,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "store")]
-
-from postgres_server import start_server  # noqa: E402
-from store_data import make_analysis  # noqa: E402
+sys.path.insert(0, str(ROOT))  # the tests package: its PostgreSQL server and analyses
 
 from saescope.store import open_store  # noqa: E402
 from saescope.store.export import export_neuronpedia  # noqa: E402
+from tests.postgres_server import start_server  # noqa: E402
+from tests.store.store_data import make_analysis  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 SAE_ID = "smollm2/blocks.6.hook_resid_post/topk-16384"

@@ -9,8 +9,12 @@ import tempfile
 
 import pytest
 
-# Tests never reach the Hugging Face hub.
+# Tests never reach the Hugging Face hub; set before `datasets` is first imported.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+# Shared helpers that assert: rewritten like test modules, so their failures show the values.
+pytest.register_assert_rewrite("tests.checks", "tests.store.store_data")
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +67,7 @@ def layer6_acts(layer6_cache):
 def postgres_server():
     """A real PostgreSQL server on 127.0.0.1 for the session (tests/postgres_server.py);
     fails, never skips, when the binaries are missing: run scripts/setup.sh."""
-    from postgres_server import start_server
+    from tests.postgres_server import start_server
 
     try:
         server = start_server()

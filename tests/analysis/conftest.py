@@ -4,7 +4,8 @@ activation directions, tests/sae_builders.py), saved to disk."""
 from __future__ import annotations
 
 import pytest
-from sae_builders import topk_sae_from_activations
+
+from tests.sae_builders import topk_sae_from_activations
 
 HOOK = "blocks.3.hook_resid_post"
 D_SAE = 96

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from corpus_data import DOCS, write_jsonl, write_parquet
 
 from saescope.corpus import CorpusConfig, iter_context_batches, iter_contexts, iter_documents
 from saescope.errors import ConfigError, SaescopeError
+from tests.corpus.corpus_data import DOCS, write_jsonl, write_parquet
 
 
 def first_error(cfg: CorpusConfig) -> str:

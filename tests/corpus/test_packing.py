@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 import torch
-from corpus_data import DOCS, write_jsonl
 
 from saescope.corpus import CorpusConfig, iter_context_batches, iter_contexts, iter_documents
+from tests.corpus.corpus_data import DOCS, write_jsonl
 
 BOS, EOS = 1, 2
 

@@ -6,7 +6,6 @@ import itertools
 import json
 
 import pyarrow.parquet as pq
-from corpus_data import DOCS, write_jsonl, write_parquet
 
 from saescope.corpus import (
     BUILTIN_CORPORA,
@@ -18,6 +17,7 @@ from saescope.corpus import (
 from saescope.corpus.builtin import builtin_files, interleave
 from saescope.corpus.local import LARGE_TXT_BYTES, LargeTextFile
 from saescope.corpus.sources import iter_lazy_documents
+from tests.corpus.corpus_data import DOCS, write_jsonl, write_parquet
 
 
 def docs_of(source: str, **kw) -> list[str]:

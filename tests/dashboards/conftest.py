@@ -6,28 +6,15 @@ The browser tests fail (never skip) when Chromium or playwright is missing: run 
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from saescope.dashboards import write_dashboard, write_prompt_dashboard
-
-HERE = Path(__file__).resolve().parent
-SCREENSHOTS = HERE.parent.parent / "build" / "screenshots"  # gitignored; look at them
-
-
-def load_helper(path: Path, name: str):
-    """A helper module of another test folder, by path (test folders are not packages)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-real_run_module = load_helper(HERE / "real_run.py", "dashboards_real_run")
-store_data = load_helper(HERE.parent / "store" / "store_data.py", "dashboards_store_data")
-PROMPT = real_run_module.PROMPT
+from tests.dashboards import real_run as real_run_module
+from tests.dashboards.real_run import PROMPT
+from tests.paths import SCREENSHOTS
+from tests.store import store_data
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.sae_builders import topk_sae_from_activations
+
 PROMPT = "The capital of France is Paris, and the capital of Germany is Berlin."
 
 HOOK = "blocks.3.hook_resid_post"
@@ -16,8 +18,6 @@ N_TOKENS = 1024
 
 
 def build_sae(model, seed: int = 0):
-    from sae_builders import topk_sae_from_activations
-
     return topk_sae_from_activations(
         model, HOOK, D_SAE, K, corpus_seed=2000 + seed, seed=seed
     )  # not the analysed contexts
@@ -44,22 +44,6 @@ def make_run(model, run_dir: Path) -> tuple[Path, str]:
         n_neighbours=5,
     )
     analysis = analyze(run_dir / "sae", cfg, model=model, progress=False)
-    _number_quantile_examples(analysis)
     with open_store(run_dir / "features.db") as store:
         store.write_analysis(analysis)
     return run_dir, analysis.sae_id
-
-
-def _number_quantile_examples(analysis) -> None:
-    """The store wants `rank` unique within a feature's kind (the contract: "order within its
-    kind"); the analysis pass currently numbers quantile examples within each interval."""
-    ranks: dict[int, int] = {}
-    quantile = sorted(
-        (ex for ex in analysis.examples if ex.kind == "quantile"),
-        key=lambda ex: (ex.feature, ex.interval, ex.rank),
-    )
-    if len({(ex.feature, ex.rank) for ex in quantile}) == len(quantile):
-        return
-    for ex in quantile:
-        ex.rank = ranks.get(ex.feature, 0)
-        ranks[ex.feature] = ex.rank + 1

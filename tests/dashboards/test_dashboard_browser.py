@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import re
 
-from real_run import PROMPT
-
 from saescope.dashboards import Dashboard, feature_dashboard
 from saescope.dashboards.data import number
 from saescope.inference import QuantileTable, run_prompt
 from saescope.sae import load_sae
 from saescope.store import open_store
+from tests.dashboards.real_run import PROMPT
 
 PANEL_NAMES = ["table", "act_hist", "logit_hist", "logits", "top", "quantiles"]
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import saescope
+from tests.sae_builders import topk_sae_from_samples
 
 HOOK = "blocks.2.hook_resid_post"
 
@@ -68,34 +69,14 @@ def torchrun():
 
 @pytest.fixture(scope="session")
 def dist_sae_dir(dist_cache, tmp_path_factory):
-    """A TopK SAE file on SmolLM2's layer 2 whose decoder rows are centred real activations (and the
-    encoder their transpose), so its features fire on real text; built in a second, not trained."""
-    import torch
-
+    """A TopK SAE file on SmolLM2's layer 2 whose decoder rows are centred real activations of the
+    cache (tests/sae_builders.py), so its features fire on real text; built in a second, not trained."""
     from saescope.activations import load_cache
-    from saescope.sae import SAEConfig, build_sae, save_sae
+    from saescope.sae import save_sae
 
     _, acts = next(load_cache(dist_cache, batch_size=8))
     acts = acts[HOOK][:, 1:].reshape(-1, acts[HOOK].shape[-1]).float()
-    mean = acts.mean(0)
-    picks = torch.randperm(len(acts), generator=torch.Generator().manual_seed(0))[:128]
-    rows = acts[picks] - mean
-    rows = rows / rows.norm(dim=1, keepdim=True)
-    sae = build_sae(
-        SAEConfig(
-            architecture="topk",
-            d_in=rows.shape[1],
-            d_sae=128,
-            k=8,
-            model_name="smollm2",
-            hook_name=HOOK,
-        )
-    )
-    with torch.no_grad():
-        sae.W_dec.copy_(rows)
-        sae.W_enc.copy_(rows.T)
-        sae.b_dec.copy_(mean)
-        sae.b_enc.fill_(-0.5)
+    sae = topk_sae_from_samples(acts, HOOK, d_sae=128, k=8, seed=0)
     out = tmp_path_factory.mktemp("dist-sae") / "topk"
     save_sae(sae, out)
     return out

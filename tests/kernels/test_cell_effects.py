@@ -8,7 +8,6 @@ from dataclasses import fields
 
 import pytest
 import torch
-from sae_builders import topk_sae_from_activations
 
 from saescope import kernels
 from saescope.analysis import effects
@@ -21,6 +20,7 @@ from saescope.analysis.effects import (
     effects_from_diff,
 )
 from saescope.corpus import CorpusConfig, iter_context_batches
+from tests.sae_builders import topk_sae_from_activations
 
 HOOK = "blocks.3.hook_resid_post"
 

@@ -7,9 +7,9 @@ import copy
 
 import pytest
 import torch
-from tiny_lms import CASES, blocks, build, sub
 
 from saescope.models import HookedModel, load_model
+from tests.models.tiny_lms import CASES, blocks, build, sub
 
 KINDS = [
     "hook_resid_pre",

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 import transformers as tf
-from tiny_lms import build
 
 from saescope.cli import main
 from saescope.errors import SaescopeError
 from saescope.models import load_model, load_tokenizer
+from tests.models.tiny_lms import build
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 

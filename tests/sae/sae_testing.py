@@ -7,10 +7,17 @@ from pathlib import Path
 import torch
 
 from saescope.sae import SAEConfig, build_sae
+from tests.checks import assert_close
+from tests.paths import OUR_FIXTURES, SHARED_FIXTURES
 
-REPO = Path(__file__).resolve().parents[2]
-OUR_FIXTURES = REPO / "tests" / "fixtures"
-SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
+__all__ = [
+    "OUR_FIXTURES",
+    "SHARED_FIXTURES",
+    "assert_close",
+    "fixture_id",
+    "random_sae",
+    "reference_folders",
+]
 
 
 def reference_folders(library: str) -> list[Path]:
@@ -25,14 +32,6 @@ def reference_folders(library: str) -> list[Path]:
 def fixture_id(folder: Path) -> str:
     base = "shared" if SHARED_FIXTURES in folder.parents else "ours"
     return f"{base}:{folder.parent.name}/{folder.name}"
-
-
-def assert_close(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
-    """Equal to float tolerance, relative to the reference's scale."""
-    scale = max(1.0, float(want.detach().abs().max()))
-    assert got.shape == want.shape, f"{what}: shape {tuple(got.shape)} != {tuple(want.shape)}"
-    err = float((got.detach().float() - want.detach().float()).abs().max()) if want.numel() else 0.0
-    assert err <= 1e-5 * scale, f"{what}: max abs error {err:.3g} (scale {scale:.3g})"
 
 
 def random_sae(

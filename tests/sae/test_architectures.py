@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from sae_testing import assert_close, random_sae
 
 from saescope.errors import ConfigError, SaescopeError
 from saescope.sae import ARCHITECTURES, SAEConfig
 from saescope.sae.architectures import auxk_topk, batch_topk, jumprelu, step
+from tests.sae.sae_testing import assert_close, random_sae
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)

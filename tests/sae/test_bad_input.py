@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from sae_testing import OUR_FIXTURES, SHARED_FIXTURES
 from safetensors.torch import load_file, save_file
 
 from saescope.errors import ConfigError, SaescopeError
 from saescope.sae import load_sae
+from tests.sae.sae_testing import OUR_FIXTURES, SHARED_FIXTURES
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import torch
-from sae_testing import OUR_FIXTURES, SHARED_FIXTURES
 
 from saescope.cli import main
 from saescope.sae import load_sae
+from tests.sae.sae_testing import OUR_FIXTURES, SHARED_FIXTURES
 
 
 def test_info_prints_the_facts(capsys):

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from sae_testing import OUR_FIXTURES, assert_close, fixture_id, reference_folders
 from safetensors.torch import load_file
 
 from saescope.sae import load_sae
 from saescope.sae.formats.sparsify import load_sparsify_layers
+from tests.sae.sae_testing import OUR_FIXTURES, assert_close, fixture_id, reference_folders
 
 SAELENS = reference_folders("saelens")
 SPARSIFY = reference_folders("sparsify")

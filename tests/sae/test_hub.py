@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from sae_testing import OUR_FIXTURES, SHARED_FIXTURES
 
 from saescope.errors import SaescopeError
 from saescope.sae import load_sae
+from tests.sae.sae_testing import OUR_FIXTURES, SHARED_FIXTURES
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 

@@ -6,11 +6,11 @@ import json
 
 import pytest
 import torch
-from sae_testing import OUR_FIXTURES, assert_close, random_sae
 
 import saescope
 from saescope.sae import ARCHITECTURES, load_sae, save_sae
 from saescope.sae.formats.sparsify import load_sparsify_layers
+from tests.sae.sae_testing import OUR_FIXTURES, assert_close, random_sae
 
 PROVENANCE = {
     "model_name": "smollm2-135m",

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from sae_testing import assert_close, random_sae
 from safetensors.torch import load_file, save_file
 
 from saescope.sae import save_sae
+from tests.sae.sae_testing import assert_close, random_sae
 
 SAELENS_VERSION = "6.54.12"
 TORCH_VERSION = "2.13.0"

@@ -6,9 +6,15 @@ import importlib
 from pathlib import Path
 
 import pytest
-from foreign_fixtures import FORMATS, case_id, cases, load_path, other_libraries_fixtures
 
 from saescope.sae.formats import available_formats, detect_format, format_module
+from tests.sae_formats.foreign_fixtures import (
+    FORMATS,
+    case_id,
+    cases,
+    load_path,
+    other_libraries_fixtures,
+)
 
 CASES = cases()
 

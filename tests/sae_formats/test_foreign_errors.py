@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from foreign_fixtures import FIXTURES
 from safetensors.torch import load_file, save_file
 
 from saescope.errors import SaescopeError
 from saescope.sae import load_sae
+from tests.sae_formats.foreign_fixtures import FIXTURES
 
 # fixture folder, weights file inside it
 WEIGHTS = {

@@ -7,13 +7,20 @@ from pathlib import Path
 
 import pytest
 import torch
-from foreign_fixtures import FIXTURES, assert_close, case_id, cases, fixture_folders, load_path
 from safetensors.torch import load_file
 
 from saescope.sae import load_sae
 from saescope.sae.formats import detect_format
 from saescope.sae.formats.lm_saes import DecoderNormTopKSAE
 from saescope.sae.native import save_sae
+from tests.sae_formats.foreign_fixtures import (
+    FIXTURES,
+    assert_close,
+    case_id,
+    cases,
+    fixture_folders,
+    load_path,
+)
 
 CASES = cases()
 

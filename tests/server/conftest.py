@@ -6,8 +6,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import pytest
-from trained_run import build_trained_run
-from viewer_run import build_run
+
+from tests.server.trained_run import build_trained_run
+from tests.server.viewer_run import build_run
 
 
 @pytest.fixture(scope="session")

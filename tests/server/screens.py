@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
+from tests.paths import SCREENSHOTS
 
 
 def shot(page, name: str) -> None:

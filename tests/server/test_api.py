@@ -5,9 +5,9 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
-from viewer_run import D_SAE, SAE_ID
 
 from saescope.store import open_store
+from tests.server.viewer_run import D_SAE, SAE_ID
 
 BASE = f"/api/saes/{SAE_ID}"
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 import pytest
-from screens import shot
-from viewer_run import D_SAE
 
 from saescope.server.app import default_web_dir
+from tests.server.screens import shot
+from tests.server.viewer_run import D_SAE
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ import time
 import httpx
 import numpy as np
 import pytest
-from screens import shot
-from trained_run import D_SAE, SAE_ID
 
 from saescope.server.feature_map import UMAP_MIN_FEATURES
 from saescope.store import open_store
+from tests.server.screens import shot
+from tests.server.trained_run import D_SAE, SAE_ID
 
 
 def fetch_map(base: str) -> dict:

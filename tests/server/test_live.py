@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from viewer_run import D_SAE, SAE_ID, TEXTS, direct_acts
 
 from saescope.server.engine import MAX_TEXT_TOKENS
+from tests.server.viewer_run import D_SAE, SAE_ID, TEXTS, direct_acts
 
 BASE = f"/api/saes/{SAE_ID}"
 

@@ -8,10 +8,10 @@ import shutil
 
 import httpx
 from fastapi.testclient import TestClient
-from screens import shot
-from trained_run import SAE_ID
 
 from saescope.server import create_app
+from tests.server.screens import shot
+from tests.server.trained_run import SAE_ID
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -9,12 +9,12 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-from viewer_run import D_SAE, SAE_ID
 
 from saescope.server import create_app
 from saescope.server.app import page_key
 from saescope.server.cache import CHECK_WRITES_EVERY_S, panels_key, to_json
 from saescope.store import open_store
+from tests.server.viewer_run import D_SAE, SAE_ID
 
 BASE = f"/api/saes/{SAE_ID}"
 

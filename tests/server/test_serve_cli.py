@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 
 import httpx
-from viewer_run import SAE_ID
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.ports import free_port
+from tests.server.viewer_run import SAE_ID
 
 
 def test_serve_cli_serves_the_store(viewer_run_dir):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from viewer_run import SAE_ID
 
 from saescope.errors import ConfigError
 from saescope.inference.steering import MAX_NEW_TOKENS, steer
+from tests.server.viewer_run import SAE_ID
 
 PROMPT = "The weather today is"
 

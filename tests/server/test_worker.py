@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,10 +15,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from viewer_run import SAE_ID, TEXTS, direct_acts
 
 from saescope.server.engine import LiveModels, OneFeature, TopFeatures, answer_batch
 from saescope.server.sources import open_source
+from tests.ports import free_port
+from tests.server.viewer_run import SAE_ID, TEXTS, direct_acts
 
 BASE = f"/api/saes/{SAE_ID}"
 
@@ -55,12 +55,6 @@ def test_queued_requests_share_one_forward_and_keep_their_own_answers(viewer_run
         first = [r["feature"] for r in body["top_features"][-1]]
         values, ids = acts[-1].topk(4)
         assert first == [i for i, v in zip(ids.tolist(), values.tolist(), strict=True) if v > 0]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def children(pid: int) -> list[int]:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from viewer_run import _unique_quantile_ranks
-
 from saescope.activations import HarvestConfig, harvest
 from saescope.analysis import AnalysisConfig, analyze
 from saescope.corpus import CorpusConfig
@@ -70,7 +68,6 @@ def build_trained_run(model, work: Path) -> Path:
         cofiring_tokens=512,
     )
     analysis = analyze(sae, cfg, model=model, sae_id=SAE_ID, progress=False)
-    _unique_quantile_ranks(analysis)
     with open_store(run_dir / "features.db") as store:
         store.write_analysis(analysis)
     return run_dir

@@ -1,9 +1,9 @@
 """A small real run for the viewer tests: an SAE on SmolLM2's layer-6 residual stream,
 analysed by the real analysis pass over real corpus tokens into a real feature store.
 
-The SAE is not trained (that takes minutes): its decoder rows are centred, unit-norm
-residual-stream vectors of real tokens, its encoder their transpose, TopK k=8, so each
-feature fires on tokens whose residual resembles the one it was cut from.
+The SAE is not trained (that takes minutes): tests/sae_builders.py cuts its decoder rows from
+the residuals of real tokens (centred, unit-norm; the encoder their transpose), TopK k=8, so
+each feature fires on tokens whose residual resembles the one it was cut from.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from pathlib import Path
 import torch
 
 from saescope.analysis import AnalysisConfig, analyze
-from saescope.corpus import CorpusConfig, iter_context_batches
-from saescope.sae import SAEConfig, build_sae, save_sae
+from saescope.corpus import CorpusConfig
+from saescope.sae import save_sae
 from saescope.store import open_store
+from tests.sae_builders import topk_sae_from_activations
 
 HOOK = "blocks.6.hook_resid_post"
 D_SAE, K = 64, 8
@@ -41,11 +42,13 @@ def direct_acts(model, sae, text: str) -> torch.Tensor:
 
 def build_run(model, run_dir: Path) -> Path:
     """Write run_dir/sae/, run_dir/features.db and a run.json; return run_dir."""
-    torch.manual_seed(0)
     corpus = CorpusConfig(context_length=CONTEXT)
-    tokens = next(iter_context_batches(corpus, model.tokenizer, 16))  # [16, ctx]
-    resid = model.run_with_cache(tokens, [HOOK])[HOOK][:, 1:]  # [16, ctx - 1, d] (no BOS)
-    sae = _sae_from_residuals(resid.reshape(-1, model.d_model))
+    # Directions from the first 16 analysed contexts (the corpus's seed 0, CONTEXT = the builder's
+    # 64) and b_enc 0, as the viewer tests were written for: the L0 is then k (test_api checks
+    # it; directions from other contexts gave 7.95).
+    sae = topk_sae_from_activations(
+        model, HOOK, D_SAE, K, corpus_seed=0, n_contexts=16, b_enc=0.0
+    ).eval()
     save_sae(sae, run_dir / "sae")
     (run_dir / "run.json").write_text(
         json.dumps({"name": "viewer-test", "train": {"saes": {"sae": str(run_dir / "sae")}}})
@@ -62,40 +65,6 @@ def build_run(model, run_dir: Path) -> Path:
         cofiring_tokens=N_TOKENS,
     )
     analysis = analyze(sae, cfg, model=model, sae_id=SAE_ID, progress=False)
-    _unique_quantile_ranks(analysis)
     with open_store(run_dir / "features.db") as store:
         store.write_analysis(analysis)
     return run_dir
-
-
-def _sae_from_residuals(resid: torch.Tensor):
-    cfg = SAEConfig(
-        architecture="topk",
-        d_in=resid.shape[1],
-        d_sae=D_SAE,
-        k=K,
-        hook_name=HOOK,
-        model_name="smollm2",
-        context_size=CONTEXT,
-    )
-    sae = build_sae(cfg)
-    mean = resid.mean(0)
-    rows = resid[torch.randperm(len(resid))[:D_SAE]] - mean
-    with torch.no_grad():
-        sae.W_dec.copy_(rows / rows.norm(dim=-1, keepdim=True))
-        sae.W_enc.copy_(sae.W_dec.T)
-        sae.b_dec.copy_(mean)
-    return sae.eval()
-
-
-def _unique_quantile_ranks(analysis) -> None:
-    """The analysis pass ranks quantile examples within their interval while the store wants
-    (feature, kind, rank) unique: number them per feature, interval by interval, until the two
-    agree (the order within an interval is kept)."""
-    seen: dict[int, int] = {}
-    for ex in sorted(
-        (e for e in analysis.examples if e.kind == "quantile"),
-        key=lambda e: (e.feature, e.interval, e.rank),
-    ):
-        ex.rank = seen.get(ex.feature, 0)
-        seen[ex.feature] = ex.rank + 1

@@ -1,12 +1,17 @@
 """Realistic SAEAnalysis objects for the store tests, built from the contract in
 saescope.analysis.results: every field filled, float32 activations, dead features,
-NaN scores, and planted tokens so search has something known to find."""
+NaN scores, and planted tokens so search has something known to find; and the check that an
+analysis read back from a store is the one written."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
-from saescope.analysis.results import Example, FeatureTables, SAEAnalysis
+from saescope.analysis.results import EXAMPLE_KINDS, Example, FeatureTables, SAEAnalysis
+from saescope.store import rows
+from saescope.store.rows import FEATURE_ARRAYS
 
 WORDS = [
     " the",
@@ -170,3 +175,32 @@ def _example(rng, f, kind, rank, interval, peak, window, planted, logits) -> Exa
         ex.top_suppressed = rng.integers(0, len(VOCAB), (window, 3)).tolist()
         ex.top_suppressed_values = f32(rng.uniform(-1, 0, (window, 3)))
     return ex
+
+
+def as_json(obj):
+    """Metadata dicts are stored as JSON: tuples come back as lists, numpy scalars as numbers."""
+    return json.loads(rows._json(obj))
+
+
+def assert_same_analysis(got: SAEAnalysis, want: SAEAnalysis) -> None:
+    """Every field of `got` (read back from a store) equals `want`'s (written), metadata as JSON."""
+    for name in ("sae_id", "n_tokens", "vocab"):
+        assert getattr(got, name) == getattr(want, name), name
+    for name in ("sae_info", "corpus", "evals"):
+        assert getattr(got, name) == as_json(getattr(want, name)), name
+    for name in ("density", "max_act", "mean_act", "quantile_levels"):
+        np.testing.assert_array_equal(
+            getattr(got.features, name), getattr(want.features, name), err_msg=name
+        )
+    for name in FEATURE_ARRAYS:
+        g, w = getattr(got.features, name), getattr(want.features, name)
+        if w is None:
+            assert g is None, name
+            continue
+        assert g.dtype == w.dtype, name
+        np.testing.assert_array_equal(g, w, err_msg=name)
+    assert got.features.scores.keys() == want.features.scores.keys()
+    for name, values in want.features.scores.items():
+        np.testing.assert_array_equal(got.features.scores[name], values, err_msg=name)
+    key = lambda ex: (ex.feature, EXAMPLE_KINDS.index(ex.kind), ex.interval, ex.rank)  # noqa: E731
+    assert sorted(got.examples, key=key) == sorted(want.examples, key=key)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from store_data import make_analysis
 
 from saescope.cli import main
 from saescope.store import open_store
+from tests.store.store_data import make_analysis
 
 
 @pytest.fixture

@@ -8,25 +8,23 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from postgres_server import PASSWORD, free_port
-from store_data import make_analysis
-from test_store_roundtrip import assert_same_analysis
 
 from saescope.errors import SaescopeError
 from saescope.store import open_store
 from saescope.store.schema import SCHEMA_VERSION
-
-HERE = Path(__file__).parent
+from tests.paths import REPO
+from tests.ports import free_port
+from tests.postgres_server import PASSWORD
+from tests.store.store_data import assert_same_analysis, make_analysis
 
 # A writer that stops (sleeps) inside its transaction once the features are in, to be killed.
 KILLED_WRITER = """
 import sys, time
-sys.path.insert(0, {here!r})
-from store_data import make_analysis
+sys.path.insert(0, {repo!r})
+from tests.store.store_data import make_analysis
 from saescope.store import open_store
 
 def hold(done, total):
@@ -198,7 +196,7 @@ def test_killed_writer_leaves_the_previous_version_intact(store_url, store):
     store.write_analysis(other)
     store.set_explanation(old.sae_id, 3, "Paris")
     writer = subprocess.Popen(
-        [sys.executable, "-c", KILLED_WRITER.format(here=str(HERE), url=store_url)],
+        [sys.executable, "-c", KILLED_WRITER.format(repo=str(REPO), url=store_url)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -8,9 +8,9 @@ import json
 import math
 
 import numpy as np
-from store_data import PARIS, VOCAB, make_analysis
 
 from saescope.store.export import export_json, export_neuronpedia
+from tests.store.store_data import PARIS, VOCAB, make_analysis
 
 NP_BATCH_KEYS = {"model_id", "layer", "sae_set", "sae_id_suffix", "features"}
 NP_FEATURE_KEYS = {

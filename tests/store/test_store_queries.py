@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from store_data import LONDON, make_analysis
 
 from saescope.errors import ConfigError, SaescopeError
+from tests.store.store_data import LONDON, make_analysis
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_store_roundtrip import assert_same_analysis
+
+from tests.store.store_data import assert_same_analysis
 
 HOOK = "blocks.1.hook_resid_post"  # an early layer: the forward stops there
 D_SAE = 16

@@ -2,42 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
-from store_data import LONDON, PARIS, VOCAB, make_analysis
 
-from saescope.analysis.results import EXAMPLE_KINDS, SAEAnalysis
-from saescope.store import open_store, rows
-from saescope.store.rows import FEATURE_ARRAYS
-
-
-def as_json(obj):
-    """Metadata dicts are stored as JSON: tuples come back as lists, numpy scalars as numbers."""
-    return json.loads(rows._json(obj))
-
-
-def assert_same_analysis(got: SAEAnalysis, want: SAEAnalysis) -> None:
-    for name in ("sae_id", "n_tokens", "vocab"):
-        assert getattr(got, name) == getattr(want, name), name
-    for name in ("sae_info", "corpus", "evals"):
-        assert getattr(got, name) == as_json(getattr(want, name)), name
-    for name in ("density", "max_act", "mean_act", "quantile_levels"):
-        np.testing.assert_array_equal(
-            getattr(got.features, name), getattr(want.features, name), err_msg=name
-        )
-    for name in FEATURE_ARRAYS:
-        g, w = getattr(got.features, name), getattr(want.features, name)
-        if w is None:
-            assert g is None, name
-            continue
-        assert g.dtype == w.dtype, name
-        np.testing.assert_array_equal(g, w, err_msg=name)
-    assert got.features.scores.keys() == want.features.scores.keys()
-    for name, values in want.features.scores.items():
-        np.testing.assert_array_equal(got.features.scores[name], values, err_msg=name)
-    key = lambda ex: (ex.feature, EXAMPLE_KINDS.index(ex.kind), ex.interval, ex.rank)  # noqa: E731
-    assert sorted(got.examples, key=key) == sorted(want.examples, key=key)
+from saescope.analysis.results import EXAMPLE_KINDS
+from saescope.store import open_store
+from tests.store.store_data import LONDON, PARIS, VOCAB, assert_same_analysis, make_analysis
 
 
 def test_every_field_round_trips(store):

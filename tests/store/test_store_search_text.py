@@ -9,11 +9,11 @@ import random
 import numpy as np
 import pytest
 from sqlalchemy import select
-from store_data import VOCAB, make_analysis
 
 from saescope.analysis.results import Example, ExampleStream
 from saescope.store import search_text
 from saescope.store.schema import search_docs
+from tests.store.store_data import VOCAB, make_analysis
 
 
 def _varied_examples(examples: list[Example]) -> list[Example]:

@@ -5,12 +5,11 @@ store are not kept waiting while they are made."""
 from __future__ import annotations
 
 import pytest
-from store_data import make_analysis
-from test_store_roundtrip import assert_same_analysis
 
 from saescope.analysis.results import ExampleStream
 from saescope.errors import SaescopeError
 from saescope.store import open_store
+from tests.store.store_data import assert_same_analysis, make_analysis
 
 
 def test_streamed_examples_are_stored_and_read_once(store):

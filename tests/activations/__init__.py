@@ -1,0 +1,1 @@
+"""Tests of harvesting activations and the activation store."""

@@ -1,0 +1,1 @@
+"""Tests of corpus sources and packing into token contexts."""

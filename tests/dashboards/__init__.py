@@ -1,0 +1,1 @@
+"""Tests of the static HTML dashboards, in a real browser."""

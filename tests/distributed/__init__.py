@@ -1,0 +1,1 @@
+"""Tests of harvesting, training and analysis under torch.distributed (2 processes)."""

@@ -1,0 +1,1 @@
+"""Tests of the SAE evaluations on the real model."""

@@ -1,0 +1,1 @@
+"""Tests of running prompts through the model and an SAE."""

@@ -1,0 +1,1 @@
+"""Tests of the compiled kernels against plain torch."""

@@ -1,0 +1,1 @@
+"""Tests of loading causal LMs and their hook points."""

@@ -1,1 +1,0 @@
-"""Models tests. (Its presence also puts this folder on sys.path, for the tiny_lms helper.)"""

@@ -1,0 +1,1 @@
+"""Tests of the SAE architectures, the native format and the hub registry."""
