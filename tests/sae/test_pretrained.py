@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from sae_testing import OUR_FIXTURES, SHARED_FIXTURES
-from test_hub import build_hub_cache
 
 from saescope.cli import main
 from saescope.errors import SaescopeError
 from saescope.sae import load_sae
 from saescope.sae.pretrained import list_pretrained, registry, resolve_pretrained
+from tests.sae.sae_testing import OUR_FIXTURES, SHARED_FIXTURES
+from tests.sae.test_hub import build_hub_cache
 
 SAELENS_YAML = OUR_FIXTURES / "saelens_registry" / "pretrained_saes.yaml.gz"
 GENERATOR = OUR_FIXTURES.parents[1] / "scripts" / "make_pretrained_registry.py"

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from sae_builders import topk_sae_from_activations
-from test_hub import build_hub_cache
 
 from saescope.analysis import AnalysisConfig, analyze
 from saescope.corpus import CorpusConfig
@@ -24,6 +22,8 @@ from saescope.sae import load_sae, save_sae
 from saescope.sae.pretrained import resolve_pretrained
 from saescope.server.sources import open_source
 from saescope.store import open_store
+from tests.sae.test_hub import build_hub_cache
+from tests.sae_builders import topk_sae_from_activations
 
 NAME = "gpt2-small-res-jb/blocks.3.hook_resid_pre"
 HOOK = "blocks.3.hook_resid_post"

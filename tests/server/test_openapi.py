@@ -11,10 +11,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from viewer_run import SAE_ID
 
 from saescope.server.openapi import openapi_json
 from saescope.server.schemas import DashboardData
+from tests.server.viewer_run import SAE_ID
 
 WEB = Path(__file__).resolve().parents[2] / "web"
 GENERATOR = WEB / "node_modules" / ".bin" / "openapi-typescript"

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from store_data import make_analysis
-
 from saescope.store.export import export_neuronpedia
+from tests.store.store_data import make_analysis
 
 
 def test_model_ids_with_slashes_or_dots_stay_one_folder_inside_out_dir(store, tmp_path):

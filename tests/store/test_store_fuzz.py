@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from store_data import make_analysis
 
 from saescope.errors import SaescopeError
 from saescope.store import open_store
+from tests.store.store_data import make_analysis
 
 
 @pytest.fixture(scope="module")

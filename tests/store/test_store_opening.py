@@ -9,13 +9,12 @@ import subprocess
 import sys
 
 import pytest
-from store_data import make_analysis
-from test_store_errors import downgrade
-from test_store_roundtrip import assert_same_analysis
 
 from saescope.errors import SaescopeError
 from saescope.store import open_store
 from saescope.store.schema import SCHEMA_VERSION
+from tests.store.store_data import assert_same_analysis, make_analysis
+from tests.store.test_store_errors import downgrade
 
 
 def digest(path) -> str:
