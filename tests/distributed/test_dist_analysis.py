@@ -49,6 +49,9 @@ def test_two_rank_analysis_equals_one_process(dist_sae_dir, torchrun, tmp_path):
             assert a.keys() == b.keys()
             for key in a:
                 np.testing.assert_array_equal(a[key], b[key])
+        elif a is not None and np.asarray(a).dtype.kind == "f":
+            # activations from one thread per rank vs two: matmuls round differently (~1e-6)
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=f.name)
         elif a is not None:
             np.testing.assert_array_equal(a, b, err_msg=f.name)
     # the same top contexts, interval samples and inactive examples, with the same windows and effects
