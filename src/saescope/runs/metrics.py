@@ -19,14 +19,33 @@ PANELS = [
 
 
 def read_metrics(path: Path, kind: str = "train") -> list[dict]:
-    """The records of one kind ("train", "eval") in a metrics.jsonl; [] when there is none."""
+    """The records of one kind ("train", "eval") in a metrics.jsonl; [] when there is none.
+    A line that is not a JSON object (the last one, torn by a kill mid-write) is skipped."""
     if not path.exists():
         return []
-    return [
-        r
-        for r in (json.loads(line) for line in path.read_text().splitlines() if line.strip())
-        if r.get("kind") == kind
-    ]
+    return [r for r in parse_lines(path.read_text()) if r.get("kind") == kind]
+
+
+def parse_lines(text: str) -> list[dict]:
+    records = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line) if line.strip() else None
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Keep the records up to `step`, the checkpoint a resume starts from (later ones will be
+    logged again), and drop a torn last line; the file is replaced atomically."""
+    if not path.exists():
+        return
+    kept = [r for r in parse_lines(path.read_text()) if r.get("step", 0) <= step]
+    text = "".join(json.dumps(r) + "\n" for r in kept)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def plot_training_curves(metrics_path: Path, png_path: Path) -> Path | None:

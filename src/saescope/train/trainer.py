@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from saescope.errors import SaescopeError
 from saescope.fileio import write_json
+from saescope.runs.metrics import plot_training_curves, truncate_metrics
 from saescope.sae import SAE, SAEConfig, build_sae, save_sae
 from saescope.train.checkpoint import load_checkpoint, save_checkpoint
 from saescope.train.config import TrainConfig, changed_fields
@@ -414,7 +415,6 @@ class Trainer:
         """Write each SAE in the native format, the curves PNG and run.json."""
         if not self.is_writer:
             return
-        from saescope.runs.metrics import plot_training_curves  # noqa: PLC0415 (matplotlib is slow to import)
 
         outputs = {}
         for s in self.saes:
@@ -480,18 +480,6 @@ def check_same_config(saved: dict[str, Any], cfg: TrainConfig, run_dir: Path) ->
             f"{run_dir} holds a run trained with a different config ({details}). Resume it with the same "
             f"config (saescope train --resume {run_dir}), or give run_dir a new folder to start another run."
         )
-
-
-def truncate_metrics(path: Path, step: int) -> None:
-    """Drop metric lines logged after the checkpoint a resume starts from (they will be logged again)."""
-    if not path.exists():
-        return
-    kept = [
-        line
-        for line in path.read_text().splitlines()
-        if line.strip() and json.loads(line).get("step", 0) <= step
-    ]
-    path.write_text("".join(line + "\n" for line in kept))
 
 
 def write_run_json(run_dir: Path, cfg: TrainConfig, outputs: dict[str, str], step: int) -> None:
