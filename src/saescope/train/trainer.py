@@ -31,9 +31,10 @@ from saescope.train.optimizer import SAEAdam
 from saescope.train.resample import resample_dead
 from saescope.train.schedules import lr_factor, warmup_factor
 
-# Fields that may change between a run and its resume: they do not change what is computed.
+# the hyperparameters a LossSettings field exists for (k, l1_coefficient, ...)
 LOSS_FIELDS = {f.name for f in dataclasses.fields(LossSettings)}
 
+# Fields that may change between a run and its resume: they do not change what is computed.
 RESUMABLE_CHANGES = (
     "progress",
     "wandb",
@@ -358,7 +359,7 @@ class Trainer:
     def loss_settings(self, s: SAEState) -> LossSettings:
         cfg = self.cfg
         hyper = s.hyper.ramped(warmup_factor(self.step, cfg.total_steps, cfg.l1_warmup_fraction))
-        # the hyperparameters LossSettings has a field for (k, l1_coefficient, ...) go there too
+        # built-in losses read LossSettings' own fields; a plug-in may read `hyper` for the rest
         named = {name: value for name, value in vars(hyper).items() if name in LOSS_FIELDS}
         return LossSettings(
             decoder_unit_norm=cfg.decoder_unit_norm,

@@ -9,7 +9,7 @@ an architecture.
 
 Adding an architecture (one new module, plus its test):
 
-1. Write `my_arch.py` (here, or anywhere that is imported before use): a subclass of `SAE` with
+1. Write `my_arch.py` in this folder: a subclass of `SAE` with
    `architecture = "my_arch"` and `activation(hidden_pre)`; tensors of its own go in `__init__`
    and `expected_shapes()`.
 2. If it trains with knobs, a `@dataclass` subclass of `Hyperparameters` naming the TrainConfig
@@ -19,11 +19,15 @@ Adding an architecture (one new module, plus its test):
    the helpers in saescope.train.losses (squared_error, fire_counts, auxk_loss, ...).
 4. `@register class MyArch(Architecture)` with `sae_class`, `hyperparameters` and `loss`, plus any
    of `check_sae_config`, `sae_config_fields`, `init_tensors`, `dense_start`, `resamples_dead`.
-5. Import it from this package's `__init__` (built-ins) or before use (your own code). Then
-   `architecture: my_arch` trains, saves, loads and analyses like the built-ins.
+5. That is all: every module in this folder is imported when the package is (see the end of this
+   file), so `architecture: my_arch` trains, saves, loads and analyses like the built-ins. A
+   module kept elsewhere (your own package, a test) registers when you import it.
 
 tests/train/test_plugin_architecture.py does exactly this in one module inside the test.
 """
+
+import importlib
+import pkgutil
 
 from saescope.sae.architectures.plugin import (
     Architecture,
@@ -31,6 +35,7 @@ from saescope.sae.architectures.plugin import (
     architecture_names,
     get_architecture,
     register,
+    unregister,
 )
 from saescope.sae.architectures.shared import (
     batch_topk,
@@ -52,6 +57,16 @@ from saescope.sae.architectures.matryoshka_batchtopk import MatryoshkaBatchTopKS
 # importing the submodule `jumprelu` bound that name to the module: the function is what callers import
 from saescope.sae.architectures.shared import jumprelu  # isort: skip  # noqa: E402, F811
 
+
+def _import_other_modules() -> None:
+    """Import (so register) every other module in this folder: a new one needs no edit here."""
+    for module in pkgutil.iter_modules(__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+_import_other_modules()
+
 __all__ = [
     "Architecture",
     "BatchTopKSAE",
@@ -70,4 +85,5 @@ __all__ = [
     "scatter_dense",
     "step",
     "topk_sparse",
+    "unregister",
 ]

@@ -126,6 +126,11 @@ def register(cls: type[Architecture]) -> type[Architecture]:
     return cls
 
 
+def unregister(name: str) -> None:
+    """Remove an architecture from the registry (a test's or an interactive session's plug-in)."""
+    _REGISTRY.pop(name, None)
+
+
 def architecture_names() -> tuple[str, ...]:
     """The registered architecture names, in registration order."""
     return tuple(_REGISTRY)
