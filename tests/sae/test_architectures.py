@@ -7,7 +7,8 @@ import torch
 
 from saescope.errors import ConfigError, SaescopeError
 from saescope.sae import ARCHITECTURES, SAEConfig
-from saescope.sae.architectures import auxk_topk, batch_topk, jumprelu, step
+from saescope.sae.architectures import batch_topk, jumprelu, step
+from saescope.train.trainer import remove_parallel_grad
 from tests.sae.sae_testing import assert_close, random_sae
 
 
@@ -221,7 +222,7 @@ def test_W_dec_unit_norm_helpers():
     sae.set_W_dec_unit_norm()
     assert_close(sae.W_dec.norm(dim=-1), torch.ones(64), "unit norm")
     sae.W_dec.grad = torch.randn_like(sae.W_dec)
-    sae.remove_W_dec_parallel_grad()
+    remove_parallel_grad(sae.W_dec)  # what the trainer does between backward and step
     assert_close((sae.W_dec.grad * sae.W_dec).sum(-1), torch.zeros(64), "no parallel component")
 
 
@@ -258,11 +259,3 @@ def test_sparse_decode_gradients_match_dense(x):
     sae.decode(dense).pow(2).sum().backward()
     assert_close(sparse_W_dec_grad, sae.W_dec.grad, "W_dec grad")
     assert_close(values_grad, dense.grad.gather(-1, indices), "values grad")
-
-
-def test_auxk_picks_only_dead_features():
-    hidden_pre = torch.tensor([[9.0, 1.0, 3.0, 2.0], [9.0, 4.0, -1.0, 0.5]])
-    dead = torch.tensor([False, True, True, True])
-    values, indices = auxk_topk(hidden_pre, dead, k_aux=2)
-    assert sorted(indices[0].tolist()) == [2, 3] and sorted(indices[1].tolist()) == [1, 3]
-    assert auxk_topk(hidden_pre, torch.zeros(4, dtype=torch.bool), k_aux=2)[0].shape == (2, 0)

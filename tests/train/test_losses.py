@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from saescope.sae import SAEConfig, build_sae
+from saescope.sae.architectures.topk import topk_loss
 from saescope.train.init import init_weights
-from saescope.train.losses import LossSettings, topk_loss
+from saescope.train.losses import LossSettings
 from saescope.train.optimizer import SAEAdam
 from saescope.train.resample import resample_dead
 from saescope.train.trainer import store_latent_major
@@ -77,7 +78,7 @@ def test_relu_loss_gradients_equal_the_textbook_formula():
     firing without int64 masks; loss, every gradient, L0 and fire counts equal the direct formula."""
     from torch.nn import functional as F
 
-    from saescope.train.losses import standard_loss
+    from saescope.sae.architectures.standard import standard_loss
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(64, 16, dtype=torch.float64, generator=gen)

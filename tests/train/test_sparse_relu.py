@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from saescope.sae import SAEConfig, build_sae
+from saescope.sae.architectures.standard import standard_loss
 from saescope.train import sparse_relu
-from saescope.train.losses import LossSettings, standard_loss
+from saescope.train.losses import LossSettings
 from saescope.train.trainer import store_latent_major
 
 

@@ -92,7 +92,8 @@ def test_latent_major_encoder_trains_the_same_as_row_major():
     """The trainer stores W_enc latent-major for the sparse backward; Adam steps (AuxK included)
     must give the same weights as with the usual row-major layout."""
     from saescope.sae import SAEConfig, build_sae
-    from saescope.train.losses import LossSettings, topk_loss
+    from saescope.sae.architectures.topk import topk_loss
+    from saescope.train.losses import LossSettings
     from saescope.train.trainer import store_latent_major
 
     x = torch.randn(256, 64, generator=torch.Generator().manual_seed(0))

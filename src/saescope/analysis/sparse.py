@@ -15,16 +15,11 @@ from saescope.sae import SAE, InputStats
 
 
 def sparse_codes(sae: SAE, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """x [n, d_in] -> (token row [m], feature [m], value [m]) of the non-zero activations."""
-    with torch.no_grad():
-        if sae.cfg.architecture == "topk" and hasattr(sae, "encode_sparse"):
-            values, features = sae.encode_sparse(x)
-            rows = torch.arange(len(x))[:, None].expand_as(features)
-            keep = values > 0
-            return rows[keep], features[keep], values[keep].float()
-        acts = sae.encode(x)
-        rows, features = torch.nonzero(acts > 0, as_tuple=True)
-        return rows, features, acts[rows, features].float()
+    """x [n, d_in] -> (token row [m], feature [m], value [m]) of the non-zero activations.
+
+    The architecture decides how (SAE.sparse_codes): TopK SAEs give their k per token directly.
+    """
+    return sae.sparse_codes(x)
 
 
 @dataclass

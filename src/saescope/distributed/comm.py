@@ -78,14 +78,3 @@ def average_gradients(params: Iterable[torch.nn.Parameter]) -> int:
         p.grad.copy_(flat[offset : offset + n].view_as(p.grad))
         offset += n
     return flat.numel() * flat.element_size()
-
-
-def broadcast_(tensor: torch.Tensor, src: int = 0) -> torch.Tensor:
-    """Overwrite tensor in place with rank src's copy."""
-    if not active():
-        return tensor
-    buf = tensor.detach().to(comm_device()).contiguous()
-    dist.broadcast(buf, src)
-    with torch.no_grad():
-        tensor.copy_(buf.to(tensor.device))
-    return tensor

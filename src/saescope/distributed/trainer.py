@@ -26,11 +26,11 @@ from saescope.distributed.group import is_main, rank, world_size
 from saescope.errors import ConfigError
 from saescope.models import load_model
 from saescope.sae import SAE, build_sae
+from saescope.sae.architectures import architecture_names, get_architecture
 from saescope.train.checkpoint import save_checkpoint
 from saescope.train.config import TrainConfig
-from saescope.train.init import init_weights
 from saescope.train.losses import StepOutput
-from saescope.train.trainer import SAEState, Trainer, fused_adam_ok
+from saescope.train.trainer import Trainer, fused_adam_ok
 
 
 class DistributedTrainer(Trainer):
@@ -122,9 +122,12 @@ class FeatureShardedTrainer(DistributedTrainer):
     splits_batch = False
 
     def __init__(self, cfg: TrainConfig, model: Any = None, store: Any = None) -> None:
-        if cfg.architecture != "topk":
+        shardable = [n for n in architecture_names() if get_architecture(n).feature_shardable]
+        if cfg.architecture not in shardable:
             raise ConfigError(
-                "architecture", cfg.architecture, "topk (feature sharding shards a TopK SAE)"
+                "architecture",
+                cfg.architecture,
+                f"{' or '.join(shardable)} (feature sharding shards a TopK SAE)",
             )
         if (
             cfg.max_grad_norm
@@ -135,23 +138,19 @@ class FeatureShardedTrainer(DistributedTrainer):
         self.templates: dict[str, SAE] = {}
         super().__init__(cfg, model=model, store=store)
 
-    def build_sae_state(self, index: int, entry: dict[str, Any]):
+    def place_for_training(self, entry: dict[str, Any], sae: SAE) -> Any:
+        """This rank's slice of the whole SAE (initialised on the host, as one process does)."""
+        self.templates[entry["label"]] = build_sae(sae.cfg)
+        return FeatureShardedTopK.from_sae(sae).to(self.cfg.device)
+
+    def new_optimizer(self, sae: Any) -> torch.optim.Optimizer:
         cfg = self.cfg
-        whole = build_sae(self.sae_config(entry))  # on the host: the device holds only the slice
-        init_weights(whole, self.generator, cfg.init_encoder_as_decoder_t, cfg.decoder_init_norm)
-        shard = FeatureShardedTopK.from_sae(whole).to(cfg.device)
-        self.templates[entry["label"]] = build_sae(whole.cfg)
-        del whole
-        optimizer = torch.optim.Adam(
-            shard.parameters(),
+        return torch.optim.Adam(
+            sae.parameters(),
             lr=cfg.lr,
             betas=(cfg.adam_beta1, cfg.adam_beta2),
             fused=fused_adam_ok(cfg.device),
         )
-        zeros = torch.zeros(shard.d_sae, dtype=torch.long)
-        return SAEState(
-            entry["label"], entry["hook"], shard, optimizer, entry, zeros.clone(), zeros.clone()
-        )  # type: ignore[arg-type]
 
     # every rank computes on the whole batch; the collectives are inside the loss
     def local_batch(self, x: torch.Tensor) -> torch.Tensor:

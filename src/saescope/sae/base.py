@@ -51,6 +51,8 @@ class SAE(nn.Module):
     """A sparse autoencoder (or transcoder). Subclasses set `architecture` and `activation`."""
 
     architecture: ClassVar[str] = ""
+    # the per-feature encoder tensors besides W_enc (what resampling a dead feature resets)
+    encoder_biases: ClassVar[tuple[str, ...]] = ("b_enc",)
 
     def __init__(self, cfg: SAEConfig) -> None:
         super().__init__()
@@ -200,6 +202,17 @@ class SAE(nn.Module):
             out = out + self.skip(x)
         return out
 
+    def sparse_codes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x [n, d_in] -> (token row [m], feature [m], value [m]) of the non-zero activations.
+
+        What analysis reads; architectures that pick their features directly (TopK) skip the
+        dense [n, d_sae] tensor.
+        """
+        with torch.no_grad():
+            acts = self.encode(x)
+        rows, features = torch.nonzero(acts > 0, as_tuple=True)
+        return rows, features, acts[rows, features].float()
+
     # ---- sparse decode -------------------------------------------------------------------
 
     def decode_sparse(
@@ -254,15 +267,6 @@ class SAE(nn.Module):
     def set_W_dec_unit_norm(self) -> None:
         """Rescale decoder rows to unit norm in place (training constraint; changes outputs)."""
         self.W_dec.div_(self.W_dec_norms().clamp_min(1e-12)[:, None])
-
-    @torch.no_grad()
-    def remove_W_dec_parallel_grad(self) -> None:
-        """Drop the part of W_dec's gradient parallel to each row, so a step keeps rows unit-norm."""
-        if self.W_dec.grad is None:
-            return
-        unit = self.W_dec / self.W_dec_norms().clamp_min(1e-12)[:, None]
-        parallel = (self.W_dec.grad * unit).sum(dim=-1, keepdim=True)
-        self.W_dec.grad.sub_(parallel * unit)
 
     @torch.no_grad()
     def fold_input_scale(self) -> None:

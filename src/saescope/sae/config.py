@@ -8,19 +8,39 @@ format (SAELens's layout) needs little translation; keys we do not know are kept
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from saescope.errors import ConfigError
 
-ARCHITECTURES = (
-    "standard",  # ReLU, trained with an L1 penalty
-    "topk",
-    "batchtopk",
-    "jumprelu",
-    "gated",
-    "matryoshka_batchtopk",
-)
+
+class RegisteredArchitectures(Sequence[str]):
+    """The registered architecture names, read from the registry each time (so plug-ins count).
+
+    The architecture modules import this module, so the registry is imported on first use.
+    """
+
+    @staticmethod
+    def names() -> tuple[str, ...]:
+        from saescope.sae.architectures import architecture_names  # noqa: PLC0415 (cycle)
+
+        return architecture_names()
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.names()[index]
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names()
+
+    def __repr__(self) -> str:
+        return repr(self.names())
+
+
+ARCHITECTURES = RegisteredArchitectures()
 
 # How inputs are scaled before encoding; decode undoes it.
 #   none                      inputs used as they are
@@ -93,6 +113,8 @@ class SAEConfig:
         return self.transcoder or self.hook_name_out is not None or self.d_out != self.d_in
 
     def validate(self) -> None:
+        from saescope.sae.architectures import get_architecture  # noqa: PLC0415 (cycle)
+
         if self.architecture not in ARCHITECTURES:
             raise ConfigError(
                 "architecture", self.architecture, f"one of {', '.join(ARCHITECTURES)}"
@@ -109,25 +131,7 @@ class SAEConfig:
             )
         if self.dtype not in DTYPES:
             raise ConfigError("dtype", self.dtype, f"one of {', '.join(DTYPES)}")
-        if self.architecture in ("topk", "batchtopk", "matryoshka_batchtopk") and (
-            not isinstance(self.k, int) or not 0 < self.k <= self.d_sae
-        ):
-            raise ConfigError(
-                "k",
-                self.k,
-                f"an integer from 1 to d_sae ({self.d_sae}) for a {self.architecture} SAE",
-            )
-        if self.architecture == "matryoshka_batchtopk":
-            widths = self.matryoshka_widths
-            increasing = bool(widths) and all(
-                a < b for a, b in zip([0, *widths], widths, strict=False)
-            )
-            if not increasing or widths[-1] != self.d_sae:
-                raise ConfigError(
-                    "matryoshka_widths",
-                    widths,
-                    f"increasing nested widths ending at d_sae ({self.d_sae})",
-                )
+        get_architecture(self.architecture).check_sae_config(self)
         if self.apply_b_dec_to_input and self.d_out != self.d_in:
             raise ConfigError(
                 "apply_b_dec_to_input",

@@ -1,32 +1,39 @@
-"""Architecture name -> class, and building an SAE from a config plus a file's tensors (checked)."""
+"""Architecture name -> class (from the architecture registry), and building an SAE from a config plus a file's tensors (checked)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import torch
 
 from saescope.errors import SaescopeError
-from saescope.sae.architectures import (
-    BatchTopKSAE,
-    GatedSAE,
-    JumpReLUSAE,
-    MatryoshkaBatchTopKSAE,
-    StandardSAE,
-    TopKSAE,
-)
+from saescope.sae.architectures import architecture_names, get_architecture
 from saescope.sae.base import SAE, torch_dtype
 from saescope.sae.config import SAEConfig
 
-ARCHITECTURE_CLASSES: dict[str, type[SAE]] = {
-    cls.architecture: cls
-    for cls in (StandardSAE, TopKSAE, BatchTopKSAE, JumpReLUSAE, GatedSAE, MatryoshkaBatchTopKSAE)
-}
+
+class ArchitectureClasses(Mapping[str, type[SAE]]):
+    """Architecture name -> inference class, read from the architecture registry."""
+
+    def __getitem__(self, name: str) -> type[SAE]:
+        if name not in architecture_names():
+            raise KeyError(name)
+        return get_architecture(name).sae_class
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(architecture_names())
+
+    def __len__(self) -> int:
+        return len(architecture_names())
+
+
+ARCHITECTURE_CLASSES = ArchitectureClasses()
 
 
 def build_sae(cfg: SAEConfig) -> SAE:
     """An SAE of cfg.architecture with zero weights."""
-    return ARCHITECTURE_CLASSES[cfg.architecture](cfg)
+    return get_architecture(cfg.architecture).sae_class(cfg)
 
 
 def sae_from_tensors(cfg: SAEConfig, tensors: dict[str, torch.Tensor], file: str | Path) -> SAE:

@@ -20,10 +20,8 @@ import yaml
 
 from saescope.config import parse_count
 from saescope.errors import ConfigError, SaescopeError
-from saescope.sae.config import ARCHITECTURES
+from saescope.sae.architectures import Hyperparameters, architecture_names, get_architecture
 
-TOPK_STYLE = ("topk", "batchtopk", "matryoshka_batchtopk")
-L1_STYLE = ("standard", "gated")
 B_DEC_INITS = ("mean", "geometric_median", "zeros")
 
 
@@ -128,28 +126,20 @@ class TrainConfig:
     def hook_list(self) -> list[str]:
         return as_list(self.hooks)
 
+    def hyperparameters(self) -> Hyperparameters:
+        """The fields this config's architecture reads (grid fields may still hold lists)."""
+        return get_architecture(self.architecture).hyperparameters.from_values(self)
+
     def sae_grid(self) -> list[dict[str, Any]]:
-        """One dict per SAE to train: hook, expansion_factor, k, l1_coefficient, label."""
-        ks = as_list(self.k) if self.architecture in TOPK_STYLE else [None]
-        l1s = as_list(self.l1_coefficient) if self.architecture in L1_STYLE else [None]
+        """One dict per SAE to train: hook, expansion_factor, the architecture's grid fields
+        (k, l1_coefficient, ...) and label."""
+        hyper = self.hyperparameters()
         grid = []
-        for hook, factor, k, l1 in itertools.product(
-            self.hook_list, as_list(self.expansion_factor), ks, l1s
+        for hook, factor, values in itertools.product(
+            self.hook_list, as_list(self.expansion_factor), hyper.grid()
         ):
-            label = (
-                f"{hook}-x{factor}"
-                + (f"-k{k}" if k is not None else "")
-                + (f"-l1_{l1:g}" if l1 is not None else "")
-            )
-            grid.append(
-                {
-                    "hook": hook,
-                    "expansion_factor": factor,
-                    "k": k,
-                    "l1_coefficient": l1,
-                    "label": label,
-                }
-            )
+            label = f"{hook}-x{factor}" + hyper.label(values)
+            grid.append({"hook": hook, "expansion_factor": factor, **values, "label": label})
         return grid
 
     @property
@@ -159,7 +149,7 @@ class TrainConfig:
     # ---- validation --------------------------------------------------------------------------
 
     def validate(self) -> None:
-        self._check_choice("architecture", ARCHITECTURES)
+        self._check_choice("architecture", architecture_names())
         self._check_choice("b_dec_init", B_DEC_INITS)
         hooks = as_list(self.hooks)
         if not hooks or not all(isinstance(h, str) and h for h in hooks):
@@ -204,15 +194,8 @@ class TrainConfig:
             raise ConfigError(
                 "buffer_tokens", self.buffer_tokens, f"at least batch_size ({self.batch_size})"
             )
-        if self.architecture in TOPK_STYLE:
-            for k in as_list(self.k):
-                # the upper bound needs d_in (known once the model is loaded): see check_k_fits
-                self._check_int("k", k, 1)
-        if self.architecture in L1_STYLE:
-            for l1 in as_list(self.l1_coefficient):
-                self._check_float(
-                    "l1_coefficient", l1, 0.0, 1e4, "a number from 0 to 10000 (typical: 1 to 10)"
-                )
+        # the architecture checks the fields it reads (k, l1_coefficient, jumprelu_*, ...)
+        self.hyperparameters().validate()
         if self.aux_k is not None:
             self._check_int("aux_k", self.aux_k, 1)
         self._check_float(
@@ -232,16 +215,6 @@ class TrainConfig:
             )
         self._check_float(
             "aux_k_coefficient", self.aux_k_coefficient, 0.0, 100.0, "a number from 0 to 100"
-        )
-        self._check_float(
-            "jumprelu_l0_coefficient",
-            self.jumprelu_l0_coefficient,
-            0.0,
-            1e4,
-            "a number from 0 to 10000",
-        )
-        self._check_float(
-            "jumprelu_bandwidth", self.jumprelu_bandwidth, 1e-6, 1.0, "a number from 1e-6 to 1"
         )
         self._check_float(
             "max_grad_norm",
@@ -264,16 +237,6 @@ class TrainConfig:
                 "1.0 while decoder_unit_norm is true (the rows are kept at norm 1); "
                 "set decoder_unit_norm: false to start them at another norm",
             )
-        fractions = self.matryoshka_fractions
-        if (
-            not isinstance(fractions, list)
-            or not fractions
-            or abs(sum(fractions) - 1.0) > 1e-6
-            or any(not isinstance(f, int | float) or f <= 0 for f in fractions)
-        ):
-            raise ConfigError(
-                "matryoshka_fractions", fractions, "a list of positive fractions summing to 1"
-            )
         for name in (
             "decoder_unit_norm",
             "init_encoder_as_decoder_t",
@@ -285,17 +248,11 @@ class TrainConfig:
                 raise ConfigError(name, getattr(self, name), "true or false")
 
     def check_k_fits(self, d_in: int) -> None:
-        """k must leave the SAE sparse: at most d_sae of the smallest SAE (known once d_in is)."""
-        if self.architecture not in TOPK_STYLE:
-            return
-        d_sae = d_in * min(as_list(self.expansion_factor))
-        for k in as_list(self.k):
-            if k > d_sae:
-                raise ConfigError(
-                    "k",
-                    k,
-                    f"an integer from 1 to d_sae ({d_sae} = {d_in} x {min(as_list(self.expansion_factor))})",
-                )
+        """The architecture's checks that need d_in (known once the model is): e.g. k at most
+        d_sae of the smallest SAE."""
+        get_architecture(self.architecture).check_fits(
+            self.hyperparameters(), d_in, min(as_list(self.expansion_factor))
+        )
 
     def _check_choice(self, name: str, choices: tuple[str, ...]) -> None:
         value = getattr(self, name)

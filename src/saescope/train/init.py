@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from saescope.sae import SAE
+from saescope.sae.architectures import get_architecture
 
 
 @torch.no_grad()
@@ -21,27 +22,23 @@ def init_weights(
     starts at 0.1x, so the first reconstructions sum ~d_sae/2 small terms instead of large ones;
     TopK-style SAEs sum only k terms and keep 1x.
 
-    Architecture tensors: JumpReLU thresholds start small and positive (0.001); a gated
-    SAE's magnitude path starts equal to its gate path (r_mag = 0).
+    The architecture says whether it starts dense and initialises its own tensors (JumpReLU
+    thresholds start small and positive; a gated SAE's magnitude path equals its gate path).
     """
+    architecture = get_architecture(sae.cfg.architecture)
     d_sae, d_in = sae.W_dec.shape
     W_dec = torch.randn(d_sae, d_in, generator=generator, dtype=torch.float32)
     W_dec /= W_dec.norm(dim=-1, keepdim=True)
     sae.W_dec.copy_(W_dec * decoder_norm)
     if encoder_as_decoder_t:
-        dense_start = sae.cfg.architecture in ("standard", "gated", "jumprelu")
-        sae.W_enc.copy_(W_dec.T * (0.1 if dense_start else 1.0))
+        sae.W_enc.copy_(W_dec.T * (0.1 if architecture.dense_start else 1.0))
     else:
         bound = 1 / d_in**0.5
         sae.W_enc.copy_(torch.rand(d_in, d_sae, generator=generator) * 2 * bound - bound)
     if sae.b_enc is not None:  # gated SAEs have b_gate / b_mag instead
         sae.b_enc.zero_()
     sae.b_dec.zero_()
-    if sae.cfg.architecture == "jumprelu":
-        sae.threshold.fill_(0.001)  # type: ignore[attr-defined]
-    if sae.cfg.architecture == "gated":
-        for name in ("b_gate", "b_mag", "r_mag"):
-            getattr(sae, name).zero_()
+    architecture.init_tensors(sae)
 
 
 def geometric_median(

@@ -44,9 +44,7 @@ def resample_dead(
 
 def encoder_biases(sae: SAE) -> list[torch.Tensor]:
     """The per-latent encoder tensors besides W_enc: b_enc, or a gated SAE's b_gate, b_mag, r_mag."""
-    if sae.b_enc is not None:
-        return [sae.b_enc]
-    return [getattr(sae, name) for name in ("b_gate", "b_mag", "r_mag")]
+    return [getattr(sae, name) for name in sae.encoder_biases]
 
 
 def reset_adam_moments(optimizer: SAEAdam, sae: SAE, ids: torch.Tensor) -> None:

@@ -8,6 +8,7 @@ training-curves PNG into the run directory. It returns the run directory.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -22,16 +23,17 @@ from saescope.errors import SaescopeError
 from saescope.fileio import write_json
 from saescope.runs.metrics import plot_training_curves, truncate_metrics
 from saescope.sae import SAE, SAEConfig, build_sae, save_sae
+from saescope.sae.architectures import Hyperparameters, get_architecture
 from saescope.train.checkpoint import load_checkpoint, save_checkpoint
 from saescope.train.config import TrainConfig, changed_fields
 from saescope.train.init import data_centre, init_weights
-from saescope.train.losses import LOSSES, LossSettings, StepOutput
+from saescope.train.losses import LossSettings, StepOutput
 from saescope.train.optimizer import SAEAdam
 from saescope.train.resample import resample_dead
 from saescope.train.schedules import lr_factor, warmup_factor
 
-# Architectures whose training loss uses the sparse backward (sparse_topk.py)
-SPARSE_BACKWARD = ("topk", "standard")
+# the hyperparameters a LossSettings field exists for (k, l1_coefficient, ...)
+LOSS_FIELDS = {f.name for f in dataclasses.fields(LossSettings)}
 
 # Fields that may change between a run and its resume: they do not change what is computed.
 RESUMABLE_CHANGES = (
@@ -52,9 +54,10 @@ class SAEState:
     hook: str
     sae: SAE
     optimizer: torch.optim.Optimizer
-    settings: dict[str, Any]  # the grid entry: expansion_factor, k, l1_coefficient
+    settings: dict[str, Any]  # the grid entry: hook, expansion_factor, k / l1_coefficient, label
     tokens_since_fired: torch.Tensor  # int64 [d_sae]
     fire_counts: torch.Tensor  # int64 [d_sae]: tokens each latent fired on (feature density)
+    hyper: Hyperparameters  # the architecture's hyperparameters for this SAE (grid values picked)
     counted_tokens: int = 0
     last: dict[str, float] = field(default_factory=dict)
 
@@ -79,6 +82,8 @@ class Trainer:
         self.store = store if store is not None else self.build_store()
         self.widths = self.hook_widths()
         cfg.check_k_fits(min(self.widths.values()))
+        self.architecture = get_architecture(cfg.architecture)
+        self.hyper = cfg.hyperparameters()
         self.step = 0
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.saes = [self.build_sae_state(i, entry) for i, entry in enumerate(cfg.sae_grid())]
@@ -93,7 +98,7 @@ class Trainer:
         return x
 
     def compute_loss(self, s: SAEState, x: torch.Tensor) -> StepOutput:
-        return LOSSES[self.cfg.architecture](s.sae, self.local_batch(x), self.loss_settings(s))
+        return self.architecture.loss(s.sae, self.local_batch(x), self.loss_settings(s))
 
     def sync_gradients(self, sae: SAE) -> None:
         """Called between backward and the optimiser step."""
@@ -161,16 +166,12 @@ class Trainer:
         cfg, hook = self.cfg, entry["hook"]
         d_in = self.widths[hook]
         d_sae = d_in * entry["expansion_factor"]
-        widths = None
-        if cfg.architecture == "matryoshka_batchtopk":
-            widths = nested_widths(d_sae, cfg.matryoshka_fractions)
         corpus = self.cfg.corpus
         return SAEConfig(
             architecture=cfg.architecture,
             d_in=d_in,
             d_sae=d_sae,
-            k=entry["k"],
-            matryoshka_widths=widths,
+            **self.architecture.sae_config_fields(self.hyper.pick(entry), d_sae),
             model_name=cfg.model,
             hook_name=hook,
             hook_layer=hook_layer(hook),
@@ -182,21 +183,38 @@ class Trainer:
         )
 
     def build_sae_state(self, index: int, entry: dict[str, Any]) -> SAEState:
+        """One grid entry's SAE, initialised from the seeded generator, placed for training."""
         cfg = self.cfg
-        sae = build_sae(self.sae_config(entry)).to(cfg.device)
+        sae = build_sae(self.sae_config(entry))  # on the host: placed on the device below
         init_weights(sae, self.generator, cfg.init_encoder_as_decoder_t, cfg.decoder_init_norm)
-        if cfg.architecture in SPARSE_BACKWARD:
+        trained = self.place_for_training(entry, sae)
+        zeros = torch.zeros(trained.d_sae, dtype=torch.long)
+        return SAEState(
+            entry["label"],
+            entry["hook"],
+            trained,
+            self.new_optimizer(trained),
+            entry,
+            zeros.clone(),
+            zeros.clone(),
+            self.hyper.pick(entry),
+        )
+
+    def place_for_training(self, entry: dict[str, Any], sae: SAE) -> SAE:
+        """What trains: the SAE on cfg.device (the feature-sharded trainer keeps a slice of it)."""
+        sae = sae.to(self.cfg.device)
+        if self.architecture.sparse_backward:
             store_latent_major(sae)
+        return sae
+
+    def new_optimizer(self, sae: SAE) -> torch.optim.Optimizer:
+        cfg = self.cfg
         # fused Adam: one kernel over all parameters, ~5x faster than the per-tensor loop on CPU
-        optimizer = SAEAdam(
+        return SAEAdam(
             sae.parameters(),
             lr=cfg.lr,
             betas=(cfg.adam_beta1, cfg.adam_beta2),
             fused=fused_adam_ok(cfg.device),
-        )
-        zeros = torch.zeros(sae.d_sae, dtype=torch.long)
-        return SAEState(
-            entry["label"], entry["hook"], sae, optimizer, entry, zeros.clone(), zeros.clone()
         )
 
     @torch.no_grad()
@@ -333,7 +351,7 @@ class Trainer:
         if cfg.decoder_unit_norm:
             sae.set_W_dec_unit_norm()
         self.track_firing(s, out, x.shape[0])
-        if cfg.resample_every_tokens and cfg.architecture in ("standard", "gated"):
+        if cfg.resample_every_tokens and self.architecture.resamples_dead:
             every = max(1, cfg.resample_every_tokens // cfg.batch_size)
             if self.step % every == every - 1:
                 resample_dead(sae, s.optimizer, x, self.dead_mask(s), self.generator)
@@ -341,16 +359,16 @@ class Trainer:
 
     def loss_settings(self, s: SAEState) -> LossSettings:
         cfg = self.cfg
-        ramp = warmup_factor(self.step, cfg.total_steps, cfg.l1_warmup_fraction)
+        hyper = s.hyper.ramped(warmup_factor(self.step, cfg.total_steps, cfg.l1_warmup_fraction))
+        # built-in losses read LossSettings' own fields; a plug-in may read `hyper` for the rest
+        named = {name: value for name, value in vars(hyper).items() if name in LOSS_FIELDS}
         return LossSettings(
-            k=s.settings["k"],
-            l1_coefficient=(s.settings["l1_coefficient"] or 0.0) * ramp,
             decoder_unit_norm=cfg.decoder_unit_norm,
             aux_k=cfg.aux_k or s.sae.d_in // 2,
             aux_k_coefficient=cfg.aux_k_coefficient,
             dead=self.dead_mask(s),
-            jumprelu_l0_coefficient=cfg.jumprelu_l0_coefficient * ramp,
-            jumprelu_bandwidth=cfg.jumprelu_bandwidth,
+            hyper=hyper,
+            **named,
         )
 
     def dead_mask(self, s: SAEState) -> torch.Tensor:
@@ -449,7 +467,7 @@ def remove_parallel_grad(W_dec: torch.Tensor) -> None:
     """Drop the part of each decoder row's gradient along the row, so Adam's step barely changes its norm.
 
     W_dec's rows are unit-norm here (renormalised after every step), so the projection needs no
-    division: two passes over W_dec instead of SAE.remove_W_dec_parallel_grad's five.
+    division: two passes over W_dec instead of five for a general projection.
     """
     if W_dec.grad is None:
         return
@@ -515,18 +533,12 @@ def fused_adam_ok(device: str) -> bool:
     return torch.device(device).type in ("cpu", "cuda")
 
 
-def nested_widths(d_sae: int, fractions: list[float]) -> list[int]:
-    """Matryoshka prefix ends from group fractions: [0.25, 0.75] of 1024 -> [256, 1024]."""
-    ends, total = [], 0.0
-    for fraction in fractions[:-1]:
-        total += fraction
-        ends.append(max(1, round(d_sae * total)))
-    return [*ends, d_sae]
-
-
 def hook_layer(hook: str) -> int | None:
-    parts = hook.split(".")
-    return int(parts[1]) if len(parts) > 1 and parts[0] == "blocks" and parts[1].isdigit() else None
+    """The block a hook point is in ('blocks.6.hook_resid_post' -> 6), None if it names none."""
+    from saescope.models.hooked import parse_hook  # noqa: PLC0415 (saescope.models imports the model stack)
+
+    parsed = parse_hook(hook)
+    return parsed[0] if parsed else None
 
 
 def log_density(fire_counts: torch.Tensor, tokens: int) -> torch.Tensor:

@@ -26,7 +26,7 @@ import torch
 from saescope.errors import SaescopeError
 from saescope.fileio import save_tensors, write_json
 from saescope.sae.base import SAE
-from saescope.sae.config import SAEConfig
+from saescope.sae.config import ARCHITECTURES, SAEConfig
 from saescope.sae.formats.files import read_json_file, read_safetensors_file
 from saescope.sae.registry import sae_from_tensors
 
@@ -123,12 +123,15 @@ def config_from_saelens(raw: dict[str, Any], cfg_path: Path) -> SAEConfig:
                 f"{cfg_path}: missing {name!r}; a SAELens cfg.json needs d_in and d_sae"
             )
     saelens_arch = raw.get("architecture") or legacy_architecture(raw)
-    if saelens_arch not in SAELENS_ARCHITECTURES:
+    known = SAELENS_ARCHITECTURES.get(saelens_arch)
+    if known is None and saelens_arch in ARCHITECTURES:
+        known = (saelens_arch, False, False)  # a plug-in architecture, written under its own name
+    if known is None:
         raise SaescopeError(
             f"{cfg_path}: unknown or unsupported SAELens architecture {saelens_arch!r}; "
             f"supported: {', '.join(SAELENS_ARCHITECTURES)}"
         )
-    architecture, is_transcoder, has_skip = SAELENS_ARCHITECTURES[saelens_arch]
+    architecture, is_transcoder, has_skip = known
     normalize = raw.get("normalize_activations", "none")
     if isinstance(normalize, bool) or normalize is None:  # pre-6.0 boolean form
         normalize = "expected_average_only_in" if normalize else "none"

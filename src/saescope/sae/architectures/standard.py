@@ -1,0 +1,70 @@
+"""The standard SAE: ReLU activations, trained with an L1 penalty (Bricken et al. 2023)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+from torch.nn import functional as F
+
+from saescope.sae.architectures.plugin import Architecture, Hyperparameters, register
+from saescope.sae.architectures.shared import as_list, check_float
+from saescope.sae.base import SAE
+
+if TYPE_CHECKING:
+    from saescope.train.losses import LossSettings, StepOutput
+
+
+class StandardSAE(SAE):
+    """ReLU SAE, trained with an L1 penalty: acts = relu(hidden_pre)."""
+
+    architecture = "standard"
+
+    def activation(self, hidden_pre: torch.Tensor) -> torch.Tensor:
+        return F.relu(hidden_pre)
+
+
+@dataclass
+class L1Hyperparameters(Hyperparameters):
+    """L1-penalised SAEs (standard, gated): one SAE per l1_coefficient."""
+
+    l1_coefficient: float | list[float]
+
+    grid_fields: ClassVar[tuple[str, ...]] = ("l1_coefficient",)
+    label_formats: ClassVar[dict[str, str]] = {"l1_coefficient": "l1_{:g}"}
+    warmed_up: ClassVar[tuple[str, ...]] = ("l1_coefficient",)
+
+    def validate(self) -> None:
+        for l1 in as_list(self.l1_coefficient):
+            check_float(
+                "l1_coefficient", l1, 0.0, 1e4, "a number from 0 to 10000 (typical: 1 to 10)"
+            )
+
+
+def standard_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
+    """ReLU SAE: MSE + l1 * sum_i acts_i (* ||W_dec[i]|| when the decoder norm is free).
+    The active latents go through the sparse path once they are few (train/sparse_relu.py)."""
+    from saescope.train.losses import StepOutput, squared_error  # noqa: PLC0415 (saescope.train imports saescope.sae)
+    from saescope.train.sparse_relu import decode, relu_encode  # noqa: PLC0415
+
+    active = relu_encode(x, sae.W_enc, sae.b_enc, sae.b_dec)
+    recon = decode(active, sae.W_dec) + sae.b_dec
+    mse = squared_error(recon, x)
+    l1 = active.weighted_sum(None if s.decoder_unit_norm else sae.W_dec.norm(dim=-1)) / x.shape[0]
+    l0 = torch.tensor(active.count() / x.shape[0])
+    return StepOutput(
+        mse + s.l1_coefficient * l1, mse.detach(), l0, active.fire_counts(), l1.detach()
+    )
+
+
+@register
+class Standard(Architecture):
+    sae_class = StandardSAE
+    hyperparameters = L1Hyperparameters
+    dense_start = True
+    sparse_backward = True
+    resamples_dead = True
+
+    def loss(self, sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
+        return standard_loss(sae, x, s)
