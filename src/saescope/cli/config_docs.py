@@ -1,4 +1,5 @@
-"""`saescope config-docs STAGE`: a markdown table of a stage's config fields (for the README)."""
+"""`saescope config-docs STAGE`: a markdown table of a stage's config fields; `all` writes the
+whole reference, docs/config.md (a test checks that file is current)."""
 
 from __future__ import annotations
 
@@ -26,10 +27,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="print a stage's config fields as a markdown table",
         description=__doc__,
     )
-    p.add_argument("stage", choices=sorted(CONFIGS), help="the stage whose config to describe")
+    p.add_argument(
+        "stage", choices=[*sorted(CONFIGS), "all"], help="the stage whose config to describe"
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print(markdown_table(CONFIGS[args.stage]))
+    text = reference() if args.stage == "all" else markdown_table(CONFIGS[args.stage])
+    print(text.rstrip("\n"))
     return 0
+
+
+def reference() -> str:
+    """Every stage's table under its own heading: the text of docs/config.md."""
+    parts = [
+        "# Config reference\n\n"
+        "Generated from the config schema by `saescope config-docs all > docs/config.md`; "
+        "each field is a YAML key, a `field=value` override (dotted for sections, e.g. "
+        "`corpus.context_length=256`) and, where a flag is shown, a command-line flag.\n"
+    ]
+    for stage, config in CONFIGS.items():
+        parts.append(f"\n## `saescope {stage}`\n\n{markdown_table(config).rstrip()}\n")
+    return "".join(parts)
