@@ -70,6 +70,11 @@ class RequestCache:
             ),
         )
 
+    def requests(self) -> list[ChatRequest]:
+        """Every cached request (to inspect what a run has been answered)."""
+        rows = self._db.execute("SELECT request FROM answers ORDER BY created").fetchall()
+        return [ChatRequest.from_json(json.loads(row[0])) for row in rows]
+
     def __len__(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM answers").fetchone()[0])
 

@@ -60,14 +60,32 @@ class OpenAIBackend:
             backoff_s,
         )
         self._where = shown_url(base_url)
-        self._client = openai.AsyncOpenAI(
-            base_url=base_url,
-            api_key=_api_key(api_key_env),
-            timeout=timeout_s,
-            max_retries=0,  # retried here, so that an unreachable server fails at once
-        )
-        self._slots = asyncio.Semaphore(max_concurrency)
+        self._api_key, self._timeout_s = _api_key(api_key_env), timeout_s
+        # the async client and the slots belong to one event loop: made anew in each
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client_now: openai.AsyncOpenAI | None = None
+        self._slots_now: asyncio.Semaphore | None = None
         self._logprobs_refused = False  # the server rejected the logprobs parameter once
+
+    @property
+    def _client(self) -> openai.AsyncOpenAI:
+        loop = asyncio.get_running_loop()
+        if self._client_now is None or self._loop is not loop:
+            self._loop = loop
+            self._client_now = openai.AsyncOpenAI(
+                base_url=self.base_url,
+                api_key=self._api_key,
+                timeout=self._timeout_s,
+                max_retries=0,  # retried here, so that an unreachable server fails at once
+            )
+            self._slots_now = asyncio.Semaphore(self.max_concurrency)
+        return self._client_now
+
+    @property
+    def _slots(self) -> asyncio.Semaphore:
+        self._client  # noqa: B018 (makes the slots of this loop)
+        assert self._slots_now is not None
+        return self._slots_now
 
     async def check(self) -> None:
         """Reach the server and look the model up in its /models list (when it has one)."""
@@ -123,7 +141,9 @@ class OpenAIBackend:
         raise AssertionError("unreachable")
 
     async def aclose(self) -> None:
-        await self._client.close()
+        if self._client_now is not None and self._loop is asyncio.get_running_loop():
+            await self._client_now.close()
+        self._client_now, self._slots_now, self._loop = None, None, None
 
     async def _once(self, request: ChatRequest) -> Completion:
         kwargs: dict[str, Any] = {

@@ -20,6 +20,7 @@ Change a renderer's wording only with a new version number: the version is part 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -54,10 +55,10 @@ def show_token(token: str) -> str:
 
 
 def scaled(act: float, max_act: float) -> int:
-    """An activation on the 0-10 scale of `max_act` (the feature's, or the example's, max)."""
+    """An activation on the 0-10 scale of `max_act` (the feature's max), halves rounded up."""
     if max_act <= 0 or act <= 0:
         return 0
-    return max(0, min(10, round(10 * act / max_act)))
+    return min(10, math.floor(10 * act / max_act + 0.5))
 
 
 def marked_text(window: Window, threshold: float) -> str:

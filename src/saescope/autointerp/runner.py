@@ -112,12 +112,13 @@ async def explain_features_async(
         raise ConfigError("explanations", explanations, "explanations to score when explain=False")
     with open_feature_store(store_or_run) as store:
         sets = feature_pages_to_sets(store, sae_id, list(features), config)
-    await backend.check()
     cache = RequestCache(cache_dir) if cache_dir is not None else None
     client = LLMClient(backend, cache, max_requests)
     try:
+        await backend.check()
         return await _run(client, sae_id, sets, config, explanations or {}, explain, progress)
     finally:
+        await backend.aclose()  # its connections belong to this event loop
         if cache is not None:
             cache.close()
 

@@ -36,11 +36,15 @@ class TransformersBackend:
         device: str = "cpu",
         batch_size: int = 8,
         dtype: str | None = None,
+        threads: int | None = None,
     ) -> None:
+        """`threads`: torch's CPU threads (process-wide); on a busy machine 1 is much faster
+        than contending for every core."""
         if batch_size < 1:
             raise BackendError(f"batch_size: got {batch_size!r}; expected >= 1.")
         self.model, self.device, self.batch_size, self.dtype = model, device, batch_size, dtype
         self.max_concurrency = batch_size
+        self.threads = threads
         self._hf: Any = None
         self._tokenizer: Any = None
         self._queue: asyncio.Queue[_Pending] | None = None
@@ -65,6 +69,7 @@ class TransformersBackend:
             with contextlib.suppress(asyncio.CancelledError, Exception):  # closing anyway
                 await self._worker
             self._worker = None
+        self._queue, self._load_lock = None, None  # they belong to this event loop
 
     async def _ensure_loaded(self) -> None:
         if self._load_lock is None:
@@ -72,9 +77,12 @@ class TransformersBackend:
         async with self._load_lock:
             if self._hf is None:
                 self._hf, self._tokenizer = await asyncio.to_thread(self._load)
+            if self._queue is None:
                 self._queue = asyncio.Queue()
 
     def _load(self) -> tuple[Any, Any]:
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
         try:
             if self.model == DEFAULT_MODEL or self.model.endswith(".gguf"):
                 from saescope.models import load_model  # noqa: PLC0415 (heavy import)
