@@ -32,7 +32,7 @@ SMALL = AutoInterpConfig(
     n_hard_negatives=1,
     batch_size=3,
     explain_max_tokens=40,
-    n_retries=1,
+    n_retries=0,  # retries are the in-process test's
 )
 
 
@@ -99,11 +99,10 @@ def test_budget_guard_stops_and_the_rest_resumes(llm, store_path, analysis, tmp_
 RUN_SCRIPT = """
 import sys
 from saescope.autointerp import AutoInterpConfig, OpenAIBackend, explain_features
-cfg = AutoInterpConfig(scorers=("detection", "fuzzing"), n_explain=2, n_activating=3,
-                       n_inactive=2, n_hard_negatives=1, batch_size=2, explain_max_tokens=30,
-                       n_retries=0)
+cfg = AutoInterpConfig(scorers=("detection",), n_explain=2, n_activating=2, n_inactive=1,
+                       n_hard_negatives=1, batch_size=2, explain_max_tokens=30, n_retries=0)
 backend = OpenAIBackend(sys.argv[1], sys.argv[2], max_concurrency=2)
-explain_features(sys.argv[3], sys.argv[4], [3, 5, 6], backend, config=cfg, cache_dir=sys.argv[5],
+explain_features(sys.argv[3], sys.argv[4], [3, 5], backend, config=cfg, cache_dir=sys.argv[5],
                  progress=False)
 """
 
@@ -118,8 +117,8 @@ def test_resume_after_sigkill_repeats_no_answered_request(
     args = [llm.base_url, llm.model, str(store_path), analysis.sae_id, str(cache)]
     process = subprocess.Popen([sys.executable, str(script), *args], env=os.environ.copy())
     deadline = time.monotonic() + 240
-    while len(llm.counter.answered) < 4 and process.poll() is None:
-        assert time.monotonic() < deadline, "the run answered fewer than 4 requests in 240 s"
+    while len(llm.counter.answered) < 3 and process.poll() is None:
+        assert time.monotonic() < deadline, "the run answered fewer than 3 requests in 240 s"
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -137,7 +136,7 @@ def test_resume_after_sigkill_repeats_no_answered_request(
     cached.close()
     answered_before = set(llm.counter.answered)
     received_before = len(llm.counter.received)
-    assert len(cached_before) >= 3 and cached_before <= answered_before
+    assert cached_before and cached_before <= answered_before
     # answered by the server but not yet received by the killed run: at most those in flight
     assert len(answered_before - cached_before) <= 2
 

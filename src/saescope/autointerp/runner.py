@@ -189,10 +189,13 @@ async def _run(
         results = await asyncio.gather(*(one(s) for s in all_sets))
     finally:
         bar.close()
-    fatal = [r.error for r in results if r.error and not r.error.startswith("max_requests")]
-    if fatal and all(r.explanation is None for r in results):
-        raise BackendError(fatal[0])  # nothing was done at all: the backend cannot serve
+    if stop and not is_budget_message(stop[0]) and all(r.error for r in results):
+        raise BackendError(stop[0])  # nothing was done at all: the backend cannot serve
     return list(results)
+
+
+def is_budget_message(message: str) -> bool:
+    return message.startswith("max_requests")
 
 
 async def _feature(

@@ -149,7 +149,7 @@ async def score_simulation(
             client,
             simulation_prompt(explanation, ex.tokens),
             lambda c: parse_simulation(c.text, len(ex.tokens), c.logprobs),
-            max_tokens=24 + 4 * len(ex.tokens),
+            max_tokens=12 + 3 * len(ex.tokens),  # '{"activations": [' and 'n, ' per token
             logprobs=True,
             n_retries=n_retries,
         )
