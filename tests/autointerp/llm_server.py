@@ -46,6 +46,7 @@ class Counter:
     answered: list[str] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0  # the most requests the server had at once
+    fail_next: int = 0  # answer this many POSTs with HTTP 503 instead of forwarding them
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
@@ -66,6 +67,12 @@ def _proxy_handler(upstream_port: int, counter: Counter) -> type[BaseHTTPRequest
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
             digest = signature(json.loads(body)) if method == "POST" else ""
             if method == "POST":
+                with counter.lock:
+                    failing = counter.fail_next > 0
+                    counter.fail_next -= failing
+                if failing:
+                    self._overloaded()
+                    return
                 with counter.lock:
                     counter.received.append(digest)
                     counter.in_flight += 1
@@ -91,6 +98,15 @@ def _proxy_handler(upstream_port: int, counter: Counter) -> type[BaseHTTPRequest
             if method == "POST":
                 with counter.lock:
                     counter.answered.append(digest)
+
+        def _overloaded(self) -> None:
+            data = b'{"error": {"message": "overloaded", "type": "server_error"}}'
+            self.send_response(503)
+            self.send_header("content-type", "application/json")
+            self.send_header("retry-after", "0")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
 
         def do_GET(self) -> None:
             self._forward("GET")

@@ -151,6 +151,26 @@ def test_resume_after_sigkill_repeats_no_answered_request(
     assert len(llm.counter.received) == total
 
 
+def test_server_errors_are_retried(llm) -> None:
+    import asyncio
+
+    from saescope.autointerp import ChatRequest, Message
+
+    llm.counter.reset()
+    llm.counter.fail_next = 2  # two HTTP 503s, then the real server
+    backend = OpenAIBackend(llm.base_url, llm.model, backoff_s=0.01)
+
+    async def one():
+        try:
+            return await backend.complete(ChatRequest((Message("user", "Say hi."),), max_tokens=3))
+        finally:
+            await backend.aclose()
+
+    answer = asyncio.run(one())
+    assert answer.completion_tokens > 0 and llm.counter.fail_next == 0
+    assert len(llm.counter.received) == 1  # the third try reached the server
+
+
 def test_unknown_model_is_named_with_what_the_server_has(llm, store_path, analysis) -> None:
     backend = OpenAIBackend(llm.base_url, "no-such-model")
     with pytest.raises(BackendError, match=r"model: got 'no-such-model'; the LLM server .* serves"):

@@ -87,6 +87,12 @@ def test_score_a_given_explanation_by_simulation(backend, store_path, analysis) 
     assert score.attempts[0].text  # what the model answered is kept, parsed or not
 
 
+def test_a_dead_feature_is_recorded_not_asked(backend, store_path, analysis) -> None:
+    (result,) = explain_features(store_path, analysis.sae_id, [1], backend, progress=False)
+    assert result.explanation is None and result.scores == []
+    assert result.error == "the feature has no activating examples"
+
+
 def test_a_model_that_is_not_there() -> None:
     backend = TransformersBackend("/nonexistent/model-dir")
     with pytest.raises(BackendError, match="model: .*'/nonexistent/model-dir'"):
