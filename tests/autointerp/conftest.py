@@ -6,25 +6,12 @@ The server test fails (never skips) when the server cannot be started.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-
-
-def load_helper(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-store_data = load_helper(HERE.parent / "store" / "store_data.py", "autointerp_store_data")
-llm_server = load_helper(HERE / "llm_server.py", "autointerp_llm_server")
+from tests.autointerp import llm_server
+from tests.store import store_data
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ import time
 from dataclasses import asdict
 
 import pytest
-from conftest import llm_server
 
 from saescope.autointerp import (
     AutoInterpConfig,
@@ -22,6 +21,7 @@ from saescope.autointerp import (
     explain_features,
     recompute,
 )
+from tests.autointerp import llm_server
 
 STATUSES = {"ok", "unmarked", "empty", "malformed", "error"}
 SMALL = AutoInterpConfig(

@@ -1,0 +1,1 @@
+"""Tests of auto-interpretability: backends, prompts, parsers, scorers, the runner."""
