@@ -5,6 +5,7 @@ Every fixture folder written by a peer library is mutated (a fixed, derandomised
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -84,4 +85,26 @@ def test_bit_flipped_files(folder, tmp_path, which, flips):
     for where, mask in flips:
         data[int(where * len(data))] ^= mask
     victim.write_bytes(bytes(data))
+    loads_or_refuses(sae)
+
+
+HOSTILE_VALUES = st.one_of(
+    st.sampled_from([10**12, -1, 0, 2**63, 1e308, float("nan"), "16", None, [], {}, True]),
+    st.text(max_size=20),
+)
+
+
+@pytest.mark.parametrize(
+    "folder",
+    [f for f in FOLDERS if (f / "cfg.json").exists()],
+    ids=lambda p: f"{p.parent.name}/{p.name}",
+)
+@FUZZ
+@given(key_index=st.integers(min_value=0), value=HOSTILE_VALUES)
+def test_hostile_config_values(folder, tmp_path, key_index, value):
+    sae = copy_of(folder, tmp_path)
+    cfg = json.loads((sae / "cfg.json").read_text())
+    keys = sorted(cfg)
+    cfg[keys[key_index % len(keys)]] = value
+    (sae / "cfg.json").write_text(json.dumps(cfg))
     loads_or_refuses(sae)

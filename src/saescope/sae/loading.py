@@ -60,7 +60,7 @@ def load_sae(
         raise SaescopeError(
             f"{entry.name}: the registry says {entry.format} files but {path} holds {name} files"
         )
-    sae = format_module(name).load(path, **kwargs)
+    sae = read_sae(name, path, **kwargs)
     sae.file_format = name  # the format of these files (source_format: where the SAE came from)
     if sae.cfg.source_format is None:
         sae.cfg.source_format = name
@@ -114,3 +114,21 @@ def fold_norm_scaling_factor(sae: SAE, factor: float | None) -> float | None:
     sae.cfg = sae.cfg.replace(normalize_activations="constant_scale")
     sae.fold_input_scale()
     return factor
+
+
+# What a reader raises on files whose values contradict each other or have the wrong types; a
+# reader's own checks raise SaescopeError first, with more precise words.
+MALFORMED = (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError)
+
+
+def read_sae(name: str, path: Path, **kwargs: Any) -> SAE:
+    """The reader of format `name` on path; a malformed file is one SaescopeError naming it."""
+    try:
+        return format_module(name).load(path, **kwargs)
+    except SaescopeError:
+        raise
+    except MALFORMED as err:
+        raise SaescopeError(
+            f"{path}: a {name} SAE whose files hold unexpected values "
+            f"({type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''})"
+        ) from None

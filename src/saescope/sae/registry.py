@@ -36,14 +36,26 @@ def build_sae(cfg: SAEConfig) -> SAE:
     return get_architecture(cfg.architecture).sae_class(cfg)
 
 
+def expected_shapes(cfg: SAEConfig, file: str | Path) -> dict[str, tuple[int, ...]]:
+    """The tensor shapes cfg describes, worked out on the meta device: a config that claims a
+    huge SAE is checked against the file's tensors before anything is allocated."""
+    try:
+        with torch.device("meta"):
+            return build_sae(cfg).expected_shapes()
+    except (RuntimeError, TypeError, ValueError, OverflowError) as err:
+        raise SaescopeError(
+            f"{file}: the config describes no SAE that can be built (d_in={cfg.d_in!r}, "
+            f"d_sae={cfg.d_sae!r}, architecture={cfg.architecture!r}): {err}"
+        ) from None
+
+
 def sae_from_tensors(cfg: SAEConfig, tensors: dict[str, torch.Tensor], file: str | Path) -> SAE:
     """Build the SAE cfg describes and load `tensors` into it, checking them against cfg.
 
     tensors must use our names (W_enc [d_in, d_sae], ...); `file` is named in every error.
     Optional tensors: input_scale (constant-scale normalisation); b_enc of a gated SAE.
     """
-    sae = build_sae(cfg)
-    expected = sae.expected_shapes()
+    expected = expected_shapes(cfg, file)
     missing = [name for name in expected if name not in tensors]
     if missing:
         raise SaescopeError(
@@ -58,6 +70,7 @@ def sae_from_tensors(cfg: SAEConfig, tensors: dict[str, torch.Tensor], file: str
                 f"(d_in={cfg.d_in}, d_sae={cfg.d_sae}, d_out={cfg.d_out}); the config contradicts the weights"
             )
     check_finite(tensors, file)
+    sae = build_sae(cfg)  # allocates only what the file's own tensors already hold
     dtype = torch_dtype(cfg.dtype)
     with torch.no_grad():
         state = sae.state_dict()
