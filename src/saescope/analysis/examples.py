@@ -21,7 +21,6 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from saescope.analysis.config import AnalysisConfig
 from saescope.analysis.effects import (
@@ -39,6 +38,7 @@ from saescope.analysis.sparse import SparseActs
 from saescope.analysis.spool import ActivationSpool, final_residual_hook
 from saescope.corpus import iter_context_batches
 from saescope.models import HookedModel
+from saescope.progress import progress_bar
 from saescope.sae import SAE
 
 # loss-effect rows per vocabulary-sized computation: small, so the [rows, d_vocab] temporaries stay
@@ -195,7 +195,9 @@ class ExampleBuilder:
             pool_windows: list[tuple[np.ndarray, torch.Tensor, int, int] | None] = [None] * len(
                 pool
             )
-            bar = tqdm(total=len(plan.contexts), unit="ctx", desc="examples", disable=not progress)
+            bar = progress_bar(
+                total=len(plan.contexts), unit="ctx", desc="examples", disable=not progress
+            )
             for batch in self._batches(plan):
                 slots = batch.tolist()
                 yield self._run_batch(

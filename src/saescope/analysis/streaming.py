@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from saescope.analysis.accumulators import FeatureAccumulators, accumulators_for
 from saescope.analysis.checkpoint import save_analysis_checkpoint
@@ -20,6 +19,7 @@ from saescope.analysis.sparse import sparse_codes
 from saescope.analysis.spool import ActivationSpool
 from saescope.corpus import iter_context_batches
 from saescope.models import HookedModel
+from saescope.progress import progress_bar
 from saescope.sae import SAE
 
 
@@ -44,7 +44,7 @@ def stream_pass(
     first = 0 if cfg.include_bos or not cfg.corpus.prepend_bos else 1  # BOS positions left out
     positions = torch.arange(first, C)
     hook = sae.cfg.hook_name
-    bar = tqdm(
+    bar = progress_bar(
         total=(stop - start) * C, unit="tok", unit_scale=True, desc="analyse", disable=not progress
     )
     context, since_checkpoint = start, 0

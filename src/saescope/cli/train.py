@@ -51,7 +51,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         values = read_json(saved)
         if args.config:  # `--resume RUN k=64`: argparse took the first override as the config
             args.overrides = [args.config, *args.overrides]
-        cfg = TrainConfig.from_dict({**values, **parse_overrides(args.overrides)})
+        # the run resumes in the folder given, wherever it was first trained
+        overrides = {**parse_overrides(args.overrides), "run_dir": str(args.resume)}
+        cfg = TrainConfig.from_dict({**values, **overrides})
     elif args.config:
         cfg = TrainConfig.from_yaml(args.config, args.overrides)
     else:

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from saescope.corpus import CorpusConfig, iter_context_batches
 from saescope.errors import SaescopeError
 from saescope.evals.metrics import EvalAccumulator, evaluate_batch
 from saescope.fileio import atomic_write, write_json
 from saescope.models import load_model
+from saescope.progress import progress_bar
 from saescope.runs.layout import metrics_path, run_dir_around, trained_sae_dirs
 from saescope.sae import SAE, load_sae
 from saescope.sae.with_model import load_sae_with_model, model_name_of
@@ -73,7 +73,9 @@ def evaluate(
         corpus = CorpusConfig(context_length=min(sae.cfg.context_size or 128, model.max_context))
 
     acc = EvalAccumulator(sae.d_sae)
-    bar = tqdm(total=n_tokens, unit="tok", unit_scale=True, desc="eval", disable=not progress)
+    bar = progress_bar(
+        total=n_tokens, unit="tok", unit_scale=True, desc="eval", disable=not progress
+    )
     for tokens in iter_context_batches(
         corpus, model.tokenizer, batch_contexts, skip_contexts=skip_contexts
     ):

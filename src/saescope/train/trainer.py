@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from saescope.errors import SaescopeError
 from saescope.fileio import write_json
+from saescope.progress import progress_bar
 from saescope.runs.metrics import plot_training_curves, truncate_metrics
 from saescope.sae import SAE, SAEConfig, build_sae, save_sae
 from saescope.sae.architectures import Hyperparameters, get_architecture
@@ -36,7 +36,10 @@ from saescope.train.schedules import lr_factor, warmup_factor
 LOSS_FIELDS = {f.name for f in dataclasses.fields(LossSettings)}
 
 # Fields that may change between a run and its resume: they do not change what is computed.
+# What a resumed run may change. run_dir is where the run lies now, not part of what it is: a
+# moved or copied run directory resumes where it is given.
 RESUMABLE_CHANGES = (
+    "run_dir",
     "progress",
     "wandb",
     "wandb_project",
@@ -289,7 +292,8 @@ class Trainer:
             self.init_b_dec()
             if self.is_writer:
                 (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
-                write_json(self.run_dir / "train_config.json", cfg.to_dict())
+        if self.is_writer:  # a resumed run records where it lies now
+            write_json(self.run_dir / "train_config.json", cfg.to_dict())
         self.checkpoint = None  # free its memory
         if self.step < total:
             self.train_steps(total)
@@ -300,7 +304,7 @@ class Trainer:
         cfg = self.cfg
         every = max(1, cfg.checkpoint_every_tokens // cfg.batch_size)
         self.wandb_run = start_wandb(cfg, self.run_dir) if cfg.wandb and self.is_writer else None
-        bar = tqdm(
+        bar = progress_bar(
             total=total * cfg.batch_size,
             initial=self.step * cfg.batch_size,
             unit="tok",
