@@ -128,10 +128,15 @@ def analyse_features(
     result = analyze(
         sae_dir, cfg, model=model, checkpoint=checkpoint, sae_id="demo", stream_examples=True
     )
+    # the eval's numbers, but dead / dense from the analysis's longer window (one figure a name)
     result.evals = {
-        k: float(v)
-        for k, v in evals.items()
-        if isinstance(v, int | float) and not isinstance(v, bool)
+        **{
+            k: float(v)
+            for k, v in evals.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        },
+        **result.evals,
+        "l0": float(evals.get("l0", result.evals["l0"])),
     }
     with open_store(store_path) as store:
         store.write_analysis(result)
@@ -161,7 +166,9 @@ def print_summary(
     print(f"SAE           {run_dir / 'sae'}  (TopK, k=32, d_sae={8 * 576})")
     print(f"training      {run_dir / 'metrics.jsonl'}, {run_dir / 'training_curves.png'}")
     print(f"evals         {run_dir / 'evals'}")
-    shown = {k: evals[k] for k in ("l0", "fvu", "ce_loss_recovered", "dead_fraction") if k in evals}
+    shown = {
+        k: evals[k] for k in ("l0", "fvu", "ce_loss_recovered", "unfired_fraction") if k in evals
+    }
     print(f"              {json.dumps(shown)}")
     print(f"feature store {store_path}")
     for name, path in pages.items():

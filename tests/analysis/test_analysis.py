@@ -89,6 +89,10 @@ def test_density_max_and_mean(result, dense, cfg):
     np.testing.assert_allclose(result.features.mean_act, mean.numpy(), rtol=1e-5)
     # a real, busy SAE
     assert (result.features.density > 0).sum() > 0.8 * len(result.features.density)
+    # dead means "fired on none of these tokens", and says how many tokens that was
+    dead = (active.sum((0, 1)) == 0).double().mean().item()
+    assert result.evals["dead_fraction"] == pytest.approx(dead)
+    assert result.evals["dead_window_tokens"] == n
 
 
 def test_top_examples_are_the_largest_activations_with_their_windows(result, dense, cfg):

@@ -84,7 +84,7 @@ def test_zero_sae_equals_zero_ablation(smollm2):
     r = run_eval(zero_sae(576), smollm2)
     assert r["ce_loss_sae"] == pytest.approx(r["ce_loss_ablated"], abs=1e-5)
     assert r["ce_loss_recovered"] == pytest.approx(0.0, abs=1e-5)
-    assert r["l0"] == 0 and r["dead_fraction"] == 1.0
+    assert r["l0"] == 0 and r["unfired_fraction"] == 1.0
     assert r["fvu"] > 1  # predicting 0 is worse than predicting the mean
 
 
@@ -107,7 +107,7 @@ def test_clean_ce_and_reconstruction_match_an_independent_computation(smollm2, t
     )
     assert r["l0"] == pytest.approx(float((acts > 0).sum(-1).float().mean()), rel=1e-6)
     density = (acts > 0).float().mean(0)
-    assert r["dead_fraction"] == pytest.approx(float((density == 0).float().mean()))
+    assert r["unfired_fraction"] == pytest.approx(float((density == 0).float().mean()))
     assert r["dense_fraction"] == pytest.approx(float((density > 0.1).float().mean()))
     assert 0 < r["ce_loss_recovered"] < 1 and r["l0"] <= 16
 

@@ -94,6 +94,7 @@ def finish_analysis(
             "l0": float(acc.count.sum()) / max(acc.n_tokens, 1),
             "dead_fraction": float((density == 0).mean()),
             "dense_fraction": float((density > 0.1).mean()),
+            "dead_window_tokens": acc.n_tokens,  # dead: fired on none of these tokens
         },
         vocab=vocab_of(model.tokenizer, model.d_vocab),
     )

@@ -34,8 +34,8 @@ TABLE_ROWS = [
     ("ce_loss_ablated", "CE loss, zero-ablated", "{:.4f}"),
     ("ce_loss_recovered", "CE loss recovered", "{:.4f}"),
     ("kl_div", "KL to clean (nats)", "{:.4f}"),
-    ("dead_fraction", "dead fraction", "{:.2%}"),
-    ("dense_fraction", "dense fraction", "{:.2%}"),
+    ("unfired_fraction", "not fired in these tokens", "{:.2%}"),
+    ("dense_fraction", "dense (> 10% of these)", "{:.2%}"),
     ("n_tokens", "tokens evaluated", "{:,}"),
 ]
 

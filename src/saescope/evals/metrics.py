@@ -16,7 +16,9 @@ Definitions (n tokens, d = d_in):
     ce_loss_*           next-token cross-entropy (nats): SAE spliced in / clean / zero-ablated
     ce_loss_recovered   (ce_ablated - ce_sae) / (ce_ablated - ce_clean)
     kl_div              mean over tokens of KL(clean || spliced) of the next-token distributions
-    dead_fraction       latents active on no evaluated token
+    unfired_fraction    latents active on no evaluated token (not "dead": over a short eval
+                        most rare latents simply did not fire; dead/dense come from the longest
+                        window saescope has, training's or the analysis's)
     dense_fraction      latents active on more than dense_threshold of the tokens
 """
 
@@ -94,7 +96,7 @@ class EvalAccumulator:
             "mse": self.sq_error / (n * d_in),
             "fvu": fvu,
             "explained_variance": 1 - fvu,
-            "dead_fraction": float((self.fire_counts == 0).double().mean()),
+            "unfired_fraction": float((self.fire_counts == 0).double().mean()),
             "dense_fraction": float((density > dense_threshold).double().mean()),
         }
         if self.n_predictions:
