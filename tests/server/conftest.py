@@ -9,6 +9,8 @@ import pytest
 from trained_run import build_trained_run
 from viewer_run import build_run
 
+LOCAL = "http://127.0.0.1"  # a Host the viewer answers (the default: loopback names only)
+
 
 @pytest.fixture(scope="session")
 def viewer_run_dir(smollm2, tmp_path_factory):
@@ -34,7 +36,7 @@ def app(viewer_run_dir, smollm2):
 def client(app):
     from fastapi.testclient import TestClient
 
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+    with TestClient(app, base_url=LOCAL, raise_server_exceptions=False) as test_client:
         yield test_client
 
 

@@ -29,6 +29,9 @@ from saescope.server.sources import ViewerSource
 MAX_TEXT_CHARS = 4000  # longer texts are refused before tokenizing
 MAX_TEXT_TOKENS = 256  # tokens of a live text (its BOS included)
 MAX_BATCH = 16  # activation requests run in one forward at most
+# Dense acts [tokens, d_sae] of one forward at most (float32: 256 MiB); a batch is split to
+# stay under it, so a 262k-feature SAE runs one text at a time instead of exhausting memory.
+MAX_DENSE_ELEMENTS = 64 * 2**20
 
 
 class TextTooLong(SaescopeError):
@@ -41,6 +44,12 @@ class LiveUnavailable(SaescopeError):
 
 class FeatureNotFound(SaescopeError):
     """A feature id outside the SAE (HTTP 404)."""
+
+
+class Busy(SaescopeError):
+    """Too many live requests waiting, from this client or in all (HTTP 429, Retry-After)."""
+
+    retry_after_s = 2
 
 
 # errors that cross from the worker to the server by name (anything else is a 500)
@@ -141,13 +150,13 @@ class LiveModels:
                 rows.append((i, self.tokens(model, text)[0].tolist()))
             except SaescopeError as err:
                 out[i] = err
-        if rows:
-            width = max(len(ids) for _, ids in rows)
+        for group in _groups_within(rows, MAX_DENSE_ELEMENTS // sae.d_sae):
+            width = max(len(ids) for _, ids in group)
             batch = torch.tensor(
-                [ids + ids[-1:] * (width - len(ids)) for _, ids in rows]
+                [ids + ids[-1:] * (width - len(ids)) for _, ids in group]
             )  # [b, width]
             resid = model.run_with_cache(batch, [hook])[hook]  # [b, width, d_in]
-            for j, (i, ids) in enumerate(rows):
+            for j, (i, ids) in enumerate(group):
                 acts, stats = sae.encode_with_stats(resid[j, : len(ids)])
                 out[i] = PromptRun(model, sae, hook, ids, texts[i], acts.float(), None, stats)
         return out  # type: ignore[return-value]
@@ -221,6 +230,23 @@ class LiveModels:
         }
 
 
+def _groups_within(
+    rows: list[tuple[int, list[int]]], max_tokens: int
+) -> list[list[tuple[int, list[int]]]]:
+    """Rows in groups whose padded size (rows x longest) stays within max_tokens (a row
+    alone may exceed it: one text is never split)."""
+    groups: list[list[tuple[int, list[int]]]] = []
+    for row in rows:
+        group = groups[-1] if groups else None
+        if group is not None and (len(group) + 1) * max(
+            len(row[1]), *(len(ids) for _, ids in group)
+        ) <= max(1, max_tokens):
+            group.append(row)
+        else:
+            groups.append([row])
+    return groups
+
+
 def check_feature(sae: SAE, feature: int) -> None:
     if not 0 <= feature < sae.d_sae:
         raise FeatureNotFound(f"feature: got {feature}; this SAE has features 0..{sae.d_sae - 1}.")
@@ -269,10 +295,17 @@ class Steer:
     max_new_tokens: int
 
 
+@dataclass(frozen=True)
+class Cancel:
+    """Drop request `req_id` if it has not run yet (its client left, or it waited too long)."""
+
+    req_id: int
+
+
 Command = TopFeatures | OneFeature | PromptPage | Steer
-# A request is (request id, command); a reply is (request id, True, JSON bytes) or
-# (request id, False, (error class name, message)). Commands cross the worker's pipe pickled.
-Request = tuple[int, Command]
+# A request is (request id, command) or (-1, Cancel); a reply is (request id, True, JSON bytes)
+# or (request id, False, (error class name, message)). Both cross the worker's pipe pickled.
+Request = tuple[int, Command | Cancel]
 Reply = tuple[int, bool, Any]
 
 
@@ -294,7 +327,9 @@ def execute(models: LiveModels, command: Command, run: PromptRun | None = None) 
 
 def serve_requests(models: LiveModels, inbox: queue.Queue, reply: Callable[[Reply], None]) -> None:
     """Answer requests from `inbox` until it yields None: whatever queued up meanwhile is
-    taken at once, and its activation requests for one SAE share a forward."""
+    taken at once, and its activation requests for one SAE share a forward. A request
+    cancelled before it runs is dropped unanswered (nobody waits for it any more)."""
+    cancelled: set[int] = set()
     while True:
         first = inbox.get()
         if first is None:
@@ -306,7 +341,13 @@ def serve_requests(models: LiveModels, inbox: queue.Queue, reply: Callable[[Repl
             except queue.Empty:
                 break
         stop = None in batch
-        for answer in answer_batch(models, [r for r in batch if r is not None]):
+        cancelled |= {r[1].req_id for r in batch if r is not None and isinstance(r[1], Cancel)}
+        todo = [r for r in batch if r is not None and not isinstance(r[1], Cancel)]
+        dropped = {r[0] for r in todo} & cancelled
+        cancelled -= dropped
+        if len(cancelled) > 10_000:  # cancels of requests already answered
+            cancelled.clear()
+        for answer in answer_batch(models, [r for r in todo if r[0] not in dropped]):
             reply(answer)
         if stop:
             return
