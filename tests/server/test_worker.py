@@ -140,3 +140,24 @@ def test_the_server_outlives_its_worker(served):
     assert response.status_code == 409 and "worker exited" in response.json()["detail"]
     assert httpx.get(f"{base}{BASE}/features/2/panels", timeout=30).status_code == 200
     assert httpx.get(f"{base}/api/health", timeout=30).json()["ok"] is True
+
+
+def test_a_dead_worker_is_restarted_and_health_says_so(served):
+    base, proc = served
+    before = httpx.get(f"{base}/api/health", timeout=30).json()["live"]["restarts"]
+    (worker,) = children(proc.pid)
+    os.kill(worker, signal.SIGKILL)
+    states = []
+    deadline = time.monotonic() + 240
+    while True:
+        live = httpx.get(f"{base}/api/health", timeout=30).json()["live"]
+        states.append(live["state"])
+        if live["state"] == "ok" and live["restarts"] > before:
+            break
+        assert time.monotonic() < deadline, states[-5:]
+        time.sleep(0.2)
+    assert "restarting" in states and live["last_exit"] == -signal.SIGKILL
+    answer = httpx.post(f"{base}{BASE}/activations", json={"text": "back again"}, timeout=120)
+    assert answer.status_code == 200 and answer.json()["tokens"]
+    (new_worker,) = children(proc.pid)
+    assert new_worker != worker

@@ -43,7 +43,7 @@ from saescope.server.guard import (
 )
 from saescope.server.paths import without_paths
 from saescope.server.routes import ROUTERS
-from saescope.server.routes.common import ClientGone, NotFound
+from saescope.server.routes.common import ClientGone, NotFound, shown
 from saescope.server.sources import open_source
 from saescope.server.worker import LiveEngine, LiveTimeout, ProcessEngine, ThreadEngine
 from saescope.store import FeatureStore
@@ -51,6 +51,7 @@ from saescope.store import FeatureStore
 __all__ = ["API_TITLE", "NotFound", "api_app", "create_app", "page_key", "serve"]
 
 API_TITLE = "saescope viewer"
+MAX_DETAIL_CHARS = 1000  # an error answer is a short paragraph, whatever was sent
 
 
 # --- the app ------------------------------------------------------------------------------
@@ -198,7 +199,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         retry = getattr(err, "retry_after_s", None)
         headers = {"Retry-After": str(retry)} if retry is not None else None
         return JSONResponse(
-            {"detail": without_paths(str(err))}, status_code=status, headers=headers
+            {"detail": without_paths(str(err))[:MAX_DETAIL_CHARS]},
+            status_code=status,
+            headers=headers,
         )
 
     for kind, _ in statuses:
@@ -225,16 +228,11 @@ def _problem(error: dict[str, Any]) -> str:
         limit = error.get("ctx", {}).get("max_length")
         return f"{where}: got {len(error['input'])} characters; the limit is {limit} characters."
     got = (
-        f" (got {_short(error['input'])})"
+        f" (got {shown(error['input'])})"
         if not isinstance(error.get("input"), dict | type(None))
         else ""
     )
     return f"{where}: {error['msg']}{got}"
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
 def _jsonable(errors: Any) -> Any:

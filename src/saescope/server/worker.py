@@ -44,7 +44,7 @@ from saescope.store import FeatureStore
 
 START_TIMEOUT_S = 600  # loading (and on first use dequantising) the model
 MAX_WAITING = 64  # live requests queued or running, all clients together
-MAX_WAITING_PER_CLIENT = 4  # ... and from one client address
+MAX_WAITING_PER_CLIENT = 8  # ... and from one client address
 JOB_TIMEOUT_S = 120.0  # a request not answered by then is cancelled (503)
 RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 15.0, 60.0)  # waits before restarting a dead worker
 

@@ -75,12 +75,18 @@ async def run_live(request: Request, command: Command) -> bytes:
             raise ClientGone("the client disconnected before the answer")
 
 
+def shown(value: object, most: int = 80) -> str:
+    """repr(value), cut short: an error answer echoes what was sent, not all of it."""
+    text = repr(value)
+    return text if len(text) <= most else f"{text[: most - 20]}... ({len(text)} characters)"
+
+
 def brief_of(request: Request, sae_id: str) -> dict[str, Any]:
     """The SAE's brief from the store (404 naming the SAEs it holds when unknown)."""
     saes = cache_of(request).saes()
     if sae_id not in saes:
         held = ", ".join(sorted(saes)) or "none"
-        raise NotFound(f"sae_id: no SAE {sae_id!r} in this store; it holds: {held}.")
+        raise NotFound(f"sae_id: no SAE {shown(sae_id)} in this store; it holds: {held}.")
     return saes[sae_id]
 
 
