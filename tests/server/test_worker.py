@@ -144,6 +144,10 @@ def test_the_server_outlives_its_worker(served):
 
 def test_a_dead_worker_is_restarted_and_health_says_so(served):
     base, proc = served
+    deadline = time.monotonic() + 240  # the test before killed a worker: its successor loads
+    while httpx.get(f"{base}/api/health", timeout=30).json()["live"]["state"] != "ok":
+        assert time.monotonic() < deadline, "the worker was not restarted within 240 s"
+        time.sleep(0.5)
     before = httpx.get(f"{base}/api/health", timeout=30).json()["live"]["restarts"]
     (worker,) = children(proc.pid)
     os.kill(worker, signal.SIGKILL)

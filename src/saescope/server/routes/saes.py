@@ -69,7 +69,9 @@ def summary(request: Request, sae_id: str) -> Response:
         return {
             **without_server_paths(source.store.sae_summary(sae_id)),
             "live": engine is not None and engine.live(sae_id),
-            "live_unavailable": None if engine is None else engine.unavailable.get(sae_id),
+            "live_unavailable": None
+            if engine is None or sae_id not in engine.unavailable
+            else without_paths(engine.unavailable[sae_id]),
             "has_training_curves": has_curves(source),
         }
 
