@@ -349,3 +349,26 @@ def test_abandoned_live_requests_are_dropped(live_server):
     assert waited < 2.5 * one, (waited, one)  # not behind four abandoned steers
     health = httpx.get(f"{live_server}/api/health", timeout=30).json()
     assert health["live"]["state"] == "ok" and health["live"]["waiting"] == 0
+
+
+def test_the_ui_works_behind_a_token(browser, viewer_run_dir):
+    """The printed link's ?token= sets the cookie; the UI's own fetches then carry it."""
+    from conftest import serving
+
+    from saescope.server.app import default_web_dir
+
+    if default_web_dir() is None:
+        pytest.fail("the viewer is not built: cd web && npm ci && npm run build", pytrace=False)
+    app = create_app(viewer_run_dir, live=False, warm=False, token="ui-token")
+    with serving(app) as url:
+        page = browser.new_page()
+        try:
+            page.goto(url + "/")
+            assert "access token" in page.content()  # no token, no page
+            page.goto(url + "/?token=ui-token")
+            page.wait_for_selector("[data-panel=density] svg")
+            assert "token" not in page.url
+            info = page.locator("[data-panel=sae-info]").inner_text()
+            assert "blocks.6.hook_resid_post" in info
+        finally:
+            page.close()
