@@ -202,6 +202,8 @@ def test_with_a_token_every_request_needs_it_and_a_first_visit_sets_the_cookie(v
         assert "HttpOnly" in first.headers["set-cookie"]
         assert client.get("/api/health").status_code == 200  # the cookie, from now on
         assert client.get(f"{BASE}/features/1").status_code == 200
+        assert client.get("/?token=stale").status_code != 303  # no wrong cookie over the good
+        assert client.get("/api/health").status_code == 200
 
 
 # --- no server paths -----------------------------------------------------------------------

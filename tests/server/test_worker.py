@@ -165,3 +165,27 @@ def test_a_dead_worker_is_restarted_and_health_says_so(served):
     assert answer.status_code == 200 and answer.json()["tokens"]
     (new_worker,) = children(proc.pid)
     assert new_worker != worker
+
+
+def test_requests_cancelled_while_queued_are_dropped_however_long_the_queue(
+    viewer_run_dir, smollm2
+):
+    """20 steers queued, then their cancels (their clients left): none of them runs, and the
+    activation request behind them is answered."""
+    import queue
+
+    from saescope.server.engine import Cancel, Steer, serve_requests
+
+    models = LiveModels(open_source(viewer_run_dir), model=smollm2)
+    inbox: queue.Queue = queue.Queue()
+    for req_id in range(20):
+        inbox.put((req_id, Steer(SAE_ID, "The cat", 1, "clamp", 5.0, 64)))
+    for req_id in range(20):
+        inbox.put((-1, Cancel(req_id)))
+    inbox.put((20, TopFeatures(SAE_ID, "still answered", 3)))
+    inbox.put(None)
+    replies = []
+    start = time.perf_counter()
+    serve_requests(models, inbox, replies.append)
+    assert [(req_id, ok) for req_id, ok, _ in replies] == [(20, True)]
+    assert time.perf_counter() - start < 10

@@ -326,31 +326,52 @@ def execute(models: LiveModels, command: Command, run: PromptRun | None = None) 
 
 
 def serve_requests(models: LiveModels, inbox: queue.Queue, reply: Callable[[Reply], None]) -> None:
-    """Answer requests from `inbox` until it yields None: whatever queued up meanwhile is
-    taken at once, and its activation requests for one SAE share a forward. A request
-    cancelled before it runs is dropped unanswered (nobody waits for it any more)."""
-    cancelled: set[int] = set()
+    """Answer requests from `inbox` until it yields None. Everything queued is read before
+    each step, so a request cancelled meanwhile (its client left) is dropped unanswered
+    however long the queue; a step is either one request or, for activation requests, up to
+    MAX_BATCH of them for one SAE sharing a forward."""
+    backlog: dict[int, Command] = {}  # request id -> command, in arrival order
     while True:
-        first = inbox.get()
-        if first is None:
-            return
-        batch = [first]
-        while len(batch) < MAX_BATCH:
-            try:
-                batch.append(inbox.get_nowait())
-            except queue.Empty:
-                break
-        stop = None in batch
-        cancelled |= {r[1].req_id for r in batch if r is not None and isinstance(r[1], Cancel)}
-        todo = [r for r in batch if r is not None and not isinstance(r[1], Cancel)]
-        dropped = {r[0] for r in todo} & cancelled
-        cancelled -= dropped
-        if len(cancelled) > 10_000:  # cancels of requests already answered
-            cancelled.clear()
-        for answer in answer_batch(models, [r for r in todo if r[0] not in dropped]):
+        running = _take(inbox, backlog, wait=not backlog)
+        batch = _next_batch(backlog)
+        for answer in answer_batch(models, batch):
             reply(answer)
-        if stop:
+        if not running:
             return
+
+
+def _take(inbox: queue.Queue, backlog: dict[int, Command], wait: bool) -> bool:
+    """Move every queued message into `backlog` (waiting for one when `wait`), applying
+    cancels; False once the stop message (None) came. A cancel always follows its request
+    on the queue: one whose request is not in the backlog any more came too late."""
+    try:
+        message = inbox.get() if wait else inbox.get_nowait()
+        while True:
+            if message is None:
+                return False
+            req_id, command = message
+            if isinstance(command, Cancel):
+                backlog.pop(command.req_id, None)
+            else:
+                backlog[req_id] = command
+            message = inbox.get_nowait()
+    except queue.Empty:
+        return True
+
+
+def _next_batch(backlog: dict[int, Command]) -> list[Request]:
+    """The oldest request, with the other activation requests of its SAE when it is one."""
+    if not backlog:
+        return []
+    first_id, first = next(iter(backlog.items()))
+    if not isinstance(first, TopFeatures | OneFeature):
+        return [(first_id, backlog.pop(first_id))]
+    ids = [
+        req_id
+        for req_id, command in backlog.items()
+        if isinstance(command, TopFeatures | OneFeature) and command.sae_id == first.sae_id
+    ][:MAX_BATCH]
+    return [(req_id, backlog.pop(req_id)) for req_id in ids]
 
 
 def answer_batch(models: LiveModels, batch: list[Request]) -> list[Reply]:

@@ -114,7 +114,11 @@ class Guard:
         if scope["path"].startswith("/api/"):
             return None
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-        return query.get("token")
+        given = query.get("token")
+        # only the right token becomes the cookie (a stale link must not replace a good one)
+        if given is None or not hmac.compare_digest(given.encode(), self.options.token.encode()):
+            return None
+        return given
 
     async def _read_body(
         self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, send: Send

@@ -28,7 +28,7 @@ class ClientGone(SaescopeError):
 
 
 MAX_ID = 10**18 - 1  # ids, offsets and positions: SQLite's integers end at 2**63
-DISCONNECT_POLL_S = 0.25
+DISCONNECT_POLL_S = 0.1
 
 
 def json_bytes(body: bytes) -> Response:
