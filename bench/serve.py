@@ -16,6 +16,12 @@ its inference worker and this load generator (a lean keep-alive HTTP/1.1 client 
 asyncio streams, so that the clients are not what is measured). Writes bench/results/serve.json.
 
     .venv/bin/python bench/serve.py [--seconds 60] [--page-clients 32] [--live-clients 4] [--cold]
+
+The soak (--abusive-clients N, e.g. `nice -n 5 .venv/bin/python bench/serve.py --seconds 120
+--abusive-clients 4 --out serve_soak.json`) adds N clients that send, in turn, oversize bodies
+(a 200 MB Content-Length, then nothing), live requests they abandon after 0.1 s, malformed
+JSON and huge or non-numeric ids: it reports how many they sent and what they got, and the
+inference worker's memory beside the server's. The well-behaved clients must see no error.
 """
 
 from __future__ import annotations
@@ -174,6 +180,11 @@ class Recorder:
     def __init__(self) -> None:
         self.latencies: dict[str, list[float]] = {"feature_page": [], "live": []}
         self.errors: list[str] = []
+        self.abusive: dict[str, dict[str, int]] = {}  # kind -> answer (status or what) -> count
+
+    def abused(self, kind: str, answer: str) -> None:
+        counts = self.abusive.setdefault(kind, {})
+        counts[answer] = counts.get(answer, 0) + 1
 
 
 async def timed(
@@ -217,9 +228,79 @@ async def live_client(port: int, rec: Recorder, stop_at: float, rng: random.Rand
     conn.close()
 
 
-async def sample_memory(pid: int, stop_at: float, samples: list[float]) -> None:
+async def abusive_client(port: int, rec: Recorder, stop_at: float, rng: random.Random) -> None:
+    """Oversize bodies, abandoned live requests, malformed JSON and huge ids, in turn."""
+    kinds = [_oversize_body, _abandoned_live, _malformed_json, _huge_id]
+    turn = rng.randrange(len(kinds))
+    while time.monotonic() < stop_at:
+        abuse = kinds[turn % len(kinds)]
+        turn += 1
+        try:
+            answer = await abuse(port, rng)
+        except (OSError, asyncio.IncompleteReadError, ValueError) as err:
+            answer = type(err).__name__
+        rec.abused(abuse.__name__.strip("_"), answer)
+
+
+async def _raw(port: int, head: str, body: bytes = b"", wait_s: float | None = 10) -> str:
+    """Send a request as given; the answer's status (or "abandoned" when not waited for)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head.encode() + b"\r\n" + body)
+        await writer.drain()
+        if wait_s is None:
+            await asyncio.sleep(0.1)
+            return "abandoned"
+        line = await asyncio.wait_for(reader.readline(), wait_s)
+        return line.decode("latin-1").split(" ")[1]
+    finally:
+        writer.close()
+
+
+async def _oversize_body(port: int, rng: random.Random) -> str:
+    head = (
+        f"POST /api/saes/{LIVE_SAE}/activations HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {200 * 2**20}\r\n"
+    )
+    return await _raw(port, head, b'{"text": "')
+
+
+async def _abandoned_live(port: int, rng: random.Random) -> str:
+    body = json.dumps({"prompt": "The cat sat on", "feature": 3, "max_new_tokens": 24}).encode()
+    head = (
+        f"POST /api/saes/{LIVE_SAE}/steer HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    )
+    return await _raw(port, head, body, wait_s=None)
+
+
+async def _malformed_json(port: int, rng: random.Random) -> str:
+    body = rng.choice([b'{"text": "abc', b"\xff\xfe", b'{"text": 5, "k": "x"}', b"[]"])
+    head = (
+        f"POST /api/saes/{LIVE_SAE}/activations HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    )
+    return await _raw(port, head, body)
+
+
+async def _huge_id(port: int, rng: random.Random) -> str:
+    feature = rng.choice(["9" * 5000, "9" * 20, "-1", "abc", "1e9"])
+    offset = rng.choice(["9" * 25, "-5", "x"])
+    path = rng.choice(
+        [
+            f"/api/saes/{BIG_SAE}/features/{feature}/panels",
+            f"/api/saes/{BIG_SAE}/features?offset={offset}",
+        ]
+    )
+    return await _raw(port, f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+
+
+async def sample_memory(
+    pid: int, stop_at: float, samples: list[float], worker_samples: list[float]
+) -> None:
     while time.monotonic() < stop_at:
         samples.append(rss_mb(pid))
+        worker_samples.append(sum(rss_mb(p) for p in children(pid)))
         await asyncio.sleep(1.0)
 
 
@@ -235,7 +316,7 @@ async def wait_warm(port: int, timeout_s: float = 900) -> float:
 
 
 async def drive(port: int, pid: int, args: argparse.Namespace) -> dict:
-    rec, memory = Recorder(), []
+    rec, memory, worker_memory = Recorder(), [], []
     # warm-up: the first live request and the first page pay one-off costs
     warm_s = None if args.cold else await wait_warm(port)
     conn = Connection(port)
@@ -257,14 +338,36 @@ async def drive(port: int, pid: int, args: argparse.Namespace) -> dict:
     tasks += [
         live_client(port, rec, stop_at, random.Random(1000 + i)) for i in range(args.live_clients)
     ]
-    await asyncio.gather(*tasks, sample_memory(pid, stop_at, memory))
+    tasks += [
+        abusive_client(port, rec, stop_at, random.Random(2000 + i))
+        for i in range(args.abusive_clients)
+    ]
+    await asyncio.gather(*tasks, sample_memory(pid, stop_at, memory, worker_memory))
     elapsed = time.monotonic() - started
     cpu = {
         k: round((sum(cpu_s(p) for p in pids) - cpu_before[k]) / elapsed, 2)
         for k, pids in processes.items()
     }
     cpu["load_generator_process_time"] = round((time.process_time() - own_cpu_before) / elapsed, 2)
-    return {"rec": rec, "memory": memory, "elapsed": elapsed, "warm_s": warm_s, "cpu_cores": cpu}
+    return {
+        "rec": rec,
+        "memory": memory,
+        "worker_memory": worker_memory,
+        "elapsed": elapsed,
+        "warm_s": warm_s,
+        "cpu_cores": cpu,
+    }
+
+
+def _memory(samples: list[float]) -> dict[str, float]:
+    half = len(samples) // 2
+    if not samples:
+        return {}
+    return {
+        "first_half_mean": round(float(np.mean(samples[:half] or samples)), 1),
+        "second_half_mean": round(float(np.mean(samples[half:])), 1),
+        "max": round(float(np.max(samples)), 1),
+    }
 
 
 def summary(times_s: list[float], elapsed: float) -> dict[str, float]:
@@ -318,6 +421,12 @@ def main() -> None:
     parser.add_argument(
         "--cold", action="store_true", help="server warming off, clients start at once"
     )
+    parser.add_argument(
+        "--abusive-clients",
+        type=int,
+        default=0,
+        help="clients sending oversize bodies, abandoned live requests, malformed JSON, huge ids",
+    )
     parser.add_argument("--out", default="serve.json", help="file name under bench/results/")
     args = parser.parse_args()
     prepare_run(args.run)
@@ -347,6 +456,10 @@ def main() -> None:
         "error_examples": rec.errors[:5],
         "server_alive_after": alive,
         "cpu_cores_used": run["cpu_cores"],
+        "abusive_clients": args.abusive_clients,
+        "abusive_requests": sum(sum(c.values()) for c in rec.abusive.values()),
+        "abusive_answers": rec.abusive,
+        "inference_worker_rss_mb": _memory(run["worker_memory"]),
         "server_rss_mb": {
             "after_start": round(rss_before, 1),
             "first_half_mean": round(float(np.mean(memory[:half])), 1),
@@ -357,7 +470,8 @@ def main() -> None:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / args.out).write_text(json.dumps(result, indent=2))
-    print(json.dumps({k: v for k, v in result.items() if k != "server_rss_mb"}, indent=2))
+    shown = {k: v for k, v in result.items() if k != "server_rss_mb"}
+    print(json.dumps(shown, indent=2))
     print("server RSS MB:", {k: v for k, v in result["server_rss_mb"].items() if k != "samples"})
 
 

@@ -10,6 +10,8 @@ import pytest
 from tests.server.trained_run import build_trained_run
 from tests.server.viewer_run import build_run
 
+LOCAL = "http://127.0.0.1"  # a Host the viewer answers (the default: loopback names only)
+
 
 @pytest.fixture(scope="session")
 def viewer_run_dir(smollm2, tmp_path_factory):
@@ -35,7 +37,7 @@ def app(viewer_run_dir, smollm2):
 def client(app):
     from fastapi.testclient import TestClient
 
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+    with TestClient(app, base_url=LOCAL, raise_server_exceptions=False) as test_client:
         yield test_client
 
 

@@ -13,6 +13,8 @@ from saescope.server import create_app
 from tests.server.screens import shot
 from tests.server.trained_run import SAE_ID
 
+LOCAL = "http://127.0.0.1"  # a Host the viewer answers (the default: loopback names only)
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -42,7 +44,7 @@ def test_curves_are_drawn_from_metrics_when_the_png_is_missing(trained_run_dir, 
     shutil.copytree(
         trained_run_dir, run, ignore=shutil.ignore_patterns("training_curves.png", "checkpoints")
     )
-    with TestClient(create_app(run, live=False, warm=False)) as client:
+    with TestClient(create_app(run, live=False, warm=False), base_url=LOCAL) as client:
         assert client.get(f"/api/saes/{SAE_ID}/summary").json()["has_training_curves"] is True
         png = client.get("/api/training.png")
         assert (
@@ -51,7 +53,7 @@ def test_curves_are_drawn_from_metrics_when_the_png_is_missing(trained_run_dir, 
             and len(png.content) > 10_000
         )
     (run / "metrics.jsonl").unlink()
-    with TestClient(create_app(run, live=False, warm=False)) as client:
+    with TestClient(create_app(run, live=False, warm=False), base_url=LOCAL) as client:
         assert client.get(f"/api/saes/{SAE_ID}/summary").json()["has_training_curves"] is False
         missing = client.get("/api/training.png")
         assert missing.status_code == 404 and "metrics.jsonl" in missing.json()["detail"]

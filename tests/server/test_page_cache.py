@@ -16,6 +16,8 @@ from saescope.server.cache import CHECK_WRITES_EVERY_S, panels_key, to_json
 from saescope.store import open_store
 from tests.server.viewer_run import D_SAE, SAE_ID
 
+LOCAL = "http://127.0.0.1"  # a Host the viewer answers (the default: loopback names only)
+
 BASE = f"/api/saes/{SAE_ID}"
 
 
@@ -53,7 +55,7 @@ def test_page_keys_of_feature_urls():
 
 def test_warm_cache_holds_every_panel_page_with_the_routes_bytes(store_copy):
     app = create_app(store_copy, live=False)
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         health = wait_warm(client)
         assert health["warming"]["done"] == health["warming"]["total"] == D_SAE
         cache = app.state.cache
@@ -68,7 +70,7 @@ def test_warm_cache_holds_every_panel_page_with_the_routes_bytes(store_copy):
 
 def test_cache_stays_within_its_byte_budget(store_copy):
     app = create_app(store_copy, live=False, warm=False, cache_bytes=100_000)
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         pages = [client.get(f"{BASE}/features/{f}/panels") for f in range(D_SAE)]
         assert all(p.status_code == 200 for p in pages)
         assert app.state.cache.bytes <= 100_000 < sum(len(p.content) for p in pages)
@@ -79,7 +81,7 @@ def test_cache_stays_within_its_byte_budget(store_copy):
 
 def test_a_re_analysed_sae_is_never_served_from_the_old_pages(store_copy):
     app = create_app(store_copy, live=False)
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         wait_warm(client)
         before = client.get(f"{BASE}/features/3/panels").json()
         with open_store(store_copy, create=False) as store:

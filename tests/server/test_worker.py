@@ -134,3 +134,52 @@ def test_the_server_outlives_its_worker(served):
     assert response.status_code == 409 and "worker exited" in response.json()["detail"]
     assert httpx.get(f"{base}{BASE}/features/2/panels", timeout=30).status_code == 200
     assert httpx.get(f"{base}/api/health", timeout=30).json()["ok"] is True
+
+
+def test_a_dead_worker_is_restarted_and_health_says_so(served):
+    base, proc = served
+    deadline = time.monotonic() + 240  # the test before killed a worker: its successor loads
+    while httpx.get(f"{base}/api/health", timeout=30).json()["live"]["state"] != "ok":
+        assert time.monotonic() < deadline, "the worker was not restarted within 240 s"
+        time.sleep(0.5)
+    before = httpx.get(f"{base}/api/health", timeout=30).json()["live"]["restarts"]
+    (worker,) = children(proc.pid)
+    os.kill(worker, signal.SIGKILL)
+    states = []
+    deadline = time.monotonic() + 240
+    while True:
+        live = httpx.get(f"{base}/api/health", timeout=30).json()["live"]
+        states.append(live["state"])
+        if live["state"] == "ok" and live["restarts"] > before:
+            break
+        assert time.monotonic() < deadline, states[-5:]
+        time.sleep(0.2)
+    assert "restarting" in states and live["last_exit"] == -signal.SIGKILL
+    answer = httpx.post(f"{base}{BASE}/activations", json={"text": "back again"}, timeout=120)
+    assert answer.status_code == 200 and answer.json()["tokens"]
+    (new_worker,) = children(proc.pid)
+    assert new_worker != worker
+
+
+def test_requests_cancelled_while_queued_are_dropped_however_long_the_queue(
+    viewer_run_dir, smollm2
+):
+    """20 steers queued, then their cancels (their clients left): none of them runs, and the
+    activation request behind them is answered."""
+    import queue
+
+    from saescope.server.engine import Cancel, Steer, serve_requests
+
+    models = LiveModels(open_source(viewer_run_dir), model=smollm2)
+    inbox: queue.Queue = queue.Queue()
+    for req_id in range(20):
+        inbox.put((req_id, Steer(SAE_ID, "The cat", 1, "clamp", 5.0, 64)))
+    for req_id in range(20):
+        inbox.put((-1, Cancel(req_id)))
+    inbox.put((20, TopFeatures(SAE_ID, "still answered", 3)))
+    inbox.put(None)
+    replies = []
+    start = time.perf_counter()
+    serve_requests(models, inbox, replies.append)
+    assert [(req_id, ok) for req_id, ok, _ in replies] == [(20, True)]
+    assert time.perf_counter() - start < 10

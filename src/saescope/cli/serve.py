@@ -31,6 +31,17 @@ class ServeOptions(Config):
         "(0 gives the model the same CPU priority)",
         low=0,
     )
+    allowed_host: list[str] = setting(
+        [],
+        "another Host name the viewer answers, besides the loopback names and --host "
+        "(repeat it; '*' answers any: only behind a proxy that checks Host)",
+        allow_empty=True,
+    )
+    token: str | None = setting(
+        None,
+        "access token every request then needs (default: the SAESCOPE_TOKEN environment "
+        "variable); the link printed at start carries it, and the browser keeps it in a cookie",
+    )
     cache_mb: int = setting(512, "memory for ready-encoded pages, in MB", low=1)
     warm: bool = setting(
         True,
@@ -68,5 +79,7 @@ def run(args: argparse.Namespace) -> int:
         live_nice=options.live_nice,
         cache_bytes=options.cache_mb * 2**20,
         warm=options.warm,
+        allowed_hosts=options.allowed_host,
+        token=options.token,
     )
     return 0

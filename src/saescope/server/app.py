@@ -12,6 +12,9 @@ forward never holds up a page. OpenAPI docs at /docs.
 
 from __future__ import annotations
 
+import os
+import secrets
+import sys
 import threading
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -28,17 +31,27 @@ from saescope.errors import ConfigError, SaescopeError
 from saescope.models import HookedModel
 from saescope.sae import SAE
 from saescope.server.cache import DEFAULT_MAX_BYTES, CachedStore
-from saescope.server.engine import FeatureNotFound, LiveUnavailable, TextTooLong
+from saescope.server.engine import Busy, FeatureNotFound, LiveUnavailable, TextTooLong
 from saescope.server.feature_map import FeatureMaps
+from saescope.server.guard import (
+    MAX_BODY_BYTES,
+    TOKEN_ENV,
+    Guard,
+    GuardOptions,
+    hosts_for,
+    is_loopback,
+)
+from saescope.server.paths import without_paths
 from saescope.server.routes import ROUTERS
-from saescope.server.routes.common import NotFound
+from saescope.server.routes.common import ClientGone, NotFound, shown
 from saescope.server.sources import open_source
-from saescope.server.worker import LiveEngine, ProcessEngine, ThreadEngine
+from saescope.server.worker import LiveEngine, LiveTimeout, ProcessEngine, ThreadEngine
 from saescope.store import FeatureStore
 
 __all__ = ["API_TITLE", "NotFound", "api_app", "create_app", "page_key", "serve"]
 
 API_TITLE = "saescope viewer"
+MAX_DETAIL_CHARS = 1000  # an error answer is a short paragraph, whatever was sent
 
 
 # --- the app ------------------------------------------------------------------------------
@@ -56,6 +69,9 @@ def create_app(
     warm: bool = True,
     cache_bytes: int = DEFAULT_MAX_BYTES,
     web_dir: str | Path | None = None,
+    allowed_hosts: frozenset[str] | None = GuardOptions().allowed_hosts,
+    token: str | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> FastAPI:
     """The viewer app on a run directory, store file / URL or open store.
 
@@ -63,7 +79,9 @@ def create_app(
     threads, niceness raised by `live_nice`), or, when `model` / `saes` pass ones already
     loaded, on a thread of this process. `live=False` serves the store alone. `warm` fills
     the page cache (`cache_bytes`) in the background. `web_dir` is the built web UI
-    (default: the one inside the package, when built)."""
+    (default: the one inside the package, when built). `allowed_hosts` are the Host names
+    answered (None: any), `token` the access token every request then needs, and
+    `max_body_bytes` the largest request body (saescope.server.guard)."""
     source = open_source(store_or_run, sae_dirs)
     engine: LiveEngine | None = None
     if live and (model is not None or saes):
@@ -89,6 +107,13 @@ def create_app(
     app.state.cache, app.state.maps = cache, FeatureMaps()
     _add_web_ui(app, web_dir)
     app.add_middleware(PageFastPath, cache=cache)
+    # last added runs first: nothing, not even a cached page, passes the guard unchecked
+    app.add_middleware(
+        Guard,
+        options=GuardOptions(
+            allowed_hosts=allowed_hosts, token=token, max_body_bytes=max_body_bytes
+        ),
+    )
     return app
 
 
@@ -139,6 +164,9 @@ class PageFastPath:
         await send({"type": "http.response.body", "body": body})
 
 
+MAX_ID_DIGITS = 18  # feature ids and offsets stay below 10**18 (SQLite integers: < 2**63)
+
+
 def page_key(path: str) -> tuple | None:
     """The cache key of /api/saes/{sae_id}/features/{f}[/panels], else None."""
     if not path.startswith("/api/saes/"):
@@ -147,7 +175,8 @@ def page_key(path: str) -> tuple | None:
     if rest.endswith("/panels"):
         rest, kind = rest[: -len("/panels")], "panels"
     sae_id, sep, feature = rest.rpartition("/features/")
-    if not sep or not (feature.isascii() and feature.isdigit()):
+    # a long digit string is no cached feature (and int() of 5,000 digits raises)
+    if not sep or not (feature.isascii() and feature.isdigit()) or len(feature) > MAX_ID_DIGITS:
         return None
     return (kind, sae_id, int(feature))
 
@@ -157,6 +186,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         (NotFound, 404),
         (FeatureNotFound, 404),
         (TextTooLong, 413),
+        (Busy, 429),
+        (LiveTimeout, 503),
+        (ClientGone, 499),
         (LiveUnavailable, 409),
         (ConfigError, 422),
         (SaescopeError, 400),
@@ -164,16 +196,25 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     async def handle(_request: Request, err: Exception) -> JSONResponse:
         status = next(code for kind, code in statuses if isinstance(err, kind))
-        return JSONResponse({"detail": str(err)}, status_code=status)
+        retry = getattr(err, "retry_after_s", None)
+        headers = {"Retry-After": str(retry)} if retry is not None else None
+        return JSONResponse(
+            {"detail": without_paths(str(err))[:MAX_DETAIL_CHARS]},
+            status_code=status,
+            headers=headers,
+        )
 
     for kind, _ in statuses:
         app.add_exception_handler(kind, handle)
 
     async def invalid(_request: Request, err: RequestValidationError) -> JSONResponse:
         # One readable line per problem ("body.k: Input should be ... (got 0)") and the raw list.
-        lines = [_problem(e) for e in err.errors()]
+        lines = [without_paths(_problem(e)) for e in err.errors()]
+        # a live text over its length limit is "too large" (413), as the worker would say
+        too_long = all(e["type"] == "string_too_long" for e in err.errors())
         return JSONResponse(
-            {"detail": "; ".join(lines), "errors": _jsonable(err.errors())}, status_code=422
+            {"detail": "; ".join(lines), "errors": _jsonable(err.errors())},
+            status_code=413 if too_long else 422,
         )
 
     app.add_exception_handler(RequestValidationError, invalid)
@@ -183,8 +224,11 @@ def _problem(error: dict[str, Any]) -> str:
     if error["type"] == "json_invalid":
         return f"body: malformed JSON ({error['msg']} at character {error['loc'][-1]})"
     where = ".".join(str(p) for p in error["loc"])
+    if error["type"] == "string_too_long":
+        limit = error.get("ctx", {}).get("max_length")
+        return f"{where}: got {len(error['input'])} characters; the limit is {limit} characters."
     got = (
-        f" (got {error['input']!r})"
+        f" (got {shown(error['input'])})"
         if not isinstance(error.get("input"), dict | type(None))
         else ""
     )
@@ -231,14 +275,25 @@ def serve(
     port: int = 8000,
     app: FastAPI | None = None,
     log_level: str = "warning",
+    allowed_hosts: list[str] | tuple[str, ...] = (),
+    token: str | None = None,
     **app_options: Any,
 ) -> None:
-    """Serve the viewer (building the app unless given) until interrupted."""
+    """Serve the viewer (building the app unless given) until interrupted. It answers the
+    loopback names and `host`, plus `allowed_hosts` ("*": any); `token` (default: the
+    SAESCOPE_TOKEN environment variable) is then needed by every request."""
     import uvicorn  # noqa: PLC0415
 
-    app = app or create_app(store_or_run, **app_options)
+    token = token or os.environ.get(TOKEN_ENV) or None
+    if not is_loopback(host):
+        print(exposure_warning(host, token), file=sys.stderr, flush=True)
+    app = app or create_app(
+        store_or_run, allowed_hosts=hosts_for(host, allowed_hosts), token=token, **app_options
+    )
+    link = f"http://{host}:{port}/"
     print(
-        f"saescope viewer: http://{host}:{port}/  (API docs: http://{host}:{port}/docs)", flush=True
+        f"saescope viewer: {link}{'?token=' + token if token else ''}  (API docs: {link}docs)",
+        flush=True,
     )
     # Keep-alive longer than uvicorn's 5 s: a browser (or a load test) whose connection waits
     # behind slow live requests must not find it closed under it.
@@ -246,3 +301,17 @@ def serve(
     uvicorn.run(
         app, host=host, port=port, log_level=log_level, timeout_keep_alive=30, access_log=False
     )
+
+
+def exposure_warning(host: str, token: str | None) -> str:
+    """The loud warning of a viewer bound beyond this machine."""
+    lines = [
+        f"WARNING: the saescope viewer listens on {host}, not only on this machine: anyone "
+        "who can reach this port can browse the store and run the model (live inference).",
+    ]
+    if token is None:
+        lines.append(
+            "WARNING: no access token is set: pass --token (or set SAESCOPE_TOKEN) on a shared "
+            f"machine or network; e.g. --token {secrets.token_urlsafe(16)}"
+        )
+    return "\n".join(lines)

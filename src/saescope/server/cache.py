@@ -11,6 +11,7 @@ page does not pay the ~10 ms of CPU a page costs to read and encode.
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -32,6 +33,21 @@ def to_json(obj: Any) -> bytes:
     """JSON bytes (orjson: several times faster than json); NaN and infinities become null,
     numpy arrays and scalars are written as their values."""
     return orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+ENTRY_OVERHEAD = 120  # bytes of an OrderedDict slot and its linked-list node (CPython)
+
+
+def entry_size(key: tuple, body: bytes) -> int:
+    """The memory an entry holds: its bytes object and key (with what the key holds, one
+    level down: a search key carries the query and a version tuple) and the dict's slot."""
+    held = sys.getsizeof(body) + sys.getsizeof(key) + ENTRY_OVERHEAD
+    for part in key:
+        held += sys.getsizeof(part)
+        for item in part if isinstance(part, tuple) else ():
+            held += sys.getsizeof(item)
+            held += sum(map(sys.getsizeof, item)) if isinstance(item, tuple) else 0
+    return held
 
 
 def panels_key(sae_id: str, feature: int) -> tuple:
@@ -62,8 +78,14 @@ class CachedStore:
                     for k, v in self._saes.items()
                     if fresh.get(k, {}).get("written_at") != v["written_at"]
                 }
-                for key in [key for key in self._entries if len(key) > 1 and key[1] in changed]:
-                    self.bytes -= len(self._entries.pop(key))
+                # an SAE's own pages, and what spans SAEs (search results, the list)
+                stale = [
+                    key
+                    for key in self._entries
+                    if changed and (key[0] in ("search", "saes") or key[1] in changed)
+                ]
+                for key in stale:
+                    self.bytes -= entry_size(key, self._entries.pop(key))
                 self._saes = fresh
         return self._saes
 
@@ -95,10 +117,10 @@ class CachedStore:
     def put(self, key: tuple, body: bytes) -> None:
         with self._lock:
             old = self._entries.pop(key, None)
-            self.bytes += len(body) - (len(old) if old is not None else 0)
+            self.bytes += entry_size(key, body) - (entry_size(key, old) if old is not None else 0)
             self._entries[key] = body
             while self.bytes > self.max_bytes and len(self._entries) > 1:
-                self.bytes -= len(self._entries.popitem(last=False)[1])
+                self.bytes -= entry_size(*self._entries.popitem(last=False))
 
     def panels(self, sae_id: str, page: dict[str, Any]) -> dict[str, Any]:
         """One feature as the panels render it (the dashboards' DashboardData, one feature)."""

@@ -29,6 +29,9 @@ from saescope.server.sources import ViewerSource
 MAX_TEXT_CHARS = 4000  # longer texts are refused before tokenizing
 MAX_TEXT_TOKENS = 256  # tokens of a live text (its BOS included)
 MAX_BATCH = 16  # activation requests run in one forward at most
+# Dense acts [tokens, d_sae] of one forward at most (float32: 256 MiB); a batch is split to
+# stay under it, so a 262k-feature SAE runs one text at a time instead of exhausting memory.
+MAX_DENSE_ELEMENTS = 64 * 2**20
 
 
 class TextTooLong(SaescopeError):
@@ -41,6 +44,12 @@ class LiveUnavailable(SaescopeError):
 
 class FeatureNotFound(SaescopeError):
     """A feature id outside the SAE (HTTP 404)."""
+
+
+class Busy(SaescopeError):
+    """Too many live requests waiting, from this client or in all (HTTP 429, Retry-After)."""
+
+    retry_after_s = 2
 
 
 # errors that cross from the worker to the server by name (anything else is a 500)
@@ -141,13 +150,13 @@ class LiveModels:
                 rows.append((i, self.tokens(model, text)[0].tolist()))
             except SaescopeError as err:
                 out[i] = err
-        if rows:
-            width = max(len(ids) for _, ids in rows)
+        for group in _groups_within(rows, MAX_DENSE_ELEMENTS // sae.d_sae):
+            width = max(len(ids) for _, ids in group)
             batch = torch.tensor(
-                [ids + ids[-1:] * (width - len(ids)) for _, ids in rows]
+                [ids + ids[-1:] * (width - len(ids)) for _, ids in group]
             )  # [b, width]
             resid = model.run_with_cache(batch, [hook])[hook]  # [b, width, d_in]
-            for j, (i, ids) in enumerate(rows):
+            for j, (i, ids) in enumerate(group):
                 acts, stats = sae.encode_with_stats(resid[j, : len(ids)])
                 out[i] = PromptRun(model, sae, hook, ids, texts[i], acts.float(), None, stats)
         return out  # type: ignore[return-value]
@@ -221,6 +230,23 @@ class LiveModels:
         }
 
 
+def _groups_within(
+    rows: list[tuple[int, list[int]]], max_tokens: int
+) -> list[list[tuple[int, list[int]]]]:
+    """Rows in groups whose padded size (rows x longest) stays within max_tokens (a row
+    alone may exceed it: one text is never split)."""
+    groups: list[list[tuple[int, list[int]]]] = []
+    for row in rows:
+        group = groups[-1] if groups else None
+        if group is not None and (len(group) + 1) * max(
+            len(row[1]), *(len(ids) for _, ids in group)
+        ) <= max(1, max_tokens):
+            group.append(row)
+        else:
+            groups.append([row])
+    return groups
+
+
 def check_feature(sae: SAE, feature: int) -> None:
     if not 0 <= feature < sae.d_sae:
         raise FeatureNotFound(f"feature: got {feature}; this SAE has features 0..{sae.d_sae - 1}.")
@@ -269,10 +295,17 @@ class Steer:
     max_new_tokens: int
 
 
+@dataclass(frozen=True)
+class Cancel:
+    """Drop request `req_id` if it has not run yet (its client left, or it waited too long)."""
+
+    req_id: int
+
+
 Command = TopFeatures | OneFeature | PromptPage | Steer
-# A request is (request id, command); a reply is (request id, True, JSON bytes) or
-# (request id, False, (error class name, message)). Commands cross the worker's pipe pickled.
-Request = tuple[int, Command]
+# A request is (request id, command) or (-1, Cancel); a reply is (request id, True, JSON bytes)
+# or (request id, False, (error class name, message)). Both cross the worker's pipe pickled.
+Request = tuple[int, Command | Cancel]
 Reply = tuple[int, bool, Any]
 
 
@@ -293,23 +326,52 @@ def execute(models: LiveModels, command: Command, run: PromptRun | None = None) 
 
 
 def serve_requests(models: LiveModels, inbox: queue.Queue, reply: Callable[[Reply], None]) -> None:
-    """Answer requests from `inbox` until it yields None: whatever queued up meanwhile is
-    taken at once, and its activation requests for one SAE share a forward."""
+    """Answer requests from `inbox` until it yields None. Everything queued is read before
+    each step, so a request cancelled meanwhile (its client left) is dropped unanswered
+    however long the queue; a step is either one request or, for activation requests, up to
+    MAX_BATCH of them for one SAE sharing a forward."""
+    backlog: dict[int, Command] = {}  # request id -> command, in arrival order
     while True:
-        first = inbox.get()
-        if first is None:
-            return
-        batch = [first]
-        while len(batch) < MAX_BATCH:
-            try:
-                batch.append(inbox.get_nowait())
-            except queue.Empty:
-                break
-        stop = None in batch
-        for answer in answer_batch(models, [r for r in batch if r is not None]):
+        running = _take(inbox, backlog, wait=not backlog)
+        batch = _next_batch(backlog)
+        for answer in answer_batch(models, batch):
             reply(answer)
-        if stop:
+        if not running:
             return
+
+
+def _take(inbox: queue.Queue, backlog: dict[int, Command], wait: bool) -> bool:
+    """Move every queued message into `backlog` (waiting for one when `wait`), applying
+    cancels; False once the stop message (None) came. A cancel always follows its request
+    on the queue: one whose request is not in the backlog any more came too late."""
+    try:
+        message = inbox.get() if wait else inbox.get_nowait()
+        while True:
+            if message is None:
+                return False
+            req_id, command = message
+            if isinstance(command, Cancel):
+                backlog.pop(command.req_id, None)
+            else:
+                backlog[req_id] = command
+            message = inbox.get_nowait()
+    except queue.Empty:
+        return True
+
+
+def _next_batch(backlog: dict[int, Command]) -> list[Request]:
+    """The oldest request, with the other activation requests of its SAE when it is one."""
+    if not backlog:
+        return []
+    first_id, first = next(iter(backlog.items()))
+    if not isinstance(first, TopFeatures | OneFeature):
+        return [(first_id, backlog.pop(first_id))]
+    ids = [
+        req_id
+        for req_id, command in backlog.items()
+        if isinstance(command, TopFeatures | OneFeature) and command.sae_id == first.sae_id
+    ][:MAX_BATCH]
+    return [(req_id, backlog.pop(req_id)) for req_id in ids]
 
 
 def answer_batch(models: LiveModels, batch: list[Request]) -> list[Reply]:

@@ -8,9 +8,14 @@ machines without umap-learn get a PCA layout instead, and the result says which.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import orjson
+
+from saescope.server.paths import without_paths
 
 UMAP_MIN_FEATURES = 256  # below this a PCA layout is as readable and needs no numba compile
 
@@ -42,18 +47,25 @@ def _pca(x: np.ndarray) -> np.ndarray:
 
 
 class FeatureMaps:
-    """Maps by SAE id, each computed at most once, in the background, on first request."""
+    """Maps by SAE id, each computed at most once, in the background, on first request, and
+    kept as ready JSON bytes. A failed map is kept only RETRY_AFTER_S: a later poll tries
+    again (the weights may be back)."""
+
+    RETRY_AFTER_S = 30.0
 
     def __init__(self) -> None:
-        self._maps: dict[str, dict[str, Any]] = {}
+        self._maps: dict[str, tuple[bool, bytes, float]] = {}  # sae_id -> (ok, JSON, when)
         self._running: set[str] = set()
         self._lock = threading.Lock()
 
-    def get(self, sae_id: str, directions: Any, densities: np.ndarray) -> dict[str, Any] | None:
-        """The map of an SAE, or None while it is computed (the computation starts here)."""
+    def get(
+        self, sae_id: str, directions: Callable[[], Any], densities: Callable[[], np.ndarray]
+    ) -> tuple[bool, bytes] | None:
+        """(ok, JSON bytes) of an SAE's map, or None while it is computed (started here)."""
         with self._lock:
-            if sae_id in self._maps:
-                return self._maps[sae_id]
+            held = self._maps.get(sae_id)
+            if held is not None and (held[0] or time.monotonic() - held[2] < self.RETRY_AFTER_S):
+                return held[0], held[1]
             if sae_id not in self._running:
                 self._running.add(sae_id)
                 threading.Thread(
@@ -64,18 +76,24 @@ class FeatureMaps:
                 ).start()
         return None
 
-    def _compute(self, sae_id: str, directions: Any, densities: np.ndarray) -> None:
+    def _compute(
+        self, sae_id: str, directions: Callable[[], Any], densities: Callable[[], np.ndarray]
+    ) -> None:
         try:
-            coords, method = project(np.asarray(directions()))
+            # a NaN decoder row (a broken SAE) lands in a corner instead of failing the map
+            coords, method = project(np.nan_to_num(np.asarray(directions(), dtype=np.float32)))
+            coords = np.nan_to_num(coords)
             result: dict[str, Any] = {
                 "sae_id": sae_id,
                 "method": method,
                 "x": np.round(coords[:, 0], 5).tolist(),
                 "y": np.round(coords[:, 1], 5).tolist(),
-                "density": densities.tolist(),
+                "density": np.nan_to_num(np.asarray(densities(), dtype=np.float64)).tolist(),
             }
+            ok = True
         except Exception as err:  # noqa: BLE001 (reported to the client, never kills the server)
-            result = {"sae_id": sae_id, "error": f"the feature map failed: {err}"}
+            result = {"sae_id": sae_id, "error": without_paths(f"the feature map failed: {err}")}
+            ok = False
         with self._lock:
-            self._maps[sae_id] = result
+            self._maps[sae_id] = (ok, orjson.dumps(result), time.monotonic())
             self._running.discard(sae_id)

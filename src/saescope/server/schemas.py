@@ -74,8 +74,19 @@ class Warming(BaseModel):
     finished: bool
 
 
+class LiveHealth(BaseModel):
+    state: Literal["ok", "restarting", "down"] = Field(
+        description="ok; restarting (the worker died and is started again); down (given up)"
+    )
+    restarts: int = Field(description="times the worker was restarted after it died")
+    last_exit: int | None = Field(description="exit code of the last worker that died")
+    waiting: int = Field(description="live requests queued or running")
+    detail: str | None = Field(description="why it is not ok")
+
+
 class Health(BaseModel):
     ok: bool
+    live: LiveHealth | None = Field(None, description="the inference worker; null: no live")
     saes: int = Field(description="SAEs in the store")
     cached: int = Field(description="responses held in the page cache")
     cached_mb: float

@@ -30,6 +30,8 @@ from saescope.models import HookedModel
 from saescope.sae import SAE
 from saescope.server.engine import (
     ERRORS,
+    Busy,
+    Cancel,
     Command,
     LiveModels,
     LiveUnavailable,
@@ -41,6 +43,16 @@ from saescope.server.sources import ViewerSource, open_source
 from saescope.store import FeatureStore
 
 START_TIMEOUT_S = 600  # loading (and on first use dequantising) the model
+MAX_WAITING = 64  # live requests queued or running, all clients together
+MAX_WAITING_PER_CLIENT = 8  # ... and from one client address
+JOB_TIMEOUT_S = 120.0  # a request not answered by then is cancelled (503)
+RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 15.0, 60.0)  # waits before restarting a dead worker
+
+
+class LiveTimeout(SaescopeError):
+    """A live request not answered within JOB_TIMEOUT_S (HTTP 503, Retry-After)."""
+
+    retry_after_s = 10
 
 
 class LiveEngine:
@@ -51,8 +63,27 @@ class LiveEngine:
         self.live_ids: set[str] = set()
         self._ids = itertools.count()
         self._pending: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future]] = {}
+        self._clients: dict[int, str] = {}  # request id -> client address
         self._lock = threading.Lock()
         self._dead: str | None = None
+        self.restarts, self.last_exit = 0, None  # what /api/health shows
+        self.timeout_s = JOB_TIMEOUT_S
+
+    def health(self) -> dict[str, Any]:
+        """The worker's state: "ok", "restarting" or "down", restarts so far, queue length."""
+        with self._lock:
+            waiting = len(self._pending)
+        state = "ok" if self._dead is None else self._state_when_dead()
+        return {
+            "state": state,
+            "restarts": self.restarts,
+            "last_exit": self.last_exit,
+            "waiting": waiting,
+            "detail": self._dead,
+        }
+
+    def _state_when_dead(self) -> str:
+        return "down"
 
     def live(self, sae_id: str) -> bool:
         return sae_id in self.live_ids
@@ -65,19 +96,52 @@ class LiveEngine:
             reason = self.unavailable.get(sae_id, f"the SAE {sae_id!r} is not in the store")
             raise LiveUnavailable(f"live inference is off for this SAE: {reason}.")
 
-    async def run(self, command: Command) -> bytes:
-        """The answer to one command, after the requests queued before it."""
+    async def run(self, command: Command, client: str = "") -> bytes:
+        """The answer to one command, after the requests queued before it. Refused (429) when
+        `client` (its address) or everyone together has too many waiting; cancelled in the
+        worker when this coroutine is cancelled (the client left) or times out (503)."""
         self.check(command.sae_id)
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         with self._lock:
+            mine = sum(1 for c in self._clients.values() if c == client)
+            if mine >= MAX_WAITING_PER_CLIENT or len(self._pending) >= MAX_WAITING:
+                who = "from this client" if mine >= MAX_WAITING_PER_CLIENT else "in all"
+                raise Busy(
+                    f"live inference is busy: {mine if who[0] == 'f' else len(self._pending)} "
+                    f"requests {who} are waiting (at most {MAX_WAITING_PER_CLIENT} per client, "
+                    f"{MAX_WAITING} in all); try again shortly."
+                )
             req_id = next(self._ids)
             self._pending[req_id] = (loop, future)
+            self._clients[req_id] = client
         try:
             self._send((req_id, command))
         except (OSError, ValueError) as err:
             self._fail_all(self._lost(err))
-        return await future
+        try:
+            return await asyncio.wait_for(future, self.timeout_s)
+        except TimeoutError:
+            self.cancel(req_id)
+            raise LiveTimeout(
+                f"live inference did not answer within {self.timeout_s:.0f} s (the worker is "
+                "busy); try again later or with a shorter text."
+            ) from None
+        except asyncio.CancelledError:
+            self.cancel(req_id)
+            raise
+        finally:
+            with self._lock:
+                self._pending.pop(req_id, None)
+                self._clients.pop(req_id, None)
+
+    def cancel(self, req_id: int) -> None:
+        """Nobody waits for request `req_id` any more: the worker drops it if not yet run."""
+        with self._lock:
+            self._pending.pop(req_id, None)
+            self._clients.pop(req_id, None)
+        with contextlib.suppress(OSError, ValueError):
+            self._send((-1, Cancel(req_id)))
 
     def _lost(self, err: Exception) -> str:
         """Why a request could not be sent to the worker."""
@@ -96,7 +160,7 @@ class LiveEngine:
         """The worker is gone: every waiting request and every later one gets a 409 saying so."""
         self._dead = why
         with self._lock:
-            waiting, self._pending = list(self._pending.values()), {}
+            waiting, self._pending, self._clients = list(self._pending.values()), {}, {}
         for loop, future in waiting:
             loop.call_soon_threadsafe(_settle, future, False, ("LiveUnavailable", why))
 
@@ -160,35 +224,42 @@ class ThreadEngine(LiveEngine):
 
 
 class ProcessEngine(LiveEngine):
-    """The request loop in a child process that loads the models itself."""
+    """The request loop in a child process that loads the models itself; a worker that dies
+    (killed, out of memory) is started again after a back-off (RESTART_BACKOFF_S)."""
 
     def __init__(self, source: ViewerSource, threads: int = 1, nice: int = 5) -> None:
         super().__init__()
-        context = mp.get_context("spawn")  # never fork a process holding threads and a loop
-        requests_in, self._requests_out = context.Pipe(duplex=False)  # (reading end, writing end)
-        replies_in, replies_out = context.Pipe(duplex=False)
-        spec = {
+        self._spec = {
             "store": store_location(source.store),
             "sae_dirs": {k: str(v) for k, v in source.sae_dirs.items()},
             "threads": threads,
             "nice": nice,
         }
+        self._send_lock, self._join_lock = threading.Lock(), threading.Lock()
+        self._closing = threading.Event()
+        self._restarting = False
+        self._start()
+        self._reader = threading.Thread(
+            target=self._read_replies, daemon=True, name="saescope-live-replies"
+        )
+        self._reader.start()
+
+    def _start(self) -> None:
+        context = mp.get_context("spawn")  # never fork a process holding threads and a loop
+        requests_in, requests_out = context.Pipe(duplex=False)  # (reading end, writing end)
+        replies_in, replies_out = context.Pipe(duplex=False)
         self._process = context.Process(
             target=worker_main,
-            args=(spec, requests_in, replies_out),
+            args=(self._spec, requests_in, replies_out),
             daemon=True,
             name="saescope-live",
         )
         self._process.start()
         requests_in.close()
         replies_out.close()
-        self._replies = replies_in
-        self._send_lock, self._join_lock = threading.Lock(), threading.Lock()
         self._started(replies_in)
-        self._reader = threading.Thread(
-            target=self._read_replies, daemon=True, name="saescope-live-replies"
-        )
-        self._reader.start()
+        with self._send_lock:
+            self._requests_out, self._replies = requests_out, replies_in
 
     def _started(self, replies: Connection) -> None:
         """Wait for the worker's ready message: which SAEs it serves, and why not the others."""
@@ -210,13 +281,37 @@ class ProcessEngine(LiveEngine):
         self.live_ids, self.unavailable = set(payload["live"]), payload["unavailable"]
 
     def _read_replies(self) -> None:
-        while True:
+        while not self._closing.is_set():
             try:
                 reply = self._replies.recv()
             except (EOFError, OSError) as err:
                 self._fail_all(self._lost(err))
-                return
+                if self._closing.is_set() or not self._restart():
+                    return
+                continue
             self._deliver(reply)
+
+    def _restart(self) -> bool:
+        """Start the worker again, waiting longer after each failure; False once given up."""
+        self._restarting = True
+        try:
+            for wait in RESTART_BACKOFF_S:
+                if self._closing.wait(wait):
+                    return False
+                try:
+                    self._start()
+                except (SaescopeError, OSError) as err:
+                    self._dead = f"the inference worker could not be restarted: {err}"
+                    continue
+                self.restarts += 1
+                self._dead = None
+                return True
+            return False
+        finally:
+            self._restarting = False
+
+    def _state_when_dead(self) -> str:
+        return "restarting" if self._restarting else "down"
 
     def _lost(self, err: Exception) -> str:
         """The same words whichever side notices first that the worker died: this reader, or a send
@@ -226,8 +321,10 @@ class ProcessEngine(LiveEngine):
             self._process.join(5)
         if self._process.exitcode is None:
             return super()._lost(err)
+        self.last_exit = self._process.exitcode
         return (
-            f"the inference worker exited (exit code {self._process.exitcode}); restart the viewer"
+            f"the inference worker exited (exit code {self._process.exitcode}); it is being "
+            "restarted: try again in a few seconds"
         )
 
     def _send(self, request: Request | None) -> None:
@@ -235,6 +332,7 @@ class ProcessEngine(LiveEngine):
             self._requests_out.send(request)
 
     def close(self) -> None:
+        self._closing.set()
         with contextlib.suppress(OSError, ValueError):
             self._send(None)
         self._process.join(10)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -234,6 +235,12 @@ class FeatureStore:
                     search_docs.insert(),
                     [{"sae_id": sae_id, "feature": feature, "field": "explanation", "text": text}],
                 )
+            # a new version of the SAE: readers that cache its pages (the viewer) re-read them
+            conn.execute(
+                saes.update()
+                .where(saes.c.sae_id == sae_id)
+                .values(written_at=datetime.now(UTC).isoformat(timespec="microseconds"))
+            )
 
     # --- reading -------------------------------------------------------------------------
 

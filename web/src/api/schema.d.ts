@@ -583,6 +583,8 @@ export interface components {
         Health: {
             /** Ok */
             ok: boolean;
+            /** @description the inference worker; null: no live */
+            live?: components["schemas"]["LiveHealth"] | null;
             /**
              * Saes
              * @description SAEs in the store
@@ -648,6 +650,35 @@ export interface components {
             max_new_tokens: number;
             /** Steer Modes */
             steer_modes: string[];
+        };
+        /** LiveHealth */
+        LiveHealth: {
+            /**
+             * State
+             * @description ok; restarting (the worker died and is started again); down (given up)
+             * @enum {string}
+             */
+            state: "ok" | "restarting" | "down";
+            /**
+             * Restarts
+             * @description times the worker was restarted after it died
+             */
+            restarts: number;
+            /**
+             * Last Exit
+             * @description exit code of the last worker that died
+             */
+            last_exit: number | null;
+            /**
+             * Waiting
+             * @description live requests queued or running
+             */
+            waiting: number;
+            /**
+             * Detail
+             * @description why it is not ok
+             */
+            detail: string | null;
         };
         /** LogitHist */
         LogitHist: {

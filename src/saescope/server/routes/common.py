@@ -4,6 +4,7 @@ run has training curves to show."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import Request
@@ -12,7 +13,7 @@ from fastapi.responses import Response
 from saescope.errors import SaescopeError
 from saescope.runs.metrics import read_metrics
 from saescope.server.cache import CachedStore
-from saescope.server.engine import LiveUnavailable
+from saescope.server.engine import Command, LiveUnavailable
 from saescope.server.feature_map import FeatureMaps
 from saescope.server.sources import ViewerSource
 from saescope.server.worker import LiveEngine
@@ -20,6 +21,14 @@ from saescope.server.worker import LiveEngine
 
 class NotFound(SaescopeError):
     """An unknown SAE or feature (HTTP 404)."""
+
+
+class ClientGone(SaescopeError):
+    """The client of a live request disconnected before its answer (nobody reads the reply)."""
+
+
+MAX_ID = 10**18 - 1  # ids, offsets and positions: SQLite's integers end at 2**63
+DISCONNECT_POLL_S = 0.1
 
 
 def json_bytes(body: bytes) -> Response:
@@ -53,12 +62,31 @@ def engine_of(request: Request) -> LiveEngine:
     return engine
 
 
+async def run_live(request: Request, command: Command) -> bytes:
+    """The live engine's answer to `command`; cancelled in the worker when the client leaves."""
+    engine = engine_of(request)
+    job = asyncio.ensure_future(engine.run(command, request.client.host if request.client else ""))
+    while True:
+        done, _ = await asyncio.wait({job}, timeout=DISCONNECT_POLL_S)
+        if done:
+            return job.result()
+        if await request.is_disconnected():
+            job.cancel()
+            raise ClientGone("the client disconnected before the answer")
+
+
+def shown(value: object, most: int = 80) -> str:
+    """repr(value), cut short: an error answer echoes what was sent, not all of it."""
+    text = repr(value)
+    return text if len(text) <= most else f"{text[: most - 20]}... ({len(text)} characters)"
+
+
 def brief_of(request: Request, sae_id: str) -> dict[str, Any]:
     """The SAE's brief from the store (404 naming the SAEs it holds when unknown)."""
     saes = cache_of(request).saes()
     if sae_id not in saes:
         held = ", ".join(sorted(saes)) or "none"
-        raise NotFound(f"sae_id: no SAE {sae_id!r} in this store; it holds: {held}.")
+        raise NotFound(f"sae_id: no SAE {shown(sae_id)} in this store; it holds: {held}.")
     return saes[sae_id]
 
 

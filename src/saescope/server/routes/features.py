@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from saescope.server.cache import panels_key
 from saescope.server.routes.common import (
+    MAX_ID,
     brief_of,
     cache_of,
     check_feature,
@@ -61,11 +62,11 @@ def feature_panels(request: Request, sae_id: str, feature: int) -> Response:
 def feature_list(
     request: Request,
     sae_id: str,
-    sort_by: str = "density",
+    sort_by: Annotated[str, Query(max_length=200)] = "density",
     descending: bool = True,
     min_density: Annotated[float | None, Query(ge=0, le=1)] = None,
     max_density: Annotated[float | None, Query(ge=0, le=1)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> Response:
     """A page of features, sorted by density, max_act, mean_act, feature or a stored score."""

@@ -1,19 +1,21 @@
-"""GET /api/health: is the viewer up, and how full and how warm is its page cache."""
+"""GET /api/health: is the viewer up, how full and how warm is its page cache, and the state
+of the inference worker (restarted after it died)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from saescope.server.routes.common import cache_of
-from saescope.server.schemas import Health
+from saescope.server.routes.common import cache_of, engine_or_none
+from saescope.server.schemas import Health, LiveHealth
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/api/health")
 def health(request: Request) -> Health:
-    cache = cache_of(request)
+    cache, engine = cache_of(request), engine_or_none(request)
     return Health(
+        live=None if engine is None else LiveHealth(**engine.health()),
         ok=True,
         saes=len(cache.saes()),
         cached=len(cache),

@@ -18,7 +18,13 @@ from saescope.server.engine import (
     Steer,
     TopFeatures,
 )
-from saescope.server.routes.common import brief_of, check_feature, engine_of, json_bytes
+from saescope.server.routes.common import (
+    MAX_ID,
+    brief_of,
+    check_feature,
+    json_bytes,
+    run_live,
+)
 from saescope.server.schemas import (
     DashboardData,
     FeatureActs,
@@ -31,8 +37,12 @@ from saescope.server.schemas import (
 router = APIRouter(tags=["live"])
 
 
+# Over MAX_TEXT_CHARS a text is refused by validation (413), before it reaches the worker.
 class TextRequest(BaseModel):
-    text: str = Field(description="the text to run through the model (limits: see /api/limits)")
+    text: str = Field(
+        max_length=MAX_TEXT_CHARS,
+        description="the text to run through the model (limits: see /api/limits)",
+    )
 
 
 class TopFeaturesRequest(TextRequest):
@@ -40,13 +50,15 @@ class TopFeaturesRequest(TextRequest):
 
 
 class PromptRequest(TextRequest):
-    position: int | None = Field(None, description="token shown first (default: the last but one)")
+    position: int | None = Field(
+        None, ge=-MAX_ID, le=MAX_ID, description="token shown first (default: the last but one)"
+    )
     n_rows: int = Field(10, ge=1, le=50, description="features in each ranking")
 
 
 class SteerRequest(BaseModel):
-    prompt: str
-    feature: int = Field(ge=0)
+    prompt: str = Field(max_length=MAX_TEXT_CHARS)
+    feature: int = Field(ge=0, le=MAX_ID)
     mode: Literal["clamp", "scale"] = "clamp"
     value: float = Field(10.0, allow_inf_nan=False)
     max_new_tokens: int = Field(24, ge=1, le=MAX_NEW_TOKENS)
@@ -73,7 +85,7 @@ async def feature_activations(
 ) -> Response:
     """One feature's activation on every token of the text."""
     check_feature(request, sae_id, feature)
-    return json_bytes(await engine_of(request).run(OneFeature(sae_id, feature, body.text)))
+    return json_bytes(await run_live(request, OneFeature(sae_id, feature, body.text)))
 
 
 @router.post(
@@ -84,7 +96,7 @@ async def feature_activations(
 async def activations(request: Request, sae_id: str, body: TopFeaturesRequest) -> Response:
     """Per token of the text, its most active features."""
     brief_of(request, sae_id)
-    return json_bytes(await engine_of(request).run(TopFeatures(sae_id, body.text, body.k)))
+    return json_bytes(await run_live(request, TopFeatures(sae_id, body.text, body.k)))
 
 
 @router.post(
@@ -97,7 +109,7 @@ async def prompt(request: Request, sae_id: str, body: PromptRequest) -> Response
     activation quantile (against the stored analysis) and by effect on the next token."""
     brief_of(request, sae_id)
     command = PromptPage(sae_id, body.text, body.position, body.n_rows)
-    return json_bytes(await engine_of(request).run(command))
+    return json_bytes(await run_live(request, command))
 
 
 @router.post(
@@ -109,4 +121,4 @@ async def steer(request: Request, sae_id: str, body: SteerRequest) -> Response:
     """Greedy continuations of the prompt with the feature clamped or scaled, and without."""
     check_feature(request, sae_id, body.feature)
     command = Steer(sae_id, body.prompt, body.feature, body.mode, body.value, body.max_new_tokens)
-    return json_bytes(await engine_of(request).run(command))
+    return json_bytes(await run_live(request, command))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from saescope.sae import load_sae
 from saescope.server.engine import LiveUnavailable
@@ -26,14 +26,15 @@ router = APIRouter(tags=["map"])
         500: {"model": MapFailed, "description": "the projection failed"},
     },
 )
-def feature_map(request: Request, sae_id: str) -> JSONResponse:
+def feature_map(request: Request, sae_id: str) -> Response:
     """The 2-D map of the decoder directions; 202 while it is computed (poll again)."""
     brief_of(request, sae_id)
     store = source_of(request).store
-    result = maps_of(request).get(sae_id, decoder(request, sae_id), store.densities(sae_id))
-    if result is None:
+    held = maps_of(request).get(sae_id, decoder(request, sae_id), lambda: store.densities(sae_id))
+    if held is None:
         return JSONResponse({"sae_id": sae_id, "status": "computing"}, status_code=202)
-    return JSONResponse(result, status_code=500 if "error" in result else 200)
+    ok, body = held
+    return Response(body, media_type="application/json", status_code=200 if ok else 500)
 
 
 def decoder(request: Request, sae_id: str) -> Callable[[], np.ndarray]:

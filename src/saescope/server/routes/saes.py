@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from saescope.server.paths import without_paths
 from saescope.server.routes.common import (
     brief_of,
     cache_of,
@@ -18,6 +19,20 @@ from saescope.server.routes.common import (
 from saescope.server.schemas import SaeBrief, SaeSummary, error_responses
 
 router = APIRouter(tags=["saes"])
+
+
+def without_server_paths(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary with no path of this machine in it: info.path is left out, the config's
+    source_path / dataset_path cut to their last part (a published name stays as it is)."""
+    info = {k: v for k, v in summary.get("info", {}).items() if k != "path"}
+    if isinstance(info.get("source"), str):
+        info["source"] = without_paths(info["source"])
+    if isinstance(info.get("cfg"), dict):
+        info["cfg"] = {
+            k: without_paths(v) if isinstance(v, str) and k.endswith("path") else v
+            for k, v in info["cfg"].items()
+        }
+    return {**summary, "info": info}
 
 
 @router.get("/api/saes", response_model=list[SaeBrief])
@@ -52,9 +67,11 @@ def summary(request: Request, sae_id: str) -> Response:
 
     def read() -> dict[str, Any]:
         return {
-            **source.store.sae_summary(sae_id),
+            **without_server_paths(source.store.sae_summary(sae_id)),
             "live": engine is not None and engine.live(sae_id),
-            "live_unavailable": None if engine is None else engine.unavailable.get(sae_id),
+            "live_unavailable": None
+            if engine is None or sae_id not in engine.unavailable
+            else without_paths(engine.unavailable[sae_id]),
             "has_training_curves": has_curves(source),
         }
 

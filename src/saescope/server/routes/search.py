@@ -27,9 +27,14 @@ def search(
     store = source_of(request).store
     if not q.strip():
         raise ConfigError("q", q, "a search text with at least one non-space character")
+    if not q.isprintable():
+        raise ConfigError("q", q, "printable text (no NUL or other control characters)")
+    cache = cache_of(request)
+    # The store matches case-insensitively on the stripped text: one entry per such query.
+    # Keyed by the SAE ("*": all) and every SAE's write time, so a re-analysis or a new
+    # explanation is searched at once.
+    version = tuple((k, v["written_at"]) for k, v in cache.saes().items())
+    key = ("search", sae_id or "*", q.strip().casefold(), limit, version)
     return json_bytes(
-        cache_of(request).get(
-            ("search", q, sae_id, limit),
-            lambda: {"q": q, "results": store.search(q, sae_id=sae_id, limit=limit)},
-        )
+        cache.get(key, lambda: {"q": q, "results": store.search(q, sae_id=sae_id, limit=limit)})
     )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
+import threading
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
 from saescope.runs.metrics import plot_training_curves, read_metrics
 from saescope.server.routes.common import NotFound, has_curves, source_of
@@ -31,7 +31,7 @@ def training(request: Request) -> TrainingRecords:
         **error_responses(404),
     },
 )
-def training_png(request: Request) -> FileResponse:
+def training_png(request: Request) -> Response:
     """The run's training_curves.png, drawn here from metrics.jsonl when the run has none."""
     source = source_of(request)
     if source.curves_png is not None and source.curves_png.exists():
@@ -40,7 +40,23 @@ def training_png(request: Request) -> FileResponse:
         raise NotFound(
             "training curves: this viewer's source has no training metrics (metrics.jsonl)."
         )
-    drawn = Path(tempfile.gettempdir()) / f"saescope-curves-{os.getpid()}-{id(source)}.png"
-    if not drawn.exists() or drawn.stat().st_mtime < source.metrics_path.stat().st_mtime:
-        plot_training_curves(source.metrics_path, drawn)
-    return FileResponse(drawn, media_type="image/png")
+    return Response(drawn_curves(source.metrics_path), media_type="image/png")
+
+
+_drawn: dict[tuple[str, int], bytes] = {}  # (metrics path, its mtime in ns) -> the PNG
+_drawing = threading.Lock()
+
+
+def drawn_curves(metrics_path: Path) -> bytes:
+    """The curves of metrics.jsonl as PNG bytes, drawn once per version of the file. One
+    drawing at a time (pyplot's figures are global state, and requests come from a thread
+    pool), each into a temp file of its own, read back and removed."""
+    key = (str(metrics_path), metrics_path.stat().st_mtime_ns)
+    with _drawing:
+        if key not in _drawn:
+            with tempfile.TemporaryDirectory(prefix="saescope-curves-") as folder:
+                png = Path(folder) / "training_curves.png"
+                plot_training_curves(metrics_path, png)
+                _drawn.clear()  # only the newest version is kept
+                _drawn[key] = png.read_bytes()
+        return _drawn[key]
