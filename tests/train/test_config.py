@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from saescope.cli import main
+from saescope.corpus import CorpusConfig
 from saescope.errors import ConfigError, SaescopeError
 from saescope.train.config import TrainConfig, parse_overrides
 
@@ -26,7 +27,7 @@ def test_yaml_with_overrides(tmp_path):
     )
     assert cfg.training_tokens == 2_000_000
     assert cfg.k == [16, 64]
-    assert cfg.corpus == {"source": "builtin", "context_length": 64, "seed": 3}
+    assert cfg.corpus == CorpusConfig(source="builtin", context_length=64, seed=3)
     assert cfg.lr == 1e-3
     grid = cfg.sae_grid()
     assert [(g["hook"], g["k"]) for g in grid] == [
