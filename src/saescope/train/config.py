@@ -86,9 +86,11 @@ class TrainConfig(Config):
     )
     # optimisation
     training_tokens: int = train_setting(
-        2_000_000, "activation vectors to train on", low=1, count=True
+        2_000_000, "activation vectors to train on, e.g. 2M", low=1, count=True
     )
-    batch_size: int = train_setting(4096, "activation vectors per step", low=1, count=True)
+    batch_size: int = train_setting(
+        4096, "activation vectors per step, e.g. 4096", low=1, count=True
+    )
     lr: float = train_setting(
         2e-4,
         "Adam learning rate",
@@ -147,10 +149,10 @@ class TrainConfig(Config):
         True, "start the encoder as the decoder's transpose"
     )
     normalize_activations: bool = train_setting(
-        True, "scale activations to mean squared norm d_in (folded into the saved SAE)"
+        True, "scale activations to a mean norm of sqrt(d_in) (folded into the saved SAE)"
     )
     buffer_tokens: int = train_setting(
-        2**17, "activation vectors in the shuffle buffer", low=1, count=True
+        2**17, "activation vectors in the shuffle buffer, e.g. 128k", low=1, count=True
     )
     # dead features
     dead_after_tokens: int = train_setting(
@@ -171,7 +173,7 @@ class TrainConfig(Config):
     )
     # bookkeeping
     checkpoint_every_tokens: int = train_setting(
-        1_000_000, "tokens between resumable checkpoints", low=1, count=True
+        1_000_000, "tokens between resumable checkpoints, e.g. 1M", low=1, count=True
     )
     log_every_steps: int = train_setting(10, "steps between metrics lines", low=1)
     seed: int = train_setting(0, "seed of the initialisation and the activation order", low=0)
