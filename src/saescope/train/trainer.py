@@ -177,9 +177,7 @@ class Trainer:
             hook_name=hook,
             hook_layer=hook_layer(hook),
             context_size=getattr(self.store, "context_length", None),
-            dataset_path=corpus.source
-            if cfg.activation_cache is None
-            else cfg.activation_cache,
+            dataset_path=corpus.source if cfg.activation_cache is None else cfg.activation_cache,
             prepend_bos=corpus.prepend_bos,
         )
 
