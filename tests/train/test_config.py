@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+
 import pytest
 import torch
 
 from saescope.cli import main
+from saescope.cli.config_docs import CONFIGS
+from saescope.cli.train import config_from_args
+from saescope.config.schema import specs
+from saescope.corpus import CorpusConfig
 from saescope.errors import ConfigError, SaescopeError
-from saescope.train.config import TrainConfig, parse_overrides
+from saescope.fileio import write_json
+from saescope.train.config import TrainConfig, changed_fields, parse_overrides
 
 
 def test_yaml_with_overrides(tmp_path):
@@ -26,7 +34,7 @@ def test_yaml_with_overrides(tmp_path):
     )
     assert cfg.training_tokens == 2_000_000
     assert cfg.k == [16, 64]
-    assert cfg.corpus == {"source": "builtin", "context_length": 64, "seed": 3}
+    assert cfg.corpus == CorpusConfig(source="builtin", context_length=64, seed=3)
     assert cfg.lr == 1e-3
     grid = cfg.sae_grid()
     assert [(g["hook"], g["k"]) for g in grid] == [
@@ -131,3 +139,62 @@ def test_max_grad_norm_clips_the_step(layer6_cache, tmp_path):
     trainer.train_one(state, x)
     norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in state.sae.parameters()]))
     assert float(norm) == pytest.approx(1e-3, rel=1e-4)  # clipped: unclipped it is far larger
+
+
+def test_every_field_is_declared_with_help_and_documented(capsys):
+    """The one declaration feeds `saescope config-docs train`: every field, sections dotted."""
+    assert all(spec.meta.get("help") for spec in specs(TrainConfig))
+    assert CONFIGS["train"] is TrainConfig
+    assert main(["config-docs", "train"]) == 0
+    table = capsys.readouterr().out
+    for name in TrainConfig.field_names():
+        assert f"`{name}`" in table or f"`{name}." in table
+    assert "| `corpus.context_length` | int | `128` |" in table
+    assert "one of mean, geometric_median, zeros" in table
+
+
+def test_corpus_is_a_typed_section():
+    cfg = TrainConfig.from_dict({"corpus": {"source": "builtin", "context_length": 64}})
+    assert isinstance(cfg.corpus, CorpusConfig)
+    assert TrainConfig().corpus == CorpusConfig()
+    with pytest.raises(ConfigError) as err:
+        TrainConfig.from_dict({"corpus": {"context_length": 1}})
+    assert err.value.field == "corpus.context_length"
+    with pytest.raises(SaescopeError, match="did you mean 'corpus.context_length'"):
+        TrainConfig.from_dict({"corpus": {"context_lenght": 64}})
+
+
+def test_counts_and_numbers_written_as_text_are_read():
+    cfg = TrainConfig.from_dict(
+        {"training_tokens": "2.5M", "buffer_tokens": "256k", "lr": "1e-3", "aux_k": 64}
+    )
+    assert (cfg.training_tokens, cfg.buffer_tokens, cfg.lr) == (2_500_000, 256_000, 1e-3)
+    with pytest.raises(ConfigError, match="training_tokens: got 'lots'"):
+        TrainConfig.from_dict({"training_tokens": "lots"})
+
+
+def test_validate_only_checks():
+    cfg = TrainConfig(k=[16, 64], corpus={"seed": 2})
+    before = dataclasses.asdict(cfg)
+    cfg.validate()
+    assert dataclasses.asdict(cfg) == before
+
+
+def test_resume_compares_an_older_runs_partial_corpus_with_its_defaults():
+    """Runs saved before corpus was typed hold only the corpus keys their YAML gave."""
+    current = TrainConfig(corpus={"context_length": 64}).to_dict()
+    assert changed_fields({**current, "corpus": {"context_length": 64}}, current) == []
+    assert changed_fields({**current, "corpus": {}}, current) == ["corpus"]
+
+
+def test_resume_override_sets_one_corpus_key(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    saved = TrainConfig(run_dir="elsewhere", corpus={"context_length": 64}).to_dict()
+    write_json(run / "train_config.json", saved)
+    args = argparse.Namespace(
+        resume=str(run), config="corpus.seed=3", overrides=["k=64"], no_progress=True
+    )
+    cfg = config_from_args(args)
+    assert cfg.corpus == CorpusConfig(context_length=64, seed=3)
+    assert (cfg.k, cfg.run_dir, cfg.progress) == (64, str(run), False)

@@ -11,10 +11,12 @@ from saescope.cli.serve import ServeOptions
 from saescope.config import Config, markdown_table
 from saescope.corpus import CorpusConfig
 from saescope.evals import EvalConfig
+from saescope.train import TrainConfig
 
 CONFIGS: dict[str, type[Config]] = {
     "corpus": CorpusConfig,
     "harvest": HarvestConfig,
+    "train": TrainConfig,
     "eval": EvalConfig,
     "analyze": AnalysisConfig,
     "serve": ServeOptions,

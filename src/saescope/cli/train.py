@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 
 from saescope.cli.common import run_stage
+from saescope.config import merge
+from saescope.config.schema import specs
 from saescope.distributed.trainer import train_distributed
 from saescope.errors import SaescopeError
 from saescope.fileio import read_json
@@ -19,15 +21,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train SAEs on a model's activations (resumable)",
         description="Train one or more SAEs from a YAML config, with field=value overrides. Run the same "
         "command again, or `saescope train --resume RUN_DIR`, to continue an interrupted run exactly.",
+        epilog=fields_epilog(),
     )
     p.add_argument(
-        "config", nargs="?", help="YAML config file (fields: see saescope.train.TrainConfig)"
+        "config",
+        nargs="?",
+        help="YAML config file (its fields: below, or saescope config-docs train)",
     )
     p.add_argument(
         "overrides",
         nargs="*",
         metavar="FIELD=VALUE",
-        help="override config fields, e.g. k=64 training_tokens=4M",
+        help="override config fields, e.g. k=64 training_tokens=4M corpus.context_length=256",
     )
     p.add_argument(
         "--resume",
@@ -43,6 +48,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def fields_epilog() -> str:
+    """The config's fields for --help, from its declaration."""
+    names = ", ".join(
+        f"{spec.name}.*" if spec.is_section else spec.name for spec in specs(TrainConfig)
+    )
+    return (
+        f"config fields (YAML keys and FIELD=VALUE overrides): {names}. "
+        "Each with its default and accepted values: saescope config-docs train."
+    )
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.resume:
         saved = Path(args.resume) / "train_config.json"
@@ -53,7 +69,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             args.overrides = [args.config, *args.overrides]
         # the run resumes in the folder given, wherever it was first trained
         overrides = {**parse_overrides(args.overrides), "run_dir": str(args.resume)}
-        cfg = TrainConfig.from_dict({**values, **overrides})
+        cfg = TrainConfig.from_dict(merge(values, overrides))  # corpus.seed=3 keeps corpus's rest
     elif args.config:
         cfg = TrainConfig.from_yaml(args.config, args.overrides)
     else:

@@ -15,17 +15,19 @@ def markdown_table(cls: type[Config]) -> str:
         "| field | type | default | accepted | flag | what it is |",
         "|---|---|---|---|---|---|",
     ]
-    lines += [_row(*row) for row in _rows(cls, "", "")]
+    lines += [_row(*row) for row in _rows(cls, "", cli=True)]
     return "\n".join(lines)
 
 
-def _rows(cls: type[Config], prefix: str, flag_prefix: str) -> list[tuple[Any, ...]]:
+def _rows(cls: type[Config], prefix: str, *, cli: bool) -> list[tuple[Any, ...]]:
+    """cli=False: the fields of a section declared without flags show none."""
     rows = []
     for spec in specs(cls):
+        on_cli = cli and spec.meta.get("cli", True)
         if spec.is_section:
-            rows += _rows(spec.type, f"{prefix}{spec.name}.", flag_prefix)
+            rows += _rows(spec.type, f"{prefix}{spec.name}.", cli=on_cli)
             continue
-        flag = spec.flag() if spec.meta.get("cli", True) else ""
+        flag = spec.flag() if on_cli else ""
         rows.append(
             (
                 prefix + spec.name,

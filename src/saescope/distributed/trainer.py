@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 
-from saescope.corpus import CorpusConfig
 from saescope.distributed.comm import all_reduce, average_gradients
 from saescope.distributed.data import shared_model_store
 from saescope.distributed.feature_shard import FeatureShardedTopK, sharded_topk_loss
@@ -55,7 +54,7 @@ class DistributedTrainer(Trainer):
         if self.cfg.activation_cache is not None:
             return super().build_store()  # every rank reads the windows from disk
         cfg = self.cfg
-        corpus = CorpusConfig(**cfg.corpus)
+        corpus = cfg.corpus
         corpus.validate()
         if self.model is None:
             self.model = load_model(cfg.model, device=cfg.device)

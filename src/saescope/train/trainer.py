@@ -138,9 +138,7 @@ class Trainer:
                     f"(it holds {', '.join(cache.hooks)})"
                 )
             return ActivationStore.from_cache(cfg.activation_cache, hooks=cfg.hook_list, **common)
-        from saescope.corpus import CorpusConfig  # noqa: PLC0415
-
-        corpus = CorpusConfig(**self.cfg.corpus)
+        corpus = self.cfg.corpus
         corpus.validate()
         if self.model is None:
             from saescope.models import load_model  # noqa: PLC0415
@@ -179,10 +177,8 @@ class Trainer:
             hook_name=hook,
             hook_layer=hook_layer(hook),
             context_size=getattr(self.store, "context_length", None),
-            dataset_path=corpus.get("source", "builtin")
-            if cfg.activation_cache is None
-            else cfg.activation_cache,
-            prepend_bos=corpus.get("prepend_bos", True),
+            dataset_path=corpus.source if cfg.activation_cache is None else cfg.activation_cache,
+            prepend_bos=corpus.prepend_bos,
         )
 
     def build_sae_state(self, index: int, entry: dict[str, Any]) -> SAEState:

@@ -1,5 +1,6 @@
 """Pieces several architectures share: JumpReLU straight-through estimators, top-k selection,
-and the checks their training hyperparameters use (messages name field, value and what is accepted).
+and the checks their training hyperparameters use (the config schema's, so messages name field,
+value and what is accepted as for every declared config).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.nn import functional as F
 
+from saescope.config.schema import FieldSpec, check_field
 from saescope.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -115,25 +117,21 @@ def as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
+def check_value(name: str, value: Any, tp: Any, **declaration: Any) -> None:
+    """The config schema's check of one field (type, low/high, choices, accepted text), for a
+    value held outside a Config, such as an architecture's Hyperparameters."""
+    meta = {"low": None, "high": None, "choices": None, **declaration}
+    check_field(FieldSpec(name, tp, None, meta), value)
+
+
 def check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
-    """Raise ConfigError unless value is an integer in [low, high]."""
-    ok = (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and value >= low
-        and (high is None or value <= high)
-    )
-    if not ok:
-        accepted = (
-            f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
-        )
-        raise ConfigError(name, value, accepted)
+    """Raise ConfigError unless value is an integer in [low, high] (the schema's check)."""
+    check_value(name, value, int, low=low, high=high)
 
 
 def check_float(name: str, value: Any, low: float, high: float, accepted: str) -> None:
-    """Raise ConfigError unless value is a number in [low, high]."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise ConfigError(name, value, accepted)
+    """Raise ConfigError unless value is a number in [low, high] (the schema's check)."""
+    check_value(name, value, float, low=low, high=high, accepted=accepted)
 
 
 def check_sae_k(cfg: SAEConfig) -> None:
