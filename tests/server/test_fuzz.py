@@ -13,9 +13,9 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from viewer_run import SAE_ID
 
 from saescope.server.openapi import openapi_json
+from tests.server.viewer_run import SAE_ID
 
 SCHEMA = json.loads(openapi_json())
 OPERATIONS = [

@@ -19,7 +19,6 @@ import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from viewer_run import SAE_ID
 
 from saescope.server import create_app
 from saescope.server.app import page_key
@@ -27,6 +26,7 @@ from saescope.server.cache import CHECK_WRITES_EVERY_S, entry_size
 from saescope.server.feature_map import FeatureMaps
 from saescope.server.guard import hosts_for
 from saescope.store import open_store
+from tests.server.viewer_run import SAE_ID
 
 BASE = f"/api/saes/{SAE_ID}"
 LOCAL = "http://127.0.0.1"
