@@ -20,6 +20,9 @@ def parse_hub_spec(spec: str) -> tuple[str, str, str | None]:
     parts = [part for part in spec.strip("/").split("/") if part]
     if len(parts) < 2:
         raise SaescopeError(f"hf:{spec}: expected hf:ORG/NAME[/PATH][@REVISION]")
+    if any(part in (".", "..") for part in parts) or "\\" in spec:
+        # the path must stay inside the repository's snapshot in the cache
+        raise SaescopeError(f"hf:{spec}: a path inside the repository, without '.' or '..'")
     return "/".join(parts[:2]), "/".join(parts[2:]), revision or None
 
 
