@@ -93,14 +93,17 @@ class TransformersBackend:
                 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415
 
                 tokenizer = AutoTokenizer.from_pretrained(self.model)
+                # transformers' annotations of from_pretrained(...).to reject a device string
                 hf = AutoModelForCausalLM.from_pretrained(
                     self.model, dtype=getattr(torch, self.dtype or "float32")
-                ).to(self.device)
+                ).to(self.device)  # pyright: ignore[reportArgumentType]
         except SaescopeError as err:
             raise BackendError(str(err)) from None
         except (OSError, ValueError, KeyError) as err:
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise BackendError(f"model: could not load {self.model!r}: {first}") from None
+        if hf is None:
+            raise BackendError(f"model: {self.model!r} loaded without its Hugging Face model")
         if tokenizer is None or getattr(tokenizer, "chat_template", None) is None:
             raise BackendError(
                 f"model: {self.model!r} has no chat template; auto-interp needs a chat model."

@@ -120,7 +120,7 @@ class Trainer:
         from saescope.activations import ActivationStore  # noqa: PLC0415 (imports the model stack)
 
         cfg = self.cfg
-        common = dict(
+        common: dict[str, Any] = dict(
             normalize=cfg.normalize_activations,
             batch_size=cfg.batch_size,
             buffer_tokens=cfg.buffer_tokens,
@@ -358,6 +358,8 @@ class Trainer:
         if cfg.resample_every_tokens and self.architecture.resamples_dead:
             every = max(1, cfg.resample_every_tokens // cfg.batch_size)
             if self.step % every == every - 1:
+                if not isinstance(s.optimizer, SAEAdam):
+                    raise SaescopeError("resampling dead latents needs SAEAdam (its Adam moments)")
                 resample_dead(sae, s.optimizer, x, self.dead_mask(s), self.generator)
         return out
 

@@ -28,6 +28,7 @@ class BatchTopKSAE(SAE):
     """
 
     architecture = "batchtopk"
+    threshold: torch.Tensor  # a buffer (register_buffer)
 
     def __init__(self, cfg: SAEConfig) -> None:
         super().__init__(cfg)

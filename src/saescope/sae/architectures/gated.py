@@ -48,7 +48,7 @@ class GatedSAE(SAE):
     def gate_pre(self, sae_in: torch.Tensor) -> torch.Tensor:
         return sae_in @ self.W_enc + self.b_gate
 
-    def encode_with_stats(self, x: torch.Tensor):  # type: ignore[override]
+    def encode_with_stats(self, x: torch.Tensor):
         x = x.to(self.dtype)
         x_normed, stats = self.normalize_input(x)
         sae_in = self.sae_input(x_normed)

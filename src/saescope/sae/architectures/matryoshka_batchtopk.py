@@ -102,10 +102,7 @@ class MatryoshkaBatchTopK(KArchitecture):
     def check_sae_config(self, cfg: SAEConfig) -> None:
         check_sae_k(cfg)
         widths = cfg.matryoshka_widths
-        increasing = bool(widths) and all(
-            a < b
-            for a, b in zip([0, *widths], widths, strict=False)  # type: ignore[list-item]
-        )
+        increasing = bool(widths) and all(a < b for a, b in zip([0, *widths], widths, strict=False))
         if not increasing or widths[-1] != cfg.d_sae:  # type: ignore[index]
             raise ConfigError(
                 "matryoshka_widths",

@@ -27,6 +27,13 @@ if TYPE_CHECKING:
     from saescope.train.losses import LossSettings, StepOutput
 
 
+def config_k(cfg: SAEConfig) -> int:
+    """A TopK-style SAE's k (check_sae_k makes sure its config has one)."""
+    if cfg.k is None:
+        raise SaescopeError(f"a {cfg.architecture} SAE's config needs k")
+    return cfg.k
+
+
 class TopKSAE(SAE):
     """TopK SAE (Gao et al. 2024): the k largest pre-activations per token, ReLU'd; the rest zero.
 
@@ -42,7 +49,7 @@ class TopKSAE(SAE):
         return hidden_pre
 
     def activation(self, hidden_pre: torch.Tensor) -> torch.Tensor:
-        values, indices = topk_sparse(self.scaled_pre(hidden_pre), self.cfg.k)  # type: ignore[arg-type]
+        values, indices = topk_sparse(self.scaled_pre(hidden_pre), config_k(self.cfg))
         return scatter_dense(values, indices, self.d_sae)
 
     def encode_sparse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,7 +57,7 @@ class TopKSAE(SAE):
         x = x.to(self.dtype)
         x_normed, self._last_stats = self.normalize_input(x)
         hidden_pre = self.pre_acts(self.sae_input(x_normed))
-        return topk_sparse(self.scaled_pre(hidden_pre), self.cfg.k)  # type: ignore[arg-type]
+        return topk_sparse(self.scaled_pre(hidden_pre), config_k(self.cfg))
 
     def sparse_codes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         # the k per token directly: no dense [n, d_sae] tensor to fill and search
@@ -126,6 +133,8 @@ def topk_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
     )
     from saescope.train.sparse_topk import sparse_decode, topk_encode  # noqa: PLC0415
 
+    if s.k is None:
+        raise SaescopeError("the topk loss needs k in its loss settings")
     values, indices = topk_encode(x, sae.W_enc, sae.b_enc, sae.b_dec, s.k)  # [n, k] each
     recon = sparse_decode(values, indices, sae.W_dec) + sae.b_dec
     mse = squared_error(recon, x)

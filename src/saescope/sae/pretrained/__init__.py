@@ -65,7 +65,7 @@ def neuronpedia_url(neuronpedia_id: str | None, feature: int | None = None) -> s
 @cache
 def registry() -> dict[str, dict[str, Any]]:
     """release name -> its entry in registry.json (read once)."""
-    text = resources.files(__package__).joinpath("registry.json").read_text()
+    text = resources.files(__name__).joinpath("registry.json").read_text()
     return json.loads(text)["releases"]
 
 
