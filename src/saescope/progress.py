@@ -70,8 +70,8 @@ def quiet_library_bars() -> None:
     """Turn off the progress bars of transformers / huggingface_hub when not on a terminal."""
     if is_terminal():
         return
-    from huggingface_hub.utils import disable_progress_bars  # noqa: PLC0415 (slow import)
-    from transformers.utils import logging as hf_logging  # noqa: PLC0415
+    from huggingface_hub.utils import disable_progress_bars  # slow import
+    from transformers.utils import logging as hf_logging
 
     disable_progress_bars()
     hf_logging.disable_progress_bar()

@@ -252,7 +252,7 @@ class HFHookedModel(HookedModel):
         return logits
 
     @property
-    def W_U(self) -> torch.Tensor:  # noqa: N802
+    def W_U(self) -> torch.Tensor:
         """[d_model, d_vocab]; the embedding matrix itself when the model ties them."""
         return self.lm_head.weight.T
 

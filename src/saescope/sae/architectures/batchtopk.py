@@ -77,7 +77,7 @@ class BatchTopKSAE(SAE):
 
     def to_jumprelu(self) -> JumpReLUSAE:
         """The same function as a JumpReLU SAE with the global threshold on every feature."""
-        from saescope.sae.registry import build_sae  # noqa: PLC0415 (avoid a cycle)
+        from saescope.sae.registry import build_sae  # avoid a cycle
 
         cfg = self.cfg.replace(architecture="jumprelu", k=None, matryoshka_widths=None)
         sae = build_sae(cfg)
@@ -89,7 +89,7 @@ class BatchTopKSAE(SAE):
 
 def batchtopk_acts(sae: SAE, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(pre-activations, batch-top-k acts), both [n, d_sae]; also moves the inference threshold."""
-    from saescope.train.losses import encoder_pre  # noqa: PLC0415 (saescope.train imports saescope.sae)
+    from saescope.train.losses import encoder_pre  # saescope.train imports saescope.sae
 
     pre = encoder_pre(sae, x)
     acts = batch_topk(pre, k)
@@ -99,7 +99,7 @@ def batchtopk_acts(sae: SAE, x: torch.Tensor, k: int) -> tuple[torch.Tensor, tor
 
 def batchtopk_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
     """MSE of the batch-top-k reconstruction + aux_k_coefficient * AuxK."""
-    from saescope.train.losses import (  # noqa: PLC0415 (saescope.train imports saescope.sae)
+    from saescope.train.losses import (  # saescope.train imports saescope.sae
         StepOutput,
         active_l0,
         auxk_loss,

@@ -65,7 +65,7 @@ class GatedSAE(SAE):
 
 def gated_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
     """MSE + l1 * L1(relu(gate pre) * ||W_dec||) + MSE of the gate path through a frozen decoder."""
-    from saescope.train.losses import (  # noqa: PLC0415 (saescope.train imports saescope.sae)
+    from saescope.train.losses import (  # saescope.train imports saescope.sae
         StepOutput,
         active_l0,
         fire_counts,

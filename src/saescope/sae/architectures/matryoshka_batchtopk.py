@@ -72,7 +72,7 @@ def nested_widths(d_sae: int, fractions: list[float]) -> list[int]:
 
 def matryoshka_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
     """BatchTopK acts; every nested prefix of the dictionary must reconstruct x (mean of their MSEs)."""
-    from saescope.train.losses import (  # noqa: PLC0415 (saescope.train imports saescope.sae)
+    from saescope.train.losses import (  # saescope.train imports saescope.sae
         StepOutput,
         active_l0,
         auxk_loss,

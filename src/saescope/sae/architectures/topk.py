@@ -125,13 +125,13 @@ class KArchitecture(Architecture):
 
 def topk_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
     """MSE of the k-sparse reconstruction + aux_k_coefficient * AuxK, all on the sparse path."""
-    from saescope.train.losses import (  # noqa: PLC0415 (saescope.train imports saescope.sae)
+    from saescope.train.losses import (  # saescope.train imports saescope.sae
         StepOutput,
         auxk_loss,
         sparse_fire_counts,
         squared_error,
     )
-    from saescope.train.sparse_topk import sparse_decode, topk_encode  # noqa: PLC0415
+    from saescope.train.sparse_topk import sparse_decode, topk_encode
 
     if s.k is None:
         raise SaescopeError("the topk loss needs k in its loss settings")

@@ -212,7 +212,7 @@ def format_table(entries: list[PretrainedSAE]) -> str:
 
 def pull(name: str) -> tuple[PretrainedSAE, Path]:
     """Download (or find in the hub cache) a published SAE's files; their local folder."""
-    from saescope.sae.hub import download_sae_files  # noqa: PLC0415 (huggingface_hub on demand)
+    from saescope.sae.hub import download_sae_files  # huggingface_hub on demand
 
     entry = resolve_pretrained(name)
     check_readable(entry)
