@@ -11,7 +11,7 @@ from torch.nn import functional as F
 from saescope.errors import SaescopeError
 from saescope.sae.architectures.plugin import register
 from saescope.sae.architectures.shared import batch_topk
-from saescope.sae.architectures.topk import KArchitecture
+from saescope.sae.architectures.topk import KArchitecture, config_k
 from saescope.sae.base import SAE
 from saescope.sae.config import SAEConfig
 
@@ -44,7 +44,7 @@ class BatchTopKSAE(SAE):
     def training_encode(self, x: torch.Tensor) -> torch.Tensor:
         """x [..., d_in] -> acts [..., d_sae] chosen by batch-level top-k (training only)."""
         acts, self._last_stats = self.encode_pre_with_stats(x)
-        return batch_topk(acts, self.cfg.k)  # type: ignore[arg-type]
+        return batch_topk(acts, config_k(self.cfg))
 
     def encode_pre_with_stats(self, x: torch.Tensor):
         x = x.to(self.dtype)

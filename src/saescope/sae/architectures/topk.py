@@ -6,7 +6,7 @@ Training uses the sparse fast path (train/sparse_topk.py) and the AuxK loss for 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -108,6 +108,13 @@ class KHyperparameters(Hyperparameters):
             check_int("k", k, 1)
 
 
+def k_of(hyper: Hyperparameters) -> int | list[int]:
+    """The k of a TopK-style architecture's hyperparameters (one k once a grid is expanded)."""
+    if not isinstance(hyper, KHyperparameters):
+        raise SaescopeError(f"expected k hyperparameters, got {type(hyper).__name__}")
+    return hyper.k
+
+
 class KArchitecture(Architecture):
     """What the TopK-style architectures share: k in the SAE config, checked against d_sae."""
 
@@ -117,10 +124,10 @@ class KArchitecture(Architecture):
         check_sae_k(cfg)
 
     def check_fits(self, hyper: Hyperparameters, d_in: int, expansion_factor: int) -> None:
-        check_k_fits(hyper.k, d_in, expansion_factor)  # type: ignore[attr-defined]
+        check_k_fits(k_of(hyper), d_in, expansion_factor)
 
-    def sae_config_fields(self, hyper: Hyperparameters, d_sae: int) -> dict[str, int]:
-        return {"k": hyper.k}  # type: ignore[attr-defined]
+    def sae_config_fields(self, hyper: Hyperparameters, d_sae: int) -> dict[str, Any]:
+        return {"k": k_of(hyper)}
 
 
 def topk_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
