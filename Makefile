@@ -15,6 +15,7 @@ test-slow: setup
 lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/pyright
 	cd web && npm run --silent lint
 	cd web && npm run --silent format:check
 	cd web && npm run --silent typecheck

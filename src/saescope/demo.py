@@ -176,7 +176,7 @@ def print_summary(
 
 
 def serve_viewer(run_dir: Path, model: Any, port: int) -> None:
-    from saescope.server import serve  # noqa: PLC0415 (fastapi loads only when serving)
+    from saescope.server import serve  # fastapi loads only when serving
 
     print("\nserving the viewer (Ctrl-C to stop)", flush=True)
     serve(run_dir, host="127.0.0.1", port=port, model=model)

@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 from saescope.errors import SaescopeError
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> None:
     """Call write(tmp_path), fsync, then rename tmp_path to path (atomic on POSIX)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

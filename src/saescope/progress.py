@@ -31,7 +31,10 @@ class LogLineBar(tqdm):
             kwargs.setdefault("bar_format", LOG_FORMAT)
         super().__init__(*args, **kwargs)
 
-    def display(self, msg: str | None = None, pos: int | None = None) -> bool:
+    # tqdm's stub says display returns None; tqdm's code uses the bool (tqdm.std's moveto/clear)
+    def display(  # pyright: ignore[reportIncompatibleMethodOverride]
+        self, msg: str | None = None, pos: int | None = None
+    ) -> bool:
         now = time.monotonic()
         final = self.total is not None and self.n >= self.total
         if msg is None and not final and now - self._last_line < LOG_INTERVAL_S:
@@ -67,8 +70,8 @@ def quiet_library_bars() -> None:
     """Turn off the progress bars of transformers / huggingface_hub when not on a terminal."""
     if is_terminal():
         return
-    from huggingface_hub.utils import disable_progress_bars  # noqa: PLC0415 (slow import)
-    from transformers.utils import logging as hf_logging  # noqa: PLC0415
+    from huggingface_hub.utils import disable_progress_bars  # slow import
+    from transformers.utils import logging as hf_logging
 
     disable_progress_bars()
     hf_logging.disable_progress_bar()

@@ -68,7 +68,7 @@ def load_analysis_checkpoint(
             meta = f.metadata() or {}
             # safe_open has no __iter__: keys() it is
             state = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
-    except Exception as err:  # noqa: BLE001 (any damage: say which file)
+    except Exception as err:  # any damage: say which file
         raise SaescopeError(
             f"{path}: the analysis checkpoint is damaged ({err}); delete it to start again."
         ) from None

@@ -7,15 +7,17 @@ import numpy as np
 import torch
 
 from saescope import kernels
+from saescope.errors import SaescopeError
 from saescope.models import HookedModel
 from saescope.models.architectures import get_module
+from saescope.models.hf import HFHookedModel
 from saescope.models.hooked import parse_hook
 from saescope.sae import SAE
 
 
 def output_hook(sae: SAE) -> str:
     """Where the SAE's decoder writes: the hook point itself, or a transcoder's output hook."""
-    return getattr(sae.cfg, "hook_name_out", None) or sae.cfg.hook_name
+    return sae.cfg.hook_name_out or sae.hook_name
 
 
 def residual_directions(model: HookedModel, sae: SAE) -> torch.Tensor:
@@ -26,6 +28,10 @@ def residual_directions(model: HookedModel, sae: SAE) -> torch.Tensor:
     W_dec = sae.W_dec.detach().to(model.dtype)
     layer, kind = parse_hook(output_hook(sae)) or (None, None)
     if kind == "mlp.hook_post":
+        if not isinstance(model, HFHookedModel):
+            raise SaescopeError(
+                f"{model.name}: MLP-neuron directions need a Hugging Face model (its blocks)"
+            )
         down = get_module(model.blocks[layer], model.arch.down_proj)
         # [d_model, d_mlp] whichever way the module stores it
         weight = down.weight if isinstance(down, torch.nn.Linear) else down.weight.T

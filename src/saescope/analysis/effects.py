@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from saescope import kernels
+from saescope.errors import SaescopeError
 from saescope.models import HookedModel
 from saescope.sae import SAE, InputStats
 
@@ -180,6 +181,10 @@ class DirectPath:
 
     def sigma(self, x: torch.Tensor) -> torch.Tensor:
         """The norm's data-dependent scale [n, 1]."""
+        if self.eps is None:
+            raise SaescopeError(
+                "the final norm's epsilon is unknown: its scale cannot be worked out"
+            )
         if self.centres:
             x = x - x.mean(dim=-1, keepdim=True)
         return (x.pow(2).mean(dim=-1, keepdim=True) + self.eps).sqrt()

@@ -37,6 +37,7 @@ from saescope.analysis.sketch import token_priority
 from saescope.analysis.sparse import SparseActs
 from saescope.analysis.spool import ActivationSpool, final_residual_hook
 from saescope.corpus import iter_context_batches
+from saescope.errors import SaescopeError
 from saescope.models import HookedModel
 from saescope.progress import progress_bar
 from saescope.sae import SAE
@@ -231,12 +232,12 @@ class ExampleBuilder:
         C = self.cfg.context_length
         length = int(plan.length[slots].max())
         needs_final = bool(plan.needs_final[slots].any())
-        hook = self.sae.cfg.hook_name
-        if bool(plan.spooled[slots[0]]):
+        hook = self.sae.hook_name
+        if self.spool is not None and bool(plan.spooled[slots[0]]):
             contexts = plan.contexts[slots].tolist()
             cache = {
                 k: v.to(self.model.device) for k, v in self.spool.read(contexts, length).items()
-            }  # type: ignore[union-attr]
+            }
         else:
             hooks = [hook, self.final_hook] if needs_final and hook != self.final_hook else [hook]
             cache = self.model.run_with_cache(
@@ -489,7 +490,7 @@ class ExampleBuilder:
     def _ablation_effects(self, ex: Example, tokens: torch.Tensor, lo: int, hi: int) -> None:
         """Real ablation: subtract the feature's contribution at the hook at every position and
         run the rest of the model; effects at every window position."""
-        f, sae, hook = ex.feature, self.sae, self.sae.cfg.hook_name
+        f, sae, hook = ex.feature, self.sae, self.sae.hook_name
         tokens = tokens[None].to(self.model.device)
 
         def remove_feature(x: torch.Tensor) -> torch.Tensor:
@@ -548,12 +549,23 @@ class ExampleBuilder:
             yield out
 
 
-def _set_effects(ex: Example, offset: int, effects, n: int) -> None:
-    ex.loss_effects[offset] = float(effects.next_token[n])
-    ex.top_boosted[offset] = effects.boosted_ids[n].cpu().numpy()
-    ex.top_boosted_values[offset] = effects.boosted_values[n].cpu().numpy()
-    ex.top_suppressed[offset] = effects.suppressed_ids[n].cpu().numpy()
-    ex.top_suppressed_values[offset] = effects.suppressed_values[n].cpu().numpy()
+def _set_effects(ex: Example, offset: int, effects: LogprobEffects, n: int) -> None:
+    """Overwrite one window position of a top example's effects (_direct_effects filled them)."""
+    loss, boosted, boosted_values = ex.loss_effects, ex.top_boosted, ex.top_boosted_values
+    suppressed, suppressed_values = ex.top_suppressed, ex.top_suppressed_values
+    if not (
+        isinstance(loss, np.ndarray)
+        and isinstance(boosted, np.ndarray)
+        and isinstance(boosted_values, np.ndarray)
+        and isinstance(suppressed, np.ndarray)
+        and isinstance(suppressed_values, np.ndarray)
+    ):
+        raise SaescopeError(f"feature {ex.feature}: ablation effects need its direct effects first")
+    loss[offset] = float(effects.next_token[n])
+    boosted[offset] = effects.boosted_ids[n].cpu().numpy()
+    boosted_values[offset] = effects.boosted_values[n].cpu().numpy()
+    suppressed[offset] = effects.suppressed_ids[n].cpu().numpy()
+    suppressed_values[offset] = effects.suppressed_values[n].cpu().numpy()
 
 
 # Examples hold their own small copies: a view would keep the whole batch tensor alive.

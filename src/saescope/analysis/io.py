@@ -33,7 +33,8 @@ def save_analysis(result: SAEAnalysis, path: str | Path) -> Path:
 
     def write(tmp: Path) -> None:
         buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
+        # numpy's stubs match **arrays against allow_pickle; no array has that name
+        np.savez(buffer, **arrays)  # pyright: ignore[reportArgumentType]
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
             zf.writestr("arrays.npz", buffer.getvalue())
             with zf.open("analysis.json", "w", force_zip64=True) as out:

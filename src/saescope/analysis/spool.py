@@ -94,7 +94,7 @@ class ActivationSpool:
         """Activations {hook: [b, context_length, width]} of the next b contexts."""
         block = torch.cat([cache[h].to(self.dtype) for h in self.hooks], dim=-1).cpu().contiguous()
         data = block.view(torch.uint8).numpy()
-        written = os.pwrite(self.fd, memoryview(data).cast("B"), self.n_contexts * self.record)
+        written = os.pwrite(self.fd, data.data.cast("B"), self.n_contexts * self.record)
         if written != data.nbytes:
             raise OSError(f"{self.path}: wrote {written} of {data.nbytes} bytes (disk full?)")
         self.n_contexts += len(block)

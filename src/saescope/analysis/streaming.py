@@ -43,7 +43,7 @@ def stream_pass(
     C = cfg.context_length
     first = 0 if cfg.include_bos or not cfg.corpus.prepend_bos else 1  # BOS positions left out
     positions = torch.arange(first, C)
-    hook = sae.cfg.hook_name
+    hook = sae.hook_name
     bar = progress_bar(
         total=(stop - start) * C, unit="tok", unit_scale=True, desc="analyse", disable=not progress
     )
@@ -55,9 +55,11 @@ def stream_pass(
             tokens = tokens[: stop - context]
             spooled = min(len(tokens), spool.room(context)) if spool is not None else 0
             cache = model.run_with_cache(
-                tokens.to(model.device), spool.hooks if spooled else [hook], stop_early=True
+                tokens.to(model.device),
+                spool.hooks if spool is not None and spooled else [hook],
+                stop_early=True,
             )
-            if spooled:
+            if spool is not None and spooled:
                 spool.append({name: acts[:spooled] for name, acts in cache.items()})
             x = cache[hook][:, first:]
             rows, features, values = sparse_codes(sae, x.reshape(-1, sae.d_in))

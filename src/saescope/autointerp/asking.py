@@ -56,7 +56,7 @@ async def ask(
             completion = await client.complete(request)
         except BackendError:
             raise
-        except Exception as err:  # noqa: BLE001 (a failed request is recorded, never fatal)
+        except Exception as err:  # a failed request is recorded, never fatal
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
             asked.attempts.append(Attempt("", "error", f"{type(err).__name__}: {reason}"))
             asked.parsed = Parsed("error", error=reason)

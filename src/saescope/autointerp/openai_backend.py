@@ -162,7 +162,8 @@ class OpenAIBackend:
             if "logprobs" not in kwargs or "logprob" not in str(err).lower():
                 raise
             self._logprobs_refused = True  # answer without them, from the text
-            kwargs.pop("logprobs"), kwargs.pop("top_logprobs", None)
+            kwargs.pop("logprobs")
+            kwargs.pop("top_logprobs", None)
             response = await self._client.chat.completions.create(**kwargs)
         return _completion(response)
 

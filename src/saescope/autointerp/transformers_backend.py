@@ -85,22 +85,25 @@ class TransformersBackend:
             torch.set_num_threads(self.threads)
         try:
             if self.model == DEFAULT_MODEL or self.model.endswith(".gguf"):
-                from saescope.models import load_model  # noqa: PLC0415 (heavy import)
+                from saescope.models import load_model  # heavy import
 
                 hooked = load_model(self.model, device=self.device, dtype=self.dtype)
                 hf, tokenizer = hooked.hf_model, hooked.tokenizer
             else:
-                from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415
+                from transformers import AutoModelForCausalLM, AutoTokenizer
 
                 tokenizer = AutoTokenizer.from_pretrained(self.model)
+                # transformers' annotations of from_pretrained(...).to reject a device string
                 hf = AutoModelForCausalLM.from_pretrained(
                     self.model, dtype=getattr(torch, self.dtype or "float32")
-                ).to(self.device)
+                ).to(self.device)  # pyright: ignore[reportArgumentType]
         except SaescopeError as err:
             raise BackendError(str(err)) from None
         except (OSError, ValueError, KeyError) as err:
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise BackendError(f"model: could not load {self.model!r}: {first}") from None
+        if hf is None:
+            raise BackendError(f"model: {self.model!r} loaded without its Hugging Face model")
         if tokenizer is None or getattr(tokenizer, "chat_template", None) is None:
             raise BackendError(
                 f"model: {self.model!r} has no chat template; auto-interp needs a chat model."
@@ -125,7 +128,7 @@ class TransformersBackend:
                 self._queue.put_nowait(item)
             try:
                 answers = await asyncio.to_thread(self._generate, [p.request for p in batch])
-            except Exception as err:  # noqa: BLE001 (each waiting request gets the error)
+            except Exception as err:  # each waiting request gets the error
                 for p in batch:
                     if not p.answer.done():
                         p.answer.set_exception(err)

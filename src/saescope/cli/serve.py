@@ -66,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from saescope.server.app import serve  # noqa: PLC0415 (fastapi and the model load only here)
+    from saescope.server.app import serve  # fastapi and the model load only here
 
     options = config_from_args(ServeOptions, args)
     validate_flags(options)

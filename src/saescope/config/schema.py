@@ -170,11 +170,11 @@ class Config:
         return cls.from_dict(merge(read_yaml(path), parse_overrides(overrides or [])))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
+        return dataclasses.asdict(self)
 
     def replace(self: C, **changes: Any) -> C:
         check_field_names(changes, self.field_names())
-        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+        return dataclasses.replace(self, **changes)
 
     def with_overrides(self: C, overrides: list[str]) -> C:
         """This config with `name=value` / `section.name=value` items applied."""
@@ -197,7 +197,7 @@ class Config:
 def specs(cls: type[Config]) -> tuple[FieldSpec, ...]:
     hints = typing.get_type_hints(cls)
     out = []
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+    for f in dataclasses.fields(cls):
         if f.default is not dataclasses.MISSING:
             default = f.default
         elif f.default_factory is not dataclasses.MISSING:

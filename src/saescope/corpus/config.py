@@ -43,6 +43,6 @@ class CorpusConfig(Config):
     def validate(self) -> None:
         """Check every field, and that the source exists (for HF datasets: that the name is well formed)."""
         super().validate()
-        from saescope.corpus.sources import resolve_source  # noqa: PLC0415 (sources imports this module)
+        from saescope.corpus.sources import resolve_source  # sources imports this module
 
         resolve_source(self)

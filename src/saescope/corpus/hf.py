@@ -32,7 +32,7 @@ def load_hf_dataset(name: str, config: str | None, split: str, streaming: bool) 
         ) from None
     try:
         return datasets.load_dataset(name, config, split=split, streaming=streaming)
-    except Exception as e:  # noqa: BLE001 - datasets raises many kinds; all mean "cannot load it"
+    except Exception as e:  # datasets raises many kinds; all mean "cannot load it"
         raise SaescopeError(
             f"could not load the Hugging Face dataset {name!r} (config {config!r}, split {split!r}, "
             f"streaming={streaming}): {type(e).__name__}: {e}. Check the name, config and split, and that "

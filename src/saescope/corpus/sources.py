@@ -102,7 +102,7 @@ def _local_documents(resolved: ResolvedSource, cfg: CorpusConfig) -> Iterator[Do
     return _shuffled(docs, cfg.seed) if cfg.shuffle else docs
 
 
-def _hf_documents(resolved: ResolvedSource, cfg: CorpusConfig) -> Iterator[str]:
+def _hf_documents(resolved: ResolvedSource, cfg: CorpusConfig) -> Iterator[Document]:
     dataset = hf.load_hf_dataset(resolved.name, resolved.hf_config, cfg.split, cfg.streaming)
     docs = hf.read_hf_dataset(dataset, resolved.name, cfg.text_column)
     return _shuffled(docs, cfg.seed) if cfg.shuffle else docs

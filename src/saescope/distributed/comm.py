@@ -64,17 +64,19 @@ def average_gradients(params: Iterable[torch.nn.Parameter]) -> int:
         return 0
     has = all_reduce(torch.tensor([p.grad is not None for p in params], dtype=torch.int32), "max")
     chosen = [p for p, h in zip(params, has.tolist(), strict=True) if h]
+    grads: list[torch.Tensor] = []
     for p in chosen:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
+        grads.append(p.grad)
     if not chosen:
         return 0
-    flat = torch.cat([p.grad.reshape(-1) for p in chosen]).to(comm_device())
+    flat = torch.cat([g.reshape(-1) for g in grads]).to(comm_device())
     dist.all_reduce(flat)
     flat /= world_size()
     offset = 0
-    for p in chosen:
-        n = p.numel()
-        p.grad.copy_(flat[offset : offset + n].view_as(p.grad))
+    for g in grads:
+        n = g.numel()
+        g.copy_(flat[offset : offset + n].view_as(g))
         offset += n
     return flat.numel() * flat.element_size()

@@ -77,7 +77,7 @@ def shared_scaling_factors(
     skip_first: int,
 ) -> dict[str, float]:
     """The store's normalisation factors, computed once on rank 0 exactly as one process would, then broadcast."""
-    factors = [None]
+    factors: list[dict[str, float] | None] = [None]
     if is_main():
         factors[0] = estimate_scaling_factors(
             iter_model_activations(model, corpus, hooks, batch_contexts), n_tokens, skip_first

@@ -38,7 +38,7 @@ class ReduceFromShards(torch.autograd.Function):
     """Sum of every rank's partial [n, d]; backward: the identity (the sum is replicated)."""
 
     @staticmethod
-    def forward(ctx, partial):  # type: ignore[override]
+    def forward(ctx, partial):
         return all_reduce(partial, "sum")
 
     @staticmethod
@@ -50,7 +50,7 @@ class CopyToShards(torch.autograd.Function):
     """A replicated tensor fed to rank-local work: identity; backward sums the ranks' gradients."""
 
     @staticmethod
-    def forward(ctx, tensor):  # type: ignore[override]
+    def forward(ctx, tensor):
         return tensor.view_as(tensor)
 
     @staticmethod
@@ -77,11 +77,10 @@ class FeatureShardedTopK(nn.Module):
                 "k", k, f"at most d_sae / ranks ({d_sae // world_size()}) to shard features"
             )
         d_local = self.hi - self.lo
-        kw = dict(dtype=dtype, device=device)
-        self.W_enc = nn.Parameter(torch.zeros(d_in, d_local, **kw))
-        self.b_enc = nn.Parameter(torch.zeros(d_local, **kw))
-        self.W_dec = nn.Parameter(torch.zeros(d_local, d_in, **kw))
-        self.b_dec = nn.Parameter(torch.zeros(d_in, **kw))
+        self.W_enc = nn.Parameter(torch.zeros(d_in, d_local, dtype=dtype, device=device))
+        self.b_enc = nn.Parameter(torch.zeros(d_local, dtype=dtype, device=device))
+        self.W_dec = nn.Parameter(torch.zeros(d_local, d_in, dtype=dtype, device=device))
+        self.b_dec = nn.Parameter(torch.zeros(d_in, dtype=dtype, device=device))
 
     @property
     def d_sae(self) -> int:

@@ -22,14 +22,14 @@ from saescope.distributed.comm import all_reduce, average_gradients
 from saescope.distributed.data import shared_model_store
 from saescope.distributed.feature_shard import FeatureShardedTopK, sharded_topk_loss
 from saescope.distributed.group import is_main, rank, world_size
-from saescope.errors import ConfigError
+from saescope.errors import ConfigError, SaescopeError
 from saescope.models import load_model
 from saescope.sae import SAE, build_sae
 from saescope.sae.architectures import architecture_names, get_architecture
 from saescope.train.checkpoint import save_checkpoint
 from saescope.train.config import TrainConfig
 from saescope.train.losses import StepOutput
-from saescope.train.trainer import Trainer, fused_adam_ok
+from saescope.train.trainer import SAEState, Trainer, fused_adam_ok
 
 
 class DistributedTrainer(Trainer):
@@ -90,14 +90,30 @@ class DistributedTrainer(Trainer):
     def sync_counts(self, counts: torch.Tensor) -> torch.Tensor:
         return all_reduce(counts, "sum")
 
-    def log(self, outputs: list[StepOutput], *args: Any) -> None:
+    def log(
+        self,
+        outputs: list[StepOutput],
+        batch: dict[str, torch.Tensor],
+        rate: float,
+        metrics_file: Any,
+        bar: Any,
+    ) -> None:
         """Metrics of the whole batch: the slices' means averaged (equal slices), then logged by rank 0."""
         for out in outputs:
             stats = all_reduce(
                 torch.stack([out.loss.detach(), out.mse, out.l0, out.aux_loss]).float(), "mean"
             )
             out.loss, out.mse, out.l0, out.aux_loss = stats.unbind()
-        super().log(outputs, *args)
+        super().log(outputs, batch, rate, metrics_file, bar)
+
+
+def sharded(s: SAEState) -> FeatureShardedTopK:
+    """The feature-sharded SAE a FeatureShardedTrainer trains in place of s.sae's SAE."""
+    if not isinstance(s.sae, FeatureShardedTopK):
+        raise SaescopeError(
+            f"{s.label}: expected a feature-sharded SAE, got {type(s.sae).__name__}"
+        )
+    return s.sae
 
 
 def train_distributed(
@@ -177,21 +193,21 @@ class FeatureShardedTrainer(DistributedTrainer):
         state = super().state_dict()
         for s in self.saes:
             saved = state["saes"][s.label]
-            saved["sae"] = {**self.templates[s.label].state_dict(), **s.sae.full_state()}
+            saved["sae"] = {**self.templates[s.label].state_dict(), **sharded(s).full_state()}
             saved["optimizer"] = self.whole_optimizer_state(s)
             for key, like in self.PER_FEATURE.items():
-                saved[key] = s.sae.gather_full(like, saved[key])
+                saved[key] = sharded(s).gather_full(like, saved[key])
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for s in self.saes:
             saved = state["saes"][s.label]
             saved["sae"] = {
-                n: s.sae.slice_full(n, saved["sae"][n]) for n, _ in s.sae.named_parameters()
+                n: sharded(s).slice_full(n, saved["sae"][n]) for n, _ in s.sae.named_parameters()
             }
             saved["optimizer"] = self.sliced_optimizer_state(s, saved["optimizer"])
             for key, like in self.PER_FEATURE.items():
-                saved[key] = s.sae.slice_full(like, saved[key]).clone()
+                saved[key] = sharded(s).slice_full(like, saved[key]).clone()
         super().load_state_dict(state)
 
     def whole_optimizer_state(self, s: Any) -> dict[str, Any]:
@@ -214,6 +230,6 @@ class FeatureShardedTrainer(DistributedTrainer):
     def finish(self) -> None:
         """The whole SAEs, gathered on every rank, written by rank 0."""
         for s in self.saes:
-            s.fire_counts = s.sae.gather_full("b_enc", s.fire_counts)
-            s.sae = s.sae.to_sae(self.templates[s.label])
+            s.fire_counts = sharded(s).gather_full("b_enc", s.fire_counts)
+            s.sae = sharded(s).to_sae(self.templates[s.label])
         super().finish()

@@ -161,10 +161,10 @@ def write_outputs(out_dir: Path, results: dict[str, Any], acc: EvalAccumulator) 
 def plot_density(
     path: Path, finite_log_density: torch.Tensor, never_fired: int, n_tokens: int
 ) -> None:
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    from matplotlib import pyplot as plt  # noqa: PLC0415
+    from matplotlib import pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.hist(finite_log_density.numpy(), bins=50, range=(-8, 0), color="#3b6ea5")

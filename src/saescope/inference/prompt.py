@@ -20,7 +20,7 @@ import torch
 
 from saescope.errors import ConfigError, SaescopeError
 from saescope.models.hooked import HookedModel, parse_hook
-from saescope.sae import SAE
+from saescope.sae import SAE, InputStats
 
 # Hook kinds whose values live in the residual stream: a decoder direction there reaches the
 # unembedding directly.
@@ -125,7 +125,7 @@ class PromptRun:
         text: str | None,
         acts: torch.Tensor,
         final_resid: torch.Tensor | None,
-        stats: object,
+        stats: InputStats | None,
     ) -> None:
         self.model, self.sae, self.hook_point = model, sae, hook_point
         self.token_ids, self.text = token_ids, text
@@ -262,7 +262,7 @@ def _writes_residual(sae: SAE, hook_point: str, d_model: int) -> bool:
     return parsed is not None and parsed[1] in RESIDUAL_KINDS and sae.d_out == d_model
 
 
-def _stats_at(stats: object, position: int) -> object:
+def _stats_at(stats: InputStats | None, position: int) -> InputStats | None:
     """The SAE input statistics of one token ([ctx, 1] tensors -> [1, 1])."""
     if stats is None:
         return None

@@ -98,13 +98,13 @@ def steer(
     check_steering(sae, feature, mode, value, max_new_tokens)
     tokens = model.to_tokens(prompt)  # [1, n]
     model.check_context_length(tokens.shape[1] + max_new_tokens)
-    replacements = {sae.cfg.hook_name: steering_fn(sae, feature, mode, value)}
+    replacements = {sae.hook_name: steering_fn(sae, feature, mode, value)}
     generated = _generate(model, tokens.repeat(2, 1), replacements, max_new_tokens)  # [2, new]
     eos = model.tokenizer.eos_token_id
     return SteeringResult(
         prompt=prompt,
         prompt_tokens=_token_texts(model, tokens[0].tolist()),
-        hook_point=sae.cfg.hook_name,
+        hook_point=sae.hook_name,
         feature=feature,
         mode=mode,
         value=float(value),

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
+from transformers import PreTrainedModel
 
 from saescope.errors import SaescopeError
 from saescope.models.architectures import ArchSpec, get_module
@@ -61,14 +62,19 @@ def _in_features(module: nn.Module) -> int:
     """Input width of a projection: nn.Linear, or GPT-2's Conv1D (weight [in, out])."""
     if isinstance(module, nn.Linear):
         return module.in_features
-    return int(getattr(module, "nx", module.weight.shape[0]))
+    nx = getattr(module, "nx", None)
+    return int(nx) if nx is not None else module.get_parameter("weight").shape[0]
 
 
 class HFHookedModel(HookedModel):
     """A Hugging Face CausalLM (Llama family, Gemma 1-3, GPT-2, GPT-NeoX...) with hook points."""
 
-    def __init__(self, hf_model: nn.Module, tokenizer: Any, name: str, arch: ArchSpec) -> None:
-        self.hf_model = hf_model.eval()
+    hf_model: PreTrainedModel  # narrower than HookedModel's Module | None: always a model here
+
+    def __init__(
+        self, hf_model: PreTrainedModel, tokenizer: Any, name: str, arch: ArchSpec
+    ) -> None:
+        self.hf_model = hf_model.eval()  # pyright: ignore[reportIncompatibleVariableOverride]
         self.tokenizer = tokenizer
         self.name = name
         self.arch = arch
@@ -246,7 +252,7 @@ class HFHookedModel(HookedModel):
         return logits
 
     @property
-    def W_U(self) -> torch.Tensor:  # noqa: N802
+    def W_U(self) -> torch.Tensor:
         """[d_model, d_vocab]; the embedding matrix itself when the model ties them."""
         return self.lm_head.weight.T
 

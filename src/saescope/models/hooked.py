@@ -138,7 +138,7 @@ class HookedModel:
         raise NotImplementedError
 
     @property
-    def W_U(self) -> torch.Tensor:  # noqa: N802 (the field's name for it)
+    def W_U(self) -> torch.Tensor:  # the field's name for it
         raise NotImplementedError
 
     def direction_logits(self, v: torch.Tensor) -> torch.Tensor:

@@ -68,9 +68,10 @@ def _build_gguf_cache(path: Path, target: Path) -> None:
         )
         tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
         # The weights are dequantised fp32 now: save them as a plain model, not a GGUF-quantized one.
-        model.hf_quantizer = None
+        # nn.Module.__setattr__ is typed for tensors and modules only
+        model.hf_quantizer = None  # pyright: ignore[reportArgumentType]
         if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
+            delattr(model.config, "quantization_config")  # a dynamic attribute of the config
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         try:
@@ -225,8 +226,8 @@ def wrap_hf_model(hf_model: Any, tokenizer: Any = None, name: str | None = None)
             f"model: architecture {model_type!r} ({type(hf_model).__name__}) is not supported yet; "
             f"supported model types: {', '.join(sorted(ARCHITECTURES))}."
         )
-    name = name or getattr(hf_model.config, "name_or_path", "") or type(hf_model).__name__
-    return HFHookedModel(hf_model, tokenizer, name, ARCHITECTURES[model_type])
+    label = name or str(getattr(hf_model.config, "name_or_path", "") or type(hf_model).__name__)
+    return HFHookedModel(hf_model, tokenizer, label, ARCHITECTURES[model_type])
 
 
 def load_model(

@@ -100,7 +100,7 @@ class TLHookedModel(HookedModel):
         return self.tl_model.unembed(self.final_norm(resid))
 
     @property
-    def W_U(self) -> torch.Tensor:  # noqa: N802
+    def W_U(self) -> torch.Tensor:
         return self.tl_model.W_U
 
     def final_norm_weight(self) -> torch.Tensor | None:

@@ -53,10 +53,10 @@ def plot_training_curves(metrics_path: Path, png_path: Path) -> Path | None:
     records = read_metrics(Path(metrics_path))
     if not records:
         return None
-    import matplotlib  # noqa: PLC0415 (slow import, only when a PNG is drawn)
+    import matplotlib  # slow import, only when a PNG is drawn
 
     matplotlib.use("Agg")
-    from matplotlib import pyplot as plt  # noqa: PLC0415
+    from matplotlib import pyplot as plt
 
     labels = sorted({r["sae"] for r in records})
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))

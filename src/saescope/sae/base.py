@@ -53,6 +53,8 @@ class SAE(nn.Module):
     architecture: ClassVar[str] = ""
     # the per-feature encoder tensors besides W_enc (what resampling a dead feature resets)
     encoder_biases: ClassVar[tuple[str, ...]] = ("b_enc",)
+    # a buffer (register_buffer), declared for the type checker
+    input_scale: torch.Tensor
 
     def __init__(self, cfg: SAEConfig) -> None:
         super().__init__()
@@ -62,7 +64,7 @@ class SAE(nn.Module):
             )
         self.cfg = cfg
         dtype = torch_dtype(cfg.dtype)
-        d_in, d_sae, d_out = cfg.d_in, cfg.d_sae, cfg.d_out
+        d_in, d_sae, d_out = self.d_in, self.d_sae, self.d_out
         self.W_enc = nn.Parameter(torch.zeros(d_in, d_sae, dtype=dtype))
         self.b_enc = nn.Parameter(torch.zeros(d_sae, dtype=dtype))
         self.W_dec = nn.Parameter(torch.zeros(d_sae, d_out, dtype=dtype))
@@ -90,7 +92,15 @@ class SAE(nn.Module):
 
     @property
     def d_out(self) -> int:
-        return self.cfg.d_out  # type: ignore[return-value]
+        # SAEConfig.__post_init__ sets d_out (to d_in when not given)
+        return self.cfg.d_out if self.cfg.d_out is not None else self.cfg.d_in
+
+    @property
+    def hook_name(self) -> str:
+        """The hook point this SAE reads (running it on a model needs one)."""
+        if self.cfg.hook_name is None:
+            raise SaescopeError("this SAE's config has no hook_name: set the hook point it reads")
+        return self.cfg.hook_name
 
     @property
     def dtype(self) -> torch.dtype:
@@ -141,9 +151,13 @@ class SAE(nn.Module):
                 raise SaescopeError(
                     f"decode needs the statistics of the inputs (normalize_activations={mode!r}): call encode first"
                 )
-            if stats.std is not None:
+            if stats.std is not None and stats.shift is not None:
                 return y * stats.std + stats.shift
-            return y / stats.scale
+            if stats.scale is not None:
+                return y / stats.scale
+            raise SaescopeError(
+                f"decode got input statistics with neither a scale nor std and shift (normalize_activations={mode!r})"
+            )
         if mode in CONSTANT_SCALE_NORMS:
             return y / self.input_scale
         return y

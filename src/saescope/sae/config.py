@@ -23,7 +23,7 @@ class RegisteredArchitectures(Sequence[str]):
 
     @staticmethod
     def names() -> tuple[str, ...]:
-        from saescope.sae.architectures import architecture_names  # noqa: PLC0415 (cycle)
+        from saescope.sae.architectures import architecture_names  # cycle
 
         return architecture_names()
 
@@ -113,7 +113,7 @@ class SAEConfig:
         return self.transcoder or self.hook_name_out is not None or self.d_out != self.d_in
 
     def validate(self) -> None:
-        from saescope.sae.architectures import get_architecture  # noqa: PLC0415 (cycle)
+        from saescope.sae.architectures import get_architecture  # cycle
 
         if self.architecture not in ARCHITECTURES:
             raise ConfigError(

@@ -44,8 +44,8 @@ def download_sae_files(spec: str, label: str | None = None) -> Path:
 
     label: how errors name what was asked for (default hf:SPEC; a published SAE's name).
     """
-    from huggingface_hub import snapshot_download  # noqa: PLC0415
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError  # noqa: PLC0415
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     repo_id, subpath, revision = parse_hub_spec(spec)
     label = f"{label} (hf:{spec})" if label else f"hf:{spec}"

@@ -23,7 +23,7 @@ def resolve_source(path_or_spec: str | Path) -> tuple[Path, PretrainedSAE | None
     with the registry's entry for a name."""
     text = str(path_or_spec)
     if text.startswith(HF_PREFIX):
-        from saescope.sae.hub import download_sae_files  # noqa: PLC0415 (huggingface_hub only when needed)
+        from saescope.sae.hub import download_sae_files  # huggingface_hub only when needed
 
         return download_sae_files(text[len(HF_PREFIX) :]), None
     path = Path(text).expanduser()
@@ -42,7 +42,7 @@ def resolve_path(path_or_spec: str | Path) -> Path:
 
 def load_sae(
     path_or_spec: str | Path,
-    format: str | None = None,  # noqa: A002 (the natural name for users)
+    format: str | None = None,  # the natural name for users
     *,
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,

@@ -17,13 +17,13 @@ import numpy as np
 
 def pack_arrays(arrays: dict[str, np.ndarray]) -> bytes:
     layout = []
-    chunks: list[np.ndarray | bytes] = [b""]  # the header goes first
+    chunks: list[bytes | memoryview] = [b""]  # the header goes first
     for name, array in arrays.items():
         # called once per example (a million times in a large write): convert only what needs it
         if array.ndim == 0 or not array.flags.c_contiguous:
             array = np.ascontiguousarray(array)  # (0-d becomes [1], as it always was stored)
         layout.append((name, array.dtype, array.shape))
-        chunks.append(array)  # joined straight from its buffer, no tobytes() copy
+        chunks.append(array.data)  # joined straight from its buffer, no tobytes() copy
     chunks[0] = _header(tuple(layout))
     return b"".join(chunks)
 

@@ -109,7 +109,7 @@ def _sqlite_engine(url: URL) -> Engine:
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):  # noqa: ANN001
+    def _on_connect(dbapi_connection, _record):
         # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin, so DDL
         # (migrations) is transactional too (SQLAlchemy's documented pysqlite recipe).
         dbapi_connection.isolation_level = None
@@ -121,7 +121,7 @@ def _sqlite_engine(url: URL) -> Engine:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(connection):  # noqa: ANN001
+    def _on_begin(connection):
         # Writers take the write lock up front (a concurrent writer then waits for it,
         # instead of failing when its read snapshot goes stale); readers never block.
         immediate = connection.get_execution_options().get("sqlite_immediate")

@@ -12,7 +12,7 @@ import hashlib
 import itertools
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -213,7 +213,7 @@ def example_from_row(row: Any) -> Example:
 
 
 def tables_from_rows(
-    rows: list[Any], quantile_levels: list[float], scores: dict[str, np.ndarray]
+    rows: Sequence[Any], quantile_levels: list[float], scores: dict[str, np.ndarray]
 ) -> FeatureTables:
     """Rebuild FeatureTables from all of an SAE's feature rows, in feature order."""
     per_feature = [unpack_arrays(row.data) for row in rows]

@@ -85,11 +85,12 @@ def open_store(path_or_url: str | Path, create: bool = True) -> FeatureStore:
     an older schema is migrated, a newer one refused."""
     url = store_url(path_or_url)
     sqlite = url.get_backend_name() == "sqlite"
-    where = url.database if sqlite else shown(url)
-    if sqlite and not Path(url.database).exists():
+    database = url.database or ""  # a sqlite URL's file ("" for sqlite://, in memory)
+    where = database if sqlite else shown(url)
+    if sqlite and not Path(database).exists():
         if not create:
             raise SaescopeError(f"there is no feature store at {where}.")
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url)
     try:
         prepare_schema(engine, where, create)
@@ -170,7 +171,7 @@ class FeatureStore:
         in memory nor the store's write lock meanwhile."""
         rows.check_analysis(analysis)
         sae_id, d_sae = analysis.sae_id, len(analysis.features.density)
-        beside = Path(self.engine.url.database).parent if self.backend == "sqlite" else None
+        beside = Path(self.engine.url.database or "").parent if self.backend == "sqlite" else None
         with ExampleSpool(sae_id, d_sae, beside) as spooled:
             spooled.write(analysis.examples)  # the example pass of a streamed analysis runs here
             with self._write(f"writing SAE {sae_id!r}", sae_id) as conn:

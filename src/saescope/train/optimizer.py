@@ -32,7 +32,7 @@ class SAEAdam(torch.optim.Adam):
         super().__init__(stepped, **kwargs)
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
         for p, alias in self.aliases.items():
             alias.grad = None if p.grad is None else p.grad.T  # a view: no copy
         return super().step(closure)

@@ -70,7 +70,7 @@ class ReLUEncode(torch.autograd.Function):
     else (acts [n, d_sae], empty, empty, empty). Only values / acts carry gradient."""
 
     @staticmethod
-    def forward(ctx, x, W_enc, b_enc, b_dec):  # type: ignore[override]
+    def forward(ctx, x, W_enc, b_enc, b_dec):
         sae_in = x - b_dec
         n, d_sae = x.shape[0], W_enc.shape[1]
         pre = workspace((n, d_sae), x.dtype, x.device)

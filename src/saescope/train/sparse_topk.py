@@ -131,7 +131,7 @@ class TopKEncode(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, W_enc, b_enc, b_dec, k: int):  # type: ignore[override]
+    def forward(ctx, x, W_enc, b_enc, b_dec, k: int):
         sae_in = x - b_dec  # [n, d_in]
         pre = workspace((x.shape[0], W_enc.shape[1]), x.dtype, x.device)  # [n, d_sae]
         # mm into a reused buffer (a fresh 100+ MB allocation per step costs page faults); the
@@ -167,7 +167,7 @@ class SparseDecode(torch.autograd.Function):
     each token's sum of values * W_dec[latent] over its entries crow[t]:crow[t + 1]."""
 
     @staticmethod
-    def forward(ctx, values, latents, tokens, crow, W_dec):  # type: ignore[override]
+    def forward(ctx, values, latents, tokens, crow, W_dec):
         ctx.save_for_backward(values, latents, tokens, crow, W_dec)
         return F.embedding_bag(latents, W_dec, crow[:-1], per_sample_weights=values, mode="sum")
 
@@ -189,7 +189,7 @@ def topk_encode(
     x: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, b_dec: torch.Tensor, k: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """x [n, d_in] -> (values [n, k] >= 0, indices [n, k]) with the sparse backward."""
-    return TopKEncode.apply(x, W_enc, b_enc, b_dec, k)  # type: ignore[return-value]
+    return TopKEncode.apply(x, W_enc, b_enc, b_dec, k)
 
 
 def sparse_decode(values: torch.Tensor, indices: torch.Tensor, W_dec: torch.Tensor) -> torch.Tensor:
@@ -209,4 +209,4 @@ def ragged_decode(
     W_dec: torch.Tensor,
 ) -> torch.Tensor:
     """Entries [m] in token order (token t's are crow[t]:crow[t + 1]) -> [n, d_out], with the sparse backward."""
-    return SparseDecode.apply(values, latents, tokens, crow, W_dec)  # type: ignore[return-value]
+    return SparseDecode.apply(values, latents, tokens, crow, W_dec)

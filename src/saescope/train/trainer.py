@@ -117,10 +117,10 @@ class Trainer:
     # ---- set-up ------------------------------------------------------------------------------
 
     def build_store(self) -> Any:
-        from saescope.activations import ActivationStore  # noqa: PLC0415 (imports the model stack)
+        from saescope.activations import ActivationStore  # imports the model stack
 
         cfg = self.cfg
-        common = dict(
+        common: dict[str, Any] = dict(
             normalize=cfg.normalize_activations,
             batch_size=cfg.batch_size,
             buffer_tokens=cfg.buffer_tokens,
@@ -128,7 +128,7 @@ class Trainer:
             device=cfg.device,
         )
         if cfg.activation_cache is not None:
-            from saescope.activations import ActivationCache  # noqa: PLC0415
+            from saescope.activations import ActivationCache
 
             cache = ActivationCache(cfg.activation_cache)
             missing = [h for h in cfg.hook_list if h not in cache.hooks]
@@ -141,7 +141,7 @@ class Trainer:
         corpus = self.cfg.corpus
         corpus.validate()
         if self.model is None:
-            from saescope.models import load_model  # noqa: PLC0415
+            from saescope.models import load_model
 
             self.model = load_model(cfg.model, device=cfg.device)
         self.model.check_hooks(cfg.hook_list)
@@ -158,7 +158,7 @@ class Trainer:
         source = getattr(self.store, "widths", None)
         if source:
             return {h: source[h] for h in self.cfg.hook_list}
-        from saescope.activations import ActivationCache  # noqa: PLC0415
+        from saescope.activations import ActivationCache
 
         cache = ActivationCache(self.cfg.activation_cache)  # type: ignore[arg-type]
         return {h: cache.hooks[h] for h in self.cfg.hook_list}
@@ -354,6 +354,8 @@ class Trainer:
         if cfg.resample_every_tokens and self.architecture.resamples_dead:
             every = max(1, cfg.resample_every_tokens // cfg.batch_size)
             if self.step % every == every - 1:
+                if not isinstance(s.optimizer, SAEAdam):
+                    raise SaescopeError("resampling dead latents needs SAEAdam (its Adam moments)")
                 resample_dead(sae, s.optimizer, x, self.dead_mask(s), self.generator)
         return out
 
@@ -501,7 +503,7 @@ def check_same_config(saved: dict[str, Any], cfg: TrainConfig, run_dir: Path) ->
 
 
 def write_run_json(run_dir: Path, cfg: TrainConfig, outputs: dict[str, str], step: int) -> None:
-    import saescope  # noqa: PLC0415
+    import saescope
 
     path = run_dir / "run.json"
     run = json.loads(path.read_text()) if path.exists() else {}
@@ -517,7 +519,7 @@ def write_run_json(run_dir: Path, cfg: TrainConfig, outputs: dict[str, str], ste
 
 def start_wandb(cfg: TrainConfig, run_dir: Path) -> Any:
     try:
-        import wandb  # noqa: PLC0415
+        import wandb
     except ImportError as err:
         raise SaescopeError("wandb: true needs the wandb package (pip install wandb)") from err
     return wandb.init(
@@ -535,7 +537,7 @@ def fused_adam_ok(device: str) -> bool:
 
 def hook_layer(hook: str) -> int | None:
     """The block a hook point is in ('blocks.6.hook_resid_post' -> 6), None if it names none."""
-    from saescope.models.hooked import parse_hook  # noqa: PLC0415 (saescope.models imports the model stack)
+    from saescope.models.hooked import parse_hook  # saescope.models imports the model stack
 
     parsed = parse_hook(hook)
     return parsed[0] if parsed else None

@@ -55,7 +55,7 @@ from saescope.sae.architectures.gated import GatedSAE  # isort: skip
 from saescope.sae.architectures.matryoshka_batchtopk import MatryoshkaBatchTopKSAE  # isort: skip
 
 # importing the submodule `jumprelu` bound that name to the module: the function is what callers import
-from saescope.sae.architectures.shared import jumprelu  # isort: skip  # noqa: E402, F811
+from saescope.sae.architectures.shared import jumprelu  # isort: skip  # noqa: F811
 
 
 def _import_other_modules() -> None:

@@ -11,7 +11,7 @@ from torch.nn import functional as F
 from saescope.errors import SaescopeError
 from saescope.sae.architectures.plugin import register
 from saescope.sae.architectures.shared import batch_topk
-from saescope.sae.architectures.topk import KArchitecture
+from saescope.sae.architectures.topk import KArchitecture, config_k
 from saescope.sae.base import SAE
 from saescope.sae.config import SAEConfig
 
@@ -28,6 +28,7 @@ class BatchTopKSAE(SAE):
     """
 
     architecture = "batchtopk"
+    threshold: torch.Tensor  # a buffer (register_buffer)
 
     def __init__(self, cfg: SAEConfig) -> None:
         super().__init__(cfg)
@@ -43,7 +44,7 @@ class BatchTopKSAE(SAE):
     def training_encode(self, x: torch.Tensor) -> torch.Tensor:
         """x [..., d_in] -> acts [..., d_sae] chosen by batch-level top-k (training only)."""
         acts, self._last_stats = self.encode_pre_with_stats(x)
-        return batch_topk(acts, self.cfg.k)  # type: ignore[arg-type]
+        return batch_topk(acts, config_k(self.cfg))
 
     def encode_pre_with_stats(self, x: torch.Tensor):
         x = x.to(self.dtype)
@@ -76,7 +77,7 @@ class BatchTopKSAE(SAE):
 
     def to_jumprelu(self) -> JumpReLUSAE:
         """The same function as a JumpReLU SAE with the global threshold on every feature."""
-        from saescope.sae.registry import build_sae  # noqa: PLC0415 (avoid a cycle)
+        from saescope.sae.registry import build_sae  # avoid a cycle
 
         cfg = self.cfg.replace(architecture="jumprelu", k=None, matryoshka_widths=None)
         sae = build_sae(cfg)
@@ -88,7 +89,7 @@ class BatchTopKSAE(SAE):
 
 def batchtopk_acts(sae: SAE, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(pre-activations, batch-top-k acts), both [n, d_sae]; also moves the inference threshold."""
-    from saescope.train.losses import encoder_pre  # noqa: PLC0415 (saescope.train imports saescope.sae)
+    from saescope.train.losses import encoder_pre  # saescope.train imports saescope.sae
 
     pre = encoder_pre(sae, x)
     acts = batch_topk(pre, k)
@@ -98,7 +99,7 @@ def batchtopk_acts(sae: SAE, x: torch.Tensor, k: int) -> tuple[torch.Tensor, tor
 
 def batchtopk_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
     """MSE of the batch-top-k reconstruction + aux_k_coefficient * AuxK."""
-    from saescope.train.losses import (  # noqa: PLC0415 (saescope.train imports saescope.sae)
+    from saescope.train.losses import (  # saescope.train imports saescope.sae
         StepOutput,
         active_l0,
         auxk_loss,

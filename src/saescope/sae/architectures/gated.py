@@ -48,7 +48,7 @@ class GatedSAE(SAE):
     def gate_pre(self, sae_in: torch.Tensor) -> torch.Tensor:
         return sae_in @ self.W_enc + self.b_gate
 
-    def encode_with_stats(self, x: torch.Tensor):  # type: ignore[override]
+    def encode_with_stats(self, x: torch.Tensor):
         x = x.to(self.dtype)
         x_normed, stats = self.normalize_input(x)
         sae_in = self.sae_input(x_normed)
@@ -65,7 +65,7 @@ class GatedSAE(SAE):
 
 def gated_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
     """MSE + l1 * L1(relu(gate pre) * ||W_dec||) + MSE of the gate path through a frozen decoder."""
-    from saescope.train.losses import (  # noqa: PLC0415 (saescope.train imports saescope.sae)
+    from saescope.train.losses import (  # saescope.train imports saescope.sae
         StepOutput,
         active_l0,
         fire_counts,

@@ -68,7 +68,7 @@ class JumpReLUHyperparameters(Hyperparameters):
 
 def jumprelu_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
     """MSE + coefficient * L0, with straight-through gradients for the thresholds."""
-    from saescope.train.losses import (  # noqa: PLC0415 (saescope.train imports saescope.sae)
+    from saescope.train.losses import (  # saescope.train imports saescope.sae
         StepOutput,
         active_l0,
         encoder_pre,

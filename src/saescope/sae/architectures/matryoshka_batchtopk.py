@@ -72,7 +72,7 @@ def nested_widths(d_sae: int, fractions: list[float]) -> list[int]:
 
 def matryoshka_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
     """BatchTopK acts; every nested prefix of the dictionary must reconstruct x (mean of their MSEs)."""
-    from saescope.train.losses import (  # noqa: PLC0415 (saescope.train imports saescope.sae)
+    from saescope.train.losses import (  # saescope.train imports saescope.sae
         StepOutput,
         active_l0,
         auxk_loss,
@@ -102,10 +102,7 @@ class MatryoshkaBatchTopK(KArchitecture):
     def check_sae_config(self, cfg: SAEConfig) -> None:
         check_sae_k(cfg)
         widths = cfg.matryoshka_widths
-        increasing = bool(widths) and all(
-            a < b
-            for a, b in zip([0, *widths], widths, strict=False)  # type: ignore[list-item]
-        )
+        increasing = bool(widths) and all(a < b for a, b in zip([0, *widths], widths, strict=False))
         if not increasing or widths[-1] != cfg.d_sae:  # type: ignore[index]
             raise ConfigError(
                 "matryoshka_widths",

@@ -28,7 +28,7 @@ class JumpReLUFunction(torch.autograd.Function):
     """x * (x > threshold), with a rectangle-kernel pseudo-derivative for the threshold."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, threshold: torch.Tensor, bandwidth: float) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor, threshold: torch.Tensor, bandwidth: float) -> torch.Tensor:
         ctx.save_for_backward(x, threshold)
         ctx.bandwidth = bandwidth
         return x * (x > threshold).to(x.dtype)
@@ -48,7 +48,7 @@ class StepFunction(torch.autograd.Function):
     """(x > threshold) as a float, with a rectangle-kernel pseudo-derivative for the threshold (the L0 loss)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, threshold: torch.Tensor, bandwidth: float) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor, threshold: torch.Tensor, bandwidth: float) -> torch.Tensor:
         ctx.save_for_backward(x, threshold)
         ctx.bandwidth = bandwidth
         return (x > threshold).to(x.dtype)
@@ -73,12 +73,12 @@ def _sum_to_shape(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
 
 def jumprelu(x: torch.Tensor, threshold: torch.Tensor, bandwidth: float = 0.001) -> torch.Tensor:
     """Differentiable JumpReLU for training: x * (x > threshold), threshold gets a pseudo-gradient."""
-    return JumpReLUFunction.apply(x, threshold, bandwidth)  # type: ignore[return-value]
+    return JumpReLUFunction.apply(x, threshold, bandwidth)
 
 
 def step(x: torch.Tensor, threshold: torch.Tensor, bandwidth: float = 0.001) -> torch.Tensor:
     """Differentiable Heaviside step (x > threshold) for the L0 penalty."""
-    return StepFunction.apply(x, threshold, bandwidth)  # type: ignore[return-value]
+    return StepFunction.apply(x, threshold, bandwidth)
 
 
 # ---- top-k selection --------------------------------------------------------------------------

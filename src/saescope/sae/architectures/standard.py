@@ -45,8 +45,11 @@ class L1Hyperparameters(Hyperparameters):
 def standard_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
     """ReLU SAE: MSE + l1 * sum_i acts_i (* ||W_dec[i]|| when the decoder norm is free).
     The active latents go through the sparse path once they are few (train/sparse_relu.py)."""
-    from saescope.train.losses import StepOutput, squared_error  # noqa: PLC0415 (saescope.train imports saescope.sae)
-    from saescope.train.sparse_relu import decode, relu_encode  # noqa: PLC0415
+    from saescope.train.losses import (
+        StepOutput,
+        squared_error,
+    )  # saescope.train imports saescope.sae
+    from saescope.train.sparse_relu import decode, relu_encode
 
     active = relu_encode(x, sae.W_enc, sae.b_enc, sae.b_dec)
     recon = decode(active, sae.W_dec) + sae.b_dec

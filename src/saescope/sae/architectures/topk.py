@@ -6,7 +6,7 @@ Training uses the sparse fast path (train/sparse_topk.py) and the AuxK loss for 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -27,6 +27,13 @@ if TYPE_CHECKING:
     from saescope.train.losses import LossSettings, StepOutput
 
 
+def config_k(cfg: SAEConfig) -> int:
+    """A TopK-style SAE's k (check_sae_k makes sure its config has one)."""
+    if cfg.k is None:
+        raise SaescopeError(f"a {cfg.architecture} SAE's config needs k")
+    return cfg.k
+
+
 class TopKSAE(SAE):
     """TopK SAE (Gao et al. 2024): the k largest pre-activations per token, ReLU'd; the rest zero.
 
@@ -42,7 +49,7 @@ class TopKSAE(SAE):
         return hidden_pre
 
     def activation(self, hidden_pre: torch.Tensor) -> torch.Tensor:
-        values, indices = topk_sparse(self.scaled_pre(hidden_pre), self.cfg.k)  # type: ignore[arg-type]
+        values, indices = topk_sparse(self.scaled_pre(hidden_pre), config_k(self.cfg))
         return scatter_dense(values, indices, self.d_sae)
 
     def encode_sparse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,7 +57,7 @@ class TopKSAE(SAE):
         x = x.to(self.dtype)
         x_normed, self._last_stats = self.normalize_input(x)
         hidden_pre = self.pre_acts(self.sae_input(x_normed))
-        return topk_sparse(self.scaled_pre(hidden_pre), self.cfg.k)  # type: ignore[arg-type]
+        return topk_sparse(self.scaled_pre(hidden_pre), config_k(self.cfg))
 
     def sparse_codes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         # the k per token directly: no dense [n, d_sae] tensor to fill and search
@@ -101,6 +108,13 @@ class KHyperparameters(Hyperparameters):
             check_int("k", k, 1)
 
 
+def k_of(hyper: Hyperparameters) -> int | list[int]:
+    """The k of a TopK-style architecture's hyperparameters (one k once a grid is expanded)."""
+    if not isinstance(hyper, KHyperparameters):
+        raise SaescopeError(f"expected k hyperparameters, got {type(hyper).__name__}")
+    return hyper.k
+
+
 class KArchitecture(Architecture):
     """What the TopK-style architectures share: k in the SAE config, checked against d_sae."""
 
@@ -110,22 +124,24 @@ class KArchitecture(Architecture):
         check_sae_k(cfg)
 
     def check_fits(self, hyper: Hyperparameters, d_in: int, expansion_factor: int) -> None:
-        check_k_fits(hyper.k, d_in, expansion_factor)  # type: ignore[attr-defined]
+        check_k_fits(k_of(hyper), d_in, expansion_factor)
 
-    def sae_config_fields(self, hyper: Hyperparameters, d_sae: int) -> dict[str, int]:
-        return {"k": hyper.k}  # type: ignore[attr-defined]
+    def sae_config_fields(self, hyper: Hyperparameters, d_sae: int) -> dict[str, Any]:
+        return {"k": k_of(hyper)}
 
 
 def topk_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
     """MSE of the k-sparse reconstruction + aux_k_coefficient * AuxK, all on the sparse path."""
-    from saescope.train.losses import (  # noqa: PLC0415 (saescope.train imports saescope.sae)
+    from saescope.train.losses import (  # saescope.train imports saescope.sae
         StepOutput,
         auxk_loss,
         sparse_fire_counts,
         squared_error,
     )
-    from saescope.train.sparse_topk import sparse_decode, topk_encode  # noqa: PLC0415
+    from saescope.train.sparse_topk import sparse_decode, topk_encode
 
+    if s.k is None:
+        raise SaescopeError("the topk loss needs k in its loss settings")
     values, indices = topk_encode(x, sae.W_enc, sae.b_enc, sae.b_dec, s.k)  # [n, k] each
     recon = sparse_decode(values, indices, sae.W_dec) + sae.b_dec
     mse = squared_error(recon, x)

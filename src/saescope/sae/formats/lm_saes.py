@@ -36,6 +36,7 @@ import torch
 
 from saescope.errors import SaescopeError
 from saescope.sae.architectures import TopKSAE, scatter_dense, topk_sparse
+from saescope.sae.architectures.topk import config_k
 from saescope.sae.base import SAE
 from saescope.sae.config import SAEConfig
 from saescope.sae.formats.files import read_json_file, read_safetensors_file, read_torch_file
@@ -65,7 +66,7 @@ class DecoderNormTopKSAE(TopKSAE):
     """
 
     def activation(self, hidden_pre: torch.Tensor) -> torch.Tensor:
-        values, indices = topk_sparse(self.scaled_pre(hidden_pre), self.cfg.k)  # type: ignore[arg-type]
+        values, indices = topk_sparse(self.scaled_pre(hidden_pre), config_k(self.cfg))
         return scatter_dense(values / self.W_dec_norms()[indices], indices, self.d_sae)
 
     def encode_sparse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -49,7 +49,7 @@ def detect(path: Path) -> bool:
     try:
         # mmap: only the pickle's key list is read, not the weights
         state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 (anything unreadable is simply not ours to claim)
+    except Exception:  # anything unreadable is simply not ours to claim
         return False
     return isinstance(state, dict) and all(key in state for key in REQUIRED_KEYS)
 

@@ -368,7 +368,7 @@ def save(sae: SAE, path: str | Path, log_feature_sparsity: torch.Tensor | None =
 
 
 def copy_sae(sae: SAE) -> SAE:
-    from saescope.sae.registry import build_sae  # noqa: PLC0415
+    from saescope.sae.registry import build_sae
 
     clone = build_sae(sae.cfg.replace())
     clone.load_state_dict(sae.state_dict())

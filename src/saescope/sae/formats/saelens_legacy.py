@@ -13,6 +13,7 @@ from __future__ import annotations
 import pickle
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ def read_pickle_bytes(path: Path) -> bytes:
 def load_pickle(path: Path) -> Any:
     """torch.load with stand-ins for the file's unknown classes (weights-only: no code runs)."""
     require_file(path)
-    allowed: list[type] = []
+    allowed: list[Callable[..., Any] | tuple[Callable[..., Any], str]] = []
     for _ in range(32):  # one retry per distinct unknown class
         try:
             with torch.serialization.safe_globals(allowed):

@@ -65,7 +65,7 @@ def neuronpedia_url(neuronpedia_id: str | None, feature: int | None = None) -> s
 @cache
 def registry() -> dict[str, dict[str, Any]]:
     """release name -> its entry in registry.json (read once)."""
-    text = resources.files(__package__).joinpath("registry.json").read_text()
+    text = resources.files(__name__).joinpath("registry.json").read_text()
     return json.loads(text)["releases"]
 
 
@@ -212,7 +212,7 @@ def format_table(entries: list[PretrainedSAE]) -> str:
 
 def pull(name: str) -> tuple[PretrainedSAE, Path]:
     """Download (or find in the hub cache) a published SAE's files; their local folder."""
-    from saescope.sae.hub import download_sae_files  # noqa: PLC0415 (huggingface_hub on demand)
+    from saescope.sae.hub import download_sae_files  # huggingface_hub on demand
 
     entry = resolve_pretrained(name)
     check_readable(entry)
