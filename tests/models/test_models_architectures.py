@@ -210,7 +210,7 @@ def test_unembed_of_last_resid_post_is_the_logits(case, tokens):
         torch.testing.assert_close(model.unembed(last), model.forward(tokens), **TOL)
 
 
-def test_W_U_and_direction_logits(case):  # noqa: N802
+def test_W_U_and_direction_logits(case):
     name, hf, model = case
     head = hf.get_output_embeddings().weight  # [d_vocab, d_model]
     assert model.W_U.shape == (32, 96) and torch.equal(model.W_U, head.T)

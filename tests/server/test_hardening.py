@@ -347,9 +347,8 @@ def test_abandoned_live_requests_are_dropped(live_server):
 
 def test_the_ui_works_behind_a_token(browser, viewer_run_dir):
     """The printed link's ?token= sets the cookie; the UI's own fetches then carry it."""
-    from conftest import serving
-
     from saescope.server.app import default_web_dir
+    from tests.server.conftest import serving
 
     if default_web_dir() is None:
         pytest.fail("the viewer is not built: cd web && npm ci && npm run build", pytrace=False)

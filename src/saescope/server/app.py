@@ -91,7 +91,7 @@ def create_app(
     cache = CachedStore(source.store, max_bytes=cache_bytes)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI):  # noqa: ANN202
+    async def lifespan(_app: FastAPI):
         stop = threading.Event()
         if warm:
             threading.Thread(
@@ -207,7 +207,8 @@ def _add_error_handlers(app: FastAPI) -> None:
     for kind, _ in statuses:
         app.add_exception_handler(kind, handle)
 
-    async def invalid(_request: Request, err: RequestValidationError) -> JSONResponse:
+    async def invalid(_request: Request, err: Exception) -> JSONResponse:
+        assert isinstance(err, RequestValidationError)  # registered for that class only
         # One readable line per problem ("body.k: Input should be ... (got 0)") and the raw list.
         lines = [without_paths(_problem(e)) for e in err.errors()]
         # a live text over its length limit is "too large" (413), as the worker would say
@@ -282,7 +283,7 @@ def serve(
     """Serve the viewer (building the app unless given) until interrupted. It answers the
     loopback names and `host`, plus `allowed_hosts` ("*": any); `token` (default: the
     SAESCOPE_TOKEN environment variable) is then needed by every request."""
-    import uvicorn  # noqa: PLC0415
+    import uvicorn
 
     token = token or os.environ.get(TOKEN_ENV) or None
     if not is_loopback(host):

@@ -142,7 +142,7 @@ class LiveModels:
         logits), all in one right-padded forward: per text a PromptRun (tokens, BOS first, and
         acts [n, d_sae]) or the error that refused it."""
         model, sae = self.parts(sae_id)
-        hook = sae.cfg.hook_name
+        hook = sae.hook_name
         out: list[PromptRun | SaescopeError | None] = [None] * len(texts)
         rows: list[tuple[int, list[int]]] = []
         for i, text in enumerate(texts):
@@ -306,6 +306,7 @@ Command = TopFeatures | OneFeature | PromptPage | Steer
 # A request is (request id, command) or (-1, Cancel); a reply is (request id, True, JSON bytes)
 # or (request id, False, (error class name, message)). Both cross the worker's pipe pickled.
 Request = tuple[int, Command | Cancel]
+Job = tuple[int, Command]  # a request the worker answers (a Cancel is acted on, not answered)
 Reply = tuple[int, bool, Any]
 
 
@@ -359,7 +360,7 @@ def _take(inbox: queue.Queue, backlog: dict[int, Command], wait: bool) -> bool:
         return True
 
 
-def _next_batch(backlog: dict[int, Command]) -> list[Request]:
+def _next_batch(backlog: dict[int, Command]) -> list[Job]:
     """The oldest request, with the other activation requests of its SAE when it is one."""
     if not backlog:
         return []
@@ -374,7 +375,7 @@ def _next_batch(backlog: dict[int, Command]) -> list[Request]:
     return [(req_id, backlog.pop(req_id)) for req_id in ids]
 
 
-def answer_batch(models: LiveModels, batch: list[Request]) -> list[Reply]:
+def answer_batch(models: LiveModels, batch: list[Job]) -> list[Reply]:
     runs = _shared_runs(models, batch)
     replies = []
     for req_id, command in batch:
@@ -386,12 +387,12 @@ def answer_batch(models: LiveModels, batch: list[Request]) -> list[Reply]:
                 replies.append((req_id, True, to_json(execute(models, command, run))))
         except SaescopeError as err:
             replies.append((req_id, False, (type(err).__name__, str(err))))
-        except Exception as err:  # noqa: BLE001 (one failed request must not stop the worker)
+        except Exception as err:
             replies.append((req_id, False, ("Exception", f"{type(err).__name__}: {err}")))
     return replies
 
 
-def _shared_runs(models: LiveModels, batch: list[Request]) -> dict[int, PromptRun | SaescopeError]:
+def _shared_runs(models: LiveModels, batch: list[Job]) -> dict[int, PromptRun | SaescopeError]:
     """request id -> its PromptRun, for the batch's activation requests, one forward per SAE."""
     groups: dict[str, list[tuple[int, str]]] = {}
     for req_id, command in batch:

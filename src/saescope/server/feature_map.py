@@ -26,12 +26,12 @@ def project(directions: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
     coords, method = None, "pca"
     if len(unit) >= UMAP_MIN_FEATURES:
         try:
-            import umap  # noqa: PLC0415 (numba: slow to import, only here)
+            import umap
 
             reducer = umap.UMAP(
                 n_neighbors=15, min_dist=0.1, metric="cosine", random_state=seed, n_jobs=1
             )
-            coords, method = reducer.fit_transform(unit), "umap"
+            coords, method = np.asarray(reducer.fit_transform(unit)), "umap"
         except ImportError:
             pass
     if coords is None:
@@ -91,7 +91,7 @@ class FeatureMaps:
                 "density": np.nan_to_num(np.asarray(densities(), dtype=np.float64)).tolist(),
             }
             ok = True
-        except Exception as err:  # noqa: BLE001 (reported to the client, never kills the server)
+        except Exception as err:
             result = {"sae_id": sae_id, "error": without_paths(f"the feature map failed: {err}")}
             ok = False
         with self._lock:

@@ -349,7 +349,7 @@ def store_location(store: FeatureStore) -> str:
 
 def worker_main(spec: dict[str, Any], requests: Connection, replies: Connection) -> None:
     """The worker process: load, say ready, then answer requests until told to stop."""
-    import torch  # noqa: PLC0415
+    import torch
 
     # Ctrl-C reaches the whole process group: the server stops the worker itself (close()).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -359,7 +359,7 @@ def worker_main(spec: dict[str, Any], requests: Connection, replies: Connection)
     torch.set_num_threads(max(1, spec["threads"]))
     try:
         models = LiveModels(open_source(spec["store"], spec["sae_dirs"]))
-    except Exception as err:  # noqa: BLE001 (reported to the server, which says it and stops)
+    except Exception as err:
         replies.send(("error", f"{type(err).__name__}: {err}"))
         return
     replies.send(("ready", {"live": sorted(models.saes), "unavailable": models.unavailable}))

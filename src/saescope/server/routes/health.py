@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from saescope.server.routes.common import cache_of, engine_or_none
-from saescope.server.schemas import Health, LiveHealth
+from saescope.server.schemas import Health, LiveHealth, Warming
 
 router = APIRouter(tags=["health"])
 
@@ -20,5 +20,5 @@ def health(request: Request) -> Health:
         saes=len(cache.saes()),
         cached=len(cache),
         cached_mb=round(cache.bytes / 2**20, 1),
-        warming=cache.warming,
+        warming=Warming.model_validate(cache.warming),
     )

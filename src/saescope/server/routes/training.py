@@ -36,7 +36,7 @@ def training_png(request: Request) -> Response:
     source = source_of(request)
     if source.curves_png is not None and source.curves_png.exists():
         return FileResponse(source.curves_png, media_type="image/png")
-    if not has_curves(source):
+    if source.metrics_path is None or not has_curves(source):
         raise NotFound(
             "training curves: this viewer's source has no training metrics (metrics.jsonl)."
         )
