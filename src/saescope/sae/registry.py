@@ -45,7 +45,8 @@ def expected_shapes(cfg: SAEConfig, file: str | Path) -> dict[str, tuple[int, ..
     except (RuntimeError, TypeError, ValueError, OverflowError) as err:
         raise SaescopeError(
             f"{file}: the config describes no SAE that can be built (d_in={cfg.d_in!r}, "
-            f"d_sae={cfg.d_sae!r}, architecture={cfg.architecture!r}): {err}"
+            f"d_sae={cfg.d_sae!r}, architecture={cfg.architecture!r}): "
+            f"{str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}"
         ) from None
 
 
