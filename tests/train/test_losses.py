@@ -7,8 +7,8 @@ import torch
 
 from saescope.sae import SAEConfig, build_sae
 from saescope.sae.architectures.topk import topk_loss
+from saescope.sae.training.losses import LossSettings
 from saescope.train.init import init_weights
-from saescope.train.losses import LossSettings
 from saescope.train.optimizer import SAEAdam
 from saescope.train.resample import resample_dead
 from saescope.train.trainer import store_latent_major

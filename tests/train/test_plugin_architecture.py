@@ -27,8 +27,7 @@ from saescope.sae.architectures import (
     register,
     unregister,
 )
-from saescope.train import TrainConfig, train
-from saescope.train.losses import (
+from saescope.sae.training.losses import (
     LossSettings,
     StepOutput,
     active_l0,
@@ -37,6 +36,7 @@ from saescope.train.losses import (
     l1_penalty,
     squared_error,
 )
+from saescope.train import TrainConfig, train
 
 # ---- the architecture module -------------------------------------------------------------------
 

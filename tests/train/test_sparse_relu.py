@@ -8,8 +8,8 @@ import torch
 
 from saescope.sae import SAEConfig, build_sae
 from saescope.sae.architectures.standard import standard_loss
-from saescope.train import sparse_relu
-from saescope.train.losses import LossSettings
+from saescope.sae.training import sparse_relu
+from saescope.sae.training.losses import LossSettings
 from saescope.train.trainer import store_latent_major
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from saescope.train.sparse_topk import sparse_decode, topk_encode
+from saescope.sae.training.sparse_topk import sparse_decode, topk_encode
 
 
 def random_sae(d_in: int, d_sae: int, dtype: torch.dtype, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -93,7 +93,7 @@ def test_latent_major_encoder_trains_the_same_as_row_major():
     must give the same weights as with the usual row-major layout."""
     from saescope.sae import SAEConfig, build_sae
     from saescope.sae.architectures.topk import topk_loss
-    from saescope.train.losses import LossSettings
+    from saescope.sae.training.losses import LossSettings
     from saescope.train.trainer import store_latent_major
 
     x = torch.randn(256, 64, generator=torch.Generator().manual_seed(0))

@@ -30,8 +30,8 @@ from saescope.distributed.data import share
 from saescope.distributed.group import active, rank, world_size
 from saescope.errors import ConfigError
 from saescope.sae import SAE, build_sae
-from saescope.train.losses import LossSettings, StepOutput, squared_error
-from saescope.train.sparse_topk import sparse_decode, topk_encode
+from saescope.sae.training.losses import LossSettings, StepOutput, squared_error
+from saescope.sae.training.sparse_topk import sparse_decode, topk_encode
 
 
 class ReduceFromShards(torch.autograd.Function):
@@ -177,7 +177,7 @@ class FeatureShardedTopK(nn.Module):
 
 
 def sharded_topk_loss(shard: FeatureShardedTopK, x: torch.Tensor, s: LossSettings) -> StepOutput:
-    """train.losses.topk_loss on a feature-sharded SAE: the same loss, L0 and AuxK; fire counts of
+    """The TopK loss (sae.architectures.topk) on a feature-sharded SAE: the same loss, L0 and AuxK; fire counts of
     this rank's features. x [n, d_in] is the same on every rank."""
     values, local_ids, mine, (top_values, _) = shard.encode(x)
     chosen = values * mine

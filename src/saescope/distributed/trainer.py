@@ -26,9 +26,9 @@ from saescope.errors import ConfigError, SaescopeError
 from saescope.models import load_model
 from saescope.sae import SAE, build_sae
 from saescope.sae.architectures import architecture_names, get_architecture
+from saescope.sae.training.losses import StepOutput
 from saescope.train.checkpoint import save_checkpoint
 from saescope.train.config import TrainConfig
-from saescope.train.losses import StepOutput
 from saescope.train.trainer import SAEState, Trainer, fused_adam_ok
 
 

@@ -24,10 +24,10 @@ from saescope.progress import progress_bar
 from saescope.runs.metrics import plot_training_curves, truncate_metrics
 from saescope.sae import SAE, SAEConfig, build_sae, save_sae
 from saescope.sae.architectures import Hyperparameters, get_architecture
+from saescope.sae.training.losses import LossSettings, StepOutput
 from saescope.train.checkpoint import load_checkpoint, save_checkpoint
 from saescope.train.config import TrainConfig, changed_fields
 from saescope.train.init import data_centre, init_weights
-from saescope.train.losses import LossSettings, StepOutput
 from saescope.train.optimizer import SAEAdam
 from saescope.train.resample import resample_dead
 from saescope.train.schedules import lr_factor, warmup_factor

@@ -15,8 +15,7 @@ Adding an architecture (one new module, plus its test):
    fields it reads (e.g. `l1_coefficient`), with `validate()`; `grid_fields` lists the ones that
    may hold a list (one SAE per value).
 3. Its loss: `loss(sae, x, s) -> StepOutput` on normalised activations x [batch, d_in], built from
-   the helpers in saescope.train.losses (squared_error, fire_counts, auxk_loss, ...). In this
-   folder, import them inside the function: saescope.train imports saescope.sae.
+   the helpers in saescope.sae.training.losses (squared_error, fire_counts, auxk_loss, ...).
 4. `@register class MyArch(Architecture)` with `sae_class`, `hyperparameters` and `loss`, plus any
    of `check_sae_config`, `sae_config_fields`, `init_tensors`, `dense_start`, `resamples_dead`.
 5. That is all: every module in this folder is imported when the package is (see the end of this

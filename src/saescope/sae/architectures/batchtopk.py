@@ -14,10 +14,18 @@ from saescope.sae.architectures.shared import batch_topk
 from saescope.sae.architectures.topk import KArchitecture, config_k
 from saescope.sae.base import SAE
 from saescope.sae.config import SAEConfig
+from saescope.sae.training.losses import (
+    StepOutput,
+    active_l0,
+    auxk_loss,
+    encoder_pre,
+    fire_counts,
+    squared_error,
+)
 
 if TYPE_CHECKING:
     from saescope.sae.architectures.jumprelu import JumpReLUSAE
-    from saescope.train.losses import LossSettings, StepOutput
+    from saescope.sae.training.losses import LossSettings, StepOutput
 
 
 class BatchTopKSAE(SAE):
@@ -89,7 +97,6 @@ class BatchTopKSAE(SAE):
 
 def batchtopk_acts(sae: SAE, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(pre-activations, batch-top-k acts), both [n, d_sae]; also moves the inference threshold."""
-    from saescope.train.losses import encoder_pre  # saescope.train imports saescope.sae
 
     pre = encoder_pre(sae, x)
     acts = batch_topk(pre, k)
@@ -99,13 +106,6 @@ def batchtopk_acts(sae: SAE, x: torch.Tensor, k: int) -> tuple[torch.Tensor, tor
 
 def batchtopk_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
     """MSE of the batch-top-k reconstruction + aux_k_coefficient * AuxK."""
-    from saescope.train.losses import (  # saescope.train imports saescope.sae
-        StepOutput,
-        active_l0,
-        auxk_loss,
-        fire_counts,
-        squared_error,
-    )
 
     _, acts = batchtopk_acts(sae, x, s.k)  # type: ignore[arg-type]
     recon = acts @ sae.W_dec + sae.b_dec

@@ -14,9 +14,16 @@ from saescope.sae.architectures.plugin import Architecture, register
 from saescope.sae.architectures.standard import L1Hyperparameters
 from saescope.sae.base import SAE
 from saescope.sae.config import SAEConfig
+from saescope.sae.training.losses import (
+    StepOutput,
+    active_l0,
+    fire_counts,
+    l1_penalty,
+    squared_error,
+)
 
 if TYPE_CHECKING:
-    from saescope.train.losses import LossSettings, StepOutput
+    from saescope.sae.training.losses import LossSettings, StepOutput
 
 
 class GatedSAE(SAE):
@@ -65,13 +72,6 @@ class GatedSAE(SAE):
 
 def gated_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
     """MSE + l1 * L1(relu(gate pre) * ||W_dec||) + MSE of the gate path through a frozen decoder."""
-    from saescope.train.losses import (  # saescope.train imports saescope.sae
-        StepOutput,
-        active_l0,
-        fire_counts,
-        l1_penalty,
-        squared_error,
-    )
 
     sae_in = x - sae.b_dec
     gate_pre = sae.gate_pre(sae_in)  # type: ignore[attr-defined]

@@ -14,9 +14,16 @@ from saescope.sae.architectures.plugin import Architecture, Hyperparameters, reg
 from saescope.sae.architectures.shared import check_float, jumprelu, step
 from saescope.sae.base import SAE
 from saescope.sae.config import SAEConfig
+from saescope.sae.training.losses import (
+    StepOutput,
+    active_l0,
+    encoder_pre,
+    fire_counts,
+    squared_error,
+)
 
 if TYPE_CHECKING:
-    from saescope.train.losses import LossSettings, StepOutput
+    from saescope.sae.training.losses import LossSettings, StepOutput
 
 
 class JumpReLUSAE(SAE):
@@ -68,13 +75,6 @@ class JumpReLUHyperparameters(Hyperparameters):
 
 def jumprelu_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
     """MSE + coefficient * L0, with straight-through gradients for the thresholds."""
-    from saescope.train.losses import (  # saescope.train imports saescope.sae
-        StepOutput,
-        active_l0,
-        encoder_pre,
-        fire_counts,
-        squared_error,
-    )
 
     pre = encoder_pre(sae, x)
     acts = sae.training_activation(pre, s.jumprelu_bandwidth)  # type: ignore[attr-defined]

@@ -15,9 +15,16 @@ from saescope.sae.architectures.shared import check_sae_k
 from saescope.sae.architectures.topk import KArchitecture, KHyperparameters
 from saescope.sae.base import SAE
 from saescope.sae.config import SAEConfig
+from saescope.sae.training.losses import (
+    StepOutput,
+    active_l0,
+    auxk_loss,
+    fire_counts,
+    squared_error,
+)
 
 if TYPE_CHECKING:
-    from saescope.train.losses import LossSettings, StepOutput
+    from saescope.sae.training.losses import LossSettings, StepOutput
 
 
 class MatryoshkaBatchTopKSAE(BatchTopKSAE):
@@ -72,13 +79,6 @@ def nested_widths(d_sae: int, fractions: list[float]) -> list[int]:
 
 def matryoshka_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
     """BatchTopK acts; every nested prefix of the dictionary must reconstruct x (mean of their MSEs)."""
-    from saescope.train.losses import (  # saescope.train imports saescope.sae
-        StepOutput,
-        active_l0,
-        auxk_loss,
-        fire_counts,
-        squared_error,
-    )
 
     _, acts = batchtopk_acts(sae, x, s.k)  # type: ignore[arg-type]
     recon = sae.b_dec.expand_as(x)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from saescope.sae.base import SAE
     from saescope.sae.config import SAEConfig
-    from saescope.train.losses import LossSettings, StepOutput
+    from saescope.sae.training.losses import LossSettings, StepOutput
 
 
 @dataclass
@@ -85,7 +85,7 @@ class Architecture:
     hyperparameters: ClassVar[type[Hyperparameters]] = Hyperparameters
     # init: ReLU-style SAEs (every positive pre-activation is active) start with a 0.1x encoder
     dense_start: ClassVar[bool] = False
-    # the loss uses the sparse backward (train/sparse_topk.py): keep W_enc latent-major
+    # the loss uses the sparse backward (sae/training/sparse_topk.py): keep W_enc latent-major
     sparse_backward: ClassVar[bool] = False
     # L1-style: resample dead latents when resample_every_tokens is set
     resamples_dead: ClassVar[bool] = False

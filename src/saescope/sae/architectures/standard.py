@@ -11,9 +11,11 @@ from torch.nn import functional as F
 from saescope.sae.architectures.plugin import Architecture, Hyperparameters, register
 from saescope.sae.architectures.shared import as_list, check_float
 from saescope.sae.base import SAE
+from saescope.sae.training.losses import StepOutput, squared_error
+from saescope.sae.training.sparse_relu import decode, relu_encode
 
 if TYPE_CHECKING:
-    from saescope.train.losses import LossSettings, StepOutput
+    from saescope.sae.training.losses import LossSettings, StepOutput
 
 
 class StandardSAE(SAE):
@@ -44,12 +46,7 @@ class L1Hyperparameters(Hyperparameters):
 
 def standard_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
     """ReLU SAE: MSE + l1 * sum_i acts_i (* ||W_dec[i]|| when the decoder norm is free).
-    The active latents go through the sparse path once they are few (train/sparse_relu.py)."""
-    from saescope.train.losses import (
-        StepOutput,
-        squared_error,
-    )  # saescope.train imports saescope.sae
-    from saescope.train.sparse_relu import decode, relu_encode
+    The active latents go through the sparse path once they are few (sae/training/sparse_relu.py)."""
 
     active = relu_encode(x, sae.W_enc, sae.b_enc, sae.b_dec)
     recon = decode(active, sae.W_dec) + sae.b_dec

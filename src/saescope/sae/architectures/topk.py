@@ -1,6 +1,6 @@
 """The TopK SAE (Gao et al. 2024): the k largest pre-activations per token, ReLU'd; the rest zero.
 
-Training uses the sparse fast path (train/sparse_topk.py) and the AuxK loss for dead latents.
+Training uses the sparse fast path (sae/training/sparse_topk.py) and the AuxK loss for dead latents.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ from saescope.sae.architectures.shared import (
     topk_sparse,
 )
 from saescope.sae.base import SAE
+from saescope.sae.training.losses import StepOutput, auxk_loss, sparse_fire_counts, squared_error
+from saescope.sae.training.sparse_topk import sparse_decode, topk_encode
 
 if TYPE_CHECKING:
     from saescope.sae.config import SAEConfig
-    from saescope.train.losses import LossSettings, StepOutput
+    from saescope.sae.training.losses import LossSettings, StepOutput
 
 
 def config_k(cfg: SAEConfig) -> int:
@@ -132,13 +134,6 @@ class KArchitecture(Architecture):
 
 def topk_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
     """MSE of the k-sparse reconstruction + aux_k_coefficient * AuxK, all on the sparse path."""
-    from saescope.train.losses import (  # saescope.train imports saescope.sae
-        StepOutput,
-        auxk_loss,
-        sparse_fire_counts,
-        squared_error,
-    )
-    from saescope.train.sparse_topk import sparse_decode, topk_encode
 
     if s.k is None:
         raise SaescopeError("the topk loss needs k in its loss settings")

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from saescope.sae import SAE
-from saescope.train.sparse_topk import sparse_decode
+from saescope.sae.base import SAE
+from saescope.sae.training.sparse_topk import sparse_decode
 
 
 @dataclass

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from saescope.train.sparse_topk import bias_grads, encoder_grads, ragged_decode, workspace
+from saescope.sae.training.sparse_topk import bias_grads, encoder_grads, ragged_decode, workspace
 
 # fraction of active cells above which dense matmuls beat the sparse kernels on CPU
 DENSE_ABOVE = 0.1
