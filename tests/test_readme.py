@@ -42,12 +42,13 @@ def prose(page: Path) -> str:
 
 
 def slug(heading: str) -> str:
-    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
-    text = re.sub(r"[`*_]|\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip()).lower()
+    """GitHub's anchor for a heading: lower case, punctuation but - and _ dropped, spaces to -."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip()).lower()  # a link: its text
     return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
 
 
 def anchors(page: Path) -> set[str]:
+    """The anchors of a page's headings; a repeated heading gets -1, -2, ... as on GitHub."""
     seen: dict[str, int] = {}
     for line in FENCE.sub("", page.read_text()).splitlines():
         if m := re.match(r"#{1,6} (.+)", line):
@@ -120,7 +121,7 @@ def test_python_examples_parse_and_are_formatted(page: Path, code: str):
     )
 
 
-def command_lines(script: str) -> list[str]:
+def command_lines(script: str) -> list[list[str]]:
     """The shell lines of a block that run `saescope`, continuations joined, here-documents left out."""
     script = HEREDOC.sub("", script).replace("\\\n", " ")
     found = []
@@ -180,5 +181,7 @@ def test_every_saescope_command_shown_is_accepted(page: Path, argv: list[str], t
     assert getattr(args, "func", None), f"{shown} runs nothing"
     if args.command == "train" and args.overrides:
         # the overrides name real fields with accepted values: apply them to the README's config
-        _, name, body = next(y for y in TRAIN_YAMLS if y[0] == REPO / "README.md")
+        readme_yamls = [(n, b) for where, n, b in TRAIN_YAMLS if where == REPO / "README.md"]
+        assert readme_yamls, "the README shows no training YAML to apply overrides to"
+        name, body = readme_yamls[0]
         load_train_yaml(name, body, args.overrides, tmp_path)
