@@ -275,7 +275,7 @@ class FeatureStore:
         "manual"). With `current` (and text) it becomes the feature's current one of its kind."""
         if text is not None and not isinstance(text, str):
             raise ConfigError("text", text, "a string, or None for an explainer that gave none")
-        text = text.strip() if text else None
+        text = text.strip() or None if text else None
         if text is None and explainer is None:
             raise ConfigError("text", text, "a non-empty explanation for one set by hand")
         with self._write(
