@@ -157,6 +157,7 @@ explanation_scores = Table(
     # deleted with its explanation by the store's code (SQLite leaves foreign keys unchecked)
     Column("explanation_id", Integer, ForeignKey("explanations.id"), nullable=False),
     Column("scorer", String(64), nullable=False),
+    Column("model", String(512), nullable=False),  # the scoring LLM; "" when not known
     Column("value", Float(53)),  # the headline value; None when undefined
     Column("metrics", Text, nullable=False),  # JSON object
     Column("predictions", LargeBinary, nullable=False),  # zlib-compressed JSON list

@@ -308,13 +308,15 @@ class FeatureStore:
         *,
         metrics: dict[str, Any],
         predictions: list[Any],
+        model: str = "",
         prompt_version: int = 0,
         prompt_tokens: int = 0,
         completion_tokens: int = 0,
         data: dict[str, Any] | None = None,
     ) -> int:
         """Store a score of an explanation, with every per-example prediction (Prediction
-        dataclasses or their dicts) it was computed from; returns its id. A score of a current
+        dataclasses or their dicts) it was computed from, and the scoring LLM's name
+        (`model`, "" when not known); returns its id. A score of a current
         explanation shows at once in the feature list (sorted and filtered by `scorer`)."""
         with self._read() as conn:  # the SAE whose writers this one queues behind
             sae_id = interp.explanation_row(conn, explanation_id).sae_id
@@ -329,6 +331,7 @@ class FeatureStore:
                 value,
                 metrics=metrics,
                 predictions=predictions,
+                model=model,
                 prompt_version=prompt_version,
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
@@ -390,6 +393,8 @@ class FeatureStore:
                 current=current,
                 created_at=explanation.created_at,
             )
+            # explain_features scores with the backend that explained
+            scorer_model = explanation.explainer.model
         elif result.scores:
             found = interp.current_explanation_id(
                 conn, result.sae_id, result.feature, "explanation"
@@ -401,6 +406,7 @@ class FeatureStore:
                     "store the explanation first (set_explanation or add_explanation)."
                 )
             explanation_id = found
+            scorer_model = ""  # a scoring-only result does not say which LLM scored it
         else:
             return 0  # nothing was made (the run stopped before this feature)
         for score in result.scores:
@@ -411,6 +417,7 @@ class FeatureStore:
                 score.value,
                 metrics=score.metrics,
                 predictions=score.predictions,
+                model=scorer_model,
                 prompt_version=score.prompt_version,
                 prompt_tokens=score.prompt_tokens,
                 completion_tokens=score.completion_tokens,
