@@ -20,13 +20,13 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, is_dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, fields, is_dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, and_, delete, func, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, select, update
 
 from saescope.errors import ConfigError, SaescopeError
 from saescope.store.schema import (
@@ -77,106 +77,236 @@ def plain(obj: Any) -> Any:
     return obj
 
 
+def to_json(obj: Any) -> str:
+    """JSON text of `obj`, dataclasses and numpy included; a non-finite float becomes null."""
+    try:  # the fast path: the encoder asks _shallow only for what it cannot write itself
+        return json.dumps(obj, default=_shallow, allow_nan=False)
+    except ValueError:  # a NaN or infinity somewhere
+        return json.dumps(plain(obj), allow_nan=False)
+
+
+def _shallow(obj: Any) -> Any:
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: getattr(obj, f.name) for f in fields(obj)}
+    if isinstance(obj, np.generic | np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, tuple | set):
+        return list(obj)
+    raise TypeError(f"cannot store a {type(obj).__name__} as JSON")
+
+
 def check_kind(kind: str) -> None:
     if kind not in EXPLANATION_KINDS:
         raise ConfigError("kind", kind, f"one of {', '.join(EXPLANATION_KINDS)}")
 
 
 def check_feature(conn: Connection, sae_id: str, feature: int) -> None:
-    """Refuse a feature the SAE does not have, naming its range."""
-    found = conn.execute(
-        select(features.c.feature).where(features.c.sae_id == sae_id, features.c.feature == feature)
-    ).first()
-    if found is None:
-        d_sae = conn.execute(select(saes.c.d_sae).where(saes.c.sae_id == sae_id)).scalar_one()
-        raise SaescopeError(
-            f"feature: got {feature!r}; SAE {sae_id!r} has features 0..{d_sae - 1}."
-        )
+    check_features(conn, sae_id, [feature])
 
 
 # --- writing -----------------------------------------------------------------------------
 
 
-def insert_explanation(
-    conn: Connection,
+def explanation_values(
     sae_id: str,
     feature: int,
     text: str | None,
     *,
-    kind: str,
-    status: str,
-    backend: str,
-    model: str,
-    prompt_format: str,
-    prompt_version: int,
-    created_at: str,
-    prompt_tokens: int,
-    completion_tokens: int,
-    data: dict[str, Any] | None,
-    current: bool,
-) -> int:
-    """A new explanation row (made current when asked and it has text); returns its id."""
+    kind: str = "explanation",
+    explainer: Any = None,
+    status: str = "ok",
+    created_at: float | str | None = None,
+    prompt_tokens: int = 0,
+    completion_tokens: int = 0,
+    data: dict[str, Any] | None = None,
+    current: bool = True,
+) -> dict[str, Any]:
+    """An explanations row. explainer: an autointerp Explainer (backend, model, prompt_format,
+    prompt_version), or None for one set by hand. Only an explanation with text is current."""
     check_kind(kind)
-    current = current and bool(text)
-    if current:
-        clear_current(conn, sae_id, feature, kind)
-    result = conn.execute(
-        explanations.insert().values(
-            sae_id=sae_id,
-            feature=feature,
-            kind=kind,
-            text=text,
-            status=status,
-            backend=backend,
-            model=model,
-            prompt_format=prompt_format,
-            prompt_version=int(prompt_version),
-            created_at=created_at,
-            prompt_tokens=int(prompt_tokens),
-            completion_tokens=int(completion_tokens),
-            is_current=current,
-            data=json.dumps(plain(data or {})),
-        )
+    return {
+        "sae_id": sae_id,
+        "feature": int(feature),
+        "kind": kind,
+        "text": text,
+        "status": status,
+        "backend": explainer.backend if explainer else MANUAL_BACKEND,
+        "model": explainer.model if explainer else "",
+        "prompt_format": explainer.prompt_format if explainer else "",
+        "prompt_version": int(explainer.prompt_version) if explainer else 0,
+        "created_at": iso_from_timestamp(created_at),
+        "prompt_tokens": int(prompt_tokens),
+        "completion_tokens": int(completion_tokens),
+        "is_current": bool(current and text),
+        "data": to_json(data or {}),
+    }
+
+
+def insert_explanations(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert explanation rows (explanation_values) in one statement; returns their ids, in
+    order. A current row takes over from its feature's current one of its kind (the last of
+    several current rows of one feature and kind in `rows` wins)."""
+    if not rows:
+        return []
+    last: dict[tuple[int, str], int] = {
+        (row["feature"], row["kind"]): i for i, row in enumerate(rows) if row["is_current"]
+    }
+    for i, row in enumerate(rows):
+        row["is_current"] = last.get((row["feature"], row["kind"])) == i
+    sae_ids = {row["sae_id"] for row in rows}
+    for sae_id in sae_ids:
+        for kind in EXPLANATION_KINDS:
+            taken = [f for (f, k) in last if k == kind]
+            for chunk in _chunks(taken):
+                conn.execute(
+                    update(explanations)
+                    .where(
+                        explanations.c.sae_id == sae_id,
+                        explanations.c.kind == kind,
+                        explanations.c.feature.in_(chunk),
+                        explanations.c.is_current.is_(True),
+                    )
+                    .values(is_current=False)
+                )
+    inserted = conn.execute(
+        explanations.insert().returning(explanations.c.id, sort_by_parameter_order=True), rows
     )
-    return int(result.inserted_primary_key[0])
+    return [int(row.id) for row in inserted]
 
 
-def insert_score(
-    conn: Connection,
+def score_values(
     explanation_id: int,
     scorer: str,
     value: float | None,
     *,
     metrics: dict[str, Any],
     predictions: Sequence[Any],
-    model: str,
-    prompt_version: int,
-    prompt_tokens: int,
-    completion_tokens: int,
-    data: dict[str, Any] | None,
-) -> int:
+    model: str = "",
+    prompt_version: int = 0,
+    prompt_tokens: int = 0,
+    completion_tokens: int = 0,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An explanation_scores row; predictions: Prediction dataclasses or their dicts."""
     if not isinstance(scorer, str) or not scorer.strip():
         raise ConfigError("scorer", scorer, "a non-empty name such as detection")
     if value is not None:
         value = float(value)
         value = value if math.isfinite(value) else None
-    packed = zlib.compress(json.dumps(plain(list(predictions))).encode())
-    result = conn.execute(
-        explanation_scores.insert().values(
-            explanation_id=explanation_id,
-            scorer=scorer,
-            model=model,
-            value=value,
-            metrics=json.dumps(plain(metrics)),
-            predictions=packed,
-            prompt_version=int(prompt_version),
-            prompt_tokens=int(prompt_tokens),
-            completion_tokens=int(completion_tokens),
-            created_at=now_iso(),
-            data=json.dumps(plain(data or {})),
-        )
+    return {
+        "explanation_id": int(explanation_id),
+        "scorer": scorer,
+        "model": model,
+        "value": value,
+        "metrics": to_json(metrics),
+        "predictions": zlib.compress(to_json(list(predictions)).encode()),
+        "prompt_version": int(prompt_version),
+        "prompt_tokens": int(prompt_tokens),
+        "completion_tokens": int(completion_tokens),
+        "created_at": now_iso(),
+        "data": to_json(data or {}),
+    }
+
+
+def insert_scores(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    if not rows:
+        return []
+    inserted = conn.execute(
+        explanation_scores.insert().returning(
+            explanation_scores.c.id, sort_by_parameter_order=True
+        ),
+        rows,
     )
-    return int(result.inserted_primary_key[0])
+    return [int(row.id) for row in inserted]
+
+
+def insert_results(conn: Connection, sae_id: str, results: Sequence[Any], current: bool) -> int:
+    """Store auto-interp FeatureResults of one SAE: explanations, then their scores; the scores
+    of a scoring-only result go to its feature's current explanation (once this batch's
+    explanations are in). Returns the rows written."""
+    explained = [r for r in results if r.explanation is not None]
+    ids = insert_explanations(
+        conn,
+        [
+            explanation_values(
+                sae_id,
+                r.feature,
+                r.explanation.text,
+                kind="label" if r.explanation.explainer.prompt_format == "label" else "explanation",
+                explainer=r.explanation.explainer,
+                status=r.explanation.status,
+                created_at=r.explanation.created_at,
+                prompt_tokens=r.explanation.prompt_tokens,
+                completion_tokens=r.explanation.completion_tokens,
+                data={"attempts": r.explanation.attempts, "examples": r.explanation.examples},
+                current=current,
+            )
+            for r in explained
+        ],
+    )
+    # explain_features scores with the backend that explained
+    targets = [(r, i, r.explanation.explainer.model) for r, i in zip(explained, ids, strict=True)]
+    scoring_only = [r for r in results if r.explanation is None and r.scores]
+    if scoring_only:
+        currents = current_ids(conn, sae_id, [r.feature for r in scoring_only], "explanation")
+        for r in scoring_only:
+            if r.feature not in currents:
+                raise SaescopeError(
+                    f"results: feature {r.feature} of {sae_id!r} has scores but no explanation, "
+                    "and the store holds no current explanation to attach them to; store the "
+                    "explanation first (set_explanation or add_explanation)."
+                )
+            # a scoring-only result does not say which LLM scored it
+            targets.append((r, currents[r.feature], ""))
+    score_rows = [
+        score_values(
+            explanation_id,
+            score.scorer,
+            score.value,
+            metrics=score.metrics,
+            predictions=score.predictions,
+            model=model,
+            prompt_version=score.prompt_version,
+            prompt_tokens=score.prompt_tokens,
+            completion_tokens=score.completion_tokens,
+            data={
+                "n_requests": score.n_requests,
+                "n_failed": score.n_failed,
+                "attempts": score.attempts,
+            },
+        )
+        for r, explanation_id, model in targets
+        for score in r.scores
+    ]
+    insert_scores(conn, score_rows)
+    return len(ids) + len(score_rows)
+
+
+def check_features(conn: Connection, sae_id: str, feature_ids: Iterable[int]) -> None:
+    """Refuse features the SAE does not have, naming the first and the SAE's range."""
+    wanted = sorted(set(feature_ids))
+    known: set[int] = set()
+    for chunk in _chunks(wanted):
+        known.update(
+            conn.execute(
+                select(features.c.feature).where(
+                    features.c.sae_id == sae_id, features.c.feature.in_(chunk)
+                )
+            ).scalars()
+        )
+    missing = [f for f in wanted if f not in known]
+    if missing:
+        d_sae = conn.execute(select(saes.c.d_sae).where(saes.c.sae_id == sae_id)).scalar_one()
+        raise SaescopeError(
+            f"feature: got {missing[0]!r}; SAE {sae_id!r} has features 0..{d_sae - 1}."
+        )
+
+
+def _chunks(ids: Sequence[int], size: int = 1000) -> Iterator[list[int]]:
+    """Feature ids a bounded number at a time (an IN list of every feature of a 32k SAE is
+    slow to build and, on SQLite, near its limit of bound values)."""
+    for start in range(0, len(ids), size):
+        yield list(ids[start : start + size])
 
 
 def explanation_row(conn: Connection, explanation_id: int) -> Any:
@@ -212,15 +342,21 @@ def make_current(conn: Connection, row: Any) -> None:
     conn.execute(update(explanations).where(explanations.c.id == row.id).values(is_current=True))
 
 
-def current_explanation_id(conn: Connection, sae_id: str, feature: int, kind: str) -> int | None:
-    return conn.execute(
-        select(explanations.c.id).where(
-            explanations.c.sae_id == sae_id,
-            explanations.c.feature == feature,
-            explanations.c.kind == kind,
-            explanations.c.is_current.is_(True),
+def current_ids(conn: Connection, sae_id: str, feature_ids: list[int], kind: str) -> dict[int, int]:
+    """feature -> id of its current explanation of `kind`, for those that have one."""
+    found: dict[int, int] = {}
+    for chunk in _chunks(sorted(set(feature_ids))):
+        found.update(
+            conn.execute(
+                select(explanations.c.feature, explanations.c.id).where(
+                    explanations.c.sae_id == sae_id,
+                    explanations.c.feature.in_(chunk),
+                    explanations.c.kind == kind,
+                    explanations.c.is_current.is_(True),
+                )
+            ).all()
         )
-    ).scalar()
+    return found
 
 
 def delete_explanations(conn: Connection, sae_id: str, from_feature: int = 0) -> None:
@@ -306,16 +442,32 @@ def add_score_names(conn: Connection, sae_id: str, names: Iterable[str]) -> None
 def sync_features(conn: Connection, sae_id: str, feature_ids: Iterable[int]) -> None:
     """Rewrite the mirrors of these features from their current explanations, and bump the
     SAE's written_at."""
-    ids = sorted(set(feature_ids))
-    if not ids:
-        return
+    for chunk in _chunks(sorted(set(feature_ids))):
+        _sync_chunk(conn, sae_id, chunk)
+    bump_written_at(conn, sae_id)
+
+
+_SET_MIRRORS = (
+    features.update()
+    .where(features.c.sae_id == bindparam("b_sae_id"), features.c.feature == bindparam("b_feature"))
+    .values(explanation=bindparam("b_explanation"), label=bindparam("b_label"))
+)
+
+
+def _sync_chunk(conn: Connection, sae_id: str, ids: list[int]) -> None:
     texts = {kind: _current_of(conn, sae_id, ids, kind) for kind in EXPLANATION_KINDS}
-    for f in ids:
-        conn.execute(
-            features.update()
-            .where(features.c.sae_id == sae_id, features.c.feature == f)
-            .values(explanation=texts["explanation"].get(f), label=texts["label"].get(f))
-        )
+    conn.execute(
+        _SET_MIRRORS,
+        [
+            {
+                "b_sae_id": sae_id,
+                "b_feature": f,
+                "b_explanation": texts["explanation"].get(f),
+                "b_label": texts["label"].get(f),
+            }
+            for f in ids
+        ],
+    )
     conn.execute(
         search_docs.delete().where(
             search_docs.c.sae_id == sae_id,
@@ -332,23 +484,23 @@ def sync_features(conn: Connection, sae_id: str, feature_ids: Iterable[int]) -> 
     if docs:
         conn.execute(search_docs.insert(), docs)
     names = scorer_names(conn, sae_id, ids)
-    if names:
-        # a scorer's name shadows an analysis score of the same name for these features
-        conn.execute(
-            scores.delete().where(
-                scores.c.sae_id == sae_id, scores.c.feature.in_(ids), scores.c.name.in_(names)
-            )
+    if not names:
+        return
+    # a scorer's name shadows an analysis score of the same name for these features
+    conn.execute(
+        scores.delete().where(
+            scores.c.sae_id == sae_id, scores.c.feature.in_(ids), scores.c.name.in_(names)
         )
-        values = mirrored_scores(conn, sae_id, ids)
-        score_rows = [
-            {"sae_id": sae_id, "feature": f, "name": name, "value": value}
-            for (f, name), value in values.items()
-            if value is not None
-        ]
-        if score_rows:
-            conn.execute(scores.insert(), score_rows)
-        add_score_names(conn, sae_id, {name for _, name in values})
-    bump_written_at(conn, sae_id)
+    )
+    values = mirrored_scores(conn, sae_id, ids)
+    score_rows = [
+        {"sae_id": sae_id, "feature": f, "name": name, "value": value}
+        for (f, name), value in values.items()
+        if value is not None
+    ]
+    if score_rows:
+        conn.execute(scores.insert(), score_rows)
+    add_score_names(conn, sae_id, {name for _, name in values})
 
 
 def _current_of(conn: Connection, sae_id: str, ids: list[int], kind: str) -> dict[int, str]:

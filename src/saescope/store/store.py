@@ -250,7 +250,7 @@ class FeatureStore:
             self._sae(conn, sae_id)
             interp.check_feature(conn, sae_id, feature)
             if text:
-                self._insert_explanation(conn, sae_id, feature, text)
+                interp.insert_explanations(conn, [interp.explanation_values(sae_id, feature, text)])
             else:
                 interp.clear_current(conn, sae_id, feature, "explanation")
             interp.sync_features(conn, sae_id, [feature])
@@ -283,19 +283,23 @@ class FeatureStore:
         ) as conn:
             self._sae(conn, sae_id)
             interp.check_feature(conn, sae_id, feature)
-            explanation_id = self._insert_explanation(
+            [explanation_id] = interp.insert_explanations(
                 conn,
-                sae_id,
-                feature,
-                text,
-                kind=kind,
-                explainer=explainer,
-                status=status,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                data=data,
-                current=current,
-                created_at=created_at,
+                [
+                    interp.explanation_values(
+                        sae_id,
+                        feature,
+                        text,
+                        kind=kind,
+                        explainer=explainer,
+                        status=status,
+                        created_at=created_at,
+                        prompt_tokens=prompt_tokens,
+                        completion_tokens=completion_tokens,
+                        data=data,
+                        current=current,
+                    )
+                ],
             )
             interp.sync_features(conn, sae_id, [feature])
         return explanation_id
@@ -324,18 +328,22 @@ class FeatureStore:
             f"adding a {scorer} score of explanation {explanation_id}", sae_id
         ) as conn:
             row = interp.explanation_row(conn, explanation_id)
-            score_id = interp.insert_score(
+            [score_id] = interp.insert_scores(
                 conn,
-                explanation_id,
-                scorer,
-                value,
-                metrics=metrics,
-                predictions=predictions,
-                model=model,
-                prompt_version=prompt_version,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                data=data,
+                [
+                    interp.score_values(
+                        explanation_id,
+                        scorer,
+                        value,
+                        metrics=metrics,
+                        predictions=predictions,
+                        model=model,
+                        prompt_version=prompt_version,
+                        prompt_tokens=prompt_tokens,
+                        completion_tokens=completion_tokens,
+                        data=data,
+                    )
+                ],
             )
             interp.sync_features(conn, row.sae_id, [row.feature])
         return score_id
@@ -369,99 +377,10 @@ class FeatureStore:
         for sae_id, sae_results in by_sae.items():
             with self._write(f"writing auto-interp results of {sae_id!r}", sae_id) as conn:
                 self._sae(conn, sae_id)
-                for result in sae_results:
-                    interp.check_feature(conn, sae_id, result.feature)
-                for result in sae_results:
-                    written += self._insert_result(conn, result, current)
+                interp.check_features(conn, sae_id, [r.feature for r in sae_results])
+                written += interp.insert_results(conn, sae_id, sae_results, current)
                 interp.sync_features(conn, sae_id, [r.feature for r in sae_results])
         return written
-
-    def _insert_result(self, conn: Connection, result: FeatureResult, current: bool) -> int:
-        explanation = result.explanation
-        if explanation is not None:
-            explanation_id = self._insert_explanation(
-                conn,
-                result.sae_id,
-                result.feature,
-                explanation.text,
-                kind="label" if explanation.explainer.prompt_format == "label" else "explanation",
-                explainer=explanation.explainer,
-                status=explanation.status,
-                prompt_tokens=explanation.prompt_tokens,
-                completion_tokens=explanation.completion_tokens,
-                data={"attempts": explanation.attempts, "examples": explanation.examples},
-                current=current,
-                created_at=explanation.created_at,
-            )
-            # explain_features scores with the backend that explained
-            scorer_model = explanation.explainer.model
-        elif result.scores:
-            found = interp.current_explanation_id(
-                conn, result.sae_id, result.feature, "explanation"
-            )
-            if found is None:
-                raise SaescopeError(
-                    f"results: feature {result.feature} of {result.sae_id!r} has scores but no "
-                    "explanation, and the store holds no current explanation to attach them to; "
-                    "store the explanation first (set_explanation or add_explanation)."
-                )
-            explanation_id = found
-            scorer_model = ""  # a scoring-only result does not say which LLM scored it
-        else:
-            return 0  # nothing was made (the run stopped before this feature)
-        for score in result.scores:
-            interp.insert_score(
-                conn,
-                explanation_id,
-                score.scorer,
-                score.value,
-                metrics=score.metrics,
-                predictions=score.predictions,
-                model=scorer_model,
-                prompt_version=score.prompt_version,
-                prompt_tokens=score.prompt_tokens,
-                completion_tokens=score.completion_tokens,
-                data={
-                    "n_requests": score.n_requests,
-                    "n_failed": score.n_failed,
-                    "attempts": score.attempts,
-                },
-            )
-        return (explanation is not None) + len(result.scores)
-
-    def _insert_explanation(
-        self,
-        conn: Connection,
-        sae_id: str,
-        feature: int,
-        text: str | None,
-        *,
-        kind: str = "explanation",
-        explainer: Explainer | None = None,
-        status: str = "ok",
-        prompt_tokens: int = 0,
-        completion_tokens: int = 0,
-        data: dict[str, Any] | None = None,
-        current: bool = True,
-        created_at: float | str | None = None,
-    ) -> int:
-        return interp.insert_explanation(
-            conn,
-            sae_id,
-            feature,
-            text,
-            kind=kind,
-            status=status,
-            backend=explainer.backend if explainer else interp.MANUAL_BACKEND,
-            model=explainer.model if explainer else "",
-            prompt_format=explainer.prompt_format if explainer else "",
-            prompt_version=explainer.prompt_version if explainer else 0,
-            created_at=interp.iso_from_timestamp(created_at),
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            data=data,
-            current=current,
-        )
 
     # --- reading -------------------------------------------------------------------------
 
