@@ -10,6 +10,13 @@ import math
 import numpy as np
 
 from saescope.store.export import export_json, export_neuronpedia
+from tests.store.interp_data import (
+    ANSWERS,
+    LABELS,
+    TRUTH,
+    classification,
+    explained,
+)
 from tests.store.store_data import PARIS, VOCAB, make_analysis
 
 NP_BATCH_KEYS = {"model_id", "layer", "sae_set", "sae_id_suffix", "features"}
@@ -47,6 +54,26 @@ NP_ACTIVATION_KEYS = {
     "tokens",
     "values",
     "qualifying_token_index",
+}
+# Neuronpedia's Explanation and ExplanationScore (apps/webapp/prisma/schema.prisma), the
+# fields an export can fill
+NP_EXPLANATION_KEYS = {
+    "modelId",
+    "layer",
+    "index",
+    "description",
+    "typeName",
+    "explanationModelName",
+    "notes",
+    "createdAt",
+    "scores",
+}
+NP_SCORE_KEYS = {
+    "value",
+    "explanationScoreTypeName",
+    "explanationScoreModelName",
+    "jsonDetails",
+    "createdAt",
 }
 NP_SKIPPED_KEYS = {"model_id", "layer", "sae_set", "log_sparsity", "skipped_indexes"}
 
@@ -122,3 +149,53 @@ def test_neuronpedia_layout_matches_saedashboard(store, tmp_path):
         (a["bin_max"] for a in intervals), reverse=True
     )
     assert all(0 <= a["bin_contains"] <= 1 for a in intervals)
+
+
+def test_neuronpedia_export_carries_current_explanations_and_their_scores(store, tmp_path):
+    analysis = make_analysis()
+    store.write_analysis(analysis)
+    sae_id = analysis.sae_id
+    detection = classification("detection", 3, TRUTH, ANSWERS)
+    store.write_autointerp_results(
+        [
+            explained(sae_id, 3, "an older explanation", []),
+            explained(
+                sae_id,
+                3,
+                "The city of Paris",
+                [detection, classification("fuzzing", 3, TRUTH, TRUTH)],
+            ),
+            explained(sae_id, 3, "Paris", [], explainer=LABELS),
+        ]
+    )
+    store.set_explanation(sae_id, 5, "London, by hand")
+    folder = export_neuronpedia(store, sae_id, tmp_path / "np", features_per_batch=100)
+    [batch] = [json.loads(p.read_text()) for p in folder.glob("batch-*.json")]
+    by_index = {f["feature_index"]: f for f in batch["features"]}
+    assert set(by_index[4]) == NP_FEATURE_KEYS  # unexplained: the runner's layout exactly
+    assert set(by_index[3]) == NP_FEATURE_KEYS | {"explanations"}
+    explanation, label = sorted(by_index[3]["explanations"], key=lambda e: e["typeName"])
+    assert set(explanation) == NP_EXPLANATION_KEYS
+    assert (explanation["modelId"], explanation["layer"], explanation["index"]) == (
+        "smollm2",
+        "6-topk-64",
+        "3",
+    )
+    assert explanation["description"] == "The city of Paris"
+    assert explanation["typeName"] == "eleuther_acts_top20"  # delphi's explainer
+    assert explanation["explanationModelName"] == "Qwen/Qwen2.5-7B-Instruct"
+    assert "prompt format delphi v1" in explanation["notes"]
+    scores = {s["explanationScoreTypeName"]: s for s in explanation["scores"]}
+    assert set(scores) == {"eleuther_recall", "eleuther_fuzz"}  # detection, fuzzing
+    assert all(set(s) == NP_SCORE_KEYS for s in scores.values())
+    assert scores["eleuther_recall"]["value"] == detection.value
+    assert scores["eleuther_fuzz"]["value"] == 1.0
+    assert scores["eleuther_recall"]["explanationScoreModelName"] == "Qwen/Qwen2.5-7B-Instruct"
+    assert json.loads(scores["eleuther_recall"]["jsonDetails"])["tp"] == 2
+    assert (label["description"], label["typeName"], label["scores"]) == ("Paris", "np_max-act", [])
+    [manual] = by_index[5]["explanations"]
+    assert (manual["description"], manual["typeName"], manual["explanationModelName"]) == (
+        "London, by hand",
+        None,
+        None,
+    )

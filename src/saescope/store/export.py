@@ -7,6 +7,13 @@ skipped_indexes.json (features too sparse to show) and batch-<i>.json, the other
 split by numpy.array_split into ceil(n / features_per_batch) near-equal batches. Each batch
 is {model_id, layer, sae_set, sae_id_suffix, features: [...]}, with the runner's field names
 per feature and per activation; values rounded to 3 decimals as the runner does.
+
+A feature with a current explanation or label also gets "explanations": Neuronpedia's
+Explanation objects (its webapp's Prisma model: modelId, layer as "<layer>-<sae_set>" source
+id, index as a string, description, typeName, explanationModelName, notes, createdAt, and
+scores as ExplanationScore objects: value, explanationScoreTypeName,
+explanationScoreModelName, jsonDetails). The runner writes no such field: features without
+one keep the runner's exact layout.
 """
 
 from __future__ import annotations
@@ -25,6 +32,14 @@ from saescope.store.store import FeatureStore
 
 DEFAULT_FEATURES_PER_BATCH = 128  # NeuronpediaRunnerConfig.n_features_at_a_time
 DEFAULT_LOG_SPARSITY = -6  # NeuronpediaRunnerConfig.sparsity_threshold
+# Neuronpedia's names for the explainer and scorer methods ours follow; a method it has no
+# type for keeps saescope's own name (a hand-written explanation has no type).
+NP_EXPLANATION_TYPES = {
+    "delphi": "eleuther_acts_top20",
+    "oai": "oai_token-act-pair",
+    "label": "np_max-act",
+}
+NP_SCORE_TYPES = {"detection": "eleuther_recall", "fuzzing": "eleuther_fuzz"}
 
 
 def export_json(
@@ -150,7 +165,62 @@ def np_feature(page: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]
         "decoder_weights_dist": [],
         "activations": list(_np_activations(page)),
         "vector": [],
+        **(
+            {"explanations": explanations}
+            if (explanations := np_explanations(page, settings))
+            else {}
+        ),
     }
+
+
+def np_explanations(page: dict[str, Any], settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """The feature's current explanation and label as Neuronpedia Explanation objects."""
+    source = f"{settings['layer']}-{settings['sae_set']}"
+    return [
+        {
+            "modelId": settings["model_id"],
+            "layer": source,
+            "index": str(page["feature"]),
+            "description": e["text"],
+            "typeName": _np_type(e),
+            "explanationModelName": e["explainer"]["model"] or None,
+            "notes": _np_notes(e),
+            "createdAt": e["created_at"],
+            "scores": [
+                {
+                    "value": score["value"],
+                    "explanationScoreTypeName": NP_SCORE_TYPES.get(
+                        score["scorer"], score["scorer"]
+                    ),
+                    "explanationScoreModelName": score.get("model") or None,
+                    "jsonDetails": json.dumps(score["metrics"], sort_keys=True),
+                    "createdAt": score["created_at"],
+                }
+                for score in e["scores"]
+                if score["value"] is not None  # Neuronpedia's value is a number
+            ],
+        }
+        for e in page.get("explanations", [])
+        if e["current"]
+    ]
+
+
+def _np_type(explanation: dict[str, Any]) -> str | None:
+    explainer = explanation["explainer"]
+    if explainer["backend"] == "manual":
+        return None
+    return NP_EXPLANATION_TYPES.get(explainer["prompt_format"], explainer["prompt_format"])
+
+
+def _np_notes(explanation: dict[str, Any]) -> str:
+    explainer = explanation["explainer"]
+    if explainer["backend"] == "manual":
+        return f"saescope {explanation['kind']} {explanation['id']}, set by hand"
+    return (
+        f"saescope {explanation['kind']} {explanation['id']}: prompt format "
+        f"{explainer['prompt_format']} v{explainer['prompt_version']}, "
+        f"{explainer['backend']} backend"
+    )
 
 
 def _np_activations(page: dict[str, Any]) -> Iterator[dict[str, Any]]:
