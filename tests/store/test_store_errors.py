@@ -18,6 +18,7 @@ from saescope.store.schema import SCHEMA_VERSION
 from tests.paths import REPO
 from tests.ports import free_port
 from tests.postgres_server import PASSWORD
+from tests.store.old_schemas import downgrade, set_version
 from tests.store.store_data import assert_same_analysis, make_analysis
 
 # A writer that stops (sleeps) inside its transaction once the features are in, to be killed.
@@ -34,11 +35,6 @@ def hold(done, total):
 store = open_store({url!r})
 store.write_analysis(make_analysis(seed=7), on_progress=hold)
 """
-
-
-def set_version(store, version: int) -> None:
-    with store.engine.begin() as conn:
-        conn.exec_driver_sql(f"UPDATE meta SET value = '{version}' WHERE key = 'schema_version'")
 
 
 def test_newer_schema_is_refused_with_both_versions(store_url, store):
@@ -60,41 +56,6 @@ def test_unknown_old_schema_is_refused(store_url, store):
         SaescopeError, match="schema version 0, which this saescope .* cannot migrate"
     ):
         open_store(store_url)
-
-
-def downgrade(store, version: int) -> None:
-    """Turn a current store into the layout of an older schema version, as that version wrote it."""
-    with store.engine.begin() as conn:
-        if version <= 3:  # v3 kept one explanation per feature, in features.explanation only
-            conn.exec_driver_sql("DROP TABLE explanation_scores")
-            conn.exec_driver_sql("DROP TABLE explanations")
-            conn.exec_driver_sql("ALTER TABLE features DROP COLUMN label")
-        if (
-            version <= 2
-        ):  # v2 kept each feature's arrays in features.data, examples keyed without interval
-            if store.backend == "postgresql":
-                conn.exec_driver_sql("ALTER TABLE examples DROP CONSTRAINT examples_pkey")
-                conn.exec_driver_sql(
-                    "ALTER TABLE examples ADD PRIMARY KEY (sae_id, feature, kind, rank)"
-                )
-            else:
-                conn.exec_driver_sql("CREATE TABLE examples_v2 AS SELECT * FROM examples")
-                conn.exec_driver_sql("DROP TABLE examples")
-                conn.exec_driver_sql("ALTER TABLE examples_v2 RENAME TO examples")
-            blob = "BLOB" if store.backend == "sqlite" else "BYTEA"
-            conn.exec_driver_sql(f"ALTER TABLE features ADD COLUMN data {blob}")
-            conn.exec_driver_sql(
-                "UPDATE features SET data = (SELECT a.data FROM feature_arrays a "
-                "WHERE a.sae_id = features.sae_id AND a.feature = features.feature)"
-            )
-            conn.exec_driver_sql("DROP TABLE feature_arrays")
-        if version <= 1:  # v1 had no search index
-            if store.backend == "sqlite":
-                for trigger in ("search_docs_ai", "search_docs_ad", "search_docs_au"):
-                    conn.exec_driver_sql(f"DROP TRIGGER {trigger}")
-                conn.exec_driver_sql("DROP TABLE search_fts")
-            conn.exec_driver_sql("DROP TABLE search_docs")
-    set_version(store, version)
 
 
 @pytest.mark.parametrize("old_version", [1, 2])
