@@ -22,6 +22,7 @@ import orjson
 
 from saescope.dashboards.data import dashboard_data
 from saescope.dashboards.layout import Layout
+from saescope.server.columns import FeatureColumns, read_columns
 from saescope.store import FeatureStore
 
 CHECK_WRITES_EVERY_S = 2.0
@@ -64,6 +65,7 @@ class CachedStore:
         self._saes: dict[str, dict[str, Any]] = {}
         self._checked_at = -math.inf
         self._summaries: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._columns: dict[str, tuple[str, FeatureColumns]] = {}
         self.warming: dict[str, Any] = {"done": 0, "total": 0, "finished": False}
 
     def saes(self) -> dict[str, dict[str, Any]]:
@@ -96,6 +98,16 @@ class CachedStore:
         held = self._summaries.get(sae_id)
         if held is None or held[0] != written_at:
             held = self._summaries[sae_id] = (written_at, self.store.sae_summary(sae_id))
+        return held[1]
+
+    def columns(self, sae_id: str) -> FeatureColumns:
+        """Every feature's scores, label and explanation, read once per write of the SAE (a
+        new explanation or score shows in the browser and on the map without a restart)."""
+        written_at = self.saes()[sae_id]["written_at"]
+        held = self._columns.get(sae_id)
+        if held is None or held[0] != written_at:
+            names = self.summary(sae_id)["score_names"]
+            held = self._columns[sae_id] = (written_at, read_columns(self.store, sae_id, names))
         return held[1]
 
     def peek(self, key: tuple) -> bytes | None:

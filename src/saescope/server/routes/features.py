@@ -4,11 +4,13 @@ page even before routing: saescope.server.app.PageFastPath)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import math
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from saescope.errors import ConfigError
 from saescope.server.cache import panels_key
 from saescope.server.routes.common import (
     MAX_ID,
@@ -66,24 +68,70 @@ def feature_list(
     descending: bool = True,
     min_density: Annotated[float | None, Query(ge=0, le=1)] = None,
     max_density: Annotated[float | None, Query(ge=0, le=1)] = None,
+    ranges: Annotated[
+        list[str] | None,
+        Query(
+            alias="range",
+            max_length=20,
+            description="NAME:LOW:HIGH (either bound may be empty), inclusive, repeatable: "
+            "keep features whose density, max_act, mean_act or stored score (detection, "
+            "fuzzing, simulation…) lies in the range",
+        ),
+    ] = None,
     offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> Response:
-    """A page of features, sorted by density, max_act, mean_act, feature or a stored score."""
+    """A page of features, sorted by density, max_act, mean_act, feature or a stored score,
+    each with its label and every stored score."""
     brief_of(request, sae_id)
-    store = source_of(request).store
-    key = ("features", sae_id, sort_by, descending, min_density, max_density, offset, limit)
-    return json_bytes(
-        cache_of(request).get(
-            key,
-            lambda: store.features(
-                sae_id,
-                sort_by=sort_by,
-                descending=descending,
-                min_density=min_density,
-                max_density=max_density,
-                offset=offset,
-                limit=limit,
-            ),
-        )
+    store, cache = source_of(request).store, cache_of(request)
+    bounds = parse_ranges(ranges or [])
+    key = (
+        "features",
+        sae_id,
+        sort_by,
+        descending,
+        min_density,
+        max_density,
+        tuple(sorted(bounds.items())),
+        offset,
+        limit,
     )
+
+    def read() -> dict[str, Any]:
+        page = store.features(
+            sae_id,
+            sort_by=sort_by,
+            descending=descending,
+            min_density=min_density,
+            max_density=max_density,
+            ranges=bounds,
+            offset=offset,
+            limit=limit,
+        )
+        columns = cache.columns(sae_id)
+        for item in page["items"]:
+            item.setdefault("label", columns.labels.get(item["feature"]))
+            item["scores"] = columns.row_scores(item["feature"])
+        return page
+
+    return json_bytes(cache.get(key, read))
+
+
+def parse_ranges(given: list[str]) -> dict[str, tuple[float | None, float | None]]:
+    """["detection:0.7:", "density::0.01"] -> {name: (low, high)}; empty bounds are None."""
+    bounds: dict[str, tuple[float | None, float | None]] = {}
+    for text in given:
+        name, *limits = text.rsplit(":", 2)
+        try:
+            if len(limits) != 2 or not name:
+                raise ValueError(text)
+            low, high = (float(x) if x.strip() else None for x in limits)
+        except ValueError:
+            raise ConfigError(
+                "range", text, "NAME:LOW:HIGH with numbers or empty bounds, e.g. detection:0.7:"
+            ) from None
+        if any(b is not None and not math.isfinite(b) for b in (low, high)):
+            raise ConfigError("range", text, "finite bounds (no nan or inf)")
+        bounds[name] = (low, high)
+    return bounds

@@ -1,4 +1,5 @@
-"""GET /api/search: features whose explanation, top tokens or top contexts contain a text."""
+"""GET /api/search: features whose explanation, label, top tokens or top contexts contain a
+text."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def search(
     sae_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> Response:
-    """Features whose explanation, top tokens or top contexts contain `q`."""
+    """Features whose explanation, label, top tokens or top contexts contain `q`."""
     if sae_id is not None:
         brief_of(request, sae_id)
     store = source_of(request).store
@@ -35,6 +36,12 @@ def search(
     # explanation is searched at once.
     version = tuple((k, v["written_at"]) for k, v in cache.saes().items())
     key = ("search", sae_id or "*", q.strip().casefold(), limit, version)
-    return json_bytes(
-        cache.get(key, lambda: {"q": q, "results": store.search(q, sae_id=sae_id, limit=limit)})
-    )
+
+    def read() -> dict[str, object]:
+        results = store.search(q, sae_id=sae_id, limit=limit)
+        for result in results:
+            if "label" not in result:
+                result["label"] = cache.columns(result["sae_id"]).labels.get(result["feature"])
+        return {"q": q, "results": results}
+
+    return json_bytes(cache.get(key, read))
