@@ -50,7 +50,8 @@ def test_feature_page_has_the_current_explanation_first_with_its_scores(api, wri
     page = api.get(f"{BASE}/features/3").json()
     assert page["explanation"] == written.explanations[3]
     assert page["label"] == written.labels[3]
-    first = page["explanations"][0]
+    assert all(e["current"] for e in page["explanations"][:2])  # current first
+    first = next(e for e in page["explanations"] if e["kind"] == "explanation")
     assert first["current"] and first["text"] == written.explanations[3]
     assert first["explainer"]["model"] == EXPLAINER.model
     assert {s["scorer"]: s["value"] for s in first["scores"]} == pytest.approx(written.scores[3])
@@ -92,8 +93,11 @@ def test_the_browser_sorts_and_filters_by_every_interp_score(api, written):
     rows = api.get(f"{BASE}/features", params={"sort_by": "feature", "limit": D_SAE}).json()
     by_id = {r["feature"]: r for r in rows["items"]}
     assert by_id[9]["label"] == written.labels[9] and by_id[5]["label"] is None
-    assert by_id[4]["scores"] == dict.fromkeys(INTERP)
-    assert by_id[5]["scores"] == pytest.approx(written.scores[5])
+    assert {s: by_id[4]["scores"][s] for s in INTERP} == dict.fromkeys(INTERP)
+    assert {s: by_id[5]["scores"][s] for s in INTERP} == pytest.approx(written.scores[5])
+    # the analysis's own scores are there too
+    names = api.get(f"{BASE}/summary").json()["score_names"]
+    assert set(by_id[4]["scores"]) == set(names) > set(INTERP)
 
 
 def test_a_bad_range_names_the_field_and_the_form(api):

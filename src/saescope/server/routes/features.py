@@ -127,11 +127,13 @@ def parse_ranges(given: list[str]) -> dict[str, tuple[float | None, float | None
             if len(limits) != 2 or not name:
                 raise ValueError(text)
             low, high = (float(x) if x.strip() else None for x in limits)
+            if any(b is not None and not math.isfinite(b) for b in (low, high)):
+                raise ValueError(text)
         except ValueError:
             raise ConfigError(
-                "range", text, "NAME:LOW:HIGH with numbers or empty bounds, e.g. detection:0.7:"
+                "range",
+                text,
+                "NAME:LOW:HIGH with finite numbers or empty bounds, e.g. detection:0.7:",
             ) from None
-        if any(b is not None and not math.isfinite(b) for b in (low, high)):
-            raise ConfigError("range", text, "finite bounds (no nan or inf)")
         bounds[name] = (low, high)
     return bounds
