@@ -128,6 +128,10 @@ def test_overview_draws_each_interp_score_and_map_names_points(page, explained):
 
     page.goto(f"{base}/#/sae/{SAE_PATH}/map")
     page.wait_for_selector("svg.sv-map circle", timeout=60_000)
+    named = page.locator("svg.sv-map circle.sv-named")
+    assert sorted(
+        int(f) for f in named.evaluate_all("els => els.map(e => e.dataset.feature)")
+    ) == sorted(written.explanations)
     page.locator("svg.sv-map circle[data-feature='9']").hover(force=True)
     assert written.labels[9] in page.locator("#sv-map-hover").inner_text()
     page.locator("svg.sv-map a").nth(5).focus()

@@ -59,6 +59,7 @@ export async function mapPage(sae: string): Promise<HTMLElement> {
           cy: (8 + (1 - (map.y[f] ?? 0)) * (SIZE - 16)).toFixed(1),
           r: 4,
           fill: densityColour(density),
+          class: label ? "sv-named" : null,
           "data-feature": f,
         },
         s("title", {}, named),
@@ -72,7 +73,7 @@ export async function mapPage(sae: string): Promise<HTMLElement> {
     h(
       "p",
       { class: "sc-sub" },
-      "Colour: log10 density, from blue (rare) to red (dense); grey: dead. Hover a point for its label; each point opens its feature.",
+      "Colour: log10 density, from blue (rare) to red (dense); grey: dead. Ringed: explained or labelled; hover a point for its label. Each point opens its feature.",
     ),
     hovered,
     map.x.length
