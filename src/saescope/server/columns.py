@@ -1,32 +1,34 @@
 """Per-feature columns the viewer adds to what the store's list and search answer: every
-stored score of every feature (the feature browser shows them all, not only the one it sorts
-by), and each feature's short text for the map's hover: its label, else the start of its
-explanation. Read from the store's own queries, a page of features at a time, once per
-write of the SAE (the page cache keys them by written_at)."""
+stored score of the listed features (the feature browser shows them all, not only the one it
+sorts by), and each feature's short text for the map's hover: its label, else the start of
+its explanation.
+
+Two read-only queries on the store's tables (the scores table's primary key serves the first;
+the second returns only features with a text), so a 32k-feature SAE costs milliseconds, not
+the seconds of listing every feature through FeatureStore.features.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
+from sqlalchemy import Row, Select, or_, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from saescope.errors import SaescopeError
 from saescope.store import FeatureStore
+from saescope.store.connect import error_reason
+from saescope.store.schema import features, scores
 
-READ_PAGE = 10_000  # the most rows FeatureStore.features answers at once
 SHORT_TEXT_CHARS = 80  # an explanation shown where a label would be is cut to about this
 
 
 @dataclass
-class FeatureColumns:
-    """One SAE's columns: scores[name][feature] (features with a value only), and per feature
-    its label and explanation (features with one only)."""
+class FeatureTexts:
+    """One SAE's labels and explanations by feature (features with one only)."""
 
-    scores: dict[str, dict[int, float | None]] = field(default_factory=dict)
     labels: dict[int, str] = field(default_factory=dict)
     explanations: dict[int, str] = field(default_factory=dict)
-
-    def row_scores(self, feature: int) -> dict[str, float | None]:
-        """Every score of one feature, null where it has none."""
-        return {name: values.get(feature) for name, values in self.scores.items()}
 
     def short_text(self, feature: int) -> str | None:
         """What names the feature in a small space: its label, else its explanation's start."""
@@ -38,7 +40,7 @@ class FeatureColumns:
 
 
 def shorten(text: str, most: int = SHORT_TEXT_CHARS) -> str:
-    """The text's first line, cut at a word boundary near `most` characters."""
+    """The text on one line, cut at a word boundary near `most` characters."""
     line = " ".join(text.split())
     if len(line) <= most:
         return line
@@ -46,28 +48,42 @@ def shorten(text: str, most: int = SHORT_TEXT_CHARS) -> str:
     return (cut or line[:most]) + "…"
 
 
-def read_columns(store: FeatureStore, sae_id: str, score_names: list[str]) -> FeatureColumns:
-    """An SAE's columns, through FeatureStore.features (the browser's own query)."""
-    columns = FeatureColumns()
-    for item in _all_rows(store, sae_id, "feature"):
-        if item.get("label"):
-            columns.labels[item["feature"]] = item["label"]
-        if item.get("explanation"):
-            columns.explanations[item["feature"]] = item["explanation"]
-    for name in score_names:
-        # sorted by a score, the store lists the features with a value for it, with the value
-        columns.scores[name] = {
-            item["feature"]: item.get(name) for item in _all_rows(store, sae_id, name)
-        }
-    return columns
+def read_texts(store: FeatureStore, sae_id: str) -> FeatureTexts:
+    """Every current label and explanation of an SAE (the store's mirrors in `features`)."""
+    query = select(features.c.feature, features.c.label, features.c.explanation).where(
+        features.c.sae_id == sae_id,
+        or_(features.c.label.is_not(None), features.c.explanation.is_not(None)),
+    )
+    texts = FeatureTexts()
+    for row in _rows(store, query):
+        if row.label:
+            texts.labels[row.feature] = row.label
+        if row.explanation:
+            texts.explanations[row.feature] = row.explanation
+    return texts
 
 
-def _all_rows(store: FeatureStore, sae_id: str, sort_by: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    while True:
-        page = store.features(
-            sae_id, sort_by=sort_by, descending=False, offset=len(found), limit=READ_PAGE
-        )
-        found += page["items"]
-        if not page["items"] or len(found) >= page["total"]:
-            return found
+def read_row_scores(
+    store: FeatureStore, sae_id: str, feature_ids: list[int], names: list[str]
+) -> dict[int, dict[str, float | None]]:
+    """feature -> every score name -> its value (None where the feature has none)."""
+    out: dict[int, dict[str, float | None]] = {f: dict.fromkeys(names) for f in feature_ids}
+    if not feature_ids or not names:
+        return out
+    query = select(scores.c.feature, scores.c.name, scores.c.value).where(
+        scores.c.sae_id == sae_id, scores.c.feature.in_(feature_ids)
+    )
+    for row in _rows(store, query):
+        if row.name in out[row.feature]:
+            out[row.feature][row.name] = row.value
+    return out
+
+
+def _rows(store: FeatureStore, query: Select) -> list[Row]:
+    try:
+        with store.engine.connect() as conn:
+            return list(conn.execute(query))
+    except SQLAlchemyError as err:
+        raise SaescopeError(
+            f"reading the feature store {store.where} failed: {error_reason(err)}"
+        ) from None

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 
 from saescope.errors import ConfigError
 from saescope.server.cache import panels_key
+from saescope.server.columns import read_row_scores
 from saescope.server.routes.common import (
     MAX_ID,
     brief_of,
@@ -109,10 +110,11 @@ def feature_list(
             offset=offset,
             limit=limit,
         )
-        columns = cache.columns(sae_id)
+        ids = [item["feature"] for item in page["items"]]
+        names = cache.summary(sae_id)["score_names"]
+        row_scores = read_row_scores(store, sae_id, ids, names)
         for item in page["items"]:
-            item.setdefault("label", columns.labels.get(item["feature"]))
-            item["scores"] = columns.row_scores(item["feature"])
+            item["scores"] = row_scores[item["feature"]]
         return page
 
     return json_bytes(cache.get(key, read))

@@ -49,8 +49,8 @@ def feature_map(request: Request, sae_id: str) -> Response:
 
     def with_labels() -> dict[str, Any]:
         layout = orjson.loads(body)
-        columns = cache.columns(sae_id)
-        return {**layout, "labels": [columns.short_text(f) for f in range(len(layout["x"]))]}
+        texts = cache.texts(sae_id)
+        return {**layout, "labels": [texts.short_text(f) for f in range(len(layout["x"]))]}
 
     # the layout is computed once; its labels are read again after each write of the SAE
     # (the cache drops ("map", sae_id) then), so a new label shows without a restart

@@ -36,12 +36,6 @@ def search(
     # explanation is searched at once.
     version = tuple((k, v["written_at"]) for k, v in cache.saes().items())
     key = ("search", sae_id or "*", q.strip().casefold(), limit, version)
-
-    def read() -> dict[str, object]:
-        results = store.search(q, sae_id=sae_id, limit=limit)
-        for result in results:
-            if "label" not in result:
-                result["label"] = cache.columns(result["sae_id"]).labels.get(result["feature"])
-        return {"q": q, "results": results}
-
-    return json_bytes(cache.get(key, read))
+    return json_bytes(
+        cache.get(key, lambda: {"q": q, "results": store.search(q, sae_id=sae_id, limit=limit)})
+    )
