@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from saescope.autointerp.results import Explainer
+from saescope.autointerp.examples import ExampleRef
+from saescope.autointerp.results import Explainer, Prediction
 
 EXPLAINER = Explainer(
     backend="openai", model="Qwen/Qwen2.5-7B-Instruct", prompt_format="delphi", prompt_version=1
@@ -38,11 +39,20 @@ CURRENT = {
 OLDER = {3: ("the letter m at the start of words", 0.55, 0.5)}  # feature -> (text, det, fuzz)
 
 
-def scored(store, explanation_id: int, values: dict[str, float]) -> None:
+# what feature 3's detection scorer answered: two top examples and an inactive one
+PREDICTIONS = [
+    Prediction(ExampleRef(3, "top", 0), activating=True, predicted=True),
+    Prediction(ExampleRef(3, "top", 1), activating=True, predicted=False),
+    Prediction(ExampleRef(3, "inactive", 0), activating=False, predicted=False),
+]
+
+
+def scored(store, explanation_id: int, values: dict[str, float], feature: int = -1) -> None:
     for scorer, value in values.items():
         metric = "pearson" if scorer == "simulation" else "balanced_accuracy"
+        shown = PREDICTIONS if (feature, scorer) == (3, "detection") else []
         store.add_explanation_score(
-            explanation_id, scorer, value, metrics={metric: value}, predictions=[]
+            explanation_id, scorer, value, metrics={metric: value}, predictions=shown
         )
 
 
@@ -56,7 +66,7 @@ def write_explanations(store, sae_id: str) -> Written:
     for feature, (text, label, detection, fuzzing, simulation) in CURRENT.items():
         current = store.add_explanation(sae_id, feature, text, explainer=EXPLAINER)
         values = {"detection": detection, "fuzzing": fuzzing, "simulation": simulation}
-        scored(store, current, values)
+        scored(store, current, values, feature)
         written.explanations[feature] = text
         written.scores[feature] = values
         if label:

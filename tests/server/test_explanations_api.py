@@ -16,7 +16,7 @@ from saescope.server import create_app
 from saescope.server.cache import CHECK_WRITES_EVERY_S
 from saescope.server.schemas import DashboardData
 from saescope.store import open_store
-from tests.server.explained import EXPLAINER, write_explanations
+from tests.server.explained import EXPLAINER, PREDICTIONS, write_explanations
 from tests.server.viewer_run import D_SAE, SAE_ID
 
 LOCAL = "http://127.0.0.1"
@@ -58,6 +58,22 @@ def test_feature_page_has_the_current_explanation_first_with_its_scores(api, wri
     texts = {e["text"] for e in page["explanations"]}
     assert {written.older[3], written.labels[3]} <= texts
     assert api.get(f"{BASE}/features/4").json()["explanations"] == []
+
+
+def test_a_scores_predictions_are_served_for_recomputing_it(api, written):
+    page = api.get(f"{BASE}/features/3").json()
+    current = next(e for e in page["explanations"] if e["kind"] == "explanation")
+    detection = next(s for s in current["scores"] if s["scorer"] == "detection")
+    assert detection["n_predictions"] == len(PREDICTIONS)
+    record = api.get(f"{BASE}/explanation-scores/{detection['id']}").json()
+    assert record["feature"] == 3 and record["explanation"] == written.explanations[3]
+    assert record["value"] == pytest.approx(written.scores[3]["detection"])
+    answers = [(p["activating"], p["predicted"]) for p in record["predictions"]]
+    assert answers == [(p.activating, p.predicted) for p in PREDICTIONS]
+    assert [p["ref"]["kind"] for p in record["predictions"]] == ["top", "top", "inactive"]
+    missing = api.get(f"{BASE}/explanation-scores/999999")
+    assert missing.status_code == 404 and "999999" in missing.json()["detail"]
+    assert api.get(f"{BASE}/explanation-scores/-1").status_code == 422
 
 
 def test_panels_carry_the_explanations_as_the_dashboards_do(api, written):

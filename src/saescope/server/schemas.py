@@ -206,6 +206,30 @@ class InterpScore(Open):
     created_at: str
 
 
+class ExplanationScore(Open):
+    """One interp score with everything it was computed from, so it can be recomputed."""
+
+    id: int
+    explanation_id: int
+    sae_id: str
+    feature: int
+    explanation: str | None = Field(description="the text the score is of")
+    scorer: str
+    value: float | None
+    metrics: dict[str, Any] = Field(
+        description="accuracy, precision, recall, f1, balanced_accuracy, auc, tp/fp/tn/fn; "
+        "pearson (simulation)"
+    )
+    predictions: list[dict[str, Any]] = Field(
+        description="per example shown: its reference, the truth, the answer (and the "
+        "probability, or the simulated activations)"
+    )
+    prompt_version: int
+    prompt_tokens: int
+    completion_tokens: int
+    created_at: str
+
+
 class ExplanationRecord(Open):
     """One explanation (or short label) of a feature, with its explainer and scores."""
 

@@ -101,6 +101,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/saes/{sae_id}/explanation-scores/{score_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Explanation Score
+         * @description One interp score of an SAE's explanation with every per-example prediction it was
+         *     computed from (the ids are in a feature page's explanations[].scores[].id).
+         */
+        get: operations["explanation_score_api_saes__sae_id__explanation_scores__score_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/saes/{sae_id}/features": {
         parameters: {
             query?: never;
@@ -488,6 +509,53 @@ export interface components {
             completion_tokens: number;
             /** Scores */
             scores: components["schemas"]["InterpScore"][];
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * ExplanationScore
+         * @description One interp score with everything it was computed from, so it can be recomputed.
+         */
+        ExplanationScore: {
+            /** Id */
+            id: number;
+            /** Explanation Id */
+            explanation_id: number;
+            /** Sae Id */
+            sae_id: string;
+            /** Feature */
+            feature: number;
+            /**
+             * Explanation
+             * @description the text the score is of
+             */
+            explanation: string | null;
+            /** Scorer */
+            scorer: string;
+            /** Value */
+            value: number | null;
+            /**
+             * Metrics
+             * @description accuracy, precision, recall, f1, balanced_accuracy, auc, tp/fp/tn/fn; pearson (simulation)
+             */
+            metrics: {
+                [key: string]: unknown;
+            };
+            /**
+             * Predictions
+             * @description per example shown: its reference, the truth, the answer (and the probability, or the simulated activations)
+             */
+            predictions: {
+                [key: string]: unknown;
+            }[];
+            /** Prompt Version */
+            prompt_version: number;
+            /** Prompt Tokens */
+            prompt_tokens: number;
+            /** Completion Tokens */
+            completion_tokens: number;
+            /** Created At */
+            created_at: string;
         } & {
             [key: string]: unknown;
         };
@@ -1475,6 +1543,47 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DashboardData"];
+                };
+            };
+            /** @description no such SAE or feature */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description a parameter or the body did not validate */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequest"];
+                };
+            };
+        };
+    };
+    explanation_score_api_saes__sae_id__explanation_scores__score_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sae_id: string;
+                score_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExplanationScore"];
                 };
             };
             /** @description no such SAE or feature */

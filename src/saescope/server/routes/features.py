@@ -7,21 +7,28 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from saescope.errors import ConfigError
-from saescope.server.cache import panels_key
+from saescope.errors import ConfigError, SaescopeError
+from saescope.server.cache import panels_key, to_json
 from saescope.server.columns import read_row_scores
 from saescope.server.routes.common import (
     MAX_ID,
+    NotFound,
     brief_of,
     cache_of,
     check_feature,
     json_bytes,
     source_of,
 )
-from saescope.server.schemas import DashboardData, FeatureList, FeaturePage, error_responses
+from saescope.server.schemas import (
+    DashboardData,
+    ExplanationScore,
+    FeatureList,
+    FeaturePage,
+    error_responses,
+)
 
 router = APIRouter(tags=["features"])
 
@@ -55,6 +62,28 @@ def feature_panels(request: Request, sae_id: str, feature: int) -> Response:
             lambda: cache.panels(sae_id, store.feature(sae_id, feature)),
         )
     )
+
+
+@router.get(
+    "/api/saes/{sae_id:path}/explanation-scores/{score_id}",
+    response_model=ExplanationScore,
+    responses=error_responses(404, 422),
+)
+def explanation_score(
+    request: Request, sae_id: str, score_id: Annotated[int, Path(ge=0, le=MAX_ID)]
+) -> Response:
+    """One interp score of an SAE's explanation with every per-example prediction it was
+    computed from (the ids are in a feature page's explanations[].scores[].id)."""
+    brief_of(request, sae_id)
+    try:
+        record = source_of(request).store.explanation_score(score_id)
+    except SaescopeError as err:
+        if not str(err).startswith("score_id:"):  # the store failed: not an unknown id
+            raise
+        record = None
+    if record is None or record["sae_id"] != sae_id:
+        raise NotFound(f"score_id: SAE {sae_id!r} has no explanation score {score_id}.")
+    return json_bytes(to_json(record))
 
 
 @router.get(
