@@ -90,6 +90,7 @@ def test_browser_sorts_filters_and_searches_by_explanations(page, explained):
     rows = page.locator("#sv-features tbody tr")
     order = sorted(written.scores, key=lambda f: written.scores[f]["detection"], reverse=True)
     assert [int(r) for r in rows.evaluate_all("els => els.map(e => e.dataset.feature)")] == order
+    assert page.locator("#sv-count").inner_text() == "1–3 of 3 (features with a detection value)"
     labels = page.locator("#sv-features td[data-column=label]").all_inner_texts()
     assert labels == [written.labels.get(f, "") for f in order]
     shot(page, "explained-browser")
@@ -98,6 +99,7 @@ def test_browser_sorts_filters_and_searches_by_explanations(page, explained):
     page.fill("#sv-filter-low", "0.3")
     page.click("#sv-filter button")
     page.wait_for_function("document.querySelectorAll('#sv-features tbody tr').length === 2")
+    assert "with a detection and simulation value" in page.locator("#sv-count").inner_text()
     shown = rows.evaluate_all("els => els.map(e => Number(e.dataset.feature))")
     assert sorted(shown) == sorted(
         f for f in written.scores if written.scores[f]["simulation"] >= 0.3

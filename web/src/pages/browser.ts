@@ -237,6 +237,10 @@ async function table(
     ),
   );
   const last = Math.min(page.total, offset + page.items.length);
+  const stats = STAT_COLUMNS.map((c) => c.key);
+  const scored = [
+    ...new Set([sort, ...(view.range ? [view.range.split(":")[0] ?? ""] : [])]),
+  ].filter((name) => name && !stats.includes(name));
   const pager = h(
     "nav",
     { class: "sv-pager", "aria-label": "pages" },
@@ -247,7 +251,15 @@ async function table(
           "◀ previous",
         )
       : null,
-    h("span", { class: "sc-muted" }, `${offset + 1}–${last} of ${page.total.toLocaleString("en")}`),
+    h(
+      "span",
+      { class: "sc-muted", id: "sv-count" },
+      page.total
+        ? `${offset + 1}–${last} of ${page.total.toLocaleString("en")}`
+        : "no feature passes the filter",
+      // a score sorts (and filters) the features that have a value for it
+      scored.length ? ` (features with a ${scored.join(" and ")} value)` : "",
+    ),
     last < page.total
       ? h("a", { href: at({ offset: String(offset + PAGE_SIZE) }), id: "sv-next-page" }, "next ▶")
       : null,
