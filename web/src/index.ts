@@ -8,6 +8,7 @@ export {
   tokenCardContent,
   topContextsPanel,
 } from "./panels/contexts";
+export { explanationPanel, scoreChips } from "./panels/explanation";
 export { featureLinkEl, featureTablePanel } from "./panels/featureTable";
 export { featureView } from "./panels/featureView";
 export { histogram } from "./panels/histogram";

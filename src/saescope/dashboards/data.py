@@ -186,6 +186,28 @@ def logit_table(rows: list[dict[str, Any]], vocab: VocabTable, n: int) -> dict[s
     return {"t": vocab.ids([r["token"] for r in rows]), "v": rounded([r["value"] for r in rows])}
 
 
+def explanation_data(record: dict[str, Any]) -> dict[str, Any] | None:
+    """One of a feature page's explanations (FeatureStore.explanations) -> ExplanationData;
+    None for a record without text (an explainer that got no usable answer)."""
+    if not record.get("text"):
+        return None
+    explainer = record.get("explainer") or {}
+    scores: dict[str, float | None] = {}
+    # a scorer run twice on the explanation: its newest score is the one shown
+    for score in sorted(record.get("scores") or [], key=lambda s: s.get("id", 0), reverse=True):
+        scores.setdefault(score["scorer"], number(score["value"]))
+    return {
+        "kind": record.get("kind", "explanation"),
+        "text": record["text"],
+        "current": bool(record.get("current")),
+        "backend": explainer.get("backend") or "manual",
+        "model": explainer.get("model") or "",
+        "prompt_format": explainer.get("prompt_format") or None,
+        "created_at": str(record.get("created_at") or ""),
+        "scores": scores,
+    }
+
+
 def feature_data(
     page: dict[str, Any], vocab: VocabTable, layout: Layout, n_intervals: int | None = None
 ) -> dict[str, Any]:
@@ -197,6 +219,12 @@ def feature_data(
         "max_act": number(page["max_act"]),
         "mean_act": number(page["mean_act"]),
         "explanation": page["explanation"],
+        "label": page.get("label"),
+        "explanations": [
+            found
+            for found in map(explanation_data, page.get("explanations") or [])
+            if found is not None
+        ],
         "scores": {
             name: number(value)
             for name, value in page["scores"].items()

@@ -22,6 +22,7 @@ import orjson
 
 from saescope.dashboards.data import dashboard_data
 from saescope.dashboards.layout import Layout
+from saescope.server.columns import FeatureTexts, read_texts
 from saescope.store import FeatureStore
 
 CHECK_WRITES_EVERY_S = 2.0
@@ -64,6 +65,7 @@ class CachedStore:
         self._saes: dict[str, dict[str, Any]] = {}
         self._checked_at = -math.inf
         self._summaries: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._texts: dict[str, tuple[str, FeatureTexts]] = {}
         self.warming: dict[str, Any] = {"done": 0, "total": 0, "finished": False}
 
     def saes(self) -> dict[str, dict[str, Any]]:
@@ -96,6 +98,15 @@ class CachedStore:
         held = self._summaries.get(sae_id)
         if held is None or held[0] != written_at:
             held = self._summaries[sae_id] = (written_at, self.store.sae_summary(sae_id))
+        return held[1]
+
+    def texts(self, sae_id: str) -> FeatureTexts:
+        """Every feature's label and explanation, read once per write of the SAE (a new
+        explanation shows on the map and in search results without a restart)."""
+        written_at = self.saes()[sae_id]["written_at"]
+        held = self._texts.get(sae_id)
+        if held is None or held[0] != written_at:
+            held = self._texts[sae_id] = (written_at, read_texts(self.store, sae_id))
         return held[1]
 
     def peek(self, key: tuple) -> bytes | None:

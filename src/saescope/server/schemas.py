@@ -116,6 +116,11 @@ class SaeBrief(Open):
         description="eval name -> value (L0, FVU, CE loss recovered…)"
     )
     live: bool = Field(description="live inference is on for this SAE")
+    interp_means: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="interp scorer -> its mean over the current explanations (the SAE list)",
+    )
+    n_explained: int = Field(0, description="features with an explanation")
 
 
 class DensityHistogram(BaseModel):
@@ -125,12 +130,29 @@ class DensityHistogram(BaseModel):
     n_features: int
 
 
+class ScoreHistogram(BaseModel):
+    edges: list[float] = Field(description="bin edges (one more than counts)")
+    counts: list[int]
+
+
+class InterpScoreSummary(BaseModel):
+    """One interp scorer over an SAE's current explanations."""
+
+    n: int = Field(description="current explanations with a value of this score")
+    mean: float | None
+    histogram: ScoreHistogram
+
+
 class SaeSummary(SaeBrief):
     info: dict[str, Any] = Field(description="the SAE's record: config, analysis settings")
     corpus: dict[str, Any] = Field(description="the corpus the analysis read")
     quantile_levels: list[float]
     score_names: list[str] = Field(description="stored per-feature scores (sortable)")
-    n_explained: int = Field(description="features with an explanation")
+    interp_scores: dict[str, InterpScoreSummary] = Field(
+        default_factory=dict,
+        description="scorer (detection, fuzzing, simulation…) -> its distribution over the "
+        "current explanations",
+    )
     density_histogram: DensityHistogram
     live_unavailable: str | None = Field(description="why live inference is off, when it is")
     has_training_curves: bool
@@ -147,6 +169,11 @@ class FeatureRow(Open):
     max_act: float
     mean_act: float
     explanation: str | None
+    label: str | None = Field(None, description="the current short label (1-6 words)")
+    scores: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="every stored score of the feature (score_names: analysis and interp scores)",
+    )
 
 
 class FeatureList(BaseModel):
@@ -159,6 +186,65 @@ class FeatureList(BaseModel):
     items: list[FeatureRow]
 
 
+class Explainer(BaseModel):
+    backend: str = Field(description='"openai", "transformers", or "manual" (set by hand)')
+    model: str
+    prompt_format: str | None
+    prompt_version: int | None
+
+
+class InterpScore(Open):
+    """One score of an explanation (its predictions: GET .../explanation-scores/{id})."""
+
+    id: int
+    scorer: str = Field(description="detection, fuzzing, simulation or another scorer")
+    value: float | None = Field(
+        description="the headline: balanced accuracy (detection, fuzzing) or Pearson r (simulation)"
+    )
+    metrics: dict[str, Any]
+    n_predictions: int
+    created_at: str
+
+
+class ExplanationScore(Open):
+    """One interp score with everything it was computed from, so it can be recomputed."""
+
+    id: int
+    explanation_id: int
+    sae_id: str
+    feature: int
+    explanation: str | None = Field(description="the text the score is of")
+    scorer: str
+    value: float | None
+    metrics: dict[str, Any] = Field(
+        description="accuracy, precision, recall, f1, balanced_accuracy, auc, tp/fp/tn/fn; "
+        "pearson (simulation)"
+    )
+    predictions: list[dict[str, Any]] = Field(
+        description="per example shown: its reference, the truth, the answer (and the "
+        "probability, or the simulated activations)"
+    )
+    prompt_version: int
+    prompt_tokens: int
+    completion_tokens: int
+    created_at: str
+
+
+class ExplanationRecord(Open):
+    """One explanation (or short label) of a feature, with its explainer and scores."""
+
+    id: int
+    kind: str = Field(description='"explanation" or "label" (the 1-6 word short label)')
+    text: str | None
+    status: str
+    current: bool
+    explainer: Explainer
+    created_at: str
+    prompt_tokens: int
+    completion_tokens: int
+    scores: list[InterpScore]
+
+
 class FeaturePage(Open):
     """One feature's full stored page: statistics, histograms, logit tables, tables of
     related features, and every example window (tokens as text)."""
@@ -169,6 +255,10 @@ class FeaturePage(Open):
     max_act: float
     mean_act: float
     explanation: str | None
+    label: str | None = Field(None, description="the current short label")
+    explanations: list[ExplanationRecord] = Field(
+        default_factory=list, description="every explanation and label: current first, then newest"
+    )
     scores: dict[str, float | None]
     act_hist: dict[str, Any]
     quantiles: dict[str, Any]
@@ -182,11 +272,14 @@ class FeaturePage(Open):
 class SearchResult(BaseModel):
     sae_id: str
     feature: int
-    field: str = Field(description="where the text was found: explanation, top tokens, contexts")
+    field: str = Field(
+        description="where the text was found: explanation, label, top_tokens, context"
+    )
     snippet: str
     density: float
     max_act: float
     explanation: str | None
+    label: str | None = Field(None, description="the feature's current short label")
 
 
 class SearchResults(BaseModel):
@@ -209,6 +302,10 @@ class FeatureMap(BaseModel):
     x: list[float] = Field(description="per feature, in [0, 1]")
     y: list[float]
     density: list[float]
+    labels: list[str | None] = Field(
+        default_factory=list,
+        description="per feature: its short label, else the start of its explanation, else null",
+    )
 
 
 class MapComputing(BaseModel):
@@ -344,12 +441,32 @@ class LogitHist(Strict):
     hi: float
 
 
+class ExplanationData(Strict):
+    """One explanation or label of a feature as the panels show it."""
+
+    kind: str = Field(description='"explanation" or "label"')
+    text: str
+    current: bool
+    backend: str = Field(description='the explainer\'s backend ("manual": set by hand)')
+    model: str
+    prompt_format: str | None
+    created_at: str
+    scores: dict[str, float | None] = Field(
+        description="scorer -> headline value: balanced accuracy (detection, fuzzing), "
+        "Pearson r (simulation)"
+    )
+
+
 class FeatureData(Strict):
     id: int
     density: float
     max_act: float
     mean_act: float
     explanation: str | None
+    label: str | None = Field(description="the current short label (1-6 words)")
+    explanations: list[ExplanationData] = Field(
+        description="the explanations and labels: current first, then newest"
+    )
     scores: dict[str, float]
     act_hist: ActHist
     logit_hist: LogitHist

@@ -101,6 +101,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/saes/{sae_id}/explanation-scores/{score_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Explanation Score
+         * @description One interp score of an SAE's explanation with every per-example prediction it was
+         *     computed from (the ids are in a feature page's explanations[].scores[].id).
+         */
+        get: operations["explanation_score_api_saes__sae_id__explanation_scores__score_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/saes/{sae_id}/features": {
         parameters: {
             query?: never;
@@ -110,7 +131,8 @@ export interface paths {
         };
         /**
          * Feature List
-         * @description A page of features, sorted by density, max_act, mean_act, feature or a stored score.
+         * @description A page of features, sorted by density, max_act, mean_act, feature or a stored score,
+         *     each with its label and every stored score.
          */
         get: operations["feature_list_api_saes__sae_id__features_get"];
         put?: never;
@@ -130,7 +152,7 @@ export interface paths {
         };
         /**
          * Search
-         * @description Features whose explanation, top tokens or top contexts contain `q`.
+         * @description Features whose explanation, label, top tokens or top contexts contain `q`.
          */
         get: operations["search_api_search_get"];
         put?: never;
@@ -413,6 +435,130 @@ export interface components {
             /** Detail */
             detail: string;
         };
+        /** Explainer */
+        Explainer: {
+            /**
+             * Backend
+             * @description "openai", "transformers", or "manual" (set by hand)
+             */
+            backend: string;
+            /** Model */
+            model: string;
+            /** Prompt Format */
+            prompt_format: string | null;
+            /** Prompt Version */
+            prompt_version: number | null;
+        };
+        /**
+         * ExplanationData
+         * @description One explanation or label of a feature as the panels show it.
+         */
+        ExplanationData: {
+            /**
+             * Kind
+             * @description "explanation" or "label"
+             */
+            kind: string;
+            /** Text */
+            text: string;
+            /** Current */
+            current: boolean;
+            /**
+             * Backend
+             * @description the explainer's backend ("manual": set by hand)
+             */
+            backend: string;
+            /** Model */
+            model: string;
+            /** Prompt Format */
+            prompt_format: string | null;
+            /** Created At */
+            created_at: string;
+            /**
+             * Scores
+             * @description scorer -> headline value: balanced accuracy (detection, fuzzing), Pearson r (simulation)
+             */
+            scores: {
+                [key: string]: number | null;
+            };
+        };
+        /**
+         * ExplanationRecord
+         * @description One explanation (or short label) of a feature, with its explainer and scores.
+         */
+        ExplanationRecord: {
+            /** Id */
+            id: number;
+            /**
+             * Kind
+             * @description "explanation" or "label" (the 1-6 word short label)
+             */
+            kind: string;
+            /** Text */
+            text: string | null;
+            /** Status */
+            status: string;
+            /** Current */
+            current: boolean;
+            explainer: components["schemas"]["Explainer"];
+            /** Created At */
+            created_at: string;
+            /** Prompt Tokens */
+            prompt_tokens: number;
+            /** Completion Tokens */
+            completion_tokens: number;
+            /** Scores */
+            scores: components["schemas"]["InterpScore"][];
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * ExplanationScore
+         * @description One interp score with everything it was computed from, so it can be recomputed.
+         */
+        ExplanationScore: {
+            /** Id */
+            id: number;
+            /** Explanation Id */
+            explanation_id: number;
+            /** Sae Id */
+            sae_id: string;
+            /** Feature */
+            feature: number;
+            /**
+             * Explanation
+             * @description the text the score is of
+             */
+            explanation: string | null;
+            /** Scorer */
+            scorer: string;
+            /** Value */
+            value: number | null;
+            /**
+             * Metrics
+             * @description accuracy, precision, recall, f1, balanced_accuracy, auc, tp/fp/tn/fn; pearson (simulation)
+             */
+            metrics: {
+                [key: string]: unknown;
+            };
+            /**
+             * Predictions
+             * @description per example shown: its reference, the truth, the answer (and the probability, or the simulated activations)
+             */
+            predictions: {
+                [key: string]: unknown;
+            }[];
+            /** Prompt Version */
+            prompt_version: number;
+            /** Prompt Tokens */
+            prompt_tokens: number;
+            /** Completion Tokens */
+            completion_tokens: number;
+            /** Created At */
+            created_at: string;
+        } & {
+            [key: string]: unknown;
+        };
         /** FeatureActs */
         FeatureActs: {
             /** Sae Id */
@@ -443,6 +589,16 @@ export interface components {
             mean_act: number;
             /** Explanation */
             explanation: string | null;
+            /**
+             * Label
+             * @description the current short label (1-6 words)
+             */
+            label: string | null;
+            /**
+             * Explanations
+             * @description the explanations and labels: current first, then newest
+             */
+            explanations: components["schemas"]["ExplanationData"][];
             /** Scores */
             scores: {
                 [key: string]: number;
@@ -502,6 +658,11 @@ export interface components {
             y: number[];
             /** Density */
             density: number[];
+            /**
+             * Labels
+             * @description per feature: its short label, else the start of its explanation, else null
+             */
+            labels?: (string | null)[];
         };
         /**
          * FeaturePage
@@ -521,6 +682,16 @@ export interface components {
             mean_act: number;
             /** Explanation */
             explanation: string | null;
+            /**
+             * Label
+             * @description the current short label
+             */
+            label?: string | null;
+            /**
+             * Explanations
+             * @description every explanation and label: current first, then newest
+             */
+            explanations?: components["schemas"]["ExplanationRecord"][];
             /** Scores */
             scores: {
                 [key: string]: number | null;
@@ -576,6 +747,18 @@ export interface components {
             mean_act: number;
             /** Explanation */
             explanation: string | null;
+            /**
+             * Label
+             * @description the current short label (1-6 words)
+             */
+            label?: string | null;
+            /**
+             * Scores
+             * @description every stored score of the feature (score_names: analysis and interp scores)
+             */
+            scores?: {
+                [key: string]: number | null;
+            };
         } & {
             [key: string]: unknown;
         };
@@ -598,6 +781,48 @@ export interface components {
             /** Cached Mb */
             cached_mb: number;
             warming: components["schemas"]["Warming"];
+        };
+        /**
+         * InterpScore
+         * @description One score of an explanation (its predictions: GET .../explanation-scores/{id}).
+         */
+        InterpScore: {
+            /** Id */
+            id: number;
+            /**
+             * Scorer
+             * @description detection, fuzzing, simulation or another scorer
+             */
+            scorer: string;
+            /**
+             * Value
+             * @description the headline: balanced accuracy (detection, fuzzing) or Pearson r (simulation)
+             */
+            value: number | null;
+            /** Metrics */
+            metrics: {
+                [key: string]: unknown;
+            };
+            /** N Predictions */
+            n_predictions: number;
+            /** Created At */
+            created_at: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * InterpScoreSummary
+         * @description One interp scorer over an SAE's current explanations.
+         */
+        InterpScoreSummary: {
+            /**
+             * N
+             * @description current explanations with a value of this score
+             */
+            n: number;
+            /** Mean */
+            mean: number | null;
+            histogram: components["schemas"]["ScoreHistogram"];
         };
         /**
          * InvalidRequest
@@ -887,6 +1112,19 @@ export interface components {
              * @description live inference is on for this SAE
              */
             live: boolean;
+            /**
+             * Interp Means
+             * @description interp scorer -> its mean over the current explanations (the SAE list)
+             */
+            interp_means?: {
+                [key: string]: number | null;
+            };
+            /**
+             * N Explained
+             * @description features with an explanation
+             * @default 0
+             */
+            n_explained: number;
         } & {
             [key: string]: unknown;
         };
@@ -951,6 +1189,19 @@ export interface components {
              */
             live: boolean;
             /**
+             * Interp Means
+             * @description interp scorer -> its mean over the current explanations (the SAE list)
+             */
+            interp_means?: {
+                [key: string]: number | null;
+            };
+            /**
+             * N Explained
+             * @description features with an explanation
+             * @default 0
+             */
+            n_explained: number;
+            /**
              * Info
              * @description the SAE's record: config, analysis settings
              */
@@ -972,10 +1223,12 @@ export interface components {
              */
             score_names: string[];
             /**
-             * N Explained
-             * @description features with an explanation
+             * Interp Scores
+             * @description scorer (detection, fuzzing, simulation…) -> its distribution over the current explanations
              */
-            n_explained: number;
+            interp_scores?: {
+                [key: string]: components["schemas"]["InterpScoreSummary"];
+            };
             density_histogram: components["schemas"]["DensityHistogram"];
             /**
              * Live Unavailable
@@ -987,6 +1240,16 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /** ScoreHistogram */
+        ScoreHistogram: {
+            /**
+             * Edges
+             * @description bin edges (one more than counts)
+             */
+            edges: number[];
+            /** Counts */
+            counts: number[];
+        };
         /** SearchResult */
         SearchResult: {
             /** Sae Id */
@@ -995,7 +1258,7 @@ export interface components {
             feature: number;
             /**
              * Field
-             * @description where the text was found: explanation, top tokens, contexts
+             * @description where the text was found: explanation, label, top_tokens, context
              */
             field: string;
             /** Snippet */
@@ -1006,6 +1269,11 @@ export interface components {
             max_act: number;
             /** Explanation */
             explanation: string | null;
+            /**
+             * Label
+             * @description the feature's current short label
+             */
+            label?: string | null;
         };
         /** SearchResults */
         SearchResults: {
@@ -1297,6 +1565,47 @@ export interface operations {
             };
         };
     };
+    explanation_score_api_saes__sae_id__explanation_scores__score_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sae_id: string;
+                score_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExplanationScore"];
+                };
+            };
+            /** @description no such SAE or feature */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorDetail"];
+                };
+            };
+            /** @description a parameter or the body did not validate */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InvalidRequest"];
+                };
+            };
+        };
+    };
     feature_list_api_saes__sae_id__features_get: {
         parameters: {
             query?: {
@@ -1304,6 +1613,8 @@ export interface operations {
                 descending?: boolean;
                 min_density?: number | null;
                 max_density?: number | null;
+                /** @description NAME:LOW:HIGH (either bound may be empty), inclusive, repeatable: keep features whose density, max_act, mean_act or stored score (detection, fuzzing, simulation…) lies in the range */
+                range?: string[] | null;
                 offset?: number;
                 limit?: number;
             };

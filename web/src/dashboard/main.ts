@@ -48,7 +48,11 @@ function render(root: HTMLElement, data: DashboardData): void {
     "select",
     { id: "sc-select", "aria-label": "feature" },
     data.features.map((f) =>
-      h("option", { value: f.id }, `#${f.id} · density ${percent(f.density)}`),
+      h(
+        "option",
+        { value: f.id },
+        [`#${f.id}`, f.label, `density ${percent(f.density)}`].filter((p) => p).join(" · "),
+      ),
     ),
   );
   const ctx: PanelContext = {

@@ -1,5 +1,6 @@
 // The feature map: the SAE's decoder directions laid out in 2-D (UMAP, or PCA for small SAEs),
-// each point coloured by log density and a link to its feature.
+// each point coloured by log density, named on hover by its short label (else the start of its
+// explanation), and a link to its feature.
 
 import { h, s } from "../lib/dom";
 import { percent } from "../lib/format";
@@ -33,14 +34,23 @@ function densityColour(density: number): string {
 
 export async function mapPage(sae: string): Promise<HTMLElement> {
   const map = await fetchMap(sae);
+  // the hovered (or focused) point's name, shown at once above the map
+  const hovered = h("p", { id: "sv-map-hover", class: "sv-map-hover", "aria-live": "polite" }, "");
   const points = map.x.map((x, f) => {
     const density = map.density[f] ?? 0;
+    const label = map.labels?.[f] ?? null;
+    const named = `#${f}${label ? ` · ${label}` : ""} · density ${percent(density)}`;
+    const show = (): void => {
+      hovered.textContent = named;
+    };
     return s(
       "a",
       {
         href: href(sae, "feature", f),
-        "aria-label": `feature ${f}, density ${percent(density)}`,
+        "aria-label": `feature ${f}${label ? `, ${label}` : ""}, density ${percent(density)}`,
         class: "sv-point",
+        onmouseenter: show,
+        onfocus: show,
       },
       s(
         "circle",
@@ -49,9 +59,10 @@ export async function mapPage(sae: string): Promise<HTMLElement> {
           cy: (8 + (1 - (map.y[f] ?? 0)) * (SIZE - 16)).toFixed(1),
           r: 4,
           fill: densityColour(density),
+          class: label ? "sv-named" : null,
           "data-feature": f,
         },
-        s("title", {}, `#${f} · density ${percent(density)}`),
+        s("title", {}, named),
       ),
     );
   });
@@ -62,8 +73,9 @@ export async function mapPage(sae: string): Promise<HTMLElement> {
     h(
       "p",
       { class: "sc-sub" },
-      "Colour: log10 density, from blue (rare) to red (dense); grey: dead. Each point opens its feature.",
+      "Colour: log10 density, from blue (rare) to red (dense); grey: dead. Ringed: explained or labelled; hover a point for its label. Each point opens its feature.",
     ),
+    hovered,
     map.x.length
       ? s(
           "svg",

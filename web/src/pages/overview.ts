@@ -1,10 +1,11 @@
-// The SAE overview: what it is, its evals, the density histogram of all its features, and the
-// run's training curves when it has them.
+// The SAE overview: what it is, its evals, the density histogram of all its features, the
+// distribution and mean of each interp score over its explained features (so two SAEs can be
+// compared on interpretability), and the run's training curves when it has them.
 
 import { histogram } from "../index";
 import { h } from "../lib/dom";
 import { fmt } from "../lib/format";
-import { api, type SaeBrief } from "./api";
+import { api, type SaeBrief, type SaeSummary } from "./api";
 import { href } from "./route";
 
 export async function homePage(): Promise<HTMLElement> {
@@ -19,6 +20,7 @@ export async function homePage(): Promise<HTMLElement> {
 
 function saeTable(saes: SaeBrief[]): HTMLElement {
   const evalNames = [...new Set(saes.flatMap((s) => Object.keys(s.evals)))].sort();
+  const interpNames = [...new Set(saes.flatMap((s) => Object.keys(s.interp_means ?? {})))].sort();
   return h(
     "table",
     { class: "sc-table", id: "sv-saes" },
@@ -28,7 +30,16 @@ function saeTable(saes: SaeBrief[]): HTMLElement {
       h(
         "tr",
         {},
-        ["SAE", "model", "hook point", "d_sae", "live", ...evalNames].map((c) => h("th", {}, c)),
+        [
+          "SAE",
+          "model",
+          "hook point",
+          "d_sae",
+          "live",
+          ...evalNames,
+          "explained",
+          ...interpNames.map((n) => `mean ${n}`),
+        ].map((c) => h("th", {}, c)),
       ),
     ),
     h(
@@ -44,6 +55,10 @@ function saeTable(saes: SaeBrief[]): HTMLElement {
           h("td", { class: "sc-num" }, s.d_sae.toLocaleString("en")),
           h("td", {}, s.live ? "yes" : "no"),
           evalNames.map((name) => h("td", { class: "sc-num" }, fmt(s.evals[name]))),
+          h("td", { class: "sc-num" }, (s.n_explained ?? 0).toLocaleString("en")),
+          interpNames.map((name) =>
+            h("td", { class: "sc-num", "data-interp": name }, fmt(s.interp_means?.[name])),
+          ),
         ),
       ),
     ),
@@ -102,6 +117,7 @@ export async function overviewPage(sae: string): Promise<HTMLElement> {
         height: 180,
       }),
     ),
+    interpPanel(summary),
     summary.has_training_curves
       ? h(
           "section",
@@ -114,6 +130,56 @@ export async function overviewPage(sae: string): Promise<HTMLElement> {
           }),
         )
       : null,
+  );
+}
+
+const SCORE_MEANING: Record<string, string> = {
+  detection: "balanced accuracy",
+  fuzzing: "balanced accuracy",
+  simulation: "Pearson r",
+};
+
+// Each interp score's histogram over the current explanations, with its mean and count.
+function interpPanel(summary: SaeSummary): HTMLElement {
+  const scores = Object.entries(summary.interp_scores ?? {});
+  const explained = `${summary.n_explained.toLocaleString("en")} of ${summary.d_sae.toLocaleString("en")} features explained`;
+  return h(
+    "section",
+    { class: "sc-panel sc-panel-wide", "data-panel": "interp" },
+    h("h3", {}, "Interpretability"),
+    h("p", { class: "sc-sub", id: "sv-explained" }, explained),
+    scores.length
+      ? h(
+          "div",
+          { class: "sc-row" },
+          scores.map(([name, held]) => {
+            const edges = held.histogram.edges;
+            return h(
+              "div",
+              { "data-interp": name },
+              h("h4", {}, `${name} (${SCORE_MEANING[name] ?? "score"})`),
+              h(
+                "p",
+                { class: "sc-sub" },
+                `mean ${fmt(held.mean)} over ${held.n.toLocaleString("en")} explanations`,
+              ),
+              histogram({
+                counts: held.histogram.counts,
+                lo: edges[0] ?? 0,
+                hi: edges[edges.length - 1] ?? 1,
+                colour: () => "rgba(46, 160, 67, 0.75)",
+                label: `${name} histogram of ${summary.sae_id}`,
+                width: 300,
+                height: 140,
+              }),
+            );
+          }),
+        )
+      : h(
+          "p",
+          { class: "sc-muted" },
+          "No explanation is scored yet (saescope explain … --score writes them).",
+        ),
   );
 }
 

@@ -83,7 +83,6 @@ export function featureTablePanel(ctx: PanelContext, feature: FeatureData): HTML
     "section",
     { class: "sc-panel sc-panel-table", "data-panel": "table" },
     h("h3", {}, "Feature table"),
-    feature.explanation ? h("p", { class: "sc-explanation" }, feature.explanation) : null,
     h(
       "div",
       { class: "sc-row" },

@@ -1,8 +1,10 @@
-// A feature's panels, in the order and selection the layout names.
+// A feature's panels: what it means (its explanation) first, then the panels in the order and
+// selection the layout names.
 
 import { h } from "../lib/dom";
 import type { PanelContext } from "./context";
 import { quantileGroupsPanel, topContextsPanel } from "./contexts";
+import { explanationPanel } from "./explanation";
 import { featureTablePanel } from "./featureTable";
 import { actHistPanel, logitHistPanel } from "./histograms";
 import { logitTablesPanel } from "./logitTables";
@@ -31,6 +33,7 @@ export function featureView(ctx: PanelContext, feature: FeatureData): HTMLElemen
     h(
       "div",
       { class: "sc-panels" },
+      explanationPanel(feature),
       ctx.layout.panels.map((name) => PANELS[name](ctx, feature)),
     ),
   );

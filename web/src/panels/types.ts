@@ -33,6 +33,7 @@ export type QuantileGroup = Schemas["QuantileGroup"];
 export type Ranked = Schemas["Ranked"];
 export type LogitTable = Schemas["LogitTable"];
 export type FeatureData = Schemas["FeatureData"];
+export type ExplanationData = Schemas["ExplanationData"];
 export type PromptRow = Schemas["PromptRow"];
 export type PromptRankings = Schemas["PromptRankings"];
 export type PromptData = Schemas["PromptData"];

@@ -4,14 +4,23 @@ background on first request (202 until it is ready)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from saescope.sae import load_sae
 from saescope.server.engine import LiveUnavailable
-from saescope.server.routes.common import brief_of, engine_or_none, maps_of, source_of
+from saescope.server.routes.common import (
+    brief_of,
+    cache_of,
+    engine_or_none,
+    json_bytes,
+    maps_of,
+    source_of,
+)
 from saescope.server.schemas import FeatureMap, MapComputing, MapFailed, error_responses
 
 router = APIRouter(tags=["map"])
@@ -34,7 +43,18 @@ def feature_map(request: Request, sae_id: str) -> Response:
     if held is None:
         return JSONResponse({"sae_id": sae_id, "status": "computing"}, status_code=202)
     ok, body = held
-    return Response(body, media_type="application/json", status_code=200 if ok else 500)
+    if not ok:
+        return Response(body, media_type="application/json", status_code=500)
+    cache = cache_of(request)
+
+    def with_labels() -> dict[str, Any]:
+        layout = orjson.loads(body)
+        texts = cache.texts(sae_id)
+        return {**layout, "labels": [texts.short_text(f) for f in range(len(layout["x"]))]}
+
+    # the layout is computed once; its labels are read again after each write of the SAE
+    # (the cache drops ("map", sae_id) then), so a new label shows without a restart
+    return json_bytes(cache.get(("map", sae_id), with_labels))
 
 
 def decoder(request: Request, sae_id: str) -> Callable[[], np.ndarray]:

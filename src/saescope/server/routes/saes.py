@@ -35,6 +35,17 @@ def without_server_paths(summary: dict[str, Any]) -> dict[str, Any]:
     return {**summary, "info": info}
 
 
+def comparable(summary: dict[str, Any]) -> dict[str, Any]:
+    """What the SAE list compares SAEs by: evals, explained features, mean interp scores."""
+    return {
+        "evals": summary["evals"],
+        "n_explained": summary.get("n_explained", 0),
+        "interp_means": {
+            name: held.get("mean") for name, held in summary.get("interp_scores", {}).items()
+        },
+    }
+
+
 @router.get("/api/saes", response_model=list[SaeBrief])
 def list_saes(request: Request) -> Response:
     """Every SAE in the store with its evals, and whether live inference is on for it."""
@@ -44,7 +55,7 @@ def list_saes(request: Request) -> Response:
         return [
             {
                 **brief,
-                "evals": source.store.sae_summary(sae_id)["evals"],
+                **comparable(source.store.sae_summary(sae_id)),
                 "live": engine is not None and engine.live(sae_id),
             }
             for sae_id, brief in cache.saes().items()

@@ -1,4 +1,5 @@
-"""GET /api/search: features whose explanation, top tokens or top contexts contain a text."""
+"""GET /api/search: features whose explanation, label, top tokens or top contexts contain a
+text."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def search(
     sae_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> Response:
-    """Features whose explanation, top tokens or top contexts contain `q`."""
+    """Features whose explanation, label, top tokens or top contexts contain `q`."""
     if sae_id is not None:
         brief_of(request, sae_id)
     store = source_of(request).store
