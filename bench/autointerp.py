@@ -1,7 +1,7 @@
 """Benchmark: auto-interpretability throughput, and saescope's detection / fuzzing scores against
 EleutherAI delphi's on the same server, the same examples and the same explanations.
 
-    .venv/bin/python bench/autointerp.py [--features 4] [--concurrency 1,4,16] [--run RUN_DIR]
+    .venv/bin/python bench/autointerp.py [--features 3] [--concurrency 1,4,16] [--run RUN_DIR]
         [--base-url http://HOST:PORT/v1 --model NAME] [--no-delphi] [--no-in-process]
 
 1. An OpenAI-compatible server: `transformers serve` of the bundled SmolLM2-135M-Instruct on
@@ -463,7 +463,7 @@ def bench_config(args: argparse.Namespace) -> AutoInterpConfig:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--features", type=int, default=4, help="features per measurement")
+    parser.add_argument("--features", type=int, default=3, help="features per measurement")
     parser.add_argument("--concurrency", default="1,4,16")
     parser.add_argument("--run", help="a run directory with features.db (the demo's)")
     parser.add_argument("--base-url", help="an external OpenAI-compatible server's /v1 URL")
