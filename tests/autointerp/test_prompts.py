@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from saescope.autointerp.parsers import parse_binary_list
 from saescope.autointerp.prompts import (
     DELPHI_SYSTEM,
+    DETECTION_DEMOS,
     DETECTION_SYSTEM,
+    FUZZING_DEMOS,
     FUZZING_SYSTEM,
     LABEL_SYSTEM,
     OAI_SYSTEM,
@@ -66,19 +69,36 @@ def test_label_format() -> None:
 
 
 def test_detection_and_fuzzing_prompts() -> None:
-    system, user = detection_prompt("French places", [PARIS, CODE])
+    system, *demos, user = detection_prompt("French places", [PARIS, CODE])
     assert system.content == DETECTION_SYSTEM
+    assert len(demos) == 2 * len(DETECTION_DEMOS)
     assert user.content == (
         "Feature explanation: French places\n\nText examples:\n\n"
         "Example 1:  The capital is Paris, France\\n\nExample 2: def f(x):\\treturn"
     )
-    system, user = fuzzing_prompt("French places", [PARIS, CODE])
+    system, *demos, user = fuzzing_prompt("French places", [PARIS, CODE])
     assert system.content == FUZZING_SYSTEM
+    assert len(demos) == 2 * len(FUZZING_DEMOS)
     assert user.content == (
         "Feature explanation: French places\n\nText examples:\n\n"
         "Example 1:  The capital is<< Paris>>,<< France>>\\n\n"
         "Example 2: def<< f(x>>):\\treturn"
     )
+
+
+def test_scorer_demonstrations_are_answered_in_the_asked_format() -> None:
+    """Each demonstration is a question as the scorer asks it, answered with a list that the
+    scorer's own parser reads, one entry per example."""
+    for render, demos in ((detection_prompt, DETECTION_DEMOS), (fuzzing_prompt, FUZZING_DEMOS)):
+        _, *shown, _ = render("French places", [PARIS])
+        for (explanation, examples, answer), (question, reply) in zip(
+            demos, zip(shown[0::2], shown[1::2], strict=True), strict=True
+        ):
+            assert (question.role, reply.role) == ("user", "assistant")
+            assert question.content.startswith(f"Feature explanation: {explanation}\n\n")
+            assert question.content.endswith(f"Example {len(examples)}: {examples[-1]}")
+            parsed = parse_binary_list(reply.content, len(examples))
+            assert parsed.status == "ok" and reply.content == answer
 
 
 def test_simulation_prompt_numbers_every_token() -> None:

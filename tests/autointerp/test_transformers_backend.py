@@ -71,6 +71,25 @@ def test_explain_and_detect_in_process(backend, store_path, analysis) -> None:
         assert (p.predicted is None) == (p.probability is None)
 
 
+def test_the_bundled_model_answers_detection_and_fuzzing_with_lists(
+    backend, store_path, analysis
+) -> None:
+    """With the demonstrations in the scorer prompts, the 135M default model answers in the
+    asked format, a list, and its detection answer parses (without them it answered in prose:
+    no score at all). Its fuzzing list here runs on past 5 entries, so that one stays unparsed."""
+    cfg = AutoInterpConfig(n_activating=2, n_inactive=2, n_hard_negatives=1, batch_size=5,
+                           n_retries=0)  # fmt: skip
+    (result,) = explain_features(
+        store_path, analysis.sae_id, [5], backend, config=cfg, progress=False,
+        explain=False, explanations={5: 'the word " London"'},
+    )  # fmt: skip
+    detection, fuzzing = result.scores
+    for score in (detection, fuzzing):
+        assert all(a.text.startswith("[") for a in score.attempts), score.attempts
+    assert detection.n_failed == 0 and detection.value is not None
+    assert all(p.predicted is not None for p in detection.predictions)
+
+
 def test_score_a_given_explanation_by_simulation(backend, store_path, analysis) -> None:
     cfg = AutoInterpConfig(scorers=("simulation",), n_activating=1, n_inactive=1, n_retries=0)
     (result,) = explain_features(

@@ -11,8 +11,9 @@ Explainer formats (`EXPLAIN_FORMATS`):
 
 Scorer prompts: detection (does each example show the feature? examples unmarked), fuzzing (are
 the marked tokens in each example the ones the explanation is about?), both answered as a list
-of 0/1, one per example in a batch of ~5; and simulation (predict each token's activation 0-10
-from the explanation, answered as JSON).
+of 0/1, one per example in a batch of ~5, after two answered demonstrations (as delphi's
+prompts have: a small model copies their format); and simulation (predict each token's
+activation 0-10 from the explanation, answered as JSON).
 
 Tokens are shown as text with newlines and tabs escaped, so every example stays on its line.
 Change a renderer's wording only with a new version number: the version is part of a result.
@@ -31,8 +32,8 @@ PROMPT_VERSIONS = {
     "delphi": 1,
     "oai": 1,
     "label": 1,
-    "detection": 1,
-    "fuzzing": 1,
+    "detection": 2,  # 2: answered demonstrations before the question
+    "fuzzing": 2,
     "simulation": 1,
 }
 EXPLANATION_MARKER = "[EXPLANATION]:"
@@ -188,21 +189,88 @@ SIMULATION_SYSTEM = """You predict how a language model's feature responds to te
 Answer with JSON only: {"activations": [...]}, one number per token, in the order of the list."""
 
 
+# Answered demonstrations shown before the question, as delphi's scorer prompts have: without
+# them a small model (the bundled 135M one) answers in prose and no answer parses; with them it
+# answers with a list. (explanation, examples as shown, the answer); fuzzing marks with << >>.
+DETECTION_DEMOS = (
+    (
+        "names of rivers",
+        [
+            "the barges sailed down the Danube towards the Black Sea",
+            "she bought two loaves of bread and a jar of honey",
+            "we swam in the Thames near Oxford last July",
+            "the meeting was moved to Thursday afternoon",
+            "press the red button to stop the machine",
+        ],
+        "[1,0,1,0,0]",
+    ),
+    (
+        "a closing parenthesis that ends a function call in code",
+        [
+            "the garden was full of roses in early June",
+            "He said he would call back tomorrow morning",
+            "prices rose by three percent over the year",
+            "our team won the final match on penalties",
+            "a quiet village at the foot of the mountains",
+        ],
+        "[0,0,0,0,0]",
+    ),
+)
+FUZZING_DEMOS = (
+    (
+        "names of rivers",
+        [
+            "the barges sailed down the<< Danube>> towards the Black Sea",
+            "she<< bought>> two loaves of bread and a jar of honey",
+            "we swam in the<< Thames>> near Oxford last July",
+            "the meeting was moved to<< Thursday>> afternoon",
+            "a bridge over the<< Rhine>> at Cologne",
+        ],
+        "[1,0,1,0,1]",
+    ),
+    (
+        'the word "not" and other negations',
+        [
+            "I do not<< think>> that is right",
+            "she could<< never>> agree to it",
+            "the plan was<< not>> approved by the board",
+            "there<< is>> no reason to worry",
+            "it was<< n't>> what we expected",
+        ],
+        "[0,1,1,0,1]",
+    ),
+)
+
+
+def _batch_question(explanation: str, shown: Sequence[str]) -> str:
+    examples = "\n".join(f"Example {i}: {text}" for i, text in enumerate(shown, 1))
+    return f"Feature explanation: {explanation}\n\nText examples:\n\n{examples}"
+
+
+def _with_demos(
+    system: str, demos: Sequence[tuple[str, list[str], str]], question: str
+) -> tuple[Message, ...]:
+    shown: list[Message] = [Message("system", system)]
+    for explanation, examples, answer in demos:
+        shown += [
+            Message("user", _batch_question(explanation, examples)),
+            Message("assistant", answer),
+        ]
+    return (*shown, Message("user", question))
+
+
 def detection_prompt(explanation: str, windows: Sequence[Window]) -> tuple[Message, ...]:
-    examples = "\n".join(f"Example {i}: {plain_text(w)}" for i, w in enumerate(windows, 1))
-    user = f"Feature explanation: {explanation}\n\nText examples:\n\n{examples}"
-    return (Message("system", DETECTION_SYSTEM), Message("user", user))
+    """System, the answered demonstrations, then the question about `windows`."""
+    question = _batch_question(explanation, [plain_text(w) for w in windows])
+    return _with_demos(DETECTION_SYSTEM, DETECTION_DEMOS, question)
 
 
 def fuzzing_prompt(
     explanation: str, windows: Sequence[Window], threshold: float = 0.3
 ) -> tuple[Message, ...]:
     """`windows` carry the marks to show: a mislabeled one has acts on the wrong tokens."""
-    examples = "\n".join(
-        f"Example {i}: {marked_text(w, threshold)}" for i, w in enumerate(windows, 1)
-    )
-    user = f"Feature explanation: {explanation}\n\nText examples:\n\n{examples}"
-    return (Message("system", FUZZING_SYSTEM), Message("user", user))
+    question = _batch_question(explanation, [marked_text(w, threshold) for w in windows])
+    return _with_demos(FUZZING_SYSTEM, FUZZING_DEMOS, question)
 
 
 def simulation_prompt(explanation: str, tokens: Sequence[str]) -> tuple[Message, ...]:
