@@ -10,7 +10,8 @@ from saescope.config.schema import REQUIRED, Config, FieldSpec, accepted_text, s
 
 
 def markdown_table(cls: type[Config]) -> str:
-    """| field | type | default | accepted | flag | what it is | — one row per field, sections dotted."""
+    """| field | type | default | accepted | flag | what it is |: one row per field, a section's
+    fields dotted."""
     lines = [
         "| field | type | default | accepted | flag | what it is |",
         "|---|---|---|---|---|---|",

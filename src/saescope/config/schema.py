@@ -137,7 +137,8 @@ class FieldSpec:
 
 
 class Config:
-    """Base of the declared configs (subclasses are dataclasses whose fields use setting/section)."""
+    """Base of the declared configs (subclasses are dataclasses whose fields use
+    setting/section)."""
 
     __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
@@ -156,7 +157,8 @@ class Config:
 
     @classmethod
     def from_dict(cls: type[C], values: dict[str, Any], *, where: str = "") -> C:
-        """Build from a mapping (as read from YAML/JSON); an unknown name is an error with a hint."""
+        """Build from a mapping (as read from YAML/JSON); an
+        unknown name is an error with a hint."""
         if not isinstance(values, dict):
             raise ConfigError(
                 where.rstrip(".") or cls.__name__, values, "a mapping of field: value"
