@@ -151,7 +151,8 @@ def to_storage(batch: ContextBatch, dtype: torch.dtype, bar: tqdm) -> ContextBat
 def harvest(
     cfg: HarvestConfig, model: HookedModel | None = None, progress: bool = True
 ) -> ActivationCache:
-    """Write cfg.n_tokens tokens of activations at cfg.hooks to cfg.out; resume if it was started."""
+    """Write cfg.n_tokens tokens of activations at cfg.hooks to
+    cfg.out; resume if it was started."""
     cfg.validate()
     model = model or load_model(cfg.model, device=cfg.device)
     model.check_hooks(cfg.hooks)

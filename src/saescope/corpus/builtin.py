@@ -1,4 +1,5 @@
-"""Built-in offline corpora: real text by other people, installed from Debian and with Python itself.
+"""Built-in offline corpora: real text by other people, installed from
+Debian and with Python itself.
 
 Sizes with the SmolLM2 tokenizer (measured with Python 3.11.7 and python3.11-doc 3.11.2-6+deb12u9;
 a document is one file; EOS separators not counted):

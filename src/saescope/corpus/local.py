@@ -1,4 +1,5 @@
-"""Local text files as documents: .txt (one document), .jsonl (one per line), .parquet (one per row).
+"""Local text files as documents: .txt (one document), .jsonl (one per
+line), .parquet (one per row).
 
 .txt and .jsonl may be gzip-compressed (.txt.gz, .jsonl.gz).
 
@@ -40,7 +41,8 @@ class LargeTextFile:
     path: Path
 
     def chunks(self) -> Iterator[str]:
-        """The text in pieces of about TXT_CHUNK_CHARS, each ending at a line break where there is one."""
+        """The text in pieces of about TXT_CHUNK_CHARS, each ending at a
+        line break where there is one."""
         with open_text(self.path) as f:
             carry = ""
             while block := f.read(TXT_CHUNK_CHARS):

@@ -34,9 +34,11 @@ def iter_contexts(cfg: CorpusConfig, tokenizer: Any) -> Iterator[torch.Tensor]:
 def iter_context_batches(
     cfg: CorpusConfig, tokenizer: Any, batch_size: int, skip_contexts: int = 0
 ) -> Iterator[torch.Tensor]:
-    """Token contexts in batches: LongTensor [batch_size, context_length]; the last batch may be smaller.
+    """Token contexts in batches: LongTensor [batch_size, context_length];
+    the last batch may be smaller.
 
-    skip_contexts drops the first contexts of the stream, so a resumed job continues where it stopped."""
+    skip_contexts drops the first contexts of the stream, so a resumed
+    job continues where it stopped."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError("batch_size", batch_size, "an integer >= 1")
     if isinstance(skip_contexts, bool) or not isinstance(skip_contexts, int) or skip_contexts < 0:

@@ -34,12 +34,20 @@ def parse_hook(name: str) -> tuple[int, str] | None:
     return (int(match.group(1)), match.group(2)) if match else None
 
 
+def hook_parts(name: str) -> tuple[int, str]:
+    """parse_hook for a name already checked to be a hook point: (layer, kind)."""
+    parsed = parse_hook(name)
+    if parsed is None:
+        raise SaescopeError(f"{name!r} is not a hook point name such as blocks.6.hook_resid_post")
+    return parsed
+
+
 def summarize_hooks(points: dict[str, int]) -> list[str]:
     """One line per hook kind: 'blocks.{0-29}.hook_resid_pre  width 576'."""
     layers: dict[str, list[int]] = {}
     widths: dict[str, set[int]] = {}
     for name, width in points.items():
-        layer, kind = parse_hook(name)  # type: ignore[misc]
+        layer, kind = hook_parts(name)
         layers.setdefault(kind, []).append(layer)
         widths.setdefault(kind, set()).add(width)
     lines = []
@@ -109,7 +117,8 @@ class HookedModel:
     # --- tokens ------------------------------------------------------------------------
 
     def to_tokens(self, text: str | list[str], prepend_bos: bool = True) -> torch.Tensor:
-        """Text -> token ids [batch, ctx]; shorter texts are right-padded (causal: no effect on earlier positions)."""
+        """Text -> token ids [batch, ctx]; shorter texts are right-padded (causal: no effect on
+        earlier positions)."""
         texts = [text] if isinstance(text, str) else list(text)
         if self.tokenizer is None:
             raise SaescopeError(f"{self.name} has no tokenizer; pass token ids instead of text.")

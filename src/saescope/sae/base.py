@@ -199,7 +199,8 @@ class SAE(nn.Module):
         return acts
 
     def decode(self, acts: torch.Tensor) -> torch.Tensor:
-        """acts: [..., d_sae] -> reconstruction [..., d_out], undoing the last encode's normalisation."""
+        """acts: [..., d_sae] -> reconstruction [..., d_out], undoing
+        the last encode's normalisation."""
         return self.decode_with_stats(acts, self._last_stats)
 
     def skip(self, x: torch.Tensor) -> torch.Tensor:
@@ -275,7 +276,8 @@ class SAE(nn.Module):
         """Raise if folding these norms would change this architecture's outputs."""
 
     def scale_feature_tensors(self, norms: torch.Tensor) -> None:
-        """Scale the architecture's own per-feature tensors (thresholds, biases) by norms [d_sae]."""
+        """Scale the architecture's own per-feature tensors
+        (thresholds, biases) by norms [d_sae]."""
 
     @torch.no_grad()
     def set_W_dec_unit_norm(self) -> None:

@@ -36,7 +36,8 @@ def resolve_source(path_or_spec: str | Path) -> tuple[Path, PretrainedSAE | None
 
 
 def resolve_path(path_or_spec: str | Path) -> Path:
-    """A local path for a path, an `hf:ORG/NAME[/SUBPATH][@REVISION]` spec or a published SAE's name."""
+    """A local path for a path, an `hf:ORG/NAME[/SUBPATH][@REVISION]`
+    spec or a published SAE's name."""
     return resolve_source(path_or_spec)[0]
 
 

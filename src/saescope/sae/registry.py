@@ -1,4 +1,5 @@
-"""Architecture name -> class (from the architecture registry), and building an SAE from a config plus a file's tensors (checked)."""
+"""Architecture name -> class (from the architecture registry), and building an SAE from a config
+plus a file's tensors (checked)."""
 
 from __future__ import annotations
 

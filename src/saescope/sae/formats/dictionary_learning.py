@@ -65,7 +65,8 @@ GUESS_MARKERS = (
 
 
 def detect(path: Path) -> bool:
-    """A trainer folder with ae.pt (its config.json, if any, has a "trainer" section), or such an ae.pt."""
+    """A trainer folder with ae.pt (its config.json, if any, has a
+    "trainer" section), or such an ae.pt."""
     folder, weights = split_path(path)
     if weights is None or not weights.is_file():
         return False
@@ -81,7 +82,8 @@ def detect(path: Path) -> bool:
 
 
 def load(path: Path, **_: Any) -> SAE:
-    """An SAE from a dictionary_learning trainer folder, its ae.pt, or a checkpoints/ae_<step>.pt."""
+    """An SAE from a dictionary_learning trainer folder, its ae.pt, or a
+    checkpoints/ae_<step>.pt."""
     folder, weights = split_path(path)
     if weights is None:
         raise SaescopeError(f"{path}: no {WEIGHTS_FILENAME} here")
@@ -147,7 +149,8 @@ def guess_dict_class(state: dict[str, Any], weights: Path) -> str:
 
 
 def our_tensors(state: dict[str, Any], dict_class: str, weights: Path) -> dict[str, torch.Tensor]:
-    """Rename (and transpose where the source stores nn.Linear weights) to W_enc [d_in, d_sae], ..."""
+    """Rename (and transpose where the source stores nn.Linear
+    weights) to W_enc [d_in, d_sae], ..."""
     names = DICT_CLASSES[dict_class][2]
     missing = [name for name in names if not isinstance(state.get(name), torch.Tensor)]
     if missing:
@@ -217,7 +220,8 @@ def metadata(trainer: dict[str, Any]) -> dict[str, Any]:
 
 
 def hook_name(layer: int, submodule_name: str | None) -> str | None:
-    """dictionary_learning trains on a layer's output (the residual stream) unless the submodule says otherwise."""
+    """dictionary_learning trains on a layer's output (the residual stream)
+    unless the submodule says otherwise."""
     name = (submodule_name or "resid").lower()
     if "resid" in name:
         return f"blocks.{layer}.hook_resid_post"

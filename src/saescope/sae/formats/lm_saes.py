@@ -59,7 +59,8 @@ NORM_KEY_PREFIX = "dataset_average_activation_norm."
 
 
 class DecoderNormTopKSAE(TopKSAE):
-    """lm-saes's TopK with sparsity_include_decoder_norm: picks the k largest relu(h * ||W_dec[i]||), reports h.
+    """lm-saes's TopK with sparsity_include_decoder_norm: picks the k largest
+    relu(h * ||W_dec[i]||), reports h.
 
     cfg.rescale_acts_by_decoder_norm is set so the choice of features survives a native save;
     SAELens then reports those features as h * ||W_dec[i]|| (reconstructions are identical).
@@ -81,7 +82,8 @@ class DecoderNormTopKSAE(TopKSAE):
 
 
 def detect(path: Path) -> bool:
-    """A folder with config.json or hyperparams.json and weights where the library looks for them."""
+    """A folder with config.json or hyperparams.json and weights
+    where the library looks for them."""
     folder = sae_folder(path)
     has_config = (folder / CONFIG_FILENAME).is_file() or (folder / OLD_CONFIG_FILENAME).is_file()
     return has_config and weights_path(folder) is not None
@@ -218,7 +220,8 @@ def activation_tensors(
     raw: dict[str, Any],
     weights: Path,
 ) -> None:
-    """Add the JumpReLU threshold [d_sae], divided by the decoder norms when the library compares h * n."""
+    """Add the JumpReLU threshold [d_sae], divided by the decoder norms
+    when the library compares h * n."""
     if raw.get("act_fn", "relu") != "jumprelu":
         return
     d_sae = tensors["W_enc"].shape[1]
@@ -246,7 +249,8 @@ def activation_tensors(
 def input_output_scales(
     raw: dict[str, Any], state: dict[str, torch.Tensor], cfg_path: Path
 ) -> tuple[float, float]:
-    """(f_in, f_out): what inputs are multiplied by and outputs divided by (1 when already folded)."""
+    """(f_in, f_out): what inputs are multiplied by and outputs
+    divided by (1 when already folded)."""
     if raw.get("norm_activation", "dataset-wise") != "dataset-wise":
         return 1.0, 1.0
     hook_in = raw["hook_point_in"]
@@ -258,15 +262,21 @@ def input_output_scales(
     }
     # the first release keeps them in hyperparams.json as {"in": ..., "out": ...}
     norms.update(raw.get("dataset_average_activation_norm") or {})
-    norm_in, norm_out = norms.get(hook_in, norms.get("in")), norms.get(hook_out, norms.get("out"))
-    for side, value in (("in", norm_in), ("out", norm_out)):
-        if value is None or not math.isfinite(value) or value <= 0:
-            raise SaescopeError(
-                f"{cfg_path}: norm_activation is 'dataset-wise' but the dataset average activation norm for the "
-                f"{side}put ({hook_in if side == 'in' else hook_out}) is {value!r}; expected a positive number"
-            )
-    d_model = raw["d_model"]
-    return math.sqrt(d_model) / norm_in, math.sqrt(d_model) / norm_out  # type: ignore[operator]
+    norm_in = dataset_norm(norms, hook_in, "in", cfg_path)
+    norm_out = dataset_norm(norms, hook_out, "out", cfg_path)
+    scale = math.sqrt(raw["d_model"])
+    return scale / norm_in, scale / norm_out
+
+
+def dataset_norm(norms: dict[str, Any], hook: str, side: str, cfg_path: Path) -> float:
+    """The dataset average activation norm of the input or output hook: a positive number."""
+    value = norms.get(hook, norms.get(side))
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise SaescopeError(
+            f"{cfg_path}: norm_activation is 'dataset-wise' but the dataset average activation "
+            f"norm for the {side}put ({hook}) is {value!r}; expected a positive number"
+        )
+    return float(value)
 
 
 # ---- config ------------------------------------------------------------------------------------
@@ -314,7 +324,8 @@ def make_config(
 
 
 def model_name(folder: Path) -> str | None:
-    """model_name of lm_config.json, beside the SAE or one folder up (where the library's loader looks)."""
+    """model_name of lm_config.json, beside the SAE or one folder up
+    (where the library's loader looks)."""
     for candidate in (folder / LM_CONFIG_FILENAME, folder.parent / LM_CONFIG_FILENAME):
         if candidate.is_file():
             name = read_json_file(candidate).get("model_name")
