@@ -95,7 +95,8 @@ def open_manifest(cfg: HarvestConfig, model: HookedModel) -> Manifest:
     if existing is None:
         if out.is_dir() and any(out.glob("shard_*.safetensors")):
             raise SaescopeError(
-                f"--out {out}: holds activation shards but no manifest.json; choose an empty directory."
+                f"--out {out}: holds activation shards but no manifest.json; choose an empty "
+                "directory."
             )
         return fresh
     if existing.identity() != fresh.identity():

@@ -109,8 +109,9 @@ def _docs_files() -> list[Path]:
     if not files:
         raise SaescopeError(
             f"the built-in corpus 'python-docs' is not installed: no *.rst.txt files under {root}. "
-            f"Install the Debian package {DOCS_PACKAGE} (sudo apt-get install {DOCS_PACKAGE}, or run "
-            "scripts/setup.sh as root), or choose another corpus (python-stdlib, a local path, hf:NAME)."
+            f"Install the Debian package {DOCS_PACKAGE} (sudo apt-get install {DOCS_PACKAGE}, or "
+            "run scripts/setup.sh as root), or choose another corpus (python-stdlib, a local "
+            "path, hf:NAME)."
         )
     return files
 

@@ -80,7 +80,8 @@ def local_files(path: Path) -> list[Path]:
         raise ConfigError(
             "source",
             str(path),
-            "a file or directory that exists (this path does not exist), a built-in corpus name, or hf:NAME",
+            "a file or directory that exists (this path does not exist), a built-in corpus name, "
+            "or hf:NAME",
         )
     if path.is_file():
         if file_kind(path) is None:
@@ -148,11 +149,13 @@ def _read_jsonl(path: Path, column: str) -> Iterator[str]:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
                 raise SaescopeError(
-                    f"{path}:{line_no} is not valid JSON ({e.msg}); each line of a .jsonl file must be one JSON object."
+                    f"{path}:{line_no} is not valid JSON ({e.msg}); each line of a .jsonl file "
+                    "must be one JSON object."
                 ) from None
             if not isinstance(record, dict):
                 raise SaescopeError(
-                    f"{path}:{line_no} is a JSON {type(record).__name__}; each line of a .jsonl file must be one JSON object."
+                    f"{path}:{line_no} is a JSON {type(record).__name__}; each line of a .jsonl "
+                    "file must be one JSON object."
                 )
             if column not in record:
                 raise missing_column(f"{path}:{line_no}", column, list(record))
@@ -175,14 +178,16 @@ def _as_text(value: object, where: str, column: str) -> str:
         return ""  # a missing value is an empty document, skipped later
     if not isinstance(value, str):
         raise SaescopeError(
-            f"{where}: column {column!r} holds a {type(value).__name__}, not text; set text_column to a text column."
+            f"{where}: column {column!r} holds a {type(value).__name__}, not text; set text_column "
+            "to a text column."
         )
     return value
 
 
 def missing_column(where: str, column: str, names: list[str]) -> SaescopeError:
     return SaescopeError(
-        f"{where} has no column {column!r} (text_column); its columns are: {', '.join(map(repr, names)) or 'none'}. "
+        f"{where} has no column {column!r} (text_column); its columns are: "
+        f"{', '.join(map(repr, names)) or 'none'}. "
         "Set text_column to the one that holds the text."
     )
 

@@ -84,8 +84,8 @@ def _iter_context_blocks(cfg: CorpusConfig, tokenizer: Any) -> Iterator[np.ndarr
         yield block
     if n_contexts == 0:
         raise SaescopeError(
-            f"corpus {cfg.source!r} holds only {n_stream_tokens:,} tokens, fewer than one context of "
-            f"{cfg.context_length} tokens; use a smaller context_length or a larger corpus."
+            f"corpus {cfg.source!r} holds only {n_stream_tokens:,} tokens, fewer than one context "
+            f"of {cfg.context_length} tokens; use a smaller context_length or a larger corpus."
         )
 
 
@@ -107,8 +107,8 @@ def special_token_ids(tokenizer: Any) -> tuple[int, int]:
         bos = eos
     if eos is None:
         raise SaescopeError(
-            f"the tokenizer {type(tokenizer).__name__} has neither a BOS nor an EOS token, so documents "
-            "cannot be separated in the packed stream; use a tokenizer that has one."
+            f"the tokenizer {type(tokenizer).__name__} has neither a BOS nor an EOS token, so "
+            "documents cannot be separated in the packed stream; use a tokenizer that has one."
         )
     return int(bos), int(eos)
 

@@ -45,8 +45,8 @@ def resolve_source(cfg: CorpusConfig) -> ResolvedSource:
         raise ConfigError(
             "source",
             source,
-            f"a built-in corpus ({', '.join(builtin.BUILTIN_CORPORA)}), an existing file or directory "
-            "(txt, jsonl, parquet), or hf:NAME[:CONFIG] for a Hugging Face dataset",
+            f"a built-in corpus ({', '.join(builtin.BUILTIN_CORPORA)}), an existing file or "
+            "directory (txt, jsonl, parquet), or hf:NAME[:CONFIG] for a Hugging Face dataset",
         )
     files = local.local_files(path)
     for f in files:

@@ -155,7 +155,8 @@ class HFHookedModel(HookedModel):
     def _prepare(self, tokens: torch.Tensor) -> torch.Tensor:
         if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2:
             raise SaescopeError(
-                f"tokens: expected a LongTensor [batch, ctx]; got {getattr(tokens, 'shape', type(tokens))}."
+                "tokens: expected a LongTensor [batch, ctx]; got "
+                f"{getattr(tokens, 'shape', type(tokens))}."
             )
         self.check_context_length(tokens.shape[1])
         return tokens.to(self.device)

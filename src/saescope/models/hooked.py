@@ -111,7 +111,8 @@ class HookedModel:
     def check_context_length(self, n: int) -> None:
         if n > self.max_context:
             raise SaescopeError(
-                f"context_length: got {n}; {self.name} accepts at most {self.max_context} tokens per context."
+                f"context_length: got {n}; {self.name} accepts at most {self.max_context} tokens "
+                "per context."
             )
 
     # --- tokens ------------------------------------------------------------------------
@@ -127,7 +128,8 @@ class HookedModel:
             bos = self.tokenizer.bos_token_id
             if bos is None:
                 raise SaescopeError(
-                    f"prepend_bos: the tokenizer of {self.name} has no BOS token; use prepend_bos=False."
+                    f"prepend_bos: the tokenizer of {self.name} has no BOS token; use "
+                    "prepend_bos=False."
                 )
             ids = [[bos, *row] for row in ids]
         pad = self.tokenizer.pad_token_id
@@ -192,5 +194,6 @@ class HookedModel:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({self.name!r}, {self.architecture}, n_layers={self.n_layers}, "
-            f"d_model={self.d_model}, d_vocab={self.d_vocab}, device={self.device}, dtype={self.dtype})"
+            f"d_model={self.d_model}, d_vocab={self.d_vocab}, device={self.device}, "
+            f"dtype={self.dtype})"
         )

@@ -120,7 +120,8 @@ def _resolve(spec: str) -> tuple[str, bool]:
             raise ConfigError(
                 "model",
                 spec,
-                f"a model directory with a config.json (as written by save_pretrained), or {ACCEPTED}",
+                "a model directory with a config.json (as written by save_pretrained), or "
+                f"{ACCEPTED}",
             )
         return str(path), True
     if path.exists() or _is_path_like(spec):

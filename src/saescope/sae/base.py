@@ -60,7 +60,8 @@ class SAE(nn.Module):
         super().__init__()
         if cfg.architecture != self.architecture:
             raise SaescopeError(
-                f"{type(self).__name__} needs architecture {self.architecture!r}, got {cfg.architecture!r}"
+                f"{type(self).__name__} needs architecture {self.architecture!r}, got "
+                f"{cfg.architecture!r}"
             )
         self.cfg = cfg
         dtype = torch_dtype(cfg.dtype)
@@ -149,14 +150,16 @@ class SAE(nn.Module):
         if mode in PER_TOKEN_NORMS:
             if stats is None:
                 raise SaescopeError(
-                    f"decode needs the statistics of the inputs (normalize_activations={mode!r}): call encode first"
+                    f"decode needs the statistics of the inputs (normalize_activations={mode!r}): "
+                    "call encode first"
                 )
             if stats.std is not None and stats.shift is not None:
                 return y * stats.std + stats.shift
             if stats.scale is not None:
                 return y / stats.scale
             raise SaescopeError(
-                f"decode got input statistics with neither a scale nor std and shift (normalize_activations={mode!r})"
+                "decode got input statistics with neither a scale nor std and shift "
+                f"(normalize_activations={mode!r})"
             )
         if mode in CONSTANT_SCALE_NORMS:
             return y / self.input_scale

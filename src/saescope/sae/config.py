@@ -140,7 +140,8 @@ class SAEConfig:
             raise ConfigError(
                 "apply_b_dec_to_input",
                 True,
-                f"false for a transcoder whose d_out ({self.d_out}) differs from d_in ({self.d_in})",
+                f"false for a transcoder whose d_out ({self.d_out}) differs from d_in "
+                f"({self.d_in})",
             )
 
     def to_dict(self) -> dict[str, Any]:

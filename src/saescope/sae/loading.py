@@ -131,5 +131,6 @@ def read_sae(name: str, path: Path, **kwargs: Any) -> SAE:
     except MALFORMED as err:
         raise SaescopeError(
             f"{path}: a {name} SAE whose files hold unexpected values "
-            f"({type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''})"
+            f"({type(err).__name__}: "
+            f"{str(err).strip().splitlines()[0] if str(err).strip() else ''})"
         ) from None

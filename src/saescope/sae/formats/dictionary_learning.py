@@ -95,7 +95,8 @@ def load(path: Path, **_: Any) -> SAE:
     dict_class = trainer.get("dict_class") or guess_dict_class(state, weights)
     if dict_class not in DICT_CLASSES:
         raise SaescopeError(
-            f"{cfg_path}: dict_class {dict_class!r} is not supported (accepted: {', '.join(DICT_CLASSES)})"
+            f"{cfg_path}: dict_class {dict_class!r} is not supported (accepted: "
+            f"{', '.join(DICT_CLASSES)})"
         )
     tensors = our_tensors(state, dict_class, weights)
     cfg = make_config(dict_class, tensors, state, trainer, cfg_path or weights)
@@ -138,13 +139,15 @@ def guess_dict_class(state: dict[str, Any], weights: Path) -> str:
     if "k" in state and "group_sizes" not in state:
         # TopK and BatchTopK share tensor names; only config.json tells them apart
         raise SaescopeError(
-            f"{weights}: a TopK or BatchTopK dictionary (same tensor names) without {CFG_FILENAME} to say which"
+            f"{weights}: a TopK or BatchTopK dictionary (same tensor names) without {CFG_FILENAME} "
+            "to say which"
         )
     for dict_class, marker in GUESS_MARKERS:
         if marker in state:
             return dict_class
     raise SaescopeError(
-        f"{weights}: tensor names {', '.join(sorted(state))} match no dictionary_learning dictionary class"
+        f"{weights}: tensor names {', '.join(sorted(state))} match no dictionary_learning "
+        "dictionary class"
     )
 
 
@@ -155,7 +158,8 @@ def our_tensors(state: dict[str, Any], dict_class: str, weights: Path) -> dict[s
     missing = [name for name in names if not isinstance(state.get(name), torch.Tensor)]
     if missing:
         raise SaescopeError(
-            f"{weights}: missing tensor(s) {', '.join(missing)} for a {dict_class} (found: {', '.join(sorted(state))})"
+            f"{weights}: missing tensor(s) {', '.join(missing)} for a {dict_class} (found: "
+            f"{', '.join(sorted(state))})"
         )
     tensors = {}
     for source, ours in names.items():

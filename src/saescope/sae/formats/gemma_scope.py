@@ -77,7 +77,8 @@ def read_npz(path: Path) -> dict[str, torch.Tensor]:
     missing = [name for name in TENSOR_NAMES if name.lower() not in arrays]
     if missing:
         raise SaescopeError(
-            f"{path}: missing array(s) {', '.join(missing)} (found: {', '.join(sorted(arrays)) or 'none'})"
+            f"{path}: missing array(s) {', '.join(missing)} (found: "
+            f"{', '.join(sorted(arrays)) or 'none'})"
         )
     return {
         name: torch.from_numpy(np.asarray(arrays[name.lower()], dtype=np.float32))

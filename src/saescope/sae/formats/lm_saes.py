@@ -142,7 +142,8 @@ def read_state(weights: Path) -> dict[str, torch.Tensor]:
         state = checkpoint.get("sae", checkpoint) if isinstance(checkpoint, dict) else None
         if not isinstance(state, dict):
             raise SaescopeError(
-                f"{weights}: expected a state dict (or {{'sae': state_dict}}), got {type(checkpoint).__name__}"
+                f"{weights}: expected a state dict (or {{'sae': state_dict}}), got "
+                f"{type(checkpoint).__name__}"
             )
         return state
     raise SaescopeError(f"{weights}: unsupported weights file (accepted: .safetensors, .pt)")
@@ -161,20 +162,23 @@ def check_supported(raw: dict[str, Any], cfg_path: Path) -> None:
     act_fn = raw.get("act_fn", "relu")
     if act_fn not in SUPPORTED_ACT_FNS:
         raise SaescopeError(
-            f"{cfg_path}: act_fn {act_fn!r} is not supported (accepted: {', '.join(SUPPORTED_ACT_FNS)}); "
-            "a batchtopk SAE has no inference threshold: convert it to jumprelu with the library first"
+            f"{cfg_path}: act_fn {act_fn!r} is not supported (accepted: "
+            f"{', '.join(SUPPORTED_ACT_FNS)}); a batchtopk SAE has no inference threshold: convert "
+            "it to jumprelu with the library first"
         )
     if raw.get("use_glu_encoder"):
         raise SaescopeError(f"{cfg_path}: use_glu_encoder=true is not supported")
     norm = raw.get("norm_activation", "dataset-wise")
     if norm not in ("dataset-wise", "inference", "token-wise"):
         raise SaescopeError(
-            f"{cfg_path}: norm_activation {norm!r} is not supported (accepted: dataset-wise, inference, token-wise)"
+            f"{cfg_path}: norm_activation {norm!r} is not supported (accepted: dataset-wise, "
+            "inference, token-wise)"
         )
     is_transcoder = raw.get("hook_point_out", raw["hook_point_in"]) != raw["hook_point_in"]
     if norm == "token-wise" and is_transcoder:
         raise SaescopeError(
-            f"{cfg_path}: a token-wise normalised transcoder needs its output's norm, unknown at inference"
+            f"{cfg_path}: a token-wise normalised transcoder needs its output's norm, unknown at "
+            "inference"
         )
     if raw.get("apply_decoder_bias_to_pre_encoder") and is_transcoder:
         raise SaescopeError(

@@ -358,7 +358,8 @@ def save(sae: SAE, path: str | Path, log_feature_sparsity: torch.Tensor | None =
         and sae.cfg.normalize_activations in ("layer_norm", "constant_norm_rescale")
     ):
         raise SaescopeError(
-            "SAELens transcoders do not undo input normalisation in decode; this transcoder does, so it has no SAELens equivalent"
+            "SAELens transcoders do not undo input normalisation in decode; this transcoder does, "
+            "so it has no SAELens equivalent"
         )
     folder.mkdir(parents=True, exist_ok=True)
     save_tensors(folder / WEIGHTS_FILENAME, tensors_to_saelens(sae))

@@ -93,7 +93,8 @@ def load(path: Path, **_: Any) -> SAE:
     data = load_pickle(path)
     if not isinstance(data, dict) or "cfg" not in data or "state_dict" not in data:
         raise SaescopeError(
-            f"{path}: expected a pickled dict with 'cfg' and 'state_dict' (a jbloom-era SAELens file)"
+            f"{path}: expected a pickled dict with 'cfg' and 'state_dict' (a jbloom-era SAELens "
+            "file)"
         )
     cfg_obj = data["cfg"]
     raw = dict(cfg_obj) if isinstance(cfg_obj, dict) else dict(vars(cfg_obj))

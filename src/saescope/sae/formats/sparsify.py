@@ -62,7 +62,8 @@ def load(path: Path, layer: str | None = None, **_: Any) -> SAE:
         if layer is None:
             if len(layers) != 1:
                 raise SaescopeError(
-                    f"{path}: a folder of {len(layers)} sparsify SAEs; pass layer= one of {', '.join(layers)} "
+                    f"{path}: a folder of {len(layers)} sparsify SAEs; pass layer= one of "
+                    f"{', '.join(layers)} "
                     f"(or load_sparsify_layers() for all)"
                 )
             layer = next(iter(layers))
