@@ -397,7 +397,8 @@ def nest_legacy(values: dict[str, Any]) -> dict[str, Any]:
     nested: dict[str, Any] = {}
     moved = []
     for key, value in values.items():
-        is_new_section = key in ("model", "architecture") and isinstance(value, dict)
+        # model: smollm2 and architecture: topk were strings; the sections are mappings
+        is_new_section = key in ("model", "architecture") and not isinstance(value, str)
         if key in paths and not is_new_section:
             section_name, leaf = paths[key].split(".")
             nested = merge(nested, {section_name: {leaf: value}})
