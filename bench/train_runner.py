@@ -71,27 +71,33 @@ class Saescope(Tool):
 
         hook = "blocks.6.hook_resid_post"
         self.run_dir = tempfile.mkdtemp(prefix="bench-saescope-")
+        standard = args.arch == "standard"
         cfg = TrainConfig(
             run_dir=self.run_dir,
-            hooks=hook,
-            architecture=args.arch,
-            expansion_factor=args.expansion,
-            k=args.k,
-            l1_coefficient=args.l1,
-            batch_size=args.batch,
-            training_tokens=train_acts.shape[0] // args.batch * args.batch,
-            lr=args.lr,
-            lr_warmup_fraction=0.0,
-            lr_decay_fraction=0.0,
-            l1_warmup_fraction=0.0,
-            # SAELens's standard SAE objective: L1 weighted by the decoder norms, which are free
-            # and start at 0.1 (its decoder_init_norm)
-            decoder_unit_norm=args.arch != "standard",
-            decoder_init_norm=0.1 if args.arch == "standard" else 1.0,
-            # SAELens's trainer: b_dec from zero, gradients clipped to norm 1
-            b_dec_init="zeros" if args.arch == "standard" else "geometric_median",
-            max_grad_norm=1.0 if args.arch == "standard" else 0.0,
-            progress=False,
+            model={"hooks": hook},
+            # the settings the architecture has of these (k or l1_coefficient) are kept
+            architecture={"name": args.arch, "k": args.k, "l1_coefficient": args.l1},
+            optim={
+                "batch_size": args.batch,
+                "training_tokens": train_acts.shape[0] // args.batch * args.batch,
+                "lr": args.lr,
+                # SAELens's trainer: gradients clipped to norm 1
+                "max_grad_norm": 1.0 if standard else 0.0,
+            },
+            schedule={
+                "lr_warmup_fraction": 0.0,
+                "lr_decay_fraction": 0.0,
+                "l1_warmup_fraction": 0.0,
+            },
+            sae={
+                # SAELens's standard SAE objective: L1 weighted by the decoder norms, which are
+                # free and start at 0.1 (its decoder_init_norm); b_dec from zero
+                "expansion_factor": args.expansion,
+                "decoder_unit_norm": not standard,
+                "decoder_init_norm": 0.1 if standard else 1.0,
+                "b_dec_init": "zeros" if standard else "geometric_median",
+            },
+            logging={"progress": False},
         )
         self.trainer = Trainer(cfg, store=TensorStore(train_acts, args.batch, hook))
         self.trainer.init_b_dec()

@@ -1,4 +1,5 @@
-"""saescope: sparse autoencoders on language models, from harvesting activations to viewing features."""
+"""saescope: sparse autoencoders on language models, from harvesting
+activations to viewing features."""
 
 __version__ = "0.1.0"
 

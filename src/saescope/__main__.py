@@ -1,4 +1,5 @@
-"""`python -m saescope ...` and `torchrun --nproc-per-node N -m saescope ...`: the saescope command."""
+"""`python -m saescope ...` and `torchrun --nproc-per-node N -m
+saescope ...`: the saescope command."""
 
 import sys
 

@@ -82,18 +82,17 @@ def train_sae(model: Any, run_dir: Path, harvested_tokens: int) -> Path:
     batch_size = 4096
     # the store drops BOS and the part of each shuffle window short of a batch: stay below that
     steps = int(harvested_tokens * 0.9) // batch_size
-    cfg = TrainConfig(
-        run_dir=str(run_dir),
-        hooks=HOOK,
-        activation_cache=str(run_dir / "activations"),
-        architecture="topk",
-        expansion_factor=8,
-        k=32,
-        training_tokens=steps * batch_size,
-        batch_size=batch_size,
-        lr=1e-3,
-        dead_after_tokens=200_000,
-        checkpoint_every_tokens=100_000,
+    cfg = TrainConfig.from_dict(
+        {
+            "run_dir": str(run_dir),
+            "model": {"hooks": HOOK},
+            "activations": {"cache": str(run_dir / "activations")},
+            "sae": {"expansion_factor": 8},
+            "architecture": {"name": "topk", "k": 32},
+            "optim": {"training_tokens": steps * batch_size, "batch_size": batch_size, "lr": 1e-3},
+            "dead_features": {"dead_after_tokens": 200_000},
+            "logging": {"checkpoint_every_tokens": 100_000},
+        }
     )
     train(cfg, model=model)
     return run_dir / "sae"

@@ -1,8 +1,10 @@
-"""User-facing errors: raised for bad input, printed by the CLI as one paragraph without a traceback."""
+"""User-facing errors: raised for bad input, printed by the CLI as one
+paragraph without a traceback."""
 
 
 class SaescopeError(Exception):
-    """An error the user can fix: the message names the field or file, the value and what is accepted."""
+    """An error the user can fix: the message names the field or file,
+    the value and what is accepted."""
 
 
 class ConfigError(SaescopeError):

@@ -13,35 +13,39 @@ from safetensors.torch import load_file
 from saescope.fileio import read_json, write_json
 from saescope.train import TrainConfig, train
 from saescope.train.checkpoint import load_checkpoint
+from saescope.train.config import flat_fields
 from saescope.train.trainer import Trainer
 
 HOOK = "blocks.2.hook_resid_post"
 # 8 steps of 256 tokens: the lr schedule warms up and decays inside them
-SETTINGS = dict(
-    hooks=HOOK,
-    expansion_factor=4,
-    k=16,
-    batch_size=256,
-    buffer_tokens=2048,
-    training_tokens=2048,
-    log_every_steps=2,
-    b_dec_init_tokens=1024,
-    lr=1e-3,
-    lr_warmup_fraction=0.25,
-    lr_decay_fraction=0.25,
-    progress=False,
-)
+SETTINGS = {
+    "model.hooks": HOOK,
+    "sae.expansion_factor": 4,
+    "architecture.k": 16,
+    "optim.batch_size": 256,
+    "activations.buffer_tokens": 2048,
+    "optim.training_tokens": 2048,
+    "logging.log_every_steps": 2,
+    "sae.b_dec_init_tokens": 1024,
+    "optim.lr": 1e-3,
+    "schedule.lr_warmup_fraction": 0.25,
+    "schedule.lr_decay_fraction": 0.25,
+    "logging.progress": False,
+}
 
 
 def config(cache: Path, run_dir: Path) -> TrainConfig:
-    return TrainConfig(run_dir=str(run_dir), activation_cache=str(cache), **SETTINGS)
+    return TrainConfig().updated(
+        {"run_dir": str(run_dir), "activations.cache": str(cache), **SETTINGS}
+    )
 
 
 def overrides(cfg: TrainConfig) -> list[str]:
+    fields = flat_fields(cfg.to_dict())
     return [
-        f"{k}={getattr(cfg, k)}"
-        for k in ("run_dir", "activation_cache", *SETTINGS)
-        if k != "progress"
+        f"{k}={fields[k]}"
+        for k in ("run_dir", "activations.cache", *SETTINGS)
+        if k != "logging.progress"
     ]
 
 
@@ -108,8 +112,8 @@ def test_a_run_resumes_on_a_different_number_of_ranks(dist_cache, one_rank_run, 
         from saescope.train import TrainConfig
 
         init_from_env()
-        cfg = TrainConfig(run_dir={str(tmp_path / "two-then-one")!r}, activation_cache={str(dist_cache)!r},
-                          **{SETTINGS!r})
+        cfg = TrainConfig().updated({{"run_dir": {str(tmp_path / "two-then-one")!r},
+                                     "activations.cache": {str(dist_cache)!r}, **{SETTINGS!r}}})
         t = DistributedTrainer(cfg)
         t.run_dir.mkdir(parents=True, exist_ok=True)
         t.init_b_dec()
@@ -128,8 +132,8 @@ def test_a_run_resumes_on_a_different_number_of_ranks(dist_cache, one_rank_run, 
 def test_feature_sharded_training_equals_unsharded(dist_cache, torchrun, tmp_path):
     """2 ranks each holding half the features train the SAE one process trains, AuxK included
     (latents count as dead after 512 tokens, so the dead-latent loss is live for most steps)."""
-    dead_soon = dict(dead_after_tokens=512, aux_k=8)
-    one = config(dist_cache, tmp_path / "one").replace(**dead_soon)
+    dead_soon = {"dead_features.dead_after_tokens": 512, "dead_features.aux_k": 8}
+    one = config(dist_cache, tmp_path / "one").updated(dead_soon)
     train(one)
     assert (
         max(
@@ -138,9 +142,9 @@ def test_feature_sharded_training_equals_unsharded(dist_cache, torchrun, tmp_pat
         )
         > 0
     )
-    two = config(dist_cache, tmp_path / "sharded").replace(**dead_soon)
-    (tmp_path / "cfg.yaml").write_text("architecture: topk\n")
-    args = [*overrides(two), "dead_after_tokens=512", "aux_k=8"]
+    two = config(dist_cache, tmp_path / "sharded").updated(dead_soon)
+    (tmp_path / "cfg.yaml").write_text("architecture:\n  name: topk\n")
+    args = [*overrides(two), "dead_features.dead_after_tokens=512", "dead_features.aux_k=8"]
     torchrun(
         ["-m", "saescope", "train", "cfg.yaml", *args, "--shard-features", "--no-progress"],
         cwd=tmp_path,
@@ -156,17 +160,22 @@ def test_feature_sharded_training_equals_unsharded(dist_cache, torchrun, tmp_pat
 def test_two_ranks_share_the_model_work_of_live_activations(smollm2, torchrun, tmp_path):
     """Live from the model: each rank runs SmolLM2 on its half of every window's contexts, the halves
     are all-gathered, and the SAE trained is one process's (to float rounding of the model forward)."""
-    live = dict(
-        SETTINGS, corpus={"context_length": 64}, normalize_activations=False, model_batch_contexts=8
-    )
-    one = TrainConfig(run_dir=str(tmp_path / "one"), **live)
+    live = {
+        **SETTINGS,
+        "corpus.context_length": 64,
+        "activations.normalize": False,
+        "model.batch_contexts": 8,
+    }
+    one = TrainConfig().updated({"run_dir": str(tmp_path / "one"), **live})
     train(one, model=smollm2)
-    (tmp_path / "cfg.yaml").write_text("architecture: topk\ncorpus:\n  context_length: 64\n")
+    (tmp_path / "cfg.yaml").write_text(
+        "architecture:\n  name: topk\ncorpus:\n  context_length: 64\n"
+    )
     args = [
         f"run_dir={tmp_path / 'two'}",
-        "normalize_activations=false",
-        "model_batch_contexts=8",
-        *[f"{k}={v}" for k, v in SETTINGS.items() if k != "progress"],
+        "activations.normalize=false",
+        "model.batch_contexts=8",
+        *[f"{k}={v}" for k, v in SETTINGS.items() if k != "logging.progress"],
     ]
     done = torchrun(["-m", "saescope", "train", "cfg.yaml", *args, "--no-progress"], cwd=tmp_path)
     assert "trained SAE(s)" in done.stdout

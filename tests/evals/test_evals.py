@@ -57,16 +57,12 @@ def trained_run(smollm2, tmp_path_factory):
     cfg = TrainConfig(
         run_dir=str(tmp_path_factory.mktemp("eval") / "run"),
         corpus={"context_length": 64, "seed": 1},
-        expansion_factor=2,
-        k=16,
-        batch_size=512,
-        buffer_tokens=2048,
-        training_tokens=8 * 512,
-        lr=3e-3,
-        b_dec_init_tokens=512,
-        # skips the 16k-token norm estimate: not what these tests check
-        normalize_activations=False,
-        progress=False,
+        sae={"expansion_factor": 2, "b_dec_init_tokens": 512},
+        architecture={"name": "topk", "k": 16},
+        optim={"batch_size": 512, "training_tokens": 8 * 512, "lr": 3e-3},
+        # normalize false skips the 16k-token norm estimate: not what these tests check
+        activations={"buffer_tokens": 2048, "normalize": False},
+        logging={"progress": False},
     )
     return train(cfg, model=smollm2)
 

@@ -11,7 +11,7 @@ import torch
 from saescope.cli import main
 from saescope.cli.config_docs import CONFIGS
 from saescope.cli.train import config_from_args
-from saescope.config.schema import specs
+from saescope.config.schema import nest_dotted, specs
 from saescope.corpus import CorpusConfig
 from saescope.errors import ConfigError, SaescopeError
 from saescope.fileio import write_json
@@ -21,21 +21,22 @@ from saescope.train.config import TrainConfig, changed_fields, parse_overrides
 def test_yaml_with_overrides(tmp_path):
     path = tmp_path / "cfg.yaml"
     path.write_text(
-        "architecture: topk\nk: 32\ntraining_tokens: 2M\ncorpus:\n  source: builtin\n  context_length: 64\n"
+        "architecture:\n  name: topk\n  k: 32\noptim:\n  training_tokens: 2M\n"
+        "corpus:\n  source: builtin\n  context_length: 64\n"
     )
     cfg = TrainConfig.from_yaml(
         path,
         [
-            "k=[16, 64]",
+            "architecture.k=[16, 64]",
             "corpus.seed=3",
-            "lr=1e-3",
-            "hooks=[blocks.3.hook_resid_post, blocks.6.hook_resid_post]",
+            "optim.lr=1e-3",
+            "model.hooks=[blocks.3.hook_resid_post, blocks.6.hook_resid_post]",
         ],
     )
-    assert cfg.training_tokens == 2_000_000
-    assert cfg.k == [16, 64]
+    assert cfg.optim.training_tokens == 2_000_000
+    assert cfg.architecture.k == [16, 64]
     assert cfg.corpus == CorpusConfig(source="builtin", context_length=64, seed=3)
-    assert cfg.lr == 1e-3
+    assert cfg.optim.lr == 1e-3
     grid = cfg.sae_grid()
     assert [(g["hook"], g["k"]) for g in grid] == [
         ("blocks.3.hook_resid_post", 16),
@@ -48,50 +49,105 @@ def test_yaml_with_overrides(tmp_path):
 
 def test_unknown_field_suggests_the_nearest_name(tmp_path):
     with pytest.raises(
-        SaescopeError, match=r"unknown field 'expansion_factr'; did you mean 'expansion_factor'\?"
+        SaescopeError,
+        match=r"unknown field 'expansion_factr'; did you mean 'sae.expansion_factor'\?",
     ):
         TrainConfig.from_dict({"expansion_factr": 8})
+    with pytest.raises(
+        SaescopeError,
+        match=r"unknown field 'sae.expansion_factr'; did you mean 'sae.expansion_factor'",
+    ):
+        TrainConfig.from_dict({"sae": {"expansion_factr": 8}})
     path = tmp_path / "cfg.yaml"
-    path.write_text("l1_coeficient: 3\n")
-    with pytest.raises(SaescopeError, match="did you mean 'l1_coefficient'"):
+    path.write_text("architecture:\n  name: standard\n  l1_coeficient: 3\n")
+    with pytest.raises(SaescopeError, match="did you mean 'architecture.l1_coefficient'"):
         TrainConfig.from_yaml(path)
 
 
 @pytest.mark.parametrize(
     ("values", "field", "accepted"),
     [
-        ({"k": 0}, "k", "integer >= 1"),
-        ({"k": [32, -1]}, "k", "integer >= 1"),
-        ({"architecture": "standard", "l1_coefficient": -0.5}, "l1_coefficient", "from 0 to 10000"),
-        ({"architecture": "standard", "l1_coefficient": 1e9}, "l1_coefficient", "from 0 to 10000"),
-        ({"architecture": "topkk"}, "architecture", "did you mean 'topk'"),
-        ({"lr": 5.0}, "lr", "learning rate"),
-        ({"batch_size": 0}, "batch_size", "integer >= 1"),
-        ({"training_tokens": 100}, "training_tokens", "at least batch_size"),
-        ({"b_dec_init": "median"}, "b_dec_init", "geometric_median"),
-        ({"lr_warmup_fraction": 0.5, "lr_decay_fraction": 0.6}, "lr_decay_fraction", "at most"),
-        ({"hooks": []}, "hooks", "hook point name"),
-        ({"wandb": "yes"}, "wandb", "true or false"),
-        ({"decoder_init_norm": 0.1}, "decoder_init_norm", "set decoder_unit_norm: false"),
+        ({"architecture.k": 0}, "architecture.k", "integer >= 1"),
+        ({"architecture.k": [32, -1]}, "architecture.k", "integer >= 1"),
         (
-            {"decoder_unit_norm": False, "decoder_init_norm": 0},
-            "decoder_init_norm",
+            {"architecture.name": "standard", "architecture.l1_coefficient": -0.5},
+            "architecture.l1_coefficient",
+            "from 0 to 10000",
+        ),
+        (
+            {"architecture.name": "standard", "architecture.l1_coefficient": 1e9},
+            "architecture.l1_coefficient",
+            "from 0 to 10000",
+        ),
+        (
+            {"architecture.name": "jumprelu", "architecture.bandwidth": 2},
+            "architecture.bandwidth",
+            "from 1e-6 to 1",
+        ),
+        (
+            {"architecture.name": "matryoshka_batchtopk", "architecture.group_fractions": [0.5]},
+            "architecture.group_fractions",
+            "summing to 1",
+        ),
+        ({"architecture.name": "topkk"}, "architecture.name", "did you mean 'topk'"),
+        ({"optim.lr": 5.0}, "optim.lr", "learning rate"),
+        ({"optim.batch_size": 0}, "optim.batch_size", "integer >= 1"),
+        ({"optim.training_tokens": 100}, "optim.training_tokens", "at least batch_size"),
+        (
+            {"activations.buffer_tokens": 100},
+            "activations.buffer_tokens",
+            "at least optim.batch_size",
+        ),
+        ({"sae.b_dec_init": "median"}, "sae.b_dec_init", "geometric_median"),
+        (
+            {"schedule.lr_warmup_fraction": 0.5, "schedule.lr_decay_fraction": 0.6},
+            "schedule.lr_decay_fraction",
+            "at most",
+        ),
+        ({"model.hooks": []}, "model.hooks", "hook point name"),
+        ({"logging.wandb": "yes"}, "logging.wandb", "true or false"),
+        (
+            {"sae.decoder_init_norm": 0.1},
+            "sae.decoder_init_norm",
+            "set sae.decoder_unit_norm: false",
+        ),
+        (
+            {"sae.decoder_unit_norm": False, "sae.decoder_init_norm": 0},
+            "sae.decoder_init_norm",
             "a positive number",
         ),
-        ({"max_grad_norm": -1}, "max_grad_norm", "0 (no clipping)"),
+        ({"optim.max_grad_norm": -1}, "optim.max_grad_norm", "0 (no clipping)"),
     ],
 )
-def test_bad_values_name_field_value_and_what_is_accepted(values, field, accepted):
+def test_bad_values_name_the_dotted_field_the_value_and_what_is_accepted(values, field, accepted):
     with pytest.raises(ConfigError) as err:
-        TrainConfig.from_dict(values)
+        TrainConfig.from_dict(nest_dotted(values))
     assert err.value.field == field
+    assert str(err.value).startswith(f"{field}: got ")
     assert accepted in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"k": 0}, "architecture.k"),
+        ({"architecture": "standard", "l1_coefficient": -0.5}, "architecture.l1_coefficient"),
+        ({"architecture": "jumprelu", "jumprelu_bandwidth": 2}, "architecture.bandwidth"),
+        ({"lr": 5.0}, "optim.lr"),
+        ({"hooks": []}, "model.hooks"),
+        ({"activation_cache": ""}, "activations.cache"),
+    ],
+)
+def test_bad_values_in_flat_keys_name_the_field_they_were_read_into(values, field):
+    with pytest.raises(ConfigError) as err:
+        TrainConfig.from_dict(values)
+    assert err.value.field == field
+
+
 def test_k_larger_than_d_sae_is_refused():
-    cfg = TrainConfig(k=10_000, expansion_factor=16)
+    cfg = TrainConfig(architecture={"name": "topk", "k": 10_000}, sae={"expansion_factor": 16})
     with pytest.raises(
-        ConfigError, match=r"k: got 10000; expected an integer from 1 to d_sae \(9216"
+        ConfigError, match=r"architecture.k: got 10000; expected an integer from 1 to d_sae \(9216"
     ):
         cfg.check_k_fits(576)
 
@@ -109,7 +165,7 @@ def test_overrides_parse_as_yaml():
 
 def test_cli_prints_config_errors_without_traceback(tmp_path, capsys):
     path = tmp_path / "cfg.yaml"
-    path.write_text("architecure: topk\n")
+    path.write_text("architecure:\n  name: topk\n")
     assert main(["train", str(path)]) == 2
     err = capsys.readouterr().err
     assert "did you mean 'architecture'" in err
@@ -122,15 +178,11 @@ def test_max_grad_norm_clips_the_step(layer6_cache, tmp_path):
 
     cfg = TrainConfig(
         run_dir=str(tmp_path / "run"),
-        activation_cache=str(layer6_cache),
-        architecture="standard",
-        expansion_factor=2,
-        batch_size=256,
-        training_tokens=256,
-        buffer_tokens=4096,
-        b_dec_init_tokens=256,
-        progress=False,
-        max_grad_norm=1e-3,
+        activations={"cache": str(layer6_cache), "buffer_tokens": 4096},
+        architecture={"name": "standard"},
+        sae={"expansion_factor": 2, "b_dec_init_tokens": 256},
+        optim={"batch_size": 256, "training_tokens": 256, "max_grad_norm": 1e-3},
+        logging={"progress": False},
     )
     trainer = Trainer(cfg)
     trainer.init_b_dec()
@@ -166,15 +218,23 @@ def test_corpus_is_a_typed_section():
 
 def test_counts_and_numbers_written_as_text_are_read():
     cfg = TrainConfig.from_dict(
-        {"training_tokens": "2.5M", "buffer_tokens": "256k", "lr": "1e-3", "aux_k": 64}
+        {
+            "optim": {"training_tokens": "2.5M", "lr": "1e-3"},
+            "activations": {"buffer_tokens": "256k"},
+            "dead_features": {"aux_k": 64},
+        }
     )
-    assert (cfg.training_tokens, cfg.buffer_tokens, cfg.lr) == (2_500_000, 256_000, 1e-3)
-    with pytest.raises(ConfigError, match="training_tokens: got 'lots'"):
-        TrainConfig.from_dict({"training_tokens": "lots"})
+    assert (cfg.optim.training_tokens, cfg.activations.buffer_tokens, cfg.optim.lr) == (
+        2_500_000,
+        256_000,
+        1e-3,
+    )
+    with pytest.raises(ConfigError, match="optim.training_tokens: got 'lots'"):
+        TrainConfig.from_dict({"optim": {"training_tokens": "lots"}})
 
 
 def test_validate_only_checks():
-    cfg = TrainConfig(k=[16, 64], corpus={"seed": 2})
+    cfg = TrainConfig(architecture={"name": "topk", "k": [16, 64]}, corpus={"seed": 2})
     before = dataclasses.asdict(cfg)
     cfg.validate()
     assert dataclasses.asdict(cfg) == before
@@ -184,7 +244,7 @@ def test_resume_compares_an_older_runs_partial_corpus_with_its_defaults():
     """Runs saved before corpus was typed hold only the corpus keys their YAML gave."""
     current = TrainConfig(corpus={"context_length": 64}).to_dict()
     assert changed_fields({**current, "corpus": {"context_length": 64}}, current) == []
-    assert changed_fields({**current, "corpus": {}}, current) == ["corpus"]
+    assert changed_fields({**current, "corpus": {}}, current) == ["corpus.context_length"]
 
 
 def test_resume_override_sets_one_corpus_key(tmp_path):
@@ -193,8 +253,8 @@ def test_resume_override_sets_one_corpus_key(tmp_path):
     saved = TrainConfig(run_dir="elsewhere", corpus={"context_length": 64}).to_dict()
     write_json(run / "train_config.json", saved)
     args = argparse.Namespace(
-        resume=str(run), config="corpus.seed=3", overrides=["k=64"], no_progress=True
+        resume=str(run), config="corpus.seed=3", overrides=["architecture.k=64"], no_progress=True
     )
     cfg = config_from_args(args)
     assert cfg.corpus == CorpusConfig(context_length=64, seed=3)
-    assert (cfg.k, cfg.run_dir, cfg.progress) == (64, str(run), False)
+    assert (cfg.architecture.k, cfg.run_dir, cfg.logging.progress) == (64, str(run), False)

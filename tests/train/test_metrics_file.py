@@ -22,7 +22,7 @@ def test_readers_skip_a_torn_last_line(tmp_path):
 
 
 def test_a_resumed_run_drops_a_torn_last_line(layer6_cache, tmp_path):
-    cfg = small_config(tmp_path / "run", layer6_cache, training_tokens=4 * 512)
+    cfg = small_config(tmp_path / "run", layer6_cache, {"optim.training_tokens": 4 * 512})
     train(cfg)
     path = tmp_path / "run" / "metrics.jsonl"
     before = path.read_text()

@@ -19,7 +19,8 @@ from torch.nn import functional as F
 
 from saescope.activations import load_cache
 from saescope.analysis.sparse import SparseActs, sparse_codes
-from saescope.errors import ConfigError
+from saescope.config import markdown_table, setting
+from saescope.errors import ConfigError, SaescopeError
 from saescope.sae import SAE, load_sae
 from saescope.sae.architectures import (
     Architecture,
@@ -54,18 +55,16 @@ class FixedThresholdSAE(SAE):
 
 @dataclass
 class FixedThresholdHyperparameters(Hyperparameters):
-    l1_coefficient: float | list[float]
+    """The architecture's own section of TrainConfig: `architecture.l1_coefficient`."""
+
+    l1_coefficient: float | list[float] = setting(
+        2.0, "the L1 penalty; a list trains one SAE per value", low=0.0
+    )
+    threshold_warmup: bool = setting(False, "an unused switch, to show a second setting")
 
     grid_fields: ClassVar[tuple[str, ...]] = ("l1_coefficient",)
     label_formats: ClassVar[dict[str, str]] = {"l1_coefficient": "l1_{:g}"}
     warmed_up: ClassVar[tuple[str, ...]] = ("l1_coefficient",)
-
-    def validate(self) -> None:
-        for value in (
-            self.l1_coefficient if isinstance(self.l1_coefficient, list) else [self.l1_coefficient]
-        ):
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ConfigError("l1_coefficient", value, "a number >= 0")
 
 
 @register
@@ -96,30 +95,38 @@ def registered() -> Iterator[None]:
 
 
 def test_the_module_checks_its_own_fields():
+    """Its section's checks, messages and docs come from its declaration, under architecture."""
+    name = "fixed_threshold_relu"
     with pytest.raises(ConfigError) as err:
-        TrainConfig(architecture="fixed_threshold_relu", l1_coefficient=-1.0)
-    assert err.value.field == "l1_coefficient" and "a number >= 0" in str(err.value)
-    grid = TrainConfig(architecture="fixed_threshold_relu", l1_coefficient=[1.0, 3.0]).sae_grid()
+        TrainConfig(architecture={"name": name, "l1_coefficient": -1.0})
+    assert err.value.field == "architecture.l1_coefficient" and "a number >= 0" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        TrainConfig(architecture={"name": name, "l1_coefficient": [1.0, -3.0]})
+    assert err.value.field == "architecture.l1_coefficient" and err.value.value == [1.0, -3.0]
+    with pytest.raises(ConfigError, match="architecture.threshold_warmup: got 'yes'"):
+        TrainConfig.from_dict({"architecture": {"name": name, "threshold_warmup": "yes"}})
+    with pytest.raises(SaescopeError, match="did you mean 'architecture.l1_coefficient'"):
+        TrainConfig.from_dict({"architecture": {"name": name, "l1_coeficient": 1.0}})
+    # overrides reach it as for any section (another architecture's settings, left over by a
+    # switch of name, are dropped); flat keys of an older config reach it too
+    cfg = TrainConfig().updated({"architecture.name": name, "architecture.threshold_warmup": True})
+    assert cfg.architecture == FixedThresholdHyperparameters(name=name, threshold_warmup=True)
+    flat = TrainConfig.from_dict({"architecture": name, "l1_coefficient": [1.0, 3.0]})
+    grid = flat.sae_grid()
     assert [g["label"] for g in grid] == [f"{HOOK}-x16-l1_1", f"{HOOK}-x16-l1_3"]
+    assert "| `architecture.threshold_warmup` | bool | `False` |" in markdown_table(TrainConfig)
 
 
 def test_a_plugin_architecture_trains_saves_loads_and_is_analysed(layer6_cache, tmp_path):
     steps, batch = 60, 64
     cfg = TrainConfig(
         run_dir=str(tmp_path / "run"),
-        activation_cache=str(layer6_cache),
-        architecture="fixed_threshold_relu",
-        expansion_factor=2,
-        l1_coefficient=0.5,
-        batch_size=batch,
-        buffer_tokens=4096,
-        training_tokens=steps * batch,
-        lr=3e-3,
-        lr_warmup_fraction=0.0,
-        log_every_steps=1,
-        b_dec_init_tokens=2048,
-        checkpoint_every_tokens=10**9,
-        progress=False,
+        activations={"cache": str(layer6_cache), "buffer_tokens": 4096},
+        architecture={"name": "fixed_threshold_relu", "l1_coefficient": 0.5},
+        sae={"expansion_factor": 2, "b_dec_init_tokens": 2048},
+        optim={"batch_size": batch, "training_tokens": steps * batch, "lr": 3e-3},
+        schedule={"lr_warmup_fraction": 0.0},
+        logging={"log_every_steps": 1, "checkpoint_every_tokens": 10**9, "progress": False},
     )
     run_dir = train(cfg)
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

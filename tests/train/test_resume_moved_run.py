@@ -12,7 +12,7 @@ from tests.train.test_trainer import small_config
 
 def test_a_moved_run_resumes_in_its_new_folder(layer6_cache, tmp_path):
     first = tmp_path / "first"
-    cfg = small_config(first, layer6_cache, training_tokens=4 * 512)
+    cfg = small_config(first, layer6_cache, {"optim.training_tokens": 4 * 512})
     train(cfg)
     moved = tmp_path / "moved"
     shutil.move(first, moved)

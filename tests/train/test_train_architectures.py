@@ -23,24 +23,21 @@ STEPS = 250
 BATCH = 64
 
 
-def config(run_dir: Path, cache: Path, architecture: str, **changes) -> TrainConfig:
-    values = dict(
+def config(
+    run_dir: Path, cache: Path, architecture: str, changes: dict | None = None
+) -> TrainConfig:
+    """A 250-step run of one architecture; changes: {"schedule.l1_warmup_fraction": 0.0, ...}."""
+    cfg = TrainConfig(
         run_dir=str(run_dir),
-        activation_cache=str(cache),
-        architecture=architecture,
-        expansion_factor=4,
-        k=16,
-        batch_size=BATCH,
-        buffer_tokens=4096,
-        training_tokens=STEPS * BATCH,
-        lr=3e-3,
-        lr_warmup_fraction=0.0,
-        log_every_steps=1,
-        b_dec_init_tokens=2048,
-        checkpoint_every_tokens=10**9,
-        progress=False,
+        activations={"cache": str(cache), "buffer_tokens": 4096},
+        sae={"expansion_factor": 4, "b_dec_init_tokens": 2048},
+        architecture={"name": architecture},
+        optim={"batch_size": BATCH, "training_tokens": STEPS * BATCH, "lr": 3e-3},
+        schedule={"lr_warmup_fraction": 0.0},
+        logging={"log_every_steps": 1, "checkpoint_every_tokens": 10**9, "progress": False},
     )
-    return TrainConfig(**{**values, **changes})
+    k = {"architecture.k": 16} if "k" in cfg.architecture.field_names() else {}
+    return cfg.updated({**k, **(changes or {})})
 
 
 def train_rows(run_dir: Path) -> list[dict]:
@@ -119,7 +116,9 @@ def test_matryoshka_prefixes_reconstruct_on_their_own(layer6_cache, held_out, tm
 
 def test_jumprelu_thresholds_move_and_l0_falls(layer6_cache, held_out, tmp_path):
     # the L0 penalty at full strength from the start (default coefficient and bandwidth)
-    run_dir = train(config(tmp_path / "run", layer6_cache, "jumprelu", l1_warmup_fraction=0.0))
+    run_dir = train(
+        config(tmp_path / "run", layer6_cache, "jumprelu", {"schedule.l1_warmup_fraction": 0.0})
+    )
     rows = train_rows(run_dir)
     check_learnt(rows)
     assert mean_of(rows[-25:], "l0") < 0.6 * mean_of(rows[:3], "l0"), [r["l0"] for r in rows]
@@ -137,7 +136,9 @@ def test_jumprelu_thresholds_move_and_l0_falls(layer6_cache, held_out, tmp_path)
 
 
 def test_gated_sae_learns_a_sparse_gate(layer6_cache, held_out, tmp_path):
-    run_dir = train(config(tmp_path / "run", layer6_cache, "gated", l1_warmup_fraction=0.0))
+    run_dir = train(
+        config(tmp_path / "run", layer6_cache, "gated", {"schedule.l1_warmup_fraction": 0.0})
+    )
     rows = train_rows(run_dir)
     check_learnt(rows)
     assert mean_of(rows[-25:], "l0") < 0.1 * mean_of(rows[:3], "l0"), [r["l0"] for r in rows]

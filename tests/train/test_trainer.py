@@ -24,22 +24,17 @@ from saescope.train.checkpoint import CHECKPOINT_FILE
 HOOK = "blocks.6.hook_resid_post"
 
 
-def small_config(run_dir: Path, cache: Path, **changes) -> TrainConfig:
-    values = dict(
+def small_config(run_dir: Path, cache: Path, changes: dict | None = None) -> TrainConfig:
+    """A short run; changes: {"optim.lr": 1e-3, ...}."""
+    cfg = TrainConfig(
         run_dir=str(run_dir),
-        activation_cache=str(cache),
-        expansion_factor=4,
-        k=32,
-        batch_size=512,
-        buffer_tokens=8192,
-        training_tokens=36 * 512,
-        lr=3e-3,
-        checkpoint_every_tokens=4 * 512,
-        log_every_steps=2,
-        b_dec_init_tokens=2048,
-        progress=False,
+        activations={"cache": str(cache), "buffer_tokens": 8192},
+        sae={"expansion_factor": 4, "b_dec_init_tokens": 2048},
+        architecture={"name": "topk", "k": 32},
+        optim={"batch_size": 512, "training_tokens": 36 * 512, "lr": 3e-3},
+        logging={"checkpoint_every_tokens": 4 * 512, "log_every_steps": 2, "progress": False},
     )
-    return TrainConfig(**{**values, **changes})
+    return cfg.updated(changes or {})
 
 
 def metrics(run_dir: Path, kind: str = "train") -> list[dict]:
@@ -86,7 +81,13 @@ def test_short_run_learns_and_writes_its_outputs(layer6_cache, tmp_path):
 
 def test_several_saes_share_one_pass(layer6_cache, tmp_path):
     cfg = small_config(
-        tmp_path / "run", layer6_cache, k=[8, 32], expansion_factor=[2, 4], training_tokens=8 * 512
+        tmp_path / "run",
+        layer6_cache,
+        {
+            "architecture.k": [8, 32],
+            "sae.expansion_factor": [2, 4],
+            "optim.training_tokens": 8 * 512,
+        },
     )
     run_dir = train(cfg)
     folders = sorted(p.name for p in (run_dir / "saes").iterdir())
@@ -100,10 +101,12 @@ def test_l1_sae_gets_sparser_as_the_penalty_warms_up(layer6_cache, tmp_path):
     cfg = small_config(
         tmp_path / "run",
         layer6_cache,
-        architecture="standard",
-        l1_coefficient=5.0,
-        lr=1e-3,
-        l1_warmup_fraction=0.25,
+        {
+            "architecture.name": "standard",
+            "architecture.l1_coefficient": 5.0,
+            "optim.lr": 1e-3,
+            "schedule.l1_warmup_fraction": 0.25,
+        },
     )
     rows = metrics(train(cfg))
     assert rows[-1]["l0"] < rows[0]["l0"] / 2, [(r["l0"], r["fvu"]) for r in rows]
@@ -125,7 +128,9 @@ def run_cli(args: list[str]) -> subprocess.Popen:
 
 
 def test_resume_after_sigkill_equals_an_uninterrupted_run(layer6_cache, tmp_path):
-    values = small_config(tmp_path / "x", layer6_cache, training_tokens=32 * 512, lr=1e-3).to_dict()
+    values = small_config(
+        tmp_path / "x", layer6_cache, {"optim.training_tokens": 32 * 512, "optim.lr": 1e-3}
+    ).to_dict()
     for name in ("killed", "straight"):
         (tmp_path / f"{name}.yaml").write_text(
             yaml.safe_dump({**values, "run_dir": str(tmp_path / name)})
@@ -158,11 +163,14 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(layer6_cache, tmp_path
 
 
 def test_resume_with_a_changed_config_is_refused(layer6_cache, tmp_path):
-    cfg = small_config(tmp_path / "run", layer6_cache, training_tokens=4 * 512)
+    cfg = small_config(tmp_path / "run", layer6_cache, {"optim.training_tokens": 4 * 512})
     train(cfg)
-    with pytest.raises(SaescopeError, match=r"different config \(k: 32 -> 16\).*--resume"):
-        train(cfg.replace(k=16))
-    train(cfg.replace(progress=True, log_every_steps=1))  # harmless changes: resumes (already done)
+    with pytest.raises(
+        SaescopeError, match=r"different config \(architecture.k: 32 -> 16\).*--resume"
+    ):
+        train(cfg.updated({"architecture.k": 16}))
+    # harmless changes: resumes (already done)
+    train(cfg.updated({"logging.progress": True, "logging.log_every_steps": 1}))
 
 
 def test_hook_missing_from_the_model_or_cache(layer6_cache, smollm2, tmp_path):
@@ -170,9 +178,13 @@ def test_hook_missing_from_the_model_or_cache(layer6_cache, smollm2, tmp_path):
         SaescopeError,
         match=r"blocks\.3\.hook_resid_post not in the activation cache .*holds blocks\.6",
     ):
-        train(small_config(tmp_path / "a", layer6_cache, hooks="blocks.3.hook_resid_post"))
+        train(
+            small_config(tmp_path / "a", layer6_cache, {"model.hooks": "blocks.3.hook_resid_post"})
+        )
     cfg = small_config(
-        tmp_path / "b", layer6_cache, hooks="blocks.40.hook_resid_post", activation_cache=None
+        tmp_path / "b",
+        layer6_cache,
+        {"model.hooks": "blocks.40.hook_resid_post", "activations.cache": None},
     )
     with pytest.raises(SaescopeError, match=r"'blocks\.40\.hook_resid_post' is not a hook point"):
         train(cfg, model=smollm2)
@@ -180,18 +192,18 @@ def test_hook_missing_from_the_model_or_cache(layer6_cache, smollm2, tmp_path):
 
 def test_k_larger_than_the_dictionary_is_refused(layer6_cache, tmp_path):
     with pytest.raises(
-        SaescopeError, match=r"k: got 5000; expected an integer from 1 to d_sae \(2304"
+        SaescopeError, match=r"architecture.k: got 5000; expected an integer from 1 to d_sae \(2304"
     ):
-        train(small_config(tmp_path / "run", layer6_cache, k=5000))
+        train(small_config(tmp_path / "run", layer6_cache, {"architecture.k": 5000}))
 
 
 def test_cli_resume_uses_the_saved_config_and_refuses_changes(layer6_cache, tmp_path, capsys):
     from saescope.cli import main
 
-    cfg = small_config(tmp_path / "run", layer6_cache, training_tokens=4 * 512)
+    cfg = small_config(tmp_path / "run", layer6_cache, {"optim.training_tokens": 4 * 512})
     train(cfg)
     assert main(["train", "--resume", str(tmp_path / "run"), "--no-progress"]) == 0
-    assert main(["train", "--resume", str(tmp_path / "run"), "k=16"]) == 2
-    assert "different config (k: 32 -> 16)" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "run"), "architecture.k=16"]) == 2
+    assert "different config (architecture.k: 32 -> 16)" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
     assert "not a training run" in capsys.readouterr().err

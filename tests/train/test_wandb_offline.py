@@ -83,16 +83,15 @@ def test_training_metrics_reach_the_local_wandb_run(layer6_cache, tmp_path, monk
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
     cfg = TrainConfig(
         run_dir=str(tmp_path / "run"),
-        activation_cache=str(layer6_cache),
-        expansion_factor=2,
-        batch_size=512,
-        buffer_tokens=8192,
-        training_tokens=8 * 512,
-        log_every_steps=2,
-        b_dec_init_tokens=1024,
-        progress=False,
-        wandb=True,
-        wandb_project="saescope-test",
+        activations={"cache": str(layer6_cache), "buffer_tokens": 8192},
+        sae={"expansion_factor": 2, "b_dec_init_tokens": 1024},
+        optim={"batch_size": 512, "training_tokens": 8 * 512},
+        logging={
+            "log_every_steps": 2,
+            "progress": False,
+            "wandb": True,
+            "wandb_project": "saescope-test",
+        },
     )
     run_dir = train(cfg)
 
@@ -116,4 +115,4 @@ def test_training_metrics_reach_the_local_wandb_run(layer6_cache, tmp_path, monk
     configs = [r.run.config for r, kind in zip(records, kinds, strict=True) if kind == "run"]
     configs += [r.config for r, kind in zip(records, kinds, strict=True) if kind == "config"]
     keys = {item.key for c in configs for item in c.update}
-    assert {"architecture", "expansion_factor", "lr"} <= keys
+    assert {"architecture.name", "sae.expansion_factor", "optim.lr"} <= keys

@@ -153,7 +153,8 @@ def read_manifest(directory: str | Path) -> Manifest | None:
         )
     if obj.get("version") != FORMAT_VERSION:
         raise SaescopeError(
-            f"{path}: activation cache version {obj.get('version')}; this saescope reads version {FORMAT_VERSION}."
+            f"{path}: activation cache version {obj.get('version')}; this saescope reads version "
+            f"{FORMAT_VERSION}."
         )
     try:
         manifest = Manifest.from_json(obj)
@@ -233,7 +234,8 @@ class ActivationCache:
         for h in hooks:
             if h not in self.hooks:
                 raise SaescopeError(
-                    f"hook {h!r} is not in the cache {self.directory}; it holds {sorted(self.hooks)}."
+                    f"hook {h!r} is not in the cache {self.directory}; it holds "
+                    f"{sorted(self.hooks)}."
                 )
         shards = (self._read_shard(self.directory / s["file"], hooks) for s in self.manifest.shards)
         yield from shards if batch_size is None else rebatch(shards, batch_size)

@@ -95,7 +95,8 @@ def open_manifest(cfg: HarvestConfig, model: HookedModel) -> Manifest:
     if existing is None:
         if out.is_dir() and any(out.glob("shard_*.safetensors")):
             raise SaescopeError(
-                f"--out {out}: holds activation shards but no manifest.json; choose an empty directory."
+                f"--out {out}: holds activation shards but no manifest.json; choose an empty "
+                "directory."
             )
         return fresh
     if existing.identity() != fresh.identity():
@@ -151,7 +152,8 @@ def to_storage(batch: ContextBatch, dtype: torch.dtype, bar: tqdm) -> ContextBat
 def harvest(
     cfg: HarvestConfig, model: HookedModel | None = None, progress: bool = True
 ) -> ActivationCache:
-    """Write cfg.n_tokens tokens of activations at cfg.hooks to cfg.out; resume if it was started."""
+    """Write cfg.n_tokens tokens of activations at cfg.hooks to
+    cfg.out; resume if it was started."""
     cfg.validate()
     model = model or load_model(cfg.model, device=cfg.device)
     model.check_hooks(cfg.hooks)

@@ -1,4 +1,5 @@
-"""Activations straight from the model: run it over corpus contexts and yield the hook points asked for."""
+"""Activations straight from the model: run it over corpus contexts and
+yield the hook points asked for."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ def iter_model_activations(
     batch_size: int,
     skip_contexts: int = 0,
 ) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
-    """(token_ids [batch, ctx], {hook: acts [batch, ctx, d]}); the forward stops after the deepest hook."""
+    """(token_ids [batch, ctx], {hook: acts [batch, ctx, d]}); the
+    forward stops after the deepest hook."""
     model.check_hooks(hooks)
     model.check_context_length(corpus.context_length)
     for tokens in iter_context_batches(

@@ -1,4 +1,5 @@
-"""Shuffled batches of token activations for training, from a harvested cache or live from the model.
+"""Shuffled batches of token activations for training, from a
+harvested cache or live from the model.
 
 Contexts are read in windows of `buffer_tokens` tokens; each window is flattened to tokens and
 shuffled with a generator seeded by (seed, window index), then cut into batches. Mixing is
@@ -44,7 +45,8 @@ def estimate_scaling_factors(
 
 
 class ActivationStore:
-    """Iterate to get {hook: acts [batch_size, d]} (float32, normalised if asked), aligned across hooks."""
+    """Iterate to get {hook: acts [batch_size, d]} (float32, normalised
+    if asked), aligned across hooks."""
 
     def __init__(
         self,

@@ -24,7 +24,8 @@ def sparse_codes(sae: SAE, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
 
 @dataclass
 class SparseActs:
-    """The non-zero activations of a batch of positions [b, length], looked up by (row, position, feature)."""
+    """The non-zero activations of a batch of positions [b, length], looked
+    up by (row, position, feature)."""
 
     keys: torch.Tensor  # [m] sorted: (row * length + position) * d_sae + feature
     values: torch.Tensor  # [m] float32

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from saescope.cli.common import run_stage
-from saescope.config import merge
 from saescope.config.schema import specs
 from saescope.distributed.trainer import train_distributed
 from saescope.errors import SaescopeError
@@ -19,8 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train",
         help="train SAEs on a model's activations (resumable)",
-        description="Train one or more SAEs from a YAML config, with field=value overrides. Run the same "
-        "command again, or `saescope train --resume RUN_DIR`, to continue an interrupted run exactly.",
+        description="Train one or more SAEs from a YAML config, with field=value overrides. Run "
+        "the same command again, or `saescope train --resume RUN_DIR`, to continue an "
+        "interrupted run exactly.",
         epilog=fields_epilog(),
     )
     p.add_argument(
@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "overrides",
         nargs="*",
         metavar="FIELD=VALUE",
-        help="override config fields, e.g. k=64 training_tokens=4M corpus.context_length=256",
+        help="override config fields, e.g. architecture.k=64 optim.training_tokens=4M "
+        "corpus.context_length=256 (the flat k=64 of older configs works too)",
     )
     p.add_argument(
         "--resume",
@@ -43,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--shard-features",
         action="store_true",
-        help="under torchrun: split each TopK SAE's features over the ranks (for SAEs too wide for one device)",
+        help="under torchrun: split each TopK SAE's features over the ranks (for SAEs too wide "
+        "for one device)",
     )
     p.set_defaults(func=run)
 
@@ -67,16 +69,19 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         values = read_json(saved)
         if args.config:  # `--resume RUN k=64`: argparse took the first override as the config
             args.overrides = [args.config, *args.overrides]
-        # the run resumes in the folder given, wherever it was first trained
-        overrides = {**parse_overrides(args.overrides), "run_dir": str(args.resume)}
-        cfg = TrainConfig.from_dict(merge(values, overrides))  # corpus.seed=3 keeps corpus's rest
+        # the run resumes in the folder given, wherever it was first trained; an older run's flat
+        # config and flat overrides are read into the sections (corpus.seed=3 keeps the rest)
+        overrides = parse_overrides(args.overrides)
+        cfg = TrainConfig.from_layers(values, overrides, {"run_dir": str(args.resume)})
     elif args.config:
         cfg = TrainConfig.from_yaml(args.config, args.overrides)
     else:
         raise SaescopeError(
             "give a config file (saescope train CONFIG.yaml) or a run to resume (--resume RUN_DIR)"
         )
-    return cfg.replace(progress=False) if args.no_progress else cfg
+    if args.no_progress:
+        return cfg.replace(logging=cfg.logging.replace(progress=False))
+    return cfg
 
 
 def run(args: argparse.Namespace) -> int:

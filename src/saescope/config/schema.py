@@ -102,10 +102,17 @@ def setting(
     return dataclasses.field(default=default, metadata=meta)
 
 
-def section(cls: type[Config], help: str, *, cli: bool = True) -> Any:
-    """A nested config: its fields are written `name.field` in overrides and tables."""
+def section(
+    cls: type[Config],
+    help: str,
+    *,
+    cli: bool = True,
+    factory: typing.Callable[[], Config] | None = None,
+) -> Any:
+    """A nested config: its fields are written `name.field` in overrides and tables. factory
+    makes the default where cls alone cannot (a section whose class depends on a value)."""
     return dataclasses.field(
-        default_factory=cls, metadata={"help": help, "section": True, "cli": cli}
+        default_factory=factory or cls, metadata={"help": help, "section": True, "cli": cli}
     )
 
 
@@ -130,7 +137,8 @@ class FieldSpec:
 
 
 class Config:
-    """Base of the declared configs (subclasses are dataclasses whose fields use setting/section)."""
+    """Base of the declared configs (subclasses are dataclasses whose fields use
+    setting/section)."""
 
     __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
@@ -149,7 +157,8 @@ class Config:
 
     @classmethod
     def from_dict(cls: type[C], values: dict[str, Any], *, where: str = "") -> C:
-        """Build from a mapping (as read from YAML/JSON); an unknown name is an error with a hint."""
+        """Build from a mapping (as read from YAML/JSON); an
+        unknown name is an error with a hint."""
         if not isinstance(values, dict):
             raise ConfigError(
                 where.rstrip(".") or cls.__name__, values, "a mapping of field: value"
@@ -179,6 +188,16 @@ class Config:
     def with_overrides(self: C, overrides: list[str]) -> C:
         """This config with `name=value` / `section.name=value` items applied."""
         return type(self).from_dict(merge(self.to_dict(), parse_overrides(overrides)))
+
+    def updated(self: C, changes: dict[str, Any]) -> C:
+        """This config with {"name": value, "section.name": value} applied (checked again)."""
+        return type(self).from_dict(merge(self.to_dict(), nest_dotted(changes)))
+
+    @classmethod
+    def variants(cls) -> dict[str, type[Config]]:
+        """For a section whose class a value picks (e.g. the architecture's): each possible
+        class by the names that pick it, for the docs. Empty for an ordinary config."""
+        return {}
 
     # ---- checks --------------------------------------------------------------------------
 
@@ -272,6 +291,14 @@ def check_field(spec: FieldSpec, value: Any) -> None:
         return
     if not _fits(spec.type, spec.meta, value):
         raise ConfigError(spec.name, value, accepted_text(spec.type, spec.meta, value))
+
+
+def validate_section(name: str, value: Config) -> None:
+    """value.validate() (its declared checks and its own), an error naming `name.field`."""
+    try:
+        value.validate()
+    except ConfigError as err:
+        raise ConfigError(f"{name}.{err.field}", err.value, err.accepted) from None
 
 
 def _fits(tp: Any, meta: dict[str, Any], value: Any) -> bool:
@@ -408,12 +435,20 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
             raise SaescopeError(f"override {item!r}: the value is not valid YAML ({err})") from err
         if isinstance(value, str) and value.replace("_", "").isdigit():
             value = int(value)  # '2_000_000' is a number, as in Python
+        values = merge(values, nest_dotted({name: value}))
+    return values
+
+
+def nest_dotted(values: dict[str, Any]) -> dict[str, Any]:
+    """{'optim.lr': 1e-3, 'seed': 1} -> {'optim': {'lr': 1e-3}, 'seed': 1}."""
+    nested: dict[str, Any] = {}
+    for name, value in values.items():
         *parents, last = name.split(".")
-        target = values
+        target = nested
         for parent in parents:
             target = target.setdefault(parent, {})
         target[last] = value
-    return values
+    return nested
 
 
 def merge(values: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

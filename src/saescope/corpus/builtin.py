@@ -1,4 +1,5 @@
-"""Built-in offline corpora: real text by other people, installed from Debian and with Python itself.
+"""Built-in offline corpora: real text by other people, installed from
+Debian and with Python itself.
 
 Sizes with the SmolLM2 tokenizer (measured with Python 3.11.7 and python3.11-doc 3.11.2-6+deb12u9;
 a document is one file; EOS separators not counted):
@@ -108,8 +109,9 @@ def _docs_files() -> list[Path]:
     if not files:
         raise SaescopeError(
             f"the built-in corpus 'python-docs' is not installed: no *.rst.txt files under {root}. "
-            f"Install the Debian package {DOCS_PACKAGE} (sudo apt-get install {DOCS_PACKAGE}, or run "
-            "scripts/setup.sh as root), or choose another corpus (python-stdlib, a local path, hf:NAME)."
+            f"Install the Debian package {DOCS_PACKAGE} (sudo apt-get install {DOCS_PACKAGE}, or "
+            "run scripts/setup.sh as root), or choose another corpus (python-stdlib, a local "
+            "path, hf:NAME)."
         )
     return files
 

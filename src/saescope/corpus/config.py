@@ -41,7 +41,8 @@ class CorpusConfig(Config):
     seed: int = setting(0, "seed of the document order")
 
     def validate(self) -> None:
-        """Check every field, and that the source exists (for HF datasets: that the name is well formed)."""
+        """Check every field, and that the source exists (for HF datasets:
+        that the name is well formed)."""
         super().validate()
         from saescope.corpus.sources import resolve_source  # sources imports this module
 

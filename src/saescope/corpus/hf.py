@@ -16,7 +16,8 @@ def parse_hf_source(source: str) -> tuple[str, str | None]:
     name, colon, config = source[len(PREFIX) :].partition(":")
     if not name.strip() or (colon and not config.strip()):
         raise SaescopeError(
-            f"source {source!r} is not a Hugging Face dataset reference; expected hf:NAME or hf:NAME:CONFIG, "
+            f"source {source!r} is not a Hugging Face dataset reference; expected hf:NAME or "
+            "hf:NAME:CONFIG, "
             "for example hf:roneneldan/TinyStories or hf:allenai/c4:en."
         )
     return name, config or None
@@ -28,15 +29,16 @@ def load_hf_dataset(name: str, config: str | None, split: str, streaming: bool) 
         import datasets
     except ImportError:
         raise SaescopeError(
-            f"corpus hf:{name} needs the `datasets` library: pip install 'saescope[hf]' (or pip install datasets)."
+            f"corpus hf:{name} needs the `datasets` library: pip install 'saescope[hf]' (or pip "
+            "install datasets)."
         ) from None
     try:
         return datasets.load_dataset(name, config, split=split, streaming=streaming)
     except Exception as e:  # datasets raises many kinds; all mean "cannot load it"
         raise SaescopeError(
-            f"could not load the Hugging Face dataset {name!r} (config {config!r}, split {split!r}, "
-            f"streaming={streaming}): {type(e).__name__}: {e}. Check the name, config and split, and that "
-            "you are online (or the dataset is in the local cache)."
+            f"could not load the Hugging Face dataset {name!r} (config {config!r}, split "
+            f"{split!r}, streaming={streaming}): {type(e).__name__}: {e}. Check the name, config "
+            "and split, and that you are online (or the dataset is in the local cache)."
         ) from None
 
 
@@ -51,7 +53,8 @@ def read_hf_dataset(dataset: Any, name: str, column: str) -> Iterator[str]:
         value = row[column]
         if value is not None and not isinstance(value, str):
             raise SaescopeError(
-                f"dataset {name!r}: column {column!r} holds {type(value).__name__}, not text; set text_column to a text column."
+                f"dataset {name!r}: column {column!r} holds {type(value).__name__}, not text; set "
+                "text_column to a text column."
             )
         yield value or ""
 

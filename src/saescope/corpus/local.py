@@ -1,4 +1,5 @@
-"""Local text files as documents: .txt (one document), .jsonl (one per line), .parquet (one per row).
+"""Local text files as documents: .txt (one document), .jsonl (one per
+line), .parquet (one per row).
 
 .txt and .jsonl may be gzip-compressed (.txt.gz, .jsonl.gz).
 
@@ -40,7 +41,8 @@ class LargeTextFile:
     path: Path
 
     def chunks(self) -> Iterator[str]:
-        """The text in pieces of about TXT_CHUNK_CHARS, each ending at a line break where there is one."""
+        """The text in pieces of about TXT_CHUNK_CHARS, each ending at a
+        line break where there is one."""
         with open_text(self.path) as f:
             carry = ""
             while block := f.read(TXT_CHUNK_CHARS):
@@ -78,7 +80,8 @@ def local_files(path: Path) -> list[Path]:
         raise ConfigError(
             "source",
             str(path),
-            "a file or directory that exists (this path does not exist), a built-in corpus name, or hf:NAME",
+            "a file or directory that exists (this path does not exist), a built-in corpus name, "
+            "or hf:NAME",
         )
     if path.is_file():
         if file_kind(path) is None:
@@ -146,11 +149,13 @@ def _read_jsonl(path: Path, column: str) -> Iterator[str]:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
                 raise SaescopeError(
-                    f"{path}:{line_no} is not valid JSON ({e.msg}); each line of a .jsonl file must be one JSON object."
+                    f"{path}:{line_no} is not valid JSON ({e.msg}); each line of a .jsonl file "
+                    "must be one JSON object."
                 ) from None
             if not isinstance(record, dict):
                 raise SaescopeError(
-                    f"{path}:{line_no} is a JSON {type(record).__name__}; each line of a .jsonl file must be one JSON object."
+                    f"{path}:{line_no} is a JSON {type(record).__name__}; each line of a .jsonl "
+                    "file must be one JSON object."
                 )
             if column not in record:
                 raise missing_column(f"{path}:{line_no}", column, list(record))
@@ -173,14 +178,16 @@ def _as_text(value: object, where: str, column: str) -> str:
         return ""  # a missing value is an empty document, skipped later
     if not isinstance(value, str):
         raise SaescopeError(
-            f"{where}: column {column!r} holds a {type(value).__name__}, not text; set text_column to a text column."
+            f"{where}: column {column!r} holds a {type(value).__name__}, not text; set text_column "
+            "to a text column."
         )
     return value
 
 
 def missing_column(where: str, column: str, names: list[str]) -> SaescopeError:
     return SaescopeError(
-        f"{where} has no column {column!r} (text_column); its columns are: {', '.join(map(repr, names)) or 'none'}. "
+        f"{where} has no column {column!r} (text_column); its columns are: "
+        f"{', '.join(map(repr, names)) or 'none'}. "
         "Set text_column to the one that holds the text."
     )
 

@@ -34,9 +34,11 @@ def iter_contexts(cfg: CorpusConfig, tokenizer: Any) -> Iterator[torch.Tensor]:
 def iter_context_batches(
     cfg: CorpusConfig, tokenizer: Any, batch_size: int, skip_contexts: int = 0
 ) -> Iterator[torch.Tensor]:
-    """Token contexts in batches: LongTensor [batch_size, context_length]; the last batch may be smaller.
+    """Token contexts in batches: LongTensor [batch_size, context_length];
+    the last batch may be smaller.
 
-    skip_contexts drops the first contexts of the stream, so a resumed job continues where it stopped."""
+    skip_contexts drops the first contexts of the stream, so a resumed
+    job continues where it stopped."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError("batch_size", batch_size, "an integer >= 1")
     if isinstance(skip_contexts, bool) or not isinstance(skip_contexts, int) or skip_contexts < 0:
@@ -82,8 +84,8 @@ def _iter_context_blocks(cfg: CorpusConfig, tokenizer: Any) -> Iterator[np.ndarr
         yield block
     if n_contexts == 0:
         raise SaescopeError(
-            f"corpus {cfg.source!r} holds only {n_stream_tokens:,} tokens, fewer than one context of "
-            f"{cfg.context_length} tokens; use a smaller context_length or a larger corpus."
+            f"corpus {cfg.source!r} holds only {n_stream_tokens:,} tokens, fewer than one context "
+            f"of {cfg.context_length} tokens; use a smaller context_length or a larger corpus."
         )
 
 
@@ -105,8 +107,8 @@ def special_token_ids(tokenizer: Any) -> tuple[int, int]:
         bos = eos
     if eos is None:
         raise SaescopeError(
-            f"the tokenizer {type(tokenizer).__name__} has neither a BOS nor an EOS token, so documents "
-            "cannot be separated in the packed stream; use a tokenizer that has one."
+            f"the tokenizer {type(tokenizer).__name__} has neither a BOS nor an EOS token, so "
+            "documents cannot be separated in the packed stream; use a tokenizer that has one."
         )
     return int(bos), int(eos)
 

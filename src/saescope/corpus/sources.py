@@ -1,4 +1,5 @@
-"""Resolve a corpus source (built-in name, local path, hf:NAME) and stream its documents in order."""
+"""Resolve a corpus source (built-in name, local path, hf:NAME) and
+stream its documents in order."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ class ResolvedSource:
 
 
 def resolve_source(cfg: CorpusConfig) -> ResolvedSource:
-    """Work out what cfg.source is; SaescopeError if it is none of the accepted forms or is missing."""
+    """Work out what cfg.source is; SaescopeError if it is none of
+    the accepted forms or is missing."""
     source = cfg.source
     if source.startswith(hf.PREFIX):
         name, config = hf.parse_hf_source(source)
@@ -43,8 +45,8 @@ def resolve_source(cfg: CorpusConfig) -> ResolvedSource:
         raise ConfigError(
             "source",
             source,
-            f"a built-in corpus ({', '.join(builtin.BUILTIN_CORPORA)}), an existing file or directory "
-            "(txt, jsonl, parquet), or hf:NAME[:CONFIG] for a Hugging Face dataset",
+            f"a built-in corpus ({', '.join(builtin.BUILTIN_CORPORA)}), an existing file or "
+            "directory (txt, jsonl, parquet), or hf:NAME[:CONFIG] for a Hugging Face dataset",
         )
     files = local.local_files(path)
     for f in files:
@@ -131,7 +133,8 @@ def _n_chars(doc: Document) -> int:
 
 
 def describe_corpus(cfg: CorpusConfig) -> dict[str, Any]:
-    """A JSON-able record of the corpus, for run manifests: enough to get the same contexts again."""
+    """A JSON-able record of the corpus, for run manifests: enough
+    to get the same contexts again."""
     cfg.check_fields()
     resolved = resolve_source(cfg)
     out: dict[str, Any] = {"source": cfg.source, "kind": resolved.kind}

@@ -60,17 +60,17 @@ def merge_over_ranks(acc: FeatureAccumulators) -> FeatureAccumulators:
         )
         for r, part in enumerate(parts):
             per_rank[r][name] = part
-    merged = None
-    for r_state in per_rank:
-        part = FeatureAccumulators(
-            acc.d_sae, acc.n_top, acc.per_bucket, acc.cofiring_stride, acc.seed
-        )
-        part.load_state_dict(r_state)
-        if merged is None:
-            merged = part
-        else:
-            merged.merge(part)
-    return merged  # type: ignore[return-value]
+    first, *rest = [state_of_rank(acc, r_state) for r_state in per_rank]
+    for part in rest:
+        first.merge(part)
+    return first
+
+
+def state_of_rank(acc: FeatureAccumulators, state: dict[str, torch.Tensor]) -> FeatureAccumulators:
+    """Accumulators shaped like acc holding one rank's state."""
+    part = FeatureAccumulators(acc.d_sae, acc.n_top, acc.per_bucket, acc.cofiring_stride, acc.seed)
+    part.load_state_dict(state)
+    return part
 
 
 def sharded_stream_pass(

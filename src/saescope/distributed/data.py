@@ -28,7 +28,8 @@ from saescope.models import HookedModel
 
 
 def share(n: int, rank_: int | None = None, world: int | None = None) -> tuple[int, int]:
-    """[start, stop) of rank's contiguous share of n items (the first n % world ranks get one more)."""
+    """[start, stop) of rank's contiguous share of n items (the first
+    n % world ranks get one more)."""
     rank_ = rank() if rank_ is None else rank_
     world = world_size() if world is None else world
     base, extra = divmod(n, world)
@@ -76,7 +77,8 @@ def shared_scaling_factors(
     n_tokens: int,
     skip_first: int,
 ) -> dict[str, float]:
-    """The store's normalisation factors, computed once on rank 0 exactly as one process would, then broadcast."""
+    """The store's normalisation factors, computed once on rank 0 exactly as one
+    process would, then broadcast."""
     factors: list[dict[str, float] | None] = [None]
     if is_main():
         factors[0] = estimate_scaling_factors(

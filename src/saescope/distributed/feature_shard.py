@@ -4,8 +4,9 @@ Rank r owns features [lo, hi): the columns W_enc[:, lo:hi], b_enc[lo:hi] and the
 W_dec[lo:hi]; b_dec (d_in numbers) is replicated. Every rank sees the same tokens.
 
     forward(x [n, d_in]):
-      local candidates   the k largest of rank r's pre-activations      (topk_encode, sparse backward)
-      global TopK        all_gather of every rank's candidates [n, k] -> the k largest of n x (world*k)
+      local candidates   the k largest of rank r's pre-activations  (topk_encode, sparse backward)
+      global TopK        all_gather of every rank's candidates [n, k] -> the k largest of
+                         n x (world*k)
                          (the global top k are among the union of the local top k: exact)
       partial decode     the chosen latents rank r owns, through its W_dec rows     (sparse_decode)
       reconstruction     all_reduce(sum of the partials) + b_dec
@@ -30,6 +31,7 @@ from saescope.distributed.data import share
 from saescope.distributed.group import active, rank, world_size
 from saescope.errors import ConfigError
 from saescope.sae import SAE, build_sae
+from saescope.sae.architectures.topk import config_k
 from saescope.sae.training.losses import LossSettings, StepOutput, squared_error
 from saescope.sae.training.sparse_topk import sparse_decode, topk_encode
 
@@ -59,7 +61,8 @@ class CopyToShards(torch.autograd.Function):
 
 
 class FeatureShardedTopK(nn.Module):
-    """This rank's slice of a TopK SAE (same parameter names and order as SAE: W_enc, b_enc, W_dec, b_dec)."""
+    """This rank's slice of a TopK SAE (same parameter names and order as
+    SAE: W_enc, b_enc, W_dec, b_dec)."""
 
     def __init__(
         self,
@@ -74,7 +77,9 @@ class FeatureShardedTopK(nn.Module):
         self.lo, self.hi = share(d_sae)
         if min(share(d_sae, r)[1] - share(d_sae, r)[0] for r in range(world_size())) < k:
             raise ConfigError(
-                "k", k, f"at most d_sae / ranks ({d_sae // world_size()}) to shard features"
+                "architecture.k",
+                k,
+                f"at most d_sae / ranks ({d_sae // world_size()}) to shard features",
             )
         d_local = self.hi - self.lo
         self.W_enc = nn.Parameter(torch.zeros(d_in, d_local, dtype=dtype, device=device))
@@ -94,7 +99,7 @@ class FeatureShardedTopK(nn.Module):
             raise ConfigError(
                 "architecture", sae.cfg.architecture, "topk (the feature-sharded SAE is TopK)"
             )
-        shard = cls(sae.d_in, sae.d_sae, sae.cfg.k, sae.dtype, sae.device)  # type: ignore[arg-type]
+        shard = cls(sae.d_in, sae.d_sae, config_k(sae.cfg), sae.dtype, sae.device)
         shard.load_full_state({n: p.detach() for n, p in sae.named_parameters()})
         return shard
 
@@ -109,7 +114,8 @@ class FeatureShardedTopK(nn.Module):
         return full
 
     def gather_full(self, name: str, local: torch.Tensor) -> torch.Tensor:
-        """This rank's part of a tensor shaped like parameter `name` -> the whole tensor, on every rank."""
+        """This rank's part of a tensor shaped like parameter `name` ->
+        the whole tensor, on every rank."""
         if name == "b_dec":
             return local.detach().clone()
         if name == "W_enc":
@@ -136,17 +142,19 @@ class FeatureShardedTopK(nn.Module):
 
     def encode(
         self, x: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x [n, d_in] -> (local values [n, k] with grad, local ids [n, k], mine [n, k] bool: which of
-        them made the global top k, global (values, ids) [n, k] of the global top k, detached)."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """x [n, d_in] -> (local values [n, k] with grad, local ids [n, k], mine [n, k] bool: which
+        of them made the global top k, global (values, ids) [n, k] of the global top k, detached).
+        """
         b_dec = CopyToShards.apply(self.b_dec)
         values, local_ids = topk_encode(x, self.W_enc, self.b_enc, b_dec, self.k)  # [n, k]
         mine, top_values, top_ids = self.choose_globally(values.detach(), local_ids)
-        return values, local_ids, mine, (top_values, top_ids)  # type: ignore[return-value]
+        return values, local_ids, mine, (top_values, top_ids)
 
     def choose_globally(self, values: torch.Tensor, local_ids: torch.Tensor):
-        """Of every rank's candidates values [n, k] (ids local to each rank), the k largest per token:
-        (mine [n, k] bool over this rank's candidates, their values [n, k], global ids [n, k])."""
+        """Of every rank's candidates values [n, k] (ids local to each rank), the k largest per
+        token: (mine [n, k] bool over this rank's candidates, their values [n, k], global ids
+        [n, k])."""
         k, n = values.shape[1], values.shape[0]
         if not active():
             return torch.ones_like(values, dtype=torch.bool), values, local_ids + self.lo
@@ -177,8 +185,8 @@ class FeatureShardedTopK(nn.Module):
 
 
 def sharded_topk_loss(shard: FeatureShardedTopK, x: torch.Tensor, s: LossSettings) -> StepOutput:
-    """The TopK loss (sae.architectures.topk) on a feature-sharded SAE: the same loss, L0 and AuxK; fire counts of
-    this rank's features. x [n, d_in] is the same on every rank."""
+    """The TopK loss (sae.architectures.topk) on a feature-sharded SAE: the same loss, L0 and AuxK;
+    fire counts of this rank's features. x [n, d_in] is the same on every rank."""
     values, local_ids, mine, (top_values, _) = shard.encode(x)
     chosen = values * mine
     recon = shard.decode(chosen, local_ids)
@@ -193,8 +201,8 @@ def sharded_topk_loss(shard: FeatureShardedTopK, x: torch.Tensor, s: LossSetting
 def sharded_auxk_loss(
     shard: FeatureShardedTopK, x: torch.Tensor, residual: torch.Tensor, s: LossSettings
 ) -> torch.Tensor:
-    """AuxK over the dead latents of every rank: local top-k_aux candidates (padded with -inf where a
-    rank has fewer dead latents), the global k_aux chosen, the partial decodes summed."""
+    """AuxK over the dead latents of every rank: local top-k_aux candidates (padded with -inf where
+    a rank has fewer dead latents), the global k_aux chosen, the partial decodes summed."""
     dead = s.dead if s.dead is not None else torch.zeros(shard.d_sae, dtype=torch.bool)
     n_dead = int(all_reduce(dead.sum().reshape(1).cpu(), "sum"))
     if n_dead == 0:

@@ -79,7 +79,8 @@ def harvest_distributed(
     if missing:
         raise SaescopeError(
             f"corpus {cfg.corpus.source!r} ran out before shard {missing[0]} "
-            f"({missing[0] * per_shard * cfg.corpus.context_length:,} tokens); asked for {cfg.n_tokens:,}."
+            f"({missing[0] * per_shard * cfg.corpus.context_length:,} tokens); "
+            f"asked for {cfg.n_tokens:,}."
         )
     write_manifest(out, manifest, n_shards)
     return ActivationCache(out)
@@ -146,7 +147,8 @@ def write_shard(
 
 
 def write_manifest(out: Path, manifest, n_shards: int) -> None:
-    """The manifest from the shard records, in shard order (the norm sums added as one process adds them)."""
+    """The manifest from the shard records, in shard order (the norm sums
+    added as one process adds them)."""
     manifest.shards, manifest.norms = [], {}
     for j in range(n_shards):
         record = read_json(record_path(out, j))

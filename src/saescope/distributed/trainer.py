@@ -38,36 +38,38 @@ class DistributedTrainer(Trainer):
     splits_batch = True
 
     def __init__(self, cfg: TrainConfig, model: Any = None, store: Any = None) -> None:
-        if self.splits_batch and cfg.batch_size % world_size():
+        if self.splits_batch and cfg.optim.batch_size % world_size():
             raise ConfigError(
-                "batch_size", cfg.batch_size, f"a multiple of the number of ranks ({world_size()})"
+                "optim.batch_size",
+                cfg.optim.batch_size,
+                f"a multiple of the number of ranks ({world_size()})",
             )
-        # device "cuda" is already this rank's GPU: init_from_env set it (the config keeps plain "cuda",
-        # so a resume on another number of ranks or nodes maps it again)
+        # device "cuda" is already this rank's GPU: init_from_env set it (the config keeps plain
+        # "cuda", so a resume on another number of ranks or nodes maps it again)
         if not is_main():
-            cfg = cfg.replace(progress=False, wandb=False)
+            cfg = cfg.replace(logging=cfg.logging.replace(progress=False, wandb=False))
         self.is_writer = is_main()
         self.comm_bytes = 0  # bytes this rank put into gradient all-reduces (bench/scale.py)
         super().__init__(cfg, model=model, store=store)
 
     def build_store(self) -> Any:
-        if self.cfg.activation_cache is not None:
+        if self.cfg.activations.cache is not None:
             return super().build_store()  # every rank reads the windows from disk
         cfg = self.cfg
         corpus = cfg.corpus
         corpus.validate()
         if self.model is None:
-            self.model = load_model(cfg.model, device=cfg.device)
+            self.model = load_model(cfg.model.name, device=cfg.device)
         self.model.check_hooks(cfg.hook_list)
         self.model.check_context_length(corpus.context_length)
         return shared_model_store(
             self.model,
             corpus,
             cfg.hook_list,
-            cfg.model_batch_contexts,
-            cfg.normalize_activations,
-            cfg.batch_size,
-            cfg.buffer_tokens,
+            cfg.model.batch_contexts,
+            cfg.activations.normalize,
+            cfg.optim.batch_size,
+            cfg.activations.buffer_tokens,
             cfg.seed,
             cfg.device,
         )
@@ -98,7 +100,8 @@ class DistributedTrainer(Trainer):
         metrics_file: Any,
         bar: Any,
     ) -> None:
-        """Metrics of the whole batch: the slices' means averaged (equal slices), then logged by rank 0."""
+        """Metrics of the whole batch: the slices' means averaged (equal
+        slices), then logged by rank 0."""
         for out in outputs:
             stats = all_reduce(
                 torch.stack([out.loss.detach(), out.mse, out.l0, out.aux_loss]).float(), "mean"
@@ -127,7 +130,8 @@ def train_distributed(
 
 
 class FeatureShardedTrainer(DistributedTrainer):
-    """Every rank trains its slice of each TopK SAE's features on the whole batch (feature_shard.py).
+    """Every rank trains its slice of each TopK SAE's features on the whole batch (see
+    feature_shard.py).
 
     Initialisation draws the whole SAE from the seeded generator, as one process does, and keeps
     this rank's slice. Checkpoints and the saved SAE hold the whole tensors (gathered), so a run
@@ -138,17 +142,19 @@ class FeatureShardedTrainer(DistributedTrainer):
 
     def __init__(self, cfg: TrainConfig, model: Any = None, store: Any = None) -> None:
         shardable = [n for n in architecture_names() if get_architecture(n).feature_shardable]
-        if cfg.architecture not in shardable:
+        if cfg.architecture.name not in shardable:
             raise ConfigError(
-                "architecture",
-                cfg.architecture,
+                "architecture.name",
+                cfg.architecture.name,
                 f"{' or '.join(shardable)} (feature sharding shards a TopK SAE)",
             )
         if (
-            cfg.max_grad_norm
-        ):  # each rank holds a slice of the gradients: a local norm would be wrong
+            cfg.optim.max_grad_norm
+        ):  # each rank holds a slice of the gradients: a local norm is wrong
             raise ConfigError(
-                "max_grad_norm", cfg.max_grad_norm, "0 with --shard-features (not supported yet)"
+                "optim.max_grad_norm",
+                cfg.optim.max_grad_norm,
+                "0 with --shard-features (not supported yet)",
             )
         self.templates: dict[str, SAE] = {}
         super().__init__(cfg, model=model, store=store)
@@ -162,8 +168,8 @@ class FeatureShardedTrainer(DistributedTrainer):
         cfg = self.cfg
         return torch.optim.Adam(
             sae.parameters(),
-            lr=cfg.lr,
-            betas=(cfg.adam_beta1, cfg.adam_beta2),
+            lr=cfg.optim.lr,
+            betas=(cfg.optim.adam_beta1, cfg.optim.adam_beta2),
             fused=fused_adam_ok(cfg.device),
         )
 
@@ -175,7 +181,8 @@ class FeatureShardedTrainer(DistributedTrainer):
         return sharded_topk_loss(s.sae, x, self.loss_settings(s))
 
     def sync_gradients(self, sae: Any) -> None:
-        pass  # exact already: each rank owns its features' gradients, b_dec's was summed in the backward
+        # exact already: each rank owns its features' gradients, b_dec's was summed in the backward
+        pass
 
     def sync_counts(self, counts: torch.Tensor) -> torch.Tensor:
         return counts  # per feature: each rank counts its own

@@ -25,7 +25,8 @@ CELL_EFFECTS_MAX_H = 64  # kMaxH in cell_effects.cpp: its top-h arrays are fixed
 
 @functools.cache
 def available() -> bool:
-    """Whether the kernels are loaded (built first if needed); False, with a warning, if they cannot be."""
+    """Whether the kernels are loaded (built first if needed); False,
+    with a warning, if they cannot be."""
     if os.environ.get("SAESCOPE_NO_KERNELS"):
         return False
     try:
@@ -62,10 +63,11 @@ def topk_rows(pre: torch.Tensor, bias: torch.Tensor, k: int) -> tuple[torch.Tens
 def row_histograms(
     values: torch.Tensor, n_bins: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Counts [n, n_bins] of each row of values [n, d] in n_bins equal bins between the row's minimum and
-    maximum, and those (lo [n], hi [n]) (row_histograms.cpp).
+    """Counts [n, n_bins] of each row of values [n, d] in n_bins equal bins between the row's
+    minimum and maximum, and those (lo [n], hi [n]) (row_histograms.cpp).
 
-    The caller checks `available()` and a float32 CPU tensor; the torch version is analysis.directions.row_histograms."""
+    The caller checks `available()` and a float32 CPU tensor; the torch version is
+    analysis.directions.row_histograms."""
     if not available():
         raise RuntimeError("saescope's C++ kernels are not built")
     return torch.ops.saescope.row_histograms(values, n_bins)
@@ -86,7 +88,8 @@ def cell_effects(
     """Direct-path log-prob effects of cells (cell_effects.cpp): diff = a * (logits[pos] - beta) + b * directions[feat],
     -> (next_token [n], up_ids [n, h], up_values [n, h], down_ids [n, h], down_values [n, h]).
 
-    The caller checks `available()` and float32 inputs; the torch version is analysis.effects.direct_effects."""
+    The caller checks `available()` and float32 inputs; the torch version is
+    analysis.effects.direct_effects."""
     if not available():  # also what loads the library
         raise RuntimeError("saescope's C++ kernels are not built")
     no_beta = torch.empty(0, dtype=torch.float32)

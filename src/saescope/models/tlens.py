@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from saescope.errors import SaescopeError
-from saescope.models.hooked import HookedModel, Replacement, parse_hook
+from saescope.models.hooked import HookedModel, Replacement, hook_parts
 
 
 class TLHookedModel(HookedModel):
@@ -45,7 +45,8 @@ class TLHookedModel(HookedModel):
     def _prepare(self, tokens: torch.Tensor) -> torch.Tensor:
         if not isinstance(tokens, torch.Tensor) or tokens.ndim != 2:
             raise SaescopeError(
-                f"tokens: expected a LongTensor [batch, ctx]; got {getattr(tokens, 'shape', type(tokens))}."
+                "tokens: expected a LongTensor [batch, ctx]; got "
+                f"{getattr(tokens, 'shape', type(tokens))}."
             )
         self.check_context_length(tokens.shape[1])
         return tokens.to(self.device)
@@ -67,7 +68,7 @@ class TLHookedModel(HookedModel):
         tokens = self._prepare(tokens)
         if not hooks:
             return {}
-        deepest = max(parse_hook(h)[0] for h in hooks)  # type: ignore[index]
+        deepest = max(hook_parts(h)[0] for h in hooks)
         cache: dict[str, torch.Tensor] = {}
 
         def save(act: torch.Tensor, hook: Any) -> None:
@@ -104,7 +105,8 @@ class TLHookedModel(HookedModel):
         return self.tl_model.W_U
 
     def final_norm_weight(self) -> torch.Tensor | None:
-        # TransformerLens already folds Gemma's (1 + w) into w; folded norms (LayerNormPre) have none
+        # TransformerLens already folds Gemma's (1 + w) into w; folded
+        # norms (LayerNormPre) have none
         return getattr(self.final_norm, "w", None)
 
     def final_norm_centers(self) -> bool:

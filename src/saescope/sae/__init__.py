@@ -1,4 +1,5 @@
-"""Sparse autoencoders: the architectures, the native format (SAELens's layout) and readers for foreign formats."""
+"""Sparse autoencoders: the architectures, the native format (SAELens's layout) and readers for
+foreign formats."""
 
 from saescope.sae.architectures import (
     BatchTopKSAE,

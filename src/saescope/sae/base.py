@@ -60,7 +60,8 @@ class SAE(nn.Module):
         super().__init__()
         if cfg.architecture != self.architecture:
             raise SaescopeError(
-                f"{type(self).__name__} needs architecture {self.architecture!r}, got {cfg.architecture!r}"
+                f"{type(self).__name__} needs architecture {self.architecture!r}, got "
+                f"{cfg.architecture!r}"
             )
         self.cfg = cfg
         dtype = torch_dtype(cfg.dtype)
@@ -149,14 +150,16 @@ class SAE(nn.Module):
         if mode in PER_TOKEN_NORMS:
             if stats is None:
                 raise SaescopeError(
-                    f"decode needs the statistics of the inputs (normalize_activations={mode!r}): call encode first"
+                    f"decode needs the statistics of the inputs (normalize_activations={mode!r}): "
+                    "call encode first"
                 )
             if stats.std is not None and stats.shift is not None:
                 return y * stats.std + stats.shift
             if stats.scale is not None:
                 return y / stats.scale
             raise SaescopeError(
-                f"decode got input statistics with neither a scale nor std and shift (normalize_activations={mode!r})"
+                "decode got input statistics with neither a scale nor std and shift "
+                f"(normalize_activations={mode!r})"
             )
         if mode in CONSTANT_SCALE_NORMS:
             return y / self.input_scale
@@ -199,7 +202,8 @@ class SAE(nn.Module):
         return acts
 
     def decode(self, acts: torch.Tensor) -> torch.Tensor:
-        """acts: [..., d_sae] -> reconstruction [..., d_out], undoing the last encode's normalisation."""
+        """acts: [..., d_sae] -> reconstruction [..., d_out], undoing
+        the last encode's normalisation."""
         return self.decode_with_stats(acts, self._last_stats)
 
     def skip(self, x: torch.Tensor) -> torch.Tensor:
@@ -275,7 +279,8 @@ class SAE(nn.Module):
         """Raise if folding these norms would change this architecture's outputs."""
 
     def scale_feature_tensors(self, norms: torch.Tensor) -> None:
-        """Scale the architecture's own per-feature tensors (thresholds, biases) by norms [d_sae]."""
+        """Scale the architecture's own per-feature tensors
+        (thresholds, biases) by norms [d_sae]."""
 
     @torch.no_grad()
     def set_W_dec_unit_norm(self) -> None:

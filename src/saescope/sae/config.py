@@ -1,4 +1,5 @@
-"""SAEConfig: an SAE's sizes, architecture and provenance (model, hook point, normalisation, corpus).
+"""SAEConfig: an SAE's sizes, architecture and provenance (model, hook
+point, normalisation, corpus).
 
 The field names follow SAELens's cfg.json where SAELens has the idea, so that the native
 format (SAELens's layout) needs little translation; keys we do not know are kept in
@@ -76,16 +77,19 @@ class SAEConfig:
     dtype: str = "float32"
     apply_b_dec_to_input: bool = True
     normalize_activations: str = "none"
-    # decode undoes the input normalisation (SAELens transcoders do not: their outputs stay normalised)
+    # decode undoes the input normalisation (SAELens transcoders do not:
+    # their outputs stay normalised)
     denormalize_outputs: bool = True
     # TopK-style sparsity: k per token (TopK) or the average k per token (BatchTopK)
     k: int | None = None
-    # TopK: multiply pre-activations by ||W_dec[i]|| before choosing, divide back in decode (SAELens option)
+    # TopK: multiply pre-activations by ||W_dec[i]|| before choosing, divide
+    # back in decode (SAELens option)
     rescale_acts_by_decoder_norm: bool = False
     # Matryoshka: the nested dictionaries' widths, increasing, the last == d_sae (as SAELens);
     # dictionary_learning's group sizes [a, b, c] are widths [a, a+b, a+b+c]
     matryoshka_widths: list[int] | None = None
-    # a transcoder: reads hook_name, reconstructs hook_name_out (set too when d_out differs or hook_name_out is set)
+    # a transcoder: reads hook_name, reconstructs hook_name_out (set too when d_out differs or
+    # hook_name_out is set)
     transcoder: bool = False
     skip_connection: bool = False
     # provenance
@@ -136,7 +140,8 @@ class SAEConfig:
             raise ConfigError(
                 "apply_b_dec_to_input",
                 True,
-                f"false for a transcoder whose d_out ({self.d_out}) differs from d_in ({self.d_in})",
+                f"false for a transcoder whose d_out ({self.d_out}) differs from d_in "
+                f"({self.d_in})",
             )
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""SAEs on the Hugging Face hub: `hf:ORG/NAME[/PATH][@REVISION]` -> a local folder, via huggingface_hub.
+"""SAEs on the Hugging Face hub: `hf:ORG/NAME[/PATH][@REVISION]` -> a local folder, via
+huggingface_hub.
 
 Only the files under PATH are fetched. HF_HUB_OFFLINE=1 (read at call time) uses the local
 hub cache only; HF_HUB_CACHE / HF_HOME choose the cache, as everywhere in huggingface_hub.

@@ -36,7 +36,8 @@ def resolve_source(path_or_spec: str | Path) -> tuple[Path, PretrainedSAE | None
 
 
 def resolve_path(path_or_spec: str | Path) -> Path:
-    """A local path for a path, an `hf:ORG/NAME[/SUBPATH][@REVISION]` spec or a published SAE's name."""
+    """A local path for a path, an `hf:ORG/NAME[/SUBPATH][@REVISION]`
+    spec or a published SAE's name."""
     return resolve_source(path_or_spec)[0]
 
 
@@ -130,5 +131,6 @@ def read_sae(name: str, path: Path, **kwargs: Any) -> SAE:
     except MALFORMED as err:
         raise SaescopeError(
             f"{path}: a {name} SAE whose files hold unexpected values "
-            f"({type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''})"
+            f"({type(err).__name__}: "
+            f"{str(err).strip().splitlines()[0] if str(err).strip() else ''})"
         ) from None

@@ -1,4 +1,5 @@
-"""The native SAE format: SAELens's layout (cfg.json + sae_weights.safetensors [+ sparsity.safetensors]).
+"""The native SAE format: SAELens's layout (cfg.json + sae_weights.safetensors [+
+sparsity.safetensors]).
 
 Our own provenance (hook layer, source format, ...) rides in cfg.json's "metadata", which
 SAELens keeps; so a folder we write loads in SAELens, and a SAELens folder loads here.

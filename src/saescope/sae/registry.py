@@ -1,4 +1,5 @@
-"""Architecture name -> class (from the architecture registry), and building an SAE from a config plus a file's tensors (checked)."""
+"""Architecture name -> class (from the architecture registry), and building an SAE from a config
+plus a file's tensors (checked)."""
 
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ def sae_from_tensors(cfg: SAEConfig, tensors: dict[str, torch.Tensor], file: str
         if got != shape:
             raise SaescopeError(
                 f"{file}: tensor {name} has shape {list(got)} but the config says {list(shape)} "
-                f"(d_in={cfg.d_in}, d_sae={cfg.d_sae}, d_out={cfg.d_out}); the config contradicts the weights"
+                f"(d_in={cfg.d_in}, d_sae={cfg.d_sae}, d_out={cfg.d_out}); the config contradicts "
+                "the weights"
             )
     check_finite(tensors, file)
     sae = build_sae(cfg)  # allocates only what the file's own tensors already hold
@@ -90,5 +92,6 @@ def check_finite(tensors: dict[str, torch.Tensor], file: str | Path) -> None:
             n_nan = int(torch.isnan(tensor).sum())
             n_inf = int(torch.isinf(tensor).sum())
             raise SaescopeError(
-                f"{file}: tensor {name} holds {n_nan} NaN and {n_inf} inf value(s); the weights are corrupt"
+                f"{file}: tensor {name} holds {n_nan} NaN and {n_inf} inf value(s); the weights "
+                "are corrupt"
             )

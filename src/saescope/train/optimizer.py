@@ -1,4 +1,5 @@
-"""SAEAdam: torch's Adam over an SAE's parameters, stepping a latent-major W_enc through a contiguous alias.
+"""SAEAdam: torch's Adam over an SAE's parameters, stepping a latent-major W_enc through a
+contiguous alias.
 
 The sparse training paths store W_enc [d_in, d_sae] as the transpose of a contiguous
 [d_sae, d_in] tensor (trainer.store_latent_major). torch's fused Adam copies a non-contiguous
@@ -20,8 +21,9 @@ def transposed_contiguous(p: torch.Tensor) -> bool:
 
 class SAEAdam(torch.optim.Adam):
     def __init__(self, params: Iterable[torch.nn.Parameter], **kwargs) -> None:
-        # parameter -> the leaf that shares its memory as its contiguous transpose, stepped in its place
-        self.aliases: dict[torch.nn.Parameter, torch.nn.Parameter] = {}
+        # parameter -> the leaf that shares its memory as its contiguous
+        # transpose, stepped in its place
+        self.aliases: dict[torch.Tensor, torch.nn.Parameter] = {}
         stepped = []
         for p in params:
             if transposed_contiguous(p):
@@ -48,7 +50,7 @@ class SAEAdam(torch.optim.Adam):
     def moments(self, param: torch.Tensor) -> list[torch.Tensor]:
         """param's Adam moments (exp_avg, exp_avg_sq) in param's own layout, as views: writing
         into them writes the optimizer's state. Empty before the first step."""
-        alias = self.aliases.get(param)  # type: ignore[call-overload]
+        alias = self.aliases.get(param)
         state = self.state.get(param if alias is None else alias, {})
         found = [state[name] for name in ("exp_avg", "exp_avg_sq") if name in state]
         return [t.T for t in found] if alias is not None else found

@@ -43,12 +43,14 @@ def resample_dead(
 
 
 def encoder_biases(sae: SAE) -> list[torch.Tensor]:
-    """The per-latent encoder tensors besides W_enc: b_enc, or a gated SAE's b_gate, b_mag, r_mag."""
+    """The per-latent encoder tensors besides W_enc: b_enc, or a
+    gated SAE's b_gate, b_mag, r_mag."""
     return [getattr(sae, name) for name in sae.encoder_biases]
 
 
 def reset_adam_moments(optimizer: SAEAdam, sae: SAE, ids: torch.Tensor) -> None:
-    """Zero the Adam moments of the given latents in W_enc (columns), W_dec (rows) and the biases."""
+    """Zero the Adam moments of the given latents in W_enc
+    (columns), W_dec (rows) and the biases."""
     where = [(sae.W_enc, (slice(None), ids)), (sae.W_dec, (ids,))]
     where += [(bias, (ids,)) for bias in encoder_biases(sae)]
     for param, index in where:

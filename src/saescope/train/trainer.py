@@ -26,7 +26,7 @@ from saescope.sae import SAE, SAEConfig, build_sae, save_sae
 from saescope.sae.architectures import Hyperparameters, get_architecture
 from saescope.sae.training.losses import LossSettings, StepOutput
 from saescope.train.checkpoint import load_checkpoint, save_checkpoint
-from saescope.train.config import TrainConfig, changed_fields
+from saescope.train.config import TrainConfig, changed_fields, flat_fields, with_defaults
 from saescope.train.init import data_centre, init_weights
 from saescope.train.optimizer import SAEAdam
 from saescope.train.resample import resample_dead
@@ -40,11 +40,11 @@ LOSS_FIELDS = {f.name for f in dataclasses.fields(LossSettings)}
 # moved or copied run directory resumes where it is given.
 RESUMABLE_CHANGES = (
     "run_dir",
-    "progress",
-    "wandb",
-    "wandb_project",
-    "log_every_steps",
-    "checkpoint_every_tokens",
+    "logging.progress",
+    "logging.wandb",
+    "logging.wandb_project",
+    "logging.log_every_steps",
+    "logging.checkpoint_every_tokens",
     "device",
 )
 
@@ -68,7 +68,7 @@ class SAEState:
 def train(cfg: TrainConfig, model: Any = None, store: Any = None) -> Path:
     """Train the SAE(s) cfg describes; resume the run in cfg.run_dir if it has a checkpoint.
 
-    model: an already loaded HookedModel (else cfg.model is loaded when activations come live);
+    model: an already loaded HookedModel (else cfg.model.name is loaded for live activations);
     store: an ActivationStore to use instead of building one from cfg.
     """
     return Trainer(cfg, model=model, store=store).run()
@@ -85,8 +85,8 @@ class Trainer:
         self.store = store if store is not None else self.build_store()
         self.widths = self.hook_widths()
         cfg.check_k_fits(min(self.widths.values()))
-        self.architecture = get_architecture(cfg.architecture)
-        self.hyper = cfg.hyperparameters()
+        self.architecture = get_architecture(cfg.architecture.name)
+        self.hyper = cfg.architecture
         self.step = 0
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.saes = [self.build_sae_state(i, entry) for i, entry in enumerate(cfg.sae_grid())]
@@ -121,33 +121,33 @@ class Trainer:
 
         cfg = self.cfg
         common: dict[str, Any] = dict(
-            normalize=cfg.normalize_activations,
-            batch_size=cfg.batch_size,
-            buffer_tokens=cfg.buffer_tokens,
+            normalize=cfg.activations.normalize,
+            batch_size=cfg.optim.batch_size,
+            buffer_tokens=cfg.activations.buffer_tokens,
             seed=cfg.seed,
             device=cfg.device,
         )
-        if cfg.activation_cache is not None:
+        if cfg.activations.cache is not None:
             from saescope.activations import ActivationCache
 
-            cache = ActivationCache(cfg.activation_cache)
+            cache = ActivationCache(cfg.activations.cache)
             missing = [h for h in cfg.hook_list if h not in cache.hooks]
             if missing:
                 raise SaescopeError(
-                    f"hooks: {', '.join(missing)} not in the activation cache {cfg.activation_cache} "
-                    f"(it holds {', '.join(cache.hooks)})"
+                    f"model.hooks: {', '.join(missing)} not in the activation cache "
+                    f"{cfg.activations.cache} (it holds {', '.join(cache.hooks)})"
                 )
-            return ActivationStore.from_cache(cfg.activation_cache, hooks=cfg.hook_list, **common)
+            return ActivationStore.from_cache(cfg.activations.cache, hooks=cfg.hook_list, **common)
         corpus = self.cfg.corpus
         corpus.validate()
         if self.model is None:
             from saescope.models import load_model
 
-            self.model = load_model(cfg.model, device=cfg.device)
+            self.model = load_model(cfg.model.name, device=cfg.device)
         self.model.check_hooks(cfg.hook_list)
         self.model.check_context_length(corpus.context_length)
         return ActivationStore.from_model(
-            self.model, corpus, cfg.hook_list, batch_contexts=cfg.model_batch_contexts, **common
+            self.model, corpus, cfg.hook_list, batch_contexts=cfg.model.batch_contexts, **common
         )
 
     def hook_widths(self) -> dict[str, int]:
@@ -160,7 +160,9 @@ class Trainer:
             return {h: source[h] for h in self.cfg.hook_list}
         from saescope.activations import ActivationCache
 
-        cache = ActivationCache(self.cfg.activation_cache)  # type: ignore[arg-type]
+        if self.cfg.activations.cache is None:  # a store given without widths, and no model
+            raise SaescopeError("model.hooks: their widths are unknown (no model, no cache)")
+        cache = ActivationCache(self.cfg.activations.cache)
         return {h: cache.hooks[h] for h in self.cfg.hook_list}
 
     def sae_config(self, entry: dict[str, Any]) -> SAEConfig:
@@ -169,15 +171,15 @@ class Trainer:
         d_sae = d_in * entry["expansion_factor"]
         corpus = self.cfg.corpus
         return SAEConfig(
-            architecture=cfg.architecture,
+            architecture=cfg.architecture.name,
             d_in=d_in,
             d_sae=d_sae,
             **self.architecture.sae_config_fields(self.hyper.pick(entry), d_sae),
-            model_name=cfg.model,
+            model_name=cfg.model.name,
             hook_name=hook,
             hook_layer=hook_layer(hook),
             context_size=getattr(self.store, "context_length", None),
-            dataset_path=corpus.source if cfg.activation_cache is None else cfg.activation_cache,
+            dataset_path=corpus.source if cfg.activations.cache is None else cfg.activations.cache,
             prepend_bos=corpus.prepend_bos,
         )
 
@@ -185,7 +187,9 @@ class Trainer:
         """One grid entry's SAE, initialised from the seeded generator, placed for training."""
         cfg = self.cfg
         sae = build_sae(self.sae_config(entry))  # on the host: placed on the device below
-        init_weights(sae, self.generator, cfg.init_encoder_as_decoder_t, cfg.decoder_init_norm)
+        init_weights(
+            sae, self.generator, cfg.sae.init_encoder_as_decoder_t, cfg.sae.decoder_init_norm
+        )
         trained = self.place_for_training(entry, sae)
         zeros = torch.zeros(trained.d_sae, dtype=torch.long)
         return SAEState(
@@ -211,15 +215,15 @@ class Trainer:
         # fused Adam: one kernel over all parameters, ~5x faster than the per-tensor loop on CPU
         return SAEAdam(
             sae.parameters(),
-            lr=cfg.lr,
-            betas=(cfg.adam_beta1, cfg.adam_beta2),
+            lr=cfg.optim.lr,
+            betas=(cfg.optim.adam_beta1, cfg.optim.adam_beta2),
             fused=fused_adam_ok(cfg.device),
         )
 
     @torch.no_grad()
     def init_b_dec(self) -> None:
         """b_dec of every SAE at its hook's data centre, from the first b_dec_init_tokens tokens."""
-        if self.cfg.b_dec_init == "zeros":
+        if self.cfg.sae.b_dec_init == "zeros":
             return
         position = self.store.state_dict()
         samples: dict[str, list[torch.Tensor]] = {h: [] for h in self.cfg.hook_list}
@@ -228,11 +232,11 @@ class Trainer:
             for h in samples:
                 samples[h].append(batch[h])
             n += next(iter(batch.values())).shape[0]
-            if n >= self.cfg.b_dec_init_tokens:
+            if n >= self.cfg.sae.b_dec_init_tokens:
                 break
         self.store.load_state_dict(position)  # training still starts at the first batch
         centres = {
-            h: data_centre(torch.cat(s)[: self.cfg.b_dec_init_tokens], self.cfg.b_dec_init)
+            h: data_centre(torch.cat(s)[: self.cfg.sae.b_dec_init_tokens], self.cfg.sae.b_dec_init)
             for h, s in samples.items()
         }
         for state in self.saes:
@@ -298,14 +302,16 @@ class Trainer:
 
     def train_steps(self, total: int) -> None:
         cfg = self.cfg
-        every = max(1, cfg.checkpoint_every_tokens // cfg.batch_size)
-        self.wandb_run = start_wandb(cfg, self.run_dir) if cfg.wandb and self.is_writer else None
+        every = max(1, cfg.logging.checkpoint_every_tokens // cfg.optim.batch_size)
+        self.wandb_run = (
+            start_wandb(cfg, self.run_dir) if cfg.logging.wandb and self.is_writer else None
+        )
         bar = progress_bar(
-            total=total * cfg.batch_size,
-            initial=self.step * cfg.batch_size,
+            total=total * cfg.optim.batch_size,
+            initial=self.step * cfg.optim.batch_size,
             unit="tok",
             unit_scale=True,
-            disable=not cfg.progress,
+            disable=not cfg.logging.progress,
             desc="train",
             smoothing=0.1,
         )
@@ -315,10 +321,12 @@ class Trainer:
             for batch in self.store:
                 outputs = [self.train_one(s, batch[s.hook]) for s in self.saes]
                 self.step += 1
-                bar.update(cfg.batch_size)
-                if self.step % cfg.log_every_steps == 0 or self.step == total:
+                bar.update(cfg.optim.batch_size)
+                if self.step % cfg.logging.log_every_steps == 0 or self.step == total:
                     rate = (
-                        (self.step - start_step) * cfg.batch_size / (time.perf_counter() - started)
+                        (self.step - start_step)
+                        * cfg.optim.batch_size
+                        / (time.perf_counter() - started)
                     )
                     self.log(outputs, batch, rate, metrics_file, bar)
                 if self.step % every == 0 or self.step == total:
@@ -328,31 +336,35 @@ class Trainer:
         bar.close()
         if self.step < total:
             raise SaescopeError(
-                f"training_tokens: the activations ran out after {self.step * cfg.batch_size} tokens; "
-                f"harvest more or lower training_tokens (asked for {cfg.training_tokens})"
+                "optim.training_tokens: the activations ran out after "
+                f"{self.step * cfg.optim.batch_size} tokens; harvest more or lower "
+                f"optim.training_tokens (asked for {cfg.optim.training_tokens})"
             )
 
     def train_one(self, s: SAEState, x: torch.Tensor) -> StepOutput:
         cfg, sae = self.cfg, s.sae
         for group in s.optimizer.param_groups:
-            group["lr"] = cfg.lr * lr_factor(
-                self.step, cfg.total_steps, cfg.lr_warmup_fraction, cfg.lr_decay_fraction
+            group["lr"] = cfg.optim.lr * lr_factor(
+                self.step,
+                cfg.total_steps,
+                cfg.schedule.lr_warmup_fraction,
+                cfg.schedule.lr_decay_fraction,
             )
         out = self.compute_loss(s, x)
         s.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         self.sync_gradients(sae)
-        if cfg.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(sae.parameters(), cfg.max_grad_norm)
+        if cfg.optim.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(sae.parameters(), cfg.optim.max_grad_norm)
         out.fire_counts = self.sync_counts(out.fire_counts)
-        if cfg.decoder_unit_norm:
+        if cfg.sae.decoder_unit_norm:
             remove_parallel_grad(sae.W_dec)
         s.optimizer.step()
-        if cfg.decoder_unit_norm:
+        if cfg.sae.decoder_unit_norm:
             sae.set_W_dec_unit_norm()
         self.track_firing(s, out, x.shape[0])
-        if cfg.resample_every_tokens and self.architecture.resamples_dead:
-            every = max(1, cfg.resample_every_tokens // cfg.batch_size)
+        if cfg.dead_features.resample_every_tokens and self.architecture.resamples_dead:
+            every = max(1, cfg.dead_features.resample_every_tokens // cfg.optim.batch_size)
             if self.step % every == every - 1:
                 if not isinstance(s.optimizer, SAEAdam):
                     raise SaescopeError("resampling dead latents needs SAEAdam (its Adam moments)")
@@ -361,20 +373,22 @@ class Trainer:
 
     def loss_settings(self, s: SAEState) -> LossSettings:
         cfg = self.cfg
-        hyper = s.hyper.ramped(warmup_factor(self.step, cfg.total_steps, cfg.l1_warmup_fraction))
+        hyper = s.hyper.ramped(
+            warmup_factor(self.step, cfg.total_steps, cfg.schedule.l1_warmup_fraction)
+        )
         # built-in losses read LossSettings' own fields; a plug-in may read `hyper` for the rest
         named = {name: value for name, value in vars(hyper).items() if name in LOSS_FIELDS}
         return LossSettings(
-            decoder_unit_norm=cfg.decoder_unit_norm,
-            aux_k=cfg.aux_k or s.sae.d_in // 2,
-            aux_k_coefficient=cfg.aux_k_coefficient,
+            decoder_unit_norm=cfg.sae.decoder_unit_norm,
+            aux_k=cfg.dead_features.aux_k or s.sae.d_in // 2,
+            aux_k_coefficient=cfg.dead_features.aux_k_coefficient,
             dead=self.dead_mask(s),
             hyper=hyper,
             **named,
         )
 
     def dead_mask(self, s: SAEState) -> torch.Tensor:
-        return s.tokens_since_fired >= self.cfg.dead_after_tokens
+        return s.tokens_since_fired >= self.cfg.dead_features.dead_after_tokens
 
     @staticmethod
     def track_firing(s: SAEState, out: StepOutput, n_tokens: int) -> None:
@@ -395,8 +409,8 @@ class Trainer:
         bar: Any,
     ) -> None:
         cfg = self.cfg
-        tokens = self.step * cfg.batch_size
-        remaining = (cfg.total_steps - self.step) * cfg.batch_size / max(rate, 1e-9)
+        tokens = self.step * cfg.optim.batch_size
+        remaining = (cfg.total_steps - self.step) * cfg.optim.batch_size / max(rate, 1e-9)
         for s, out in zip(self.saes, outputs, strict=True):
             x = batch[s.hook]
             variance = (x - x.mean(dim=0)).pow(2).sum(dim=-1).mean()
@@ -466,7 +480,8 @@ def store_latent_major(sae: SAE) -> None:
 
 @torch.no_grad()
 def remove_parallel_grad(W_dec: torch.Tensor) -> None:
-    """Drop the part of each decoder row's gradient along the row, so Adam's step barely changes its norm.
+    """Drop the part of each decoder row's gradient along the row, so
+    Adam's step barely changes its norm.
 
     W_dec's rows are unit-norm here (renormalised after every step), so the projection needs no
     division: two passes over W_dec instead of five for a general projection.
@@ -491,14 +506,17 @@ def export_sae(trained: SAE, scaling_factor: float | None) -> SAE:
 
 
 def check_same_config(saved: dict[str, Any], cfg: TrainConfig, run_dir: Path) -> None:
-    changed = changed_fields(saved, cfg.to_dict(), ignore=RESUMABLE_CHANGES)
+    current = cfg.to_dict()
+    changed = changed_fields(saved, current, ignore=RESUMABLE_CHANGES)
     if changed:
+        before, after = flat_fields(with_defaults(saved)), flat_fields(current)
         details = "; ".join(
-            f"{name}: {saved.get(name)!r} -> {getattr(cfg, name, None)!r}" for name in changed
+            f"{name}: {before.get(name)!r} -> {after.get(name)!r}" for name in changed
         )
         raise SaescopeError(
-            f"{run_dir} holds a run trained with a different config ({details}). Resume it with the same "
-            f"config (saescope train --resume {run_dir}), or give run_dir a new folder to start another run."
+            f"{run_dir} holds a run trained with a different config ({details}). Resume it with "
+            f"the same config (saescope train --resume {run_dir}), or give run_dir a new folder "
+            "to start another run."
         )
 
 
@@ -511,7 +529,7 @@ def write_run_json(run_dir: Path, cfg: TrainConfig, outputs: dict[str, str], ste
         "config": cfg.to_dict(),
         "saes": outputs,
         "steps": step,
-        "tokens": step * cfg.batch_size,
+        "tokens": step * cfg.optim.batch_size,
         "versions": {"saescope": getattr(saescope, "__version__", "?"), "torch": torch.__version__},
     }
     write_json(path, run)
@@ -523,9 +541,9 @@ def start_wandb(cfg: TrainConfig, run_dir: Path) -> Any:
     except ImportError as err:
         raise SaescopeError("wandb: true needs the wandb package (pip install wandb)") from err
     return wandb.init(
-        project=cfg.wandb_project,
+        project=cfg.logging.wandb_project,
         name=run_dir.name,
-        config=cfg.to_dict(),
+        config=flat_fields(cfg.to_dict()),  # dotted names: W&B's table filters by them
         dir=str(run_dir),
         resume="allow",
     )
@@ -544,5 +562,6 @@ def hook_layer(hook: str) -> int | None:
 
 
 def log_density(fire_counts: torch.Tensor, tokens: int) -> torch.Tensor:
-    """log10 of the fraction of training tokens each latent fired on (SAELens's sparsity.safetensors)."""
+    """log10 of the fraction of training tokens each latent fired on (SAELens's
+    sparsity.safetensors)."""
     return torch.log10((fire_counts.double() / max(1, tokens)).clamp_min(1e-10)).float()

@@ -1,19 +1,20 @@
 """SAE architectures as plug-ins: one module per architecture, registered once.
 
-Each module holds everything saescope needs to know about its architecture: the inference SAE
-(an `SAE` subclass), its training hyperparameters (a `Hyperparameters` dataclass whose fields are
-TrainConfig's, with their checks), its training loss and initialisation, and the switches the
-trainer, the distributed trainer and analysis read (an `Architecture` subclass decorated with
-`@register`). The rest of saescope asks the registry (`get_architecture(name)`) and never names
-an architecture.
+Each module holds everything saescope needs to know about its architecture: the inference SAE (an
+`SAE` subclass), its training hyperparameters (a `Hyperparameters` dataclass: its own section of
+TrainConfig, `architecture:`, declared with setting()), its training loss and initialisation, and
+the switches the trainer, the distributed trainer and analysis read (an `Architecture` subclass
+decorated with `@register`). The rest of saescope asks the registry (`get_architecture(name)`) and
+never names an architecture.
 
 Adding an architecture (one new module, plus its test):
 
 1. Write `my_arch.py` in this folder: a subclass of `SAE` with `architecture = "my_arch"` and
    `activation(hidden_pre)`; tensors of its own go in `__init__` and `expected_shapes()`.
-2. If it trains with knobs, a `@dataclass` subclass of `Hyperparameters` naming the TrainConfig
-   fields it reads (e.g. `l1_coefficient`), with `validate()`; `grid_fields` lists the ones that
-   may hold a list (one SAE per value).
+2. If it trains with knobs, a `@dataclass` subclass of `Hyperparameters` declaring them with
+   `setting(default, help, low=..., high=..., choices=...)`: they become `architecture.NAME` in
+   YAML and overrides, checked with messages naming the field, and rows of `saescope
+   config-docs train`. `grid_fields` lists the ones that may hold a list (one SAE per value).
 3. Its loss: `loss(sae, x, s) -> StepOutput` on normalised activations x [batch, d_in], built from
    the helpers in saescope.sae.training.losses (squared_error, fire_counts, auxk_loss, ...).
 4. `@register class MyArch(Architecture)` with `sae_class`, `hyperparameters` and `loss`, plus any
@@ -53,7 +54,8 @@ from saescope.sae.architectures.jumprelu import JumpReLUSAE  # isort: skip
 from saescope.sae.architectures.gated import GatedSAE  # isort: skip
 from saescope.sae.architectures.matryoshka_batchtopk import MatryoshkaBatchTopKSAE  # isort: skip
 
-# importing the submodule `jumprelu` bound that name to the module: the function is what callers import
+# importing the submodule `jumprelu` bound that name to the module: the
+# function is what callers import
 from saescope.sae.architectures.shared import jumprelu  # isort: skip  # noqa: F811
 
 

@@ -10,7 +10,7 @@ from torch.nn import functional as F
 
 from saescope.errors import SaescopeError
 from saescope.sae.architectures.plugin import register
-from saescope.sae.architectures.shared import batch_topk
+from saescope.sae.architectures.shared import as_sae, batch_topk, loss_k
 from saescope.sae.architectures.topk import KArchitecture, config_k
 from saescope.sae.base import SAE
 from saescope.sae.config import SAEConfig
@@ -79,8 +79,8 @@ class BatchTopKSAE(SAE):
         # one global threshold cannot follow features scaled by different norms
         if not torch.allclose(norms, torch.ones_like(norms), atol=1e-4):
             raise SaescopeError(
-                f"fold_W_dec_norm would change a {self.architecture} SAE's outputs (one global threshold, decoder "
-                "rows not unit-norm); convert it with to_jumprelu() first"
+                f"fold_W_dec_norm would change a {self.architecture} SAE's outputs (one global "
+                "threshold, decoder rows not unit-norm); convert it with to_jumprelu() first"
             )
 
     def to_jumprelu(self) -> JumpReLUSAE:
@@ -100,14 +100,14 @@ def batchtopk_acts(sae: SAE, x: torch.Tensor, k: int) -> tuple[torch.Tensor, tor
 
     pre = encoder_pre(sae, x)
     acts = batch_topk(pre, k)
-    sae.update_threshold(acts.detach())  # type: ignore[operator]
+    as_sae(sae, BatchTopKSAE).update_threshold(acts.detach())
     return pre, acts
 
 
 def batchtopk_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
     """MSE of the batch-top-k reconstruction + aux_k_coefficient * AuxK."""
 
-    _, acts = batchtopk_acts(sae, x, s.k)  # type: ignore[arg-type]
+    _, acts = batchtopk_acts(sae, x, loss_k(s))
     recon = acts @ sae.W_dec + sae.b_dec
     mse = squared_error(recon, x)
     aux = auxk_loss(sae, x, (x - recon).detach(), s)

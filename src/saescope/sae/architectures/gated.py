@@ -11,6 +11,7 @@ from torch.nn import functional as F
 
 from saescope.errors import SaescopeError
 from saescope.sae.architectures.plugin import Architecture, register
+from saescope.sae.architectures.shared import as_sae
 from saescope.sae.architectures.standard import L1Hyperparameters
 from saescope.sae.base import SAE
 from saescope.sae.config import SAEConfig
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
 
 
 class GatedSAE(SAE):
-    """Gated SAE (Rajamanoharan et al. 2024): a gate path picks features, a magnitude path sizes them.
+    """Gated SAE (Rajamanoharan et al. 2024): a gate path picks
+    features, a magnitude path sizes them.
 
     gate = (sae_in @ W_enc + b_gate) > 0;  magnitude = relu(sae_in @ (W_enc * exp(r_mag)) + b_mag).
     There is no b_enc: the two paths have their own biases (b_enc is None, as in SAELens).
@@ -74,7 +76,7 @@ def gated_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
     """MSE + l1 * L1(relu(gate pre) * ||W_dec||) + MSE of the gate path through a frozen decoder."""
 
     sae_in = x - sae.b_dec
-    gate_pre = sae.gate_pre(sae_in)  # type: ignore[attr-defined]
+    gate_pre = as_sae(sae, GatedSAE).gate_pre(sae_in)
     acts = (gate_pre > 0) * F.relu(sae.pre_acts(sae_in))
     recon = acts @ sae.W_dec + sae.b_dec
     mse = squared_error(recon, x)

@@ -10,8 +10,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from saescope.config import setting
+from saescope.errors import SaescopeError
 from saescope.sae.architectures.plugin import Architecture, Hyperparameters, register
-from saescope.sae.architectures.shared import check_float, jumprelu, step
+from saescope.sae.architectures.shared import as_sae, jumprelu, step
 from saescope.sae.base import SAE
 from saescope.sae.config import SAEConfig
 from saescope.sae.training.losses import (
@@ -55,33 +57,39 @@ class JumpReLUSAE(SAE):
 class JumpReLUHyperparameters(Hyperparameters):
     """The L0 penalty's coefficient and the straight-through estimators' kernel width."""
 
-    jumprelu_l0_coefficient: float
-    jumprelu_bandwidth: float
+    l0_coefficient: float = setting(1.0, "the L0 penalty's coefficient", low=0.0, high=1e4)
+    bandwidth: float = setting(
+        0.001,
+        "width of the threshold's pseudo-derivative (the straight-through kernel)",
+        low=1e-6,
+        high=1.0,
+        accepted="a number from 1e-6 to 1",
+    )
 
-    warmed_up: ClassVar[tuple[str, ...]] = ("jumprelu_l0_coefficient",)
+    warmed_up: ClassVar[tuple[str, ...]] = ("l0_coefficient",)
+    legacy_names: ClassVar[dict[str, str]] = {
+        "jumprelu_l0_coefficient": "l0_coefficient",
+        "jumprelu_bandwidth": "bandwidth",
+    }
 
-    def validate(self) -> None:
-        check_float(
-            "jumprelu_l0_coefficient",
-            self.jumprelu_l0_coefficient,
-            0.0,
-            1e4,
-            "a number from 0 to 10000",
-        )
-        check_float(
-            "jumprelu_bandwidth", self.jumprelu_bandwidth, 1e-6, 1.0, "a number from 1e-6 to 1"
-        )
+
+def settings_of(s: LossSettings) -> JumpReLUHyperparameters:
+    """The JumpReLU section the trainer passed in the loss settings (warm-up applied)."""
+    if not isinstance(s.hyper, JumpReLUHyperparameters):
+        raise SaescopeError("the jumprelu loss needs its hyperparameters in the loss settings")
+    return s.hyper
 
 
 def jumprelu_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
     """MSE + coefficient * L0, with straight-through gradients for the thresholds."""
 
+    hyper, jumping = settings_of(s), as_sae(sae, JumpReLUSAE)
     pre = encoder_pre(sae, x)
-    acts = sae.training_activation(pre, s.jumprelu_bandwidth)  # type: ignore[attr-defined]
+    acts = jumping.training_activation(pre, hyper.bandwidth)
     recon = acts @ sae.W_dec + sae.b_dec
     mse = squared_error(recon, x)
-    l0_penalty = step(F.relu(pre), sae.threshold, s.jumprelu_bandwidth).sum(dim=-1).mean()  # type: ignore[arg-type]
-    loss = mse + s.jumprelu_l0_coefficient * l0_penalty
+    l0_penalty = step(F.relu(pre), jumping.threshold, hyper.bandwidth).sum(dim=-1).mean()
+    loss = mse + hyper.l0_coefficient * l0_penalty
     return StepOutput(loss, mse.detach(), active_l0(acts), fire_counts(acts), l0_penalty.detach())
 
 
@@ -92,7 +100,7 @@ class JumpReLU(Architecture):
     dense_start = True
 
     def init_tensors(self, sae: SAE) -> None:
-        sae.threshold.fill_(0.001)  # type: ignore[operator]  # small and positive
+        as_sae(sae, JumpReLUSAE).threshold.fill_(0.001)  # small and positive
 
     def loss(self, sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
         return jumprelu_loss(sae, x, s)

@@ -4,14 +4,15 @@ dictionary must each reconstruct the input."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-from saescope.errors import ConfigError
+from saescope.config import setting
+from saescope.errors import ConfigError, SaescopeError
 from saescope.sae.architectures.batchtopk import BatchTopKSAE, batchtopk_acts
 from saescope.sae.architectures.plugin import Hyperparameters, register
-from saescope.sae.architectures.shared import check_sae_k
+from saescope.sae.architectures.shared import check_sae_k, loss_k, widths_of
 from saescope.sae.architectures.topk import KArchitecture, KHyperparameters
 from saescope.sae.base import SAE
 from saescope.sae.config import SAEConfig
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
 
 
 class MatryoshkaBatchTopKSAE(BatchTopKSAE):
-    """Matryoshka BatchTopK SAE (Bussmann et al. 2025): nested prefixes of the dictionary each reconstruct.
+    """Matryoshka BatchTopK SAE (Bussmann et al. 2025): nested prefixes of
+    the dictionary each reconstruct.
 
     Inference is BatchTopK's (global threshold); cfg.matryoshka_widths gives the nested widths, so
     prefix_reconstructions() can give the per-prefix outputs the training loss sums over.
@@ -37,35 +39,40 @@ class MatryoshkaBatchTopKSAE(BatchTopKSAE):
     architecture = "matryoshka_batchtopk"
 
     def prefix_reconstructions(self, acts: torch.Tensor) -> list[torch.Tensor]:
-        """acts [..., d_sae] -> reconstruction [..., d_out] using features [0, end) for each prefix end."""
+        """acts [..., d_sae] -> reconstruction [..., d_out] using
+        features [0, end) for each prefix end."""
         outputs = []
         out = self.b_dec.expand(*acts.shape[:-1], self.d_out)
         start = 0
-        for end in self.cfg.matryoshka_widths:  # type: ignore[union-attr]
+        for end in widths_of(self.cfg):
             out = out + acts[..., start:end] @ self.W_dec[start:end]
             outputs.append(self.denormalize_output(out, self._last_stats))
             start = end
         return outputs
 
 
+FRACTIONS = "a list of positive fractions summing to 1"
+
+
 @dataclass
 class MatryoshkaHyperparameters(KHyperparameters):
     """BatchTopK's k, and the nested groups' shares of the dictionary (summing to 1)."""
 
-    matryoshka_fractions: list[float]
+    group_fractions: list[float] = setting(
+        [0.0625, 0.1875, 0.75],
+        "the nested groups' shares of d_sae, smallest prefix first",
+        low=0.0,
+        high=1.0,
+        accepted=FRACTIONS,
+    )
+
+    legacy_names: ClassVar[dict[str, str]] = {"matryoshka_fractions": "group_fractions"}
 
     def validate(self) -> None:
         super().validate()
-        fractions = self.matryoshka_fractions
-        if (
-            not isinstance(fractions, list)
-            or not fractions
-            or abs(sum(fractions) - 1.0) > 1e-6
-            or any(not isinstance(f, int | float) or f <= 0 for f in fractions)
-        ):
-            raise ConfigError(
-                "matryoshka_fractions", fractions, "a list of positive fractions summing to 1"
-            )
+        fractions = self.group_fractions
+        if not fractions or abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) <= 0:
+            raise ConfigError("group_fractions", fractions, FRACTIONS)
 
 
 def nested_widths(d_sae: int, fractions: list[float]) -> list[int]:
@@ -78,13 +85,14 @@ def nested_widths(d_sae: int, fractions: list[float]) -> list[int]:
 
 
 def matryoshka_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
-    """BatchTopK acts; every nested prefix of the dictionary must reconstruct x (mean of their MSEs)."""
+    """BatchTopK acts; every nested prefix of the dictionary must
+    reconstruct x (mean of their MSEs)."""
 
-    _, acts = batchtopk_acts(sae, x, s.k)  # type: ignore[arg-type]
+    _, acts = batchtopk_acts(sae, x, loss_k(s))
     recon = sae.b_dec.expand_as(x)
     prefix_mses = []
     start = 0
-    for end in sae.cfg.matryoshka_widths:  # type: ignore[union-attr]
+    for end in widths_of(sae.cfg):
         recon = recon + acts[:, start:end] @ sae.W_dec[start:end]
         prefix_mses.append(squared_error(recon, x))
         start = end
@@ -103,7 +111,7 @@ class MatryoshkaBatchTopK(KArchitecture):
         check_sae_k(cfg)
         widths = cfg.matryoshka_widths
         increasing = bool(widths) and all(a < b for a, b in zip([0, *widths], widths, strict=False))
-        if not increasing or widths[-1] != cfg.d_sae:  # type: ignore[index]
+        if not widths or not increasing or widths[-1] != cfg.d_sae:
             raise ConfigError(
                 "matryoshka_widths",
                 widths,
@@ -111,8 +119,10 @@ class MatryoshkaBatchTopK(KArchitecture):
             )
 
     def sae_config_fields(self, hyper: Hyperparameters, d_sae: int) -> dict[str, Any]:
-        fractions = hyper.matryoshka_fractions  # type: ignore[attr-defined]
-        return {"k": hyper.k, "matryoshka_widths": nested_widths(d_sae, fractions)}  # type: ignore[attr-defined]
+        if not isinstance(hyper, MatryoshkaHyperparameters):
+            raise SaescopeError(f"expected Matryoshka settings, got {type(hyper).__name__}")
+        widths = nested_widths(d_sae, hyper.group_fractions)
+        return {"k": hyper.k, "matryoshka_widths": widths}
 
     def loss(self, sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
         return matryoshka_loss(sae, x, s)

@@ -1,20 +1,22 @@
-"""Pieces several architectures share: JumpReLU straight-through estimators, top-k selection,
-and the checks their training hyperparameters use (the config schema's, so messages name field,
-value and what is accepted as for every declared config).
+"""Pieces several architectures share: JumpReLU straight-through estimators, top-k selection, and
+the checks of k that need d_sae (known only once the model or the SAE config is).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 from torch.nn import functional as F
 
-from saescope.config.schema import FieldSpec, check_field
-from saescope.errors import ConfigError
+from saescope.errors import ConfigError, SaescopeError
 
 if TYPE_CHECKING:
+    from saescope.sae.base import SAE
     from saescope.sae.config import SAEConfig
+    from saescope.sae.training.losses import LossSettings
+
+S = TypeVar("S", bound="SAE")
 
 # ---- JumpReLU straight-through pieces (Rajamanoharan et al. 2024, "Jumping Ahead") ------------
 
@@ -45,7 +47,8 @@ class JumpReLUFunction(torch.autograd.Function):
 
 
 class StepFunction(torch.autograd.Function):
-    """(x > threshold) as a float, with a rectangle-kernel pseudo-derivative for the threshold (the L0 loss)."""
+    """(x > threshold) as a float, with a rectangle-kernel pseudo-derivative
+    for the threshold (the L0 loss)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, threshold: torch.Tensor, bandwidth: float) -> torch.Tensor:
@@ -72,7 +75,8 @@ def _sum_to_shape(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
 
 
 def jumprelu(x: torch.Tensor, threshold: torch.Tensor, bandwidth: float = 0.001) -> torch.Tensor:
-    """Differentiable JumpReLU for training: x * (x > threshold), threshold gets a pseudo-gradient."""
+    """Differentiable JumpReLU for training: x * (x > threshold), threshold gets a
+    pseudo-gradient."""
     return JumpReLUFunction.apply(x, threshold, bandwidth)
 
 
@@ -117,21 +121,25 @@ def as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list | tuple) else [value]
 
 
-def check_value(name: str, value: Any, tp: Any, **declaration: Any) -> None:
-    """The config schema's check of one field (type, low/high, choices, accepted text), for a
-    value held outside a Config, such as an architecture's Hyperparameters."""
-    meta = {"low": None, "high": None, "choices": None, **declaration}
-    check_field(FieldSpec(name, tp, None, meta), value)
+def as_sae(sae: SAE, cls: type[S]) -> S:
+    """sae as its architecture's own class, whose tensors (threshold, gate) a loss reads."""
+    if not isinstance(sae, cls):
+        raise SaescopeError(f"expected a {cls.architecture} SAE, got {type(sae).__name__}")
+    return sae
 
 
-def check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
-    """Raise ConfigError unless value is an integer in [low, high] (the schema's check)."""
-    check_value(name, value, int, low=low, high=high)
+def loss_k(s: LossSettings) -> int:
+    """k of a TopK-style loss (the trainer sets it from the SAE's hyperparameters)."""
+    if s.k is None:
+        raise SaescopeError("a TopK-style loss needs k in its loss settings")
+    return s.k
 
 
-def check_float(name: str, value: Any, low: float, high: float, accepted: str) -> None:
-    """Raise ConfigError unless value is a number in [low, high] (the schema's check)."""
-    check_value(name, value, float, low=low, high=high, accepted=accepted)
+def widths_of(cfg: SAEConfig) -> list[int]:
+    """A Matryoshka SAE's nested widths (check_sae_config makes sure its config has them)."""
+    if not cfg.matryoshka_widths:
+        raise SaescopeError(f"a {cfg.architecture} SAE's config needs matryoshka_widths")
+    return cfg.matryoshka_widths
 
 
 def check_sae_k(cfg: SAEConfig) -> None:
@@ -148,5 +156,7 @@ def check_k_fits(ks: Any, d_in: int, expansion_factor: int) -> None:
     for k in as_list(ks):
         if k > d_sae:
             raise ConfigError(
-                "k", k, f"an integer from 1 to d_sae ({d_sae} = {d_in} x {expansion_factor})"
+                "architecture.k",
+                k,
+                f"an integer from 1 to d_sae ({d_sae} = {d_in} x {expansion_factor})",
             )

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch.nn import functional as F
 
+from saescope.config import setting
 from saescope.sae.architectures.plugin import Architecture, Hyperparameters, register
-from saescope.sae.architectures.shared import as_list, check_float
 from saescope.sae.base import SAE
 from saescope.sae.training.losses import StepOutput, squared_error
 from saescope.sae.training.sparse_relu import decode, relu_encode
@@ -31,22 +31,22 @@ class StandardSAE(SAE):
 class L1Hyperparameters(Hyperparameters):
     """L1-penalised SAEs (standard, gated): one SAE per l1_coefficient."""
 
-    l1_coefficient: float | list[float]
+    l1_coefficient: float | list[float] = setting(
+        5.0,
+        "the L1 penalty's coefficient; a list trains one SAE per value",
+        low=0.0,
+        high=1e4,
+        note="typical: 1 to 10",
+    )
 
     grid_fields: ClassVar[tuple[str, ...]] = ("l1_coefficient",)
     label_formats: ClassVar[dict[str, str]] = {"l1_coefficient": "l1_{:g}"}
     warmed_up: ClassVar[tuple[str, ...]] = ("l1_coefficient",)
 
-    def validate(self) -> None:
-        for l1 in as_list(self.l1_coefficient):
-            check_float(
-                "l1_coefficient", l1, 0.0, 1e4, "a number from 0 to 10000 (typical: 1 to 10)"
-            )
-
 
 def standard_loss(sae: SAE, x: torch.Tensor, s: LossSettings) -> StepOutput:
-    """ReLU SAE: MSE + l1 * sum_i acts_i (* ||W_dec[i]|| when the decoder norm is free).
-    The active latents go through the sparse path once they are few (sae/training/sparse_relu.py)."""
+    """ReLU SAE: MSE + l1 * sum_i acts_i (* ||W_dec[i]|| when the decoder norm is free). The active
+    latents go through the sparse path once they are few (sae/training/sparse_relu.py)."""
 
     active = relu_encode(x, sae.W_enc, sae.b_enc, sae.b_dec)
     recon = decode(active, sae.W_dec) + sae.b_dec

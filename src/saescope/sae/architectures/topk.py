@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from saescope.config import setting
 from saescope.errors import SaescopeError
 from saescope.sae.architectures.plugin import Architecture, Hyperparameters, register
 from saescope.sae.architectures.shared import (
-    as_list,
-    check_int,
     check_k_fits,
     check_sae_k,
     scatter_dense,
@@ -86,8 +85,8 @@ class TopKSAE(SAE):
         uniform = torch.allclose(norms, norms.mean().expand_as(norms), rtol=1e-4)
         if not self.cfg.rescale_acts_by_decoder_norm and not uniform:
             raise SaescopeError(
-                "fold_W_dec_norm would change which features a TopK SAE picks (its decoder rows are not unit-norm); "
-                "it is safe only with rescale_acts_by_decoder_norm"
+                "fold_W_dec_norm would change which features a TopK SAE picks (its decoder rows "
+                "are not unit-norm); it is safe only with rescale_acts_by_decoder_norm"
             )
 
     def scale_feature_tensors(self, norms: torch.Tensor) -> None:
@@ -97,17 +96,18 @@ class TopKSAE(SAE):
 
 @dataclass
 class KHyperparameters(Hyperparameters):
-    """TopK-style SAEs (topk, batchtopk): one SAE per k (active latents per token, or on average)."""
+    """TopK-style SAEs (topk, batchtopk): one SAE per k (active
+    latents per token, or on average)."""
 
-    k: int | list[int]
+    # the upper bound, d_sae, needs d_in (known once the model is loaded): see check_fits
+    k: int | list[int] = setting(
+        32,
+        "active features per token (on average, BatchTopK); a list trains one SAE per value",
+        low=1,
+    )
 
     grid_fields: ClassVar[tuple[str, ...]] = ("k",)
     label_formats: ClassVar[dict[str, str]] = {"k": "k{}"}
-
-    def validate(self) -> None:
-        for k in as_list(self.k):
-            # the upper bound needs d_in (known once the model is loaded): see check_fits
-            check_int("k", k, 1)
 
 
 def k_of(hyper: Hyperparameters) -> int | list[int]:

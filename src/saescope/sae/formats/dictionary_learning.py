@@ -65,7 +65,8 @@ GUESS_MARKERS = (
 
 
 def detect(path: Path) -> bool:
-    """A trainer folder with ae.pt (its config.json, if any, has a "trainer" section), or such an ae.pt."""
+    """A trainer folder with ae.pt (its config.json, if any, has a
+    "trainer" section), or such an ae.pt."""
     folder, weights = split_path(path)
     if weights is None or not weights.is_file():
         return False
@@ -81,7 +82,8 @@ def detect(path: Path) -> bool:
 
 
 def load(path: Path, **_: Any) -> SAE:
-    """An SAE from a dictionary_learning trainer folder, its ae.pt, or a checkpoints/ae_<step>.pt."""
+    """An SAE from a dictionary_learning trainer folder, its ae.pt, or a
+    checkpoints/ae_<step>.pt."""
     folder, weights = split_path(path)
     if weights is None:
         raise SaescopeError(f"{path}: no {WEIGHTS_FILENAME} here")
@@ -93,7 +95,8 @@ def load(path: Path, **_: Any) -> SAE:
     dict_class = trainer.get("dict_class") or guess_dict_class(state, weights)
     if dict_class not in DICT_CLASSES:
         raise SaescopeError(
-            f"{cfg_path}: dict_class {dict_class!r} is not supported (accepted: {', '.join(DICT_CLASSES)})"
+            f"{cfg_path}: dict_class {dict_class!r} is not supported (accepted: "
+            f"{', '.join(DICT_CLASSES)})"
         )
     tensors = our_tensors(state, dict_class, weights)
     cfg = make_config(dict_class, tensors, state, trainer, cfg_path or weights)
@@ -136,23 +139,27 @@ def guess_dict_class(state: dict[str, Any], weights: Path) -> str:
     if "k" in state and "group_sizes" not in state:
         # TopK and BatchTopK share tensor names; only config.json tells them apart
         raise SaescopeError(
-            f"{weights}: a TopK or BatchTopK dictionary (same tensor names) without {CFG_FILENAME} to say which"
+            f"{weights}: a TopK or BatchTopK dictionary (same tensor names) without {CFG_FILENAME} "
+            "to say which"
         )
     for dict_class, marker in GUESS_MARKERS:
         if marker in state:
             return dict_class
     raise SaescopeError(
-        f"{weights}: tensor names {', '.join(sorted(state))} match no dictionary_learning dictionary class"
+        f"{weights}: tensor names {', '.join(sorted(state))} match no dictionary_learning "
+        "dictionary class"
     )
 
 
 def our_tensors(state: dict[str, Any], dict_class: str, weights: Path) -> dict[str, torch.Tensor]:
-    """Rename (and transpose where the source stores nn.Linear weights) to W_enc [d_in, d_sae], ..."""
+    """Rename (and transpose where the source stores nn.Linear
+    weights) to W_enc [d_in, d_sae], ..."""
     names = DICT_CLASSES[dict_class][2]
     missing = [name for name in names if not isinstance(state.get(name), torch.Tensor)]
     if missing:
         raise SaescopeError(
-            f"{weights}: missing tensor(s) {', '.join(missing)} for a {dict_class} (found: {', '.join(sorted(state))})"
+            f"{weights}: missing tensor(s) {', '.join(missing)} for a {dict_class} (found: "
+            f"{', '.join(sorted(state))})"
         )
     tensors = {}
     for source, ours in names.items():
@@ -217,7 +224,8 @@ def metadata(trainer: dict[str, Any]) -> dict[str, Any]:
 
 
 def hook_name(layer: int, submodule_name: str | None) -> str | None:
-    """dictionary_learning trains on a layer's output (the residual stream) unless the submodule says otherwise."""
+    """dictionary_learning trains on a layer's output (the residual stream)
+    unless the submodule says otherwise."""
     name = (submodule_name or "resid").lower()
     if "resid" in name:
         return f"blocks.{layer}.hook_resid_post"

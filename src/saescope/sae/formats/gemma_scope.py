@@ -62,7 +62,8 @@ def weights_file(path: Path) -> Path:
 
 
 def read_npz(path: Path) -> dict[str, torch.Tensor]:
-    """The five arrays of params.npz as float32 tensors; a clear error if truncated, corrupt or incomplete."""
+    """The five arrays of params.npz as float32 tensors; a clear error if
+    truncated, corrupt or incomplete."""
     require_file(path)
     try:
         with np.load(path) as npz:
@@ -76,7 +77,8 @@ def read_npz(path: Path) -> dict[str, torch.Tensor]:
     missing = [name for name in TENSOR_NAMES if name.lower() not in arrays]
     if missing:
         raise SaescopeError(
-            f"{path}: missing array(s) {', '.join(missing)} (found: {', '.join(sorted(arrays)) or 'none'})"
+            f"{path}: missing array(s) {', '.join(missing)} (found: "
+            f"{', '.join(sorted(arrays)) or 'none'})"
         )
     return {
         name: torch.from_numpy(np.asarray(arrays[name.lower()], dtype=np.float32))
@@ -85,7 +87,8 @@ def read_npz(path: Path) -> dict[str, torch.Tensor]:
 
 
 def metadata_from_path(path: Path) -> dict[str, Any]:
-    """Model (gemma-2-<size>[-it]) and hook point from the release path; nothing if it is not one."""
+    """Model (gemma-2-<size>[-it]) and hook point from the release
+    path; nothing if it is not one."""
     release = next((m for part in path.parts if (m := RELEASE_NAME.search(part))), None)
     layer = next((int(m["layer"]) for part in path.parts if (m := LAYER_FOLDER.match(part))), None)
     if release is None:

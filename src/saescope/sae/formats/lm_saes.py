@@ -59,7 +59,8 @@ NORM_KEY_PREFIX = "dataset_average_activation_norm."
 
 
 class DecoderNormTopKSAE(TopKSAE):
-    """lm-saes's TopK with sparsity_include_decoder_norm: picks the k largest relu(h * ||W_dec[i]||), reports h.
+    """lm-saes's TopK with sparsity_include_decoder_norm: picks the k largest
+    relu(h * ||W_dec[i]||), reports h.
 
     cfg.rescale_acts_by_decoder_norm is set so the choice of features survives a native save;
     SAELens then reports those features as h * ||W_dec[i]|| (reconstructions are identical).
@@ -81,7 +82,8 @@ class DecoderNormTopKSAE(TopKSAE):
 
 
 def detect(path: Path) -> bool:
-    """A folder with config.json or hyperparams.json and weights where the library looks for them."""
+    """A folder with config.json or hyperparams.json and weights
+    where the library looks for them."""
     folder = sae_folder(path)
     has_config = (folder / CONFIG_FILENAME).is_file() or (folder / OLD_CONFIG_FILENAME).is_file()
     return has_config and weights_path(folder) is not None
@@ -140,7 +142,8 @@ def read_state(weights: Path) -> dict[str, torch.Tensor]:
         state = checkpoint.get("sae", checkpoint) if isinstance(checkpoint, dict) else None
         if not isinstance(state, dict):
             raise SaescopeError(
-                f"{weights}: expected a state dict (or {{'sae': state_dict}}), got {type(checkpoint).__name__}"
+                f"{weights}: expected a state dict (or {{'sae': state_dict}}), got "
+                f"{type(checkpoint).__name__}"
             )
         return state
     raise SaescopeError(f"{weights}: unsupported weights file (accepted: .safetensors, .pt)")
@@ -159,20 +162,23 @@ def check_supported(raw: dict[str, Any], cfg_path: Path) -> None:
     act_fn = raw.get("act_fn", "relu")
     if act_fn not in SUPPORTED_ACT_FNS:
         raise SaescopeError(
-            f"{cfg_path}: act_fn {act_fn!r} is not supported (accepted: {', '.join(SUPPORTED_ACT_FNS)}); "
-            "a batchtopk SAE has no inference threshold: convert it to jumprelu with the library first"
+            f"{cfg_path}: act_fn {act_fn!r} is not supported (accepted: "
+            f"{', '.join(SUPPORTED_ACT_FNS)}); a batchtopk SAE has no inference threshold: convert "
+            "it to jumprelu with the library first"
         )
     if raw.get("use_glu_encoder"):
         raise SaescopeError(f"{cfg_path}: use_glu_encoder=true is not supported")
     norm = raw.get("norm_activation", "dataset-wise")
     if norm not in ("dataset-wise", "inference", "token-wise"):
         raise SaescopeError(
-            f"{cfg_path}: norm_activation {norm!r} is not supported (accepted: dataset-wise, inference, token-wise)"
+            f"{cfg_path}: norm_activation {norm!r} is not supported (accepted: dataset-wise, "
+            "inference, token-wise)"
         )
     is_transcoder = raw.get("hook_point_out", raw["hook_point_in"]) != raw["hook_point_in"]
     if norm == "token-wise" and is_transcoder:
         raise SaescopeError(
-            f"{cfg_path}: a token-wise normalised transcoder needs its output's norm, unknown at inference"
+            f"{cfg_path}: a token-wise normalised transcoder needs its output's norm, unknown at "
+            "inference"
         )
     if raw.get("apply_decoder_bias_to_pre_encoder") and is_transcoder:
         raise SaescopeError(
@@ -218,7 +224,8 @@ def activation_tensors(
     raw: dict[str, Any],
     weights: Path,
 ) -> None:
-    """Add the JumpReLU threshold [d_sae], divided by the decoder norms when the library compares h * n."""
+    """Add the JumpReLU threshold [d_sae], divided by the decoder norms
+    when the library compares h * n."""
     if raw.get("act_fn", "relu") != "jumprelu":
         return
     d_sae = tensors["W_enc"].shape[1]
@@ -246,7 +253,8 @@ def activation_tensors(
 def input_output_scales(
     raw: dict[str, Any], state: dict[str, torch.Tensor], cfg_path: Path
 ) -> tuple[float, float]:
-    """(f_in, f_out): what inputs are multiplied by and outputs divided by (1 when already folded)."""
+    """(f_in, f_out): what inputs are multiplied by and outputs
+    divided by (1 when already folded)."""
     if raw.get("norm_activation", "dataset-wise") != "dataset-wise":
         return 1.0, 1.0
     hook_in = raw["hook_point_in"]
@@ -258,15 +266,21 @@ def input_output_scales(
     }
     # the first release keeps them in hyperparams.json as {"in": ..., "out": ...}
     norms.update(raw.get("dataset_average_activation_norm") or {})
-    norm_in, norm_out = norms.get(hook_in, norms.get("in")), norms.get(hook_out, norms.get("out"))
-    for side, value in (("in", norm_in), ("out", norm_out)):
-        if value is None or not math.isfinite(value) or value <= 0:
-            raise SaescopeError(
-                f"{cfg_path}: norm_activation is 'dataset-wise' but the dataset average activation norm for the "
-                f"{side}put ({hook_in if side == 'in' else hook_out}) is {value!r}; expected a positive number"
-            )
-    d_model = raw["d_model"]
-    return math.sqrt(d_model) / norm_in, math.sqrt(d_model) / norm_out  # type: ignore[operator]
+    norm_in = dataset_norm(norms, hook_in, "in", cfg_path)
+    norm_out = dataset_norm(norms, hook_out, "out", cfg_path)
+    scale = math.sqrt(raw["d_model"])
+    return scale / norm_in, scale / norm_out
+
+
+def dataset_norm(norms: dict[str, Any], hook: str, side: str, cfg_path: Path) -> float:
+    """The dataset average activation norm of the input or output hook: a positive number."""
+    value = norms.get(hook, norms.get(side))
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise SaescopeError(
+            f"{cfg_path}: norm_activation is 'dataset-wise' but the dataset average activation "
+            f"norm for the {side}put ({hook}) is {value!r}; expected a positive number"
+        )
+    return float(value)
 
 
 # ---- config ------------------------------------------------------------------------------------
@@ -314,7 +328,8 @@ def make_config(
 
 
 def model_name(folder: Path) -> str | None:
-    """model_name of lm_config.json, beside the SAE or one folder up (where the library's loader looks)."""
+    """model_name of lm_config.json, beside the SAE or one folder up
+    (where the library's loader looks)."""
     for candidate in (folder / LM_CONFIG_FILENAME, folder.parent / LM_CONFIG_FILENAME):
         if candidate.is_file():
             name = read_json_file(candidate).get("model_name")

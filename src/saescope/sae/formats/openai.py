@@ -66,7 +66,8 @@ def load(path: Path, **_: Any) -> SAE:
             ", ".join(sorted(map(str, state))) if isinstance(state, dict) else type(state).__name__
         )
         raise SaescopeError(
-            f"{path}: not an OpenAI sparse_autoencoder state dict; needs {', '.join(REQUIRED_KEYS)} (found: {found})"
+            f"{path}: not an OpenAI sparse_autoencoder state dict; needs "
+            f"{', '.join(REQUIRED_KEYS)} (found: {found})"
         )
     cfg = config_from_state(state, path)
     return sae_from_tensors(cfg, tensors_from_state(state, path), path)
@@ -79,7 +80,8 @@ def config_from_state(state: dict[str, Any], path: Path) -> SAEConfig:
         k = (state.get("activation_state_dict") or {}).get("k")
         if not isinstance(k, int):
             raise SaescopeError(
-                f"{path}: a TopK checkpoint without an integer activation_state_dict['k'] (got {k!r})"
+                f"{path}: a TopK checkpoint without an integer activation_state_dict['k'] (got "
+                f"{k!r})"
             )
         postact = (state.get("activation_state_dict") or {}).get("postact_fn", "ReLU")
         if postact != "ReLU":

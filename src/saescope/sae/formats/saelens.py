@@ -1,4 +1,5 @@
-"""SAELens's on-disk format (cfg.json + sae_weights.safetensors [+ sparsity.safetensors]), read and written.
+"""SAELens's on-disk format (cfg.json + sae_weights.safetensors [+
+sparsity.safetensors]), read and written.
 
 This is also saescope's native format. Reading follows SAELens 6.x (`SAE.load_from_disk`)
 and its pre-6.0 flat configs; writing produces what SAELens 6 loads with the same outputs.
@@ -46,7 +47,8 @@ SAELENS_ARCHITECTURES: dict[str, tuple[str, bool, bool]] = {
     "skip_transcoder": ("standard", True, True),
     "jumprelu_transcoder": ("jumprelu", True, False),
     "jumprelu_skip_transcoder": ("jumprelu", True, True),
-    # not in SAELens 6.54 (it has no TopK or gated transcoders): what we write for them, read only here
+    # not in SAELens 6.54 (it has no TopK or gated transcoders): what we
+    # write for them, read only here
     "topk_transcoder": ("topk", True, False),
     "topk_skip_transcoder": ("topk", True, True),
     "gated_transcoder": ("gated", True, False),
@@ -63,7 +65,8 @@ METADATA_FIELDS = (
     "dataset_path",
     "prepend_bos",
 )
-# our provenance fields that SAELens has no key for: written into "metadata", which SAELens keeps as is
+# our provenance fields that SAELens has no key for: written into
+# "metadata", which SAELens keeps as is
 OUR_METADATA_FIELDS = ("hook_layer", "hook_layer_out", "source_format", "source_path")
 # other keys SAELens keeps in "metadata"; pre-6.0 configs have them at the top level
 SAELENS_METADATA_KEYS = (
@@ -108,7 +111,8 @@ def load(path: Path, **_: Any) -> SAE:
 
 
 def config_from_saelens(raw: dict[str, Any], cfg_path: Path) -> SAEConfig:
-    """SAELens's cfg.json (6.x nested metadata or pre-6.0 flat) -> SAEConfig, unknown keys kept in extra."""
+    """SAELens's cfg.json (6.x nested metadata or pre-6.0 flat) ->
+    SAEConfig, unknown keys kept in extra."""
     raw = {RENAMED_KEYS.get(key, key): value for key, value in raw.items()}
     metadata = {
         RENAMED_KEYS.get(key, key): value for key, value in (raw.get("metadata") or {}).items()
@@ -189,7 +193,8 @@ def tensors_from_saelens(
 ) -> dict[str, torch.Tensor]:
     """Rename / convert SAELens's stored tensors to ours (thresholds, finetuning scaling factor).
 
-    rescaled: the file's rescale_acts_by_decoder_norm (BatchTopK checkpoints get the norms folded in).
+    rescaled: the file's rescale_acts_by_decoder_norm (BatchTopK
+    checkpoints get the norms folded in).
     """
     tensors = dict(tensors)
     if (
@@ -200,7 +205,8 @@ def tensors_from_saelens(
         tensors["threshold"] = tensors.pop("topk_threshold").reshape(())
         if rescaled:
             fold_W_dec_norm_into(tensors)  # what SAELens does when it saves one for inference
-    # pre-6.0 finetuning scaling factor: decode used (acts * s) @ W_dec, the same as acts @ (s[:, None] * W_dec)
+    # pre-6.0 finetuning scaling factor: decode used (acts * s) @ W_dec, the same as acts @ (s[:,
+    # None] * W_dec)
     for name in ("scaling_factor", "finetuning_scaling_factor"):
         if name in tensors:
             scale = tensors.pop(name)
@@ -214,7 +220,8 @@ def tensors_from_saelens(
 
 
 def fold_W_dec_norm_into(tensors: dict[str, torch.Tensor]) -> None:
-    """W_enc, b_enc *= ||W_dec rows||; W_dec rows /= their norm (outputs unchanged for rescaled top-k)."""
+    """W_enc, b_enc *= ||W_dec rows||; W_dec rows /= their norm (outputs
+    unchanged for rescaled top-k)."""
     norms = tensors["W_dec"].norm(dim=-1).clamp_min(1e-8)  # [d_sae]
     tensors["W_enc"] = tensors["W_enc"] * norms
     tensors["b_enc"] = tensors["b_enc"] * norms
@@ -351,7 +358,8 @@ def save(sae: SAE, path: str | Path, log_feature_sparsity: torch.Tensor | None =
         and sae.cfg.normalize_activations in ("layer_norm", "constant_norm_rescale")
     ):
         raise SaescopeError(
-            "SAELens transcoders do not undo input normalisation in decode; this transcoder does, so it has no SAELens equivalent"
+            "SAELens transcoders do not undo input normalisation in decode; this transcoder does, "
+            "so it has no SAELens equivalent"
         )
     folder.mkdir(parents=True, exist_ok=True)
     save_tensors(folder / WEIGHTS_FILENAME, tensors_to_saelens(sae))

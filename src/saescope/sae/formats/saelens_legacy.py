@@ -1,6 +1,7 @@
 """SAELens's oldest files (jbloom's mats_sae_training, sae-lens < 1): one .pt holding a pickled dict
 
-    {"cfg": LanguageModelSAERunnerConfig(...), "state_dict": {W_enc, b_enc, W_dec, b_dec[, scaling_factor]}}
+{"cfg": LanguageModelSAERunnerConfig(...), "state_dict": {W_enc, b_enc, W_dec, b_dec[,
+scaling_factor]}}
 
 The config is a pickled dataclass from a package we do not import. We read it with torch's
 weights-only unpickler, letting through only stand-in classes named after the globals the file
@@ -55,7 +56,8 @@ def detect(path: Path) -> bool:
 
 
 def read_pickle_bytes(path: Path) -> bytes:
-    """The pickle stream of a torch zip file (no tensor data), or the first MiB of an older torch file."""
+    """The pickle stream of a torch zip file (no tensor data), or the
+    first MiB of an older torch file."""
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
@@ -91,7 +93,8 @@ def load(path: Path, **_: Any) -> SAE:
     data = load_pickle(path)
     if not isinstance(data, dict) or "cfg" not in data or "state_dict" not in data:
         raise SaescopeError(
-            f"{path}: expected a pickled dict with 'cfg' and 'state_dict' (a jbloom-era SAELens file)"
+            f"{path}: expected a pickled dict with 'cfg' and 'state_dict' (a jbloom-era SAELens "
+            "file)"
         )
     cfg_obj = data["cfg"]
     raw = dict(cfg_obj) if isinstance(cfg_obj, dict) else dict(vars(cfg_obj))
@@ -106,7 +109,8 @@ def load(path: Path, **_: Any) -> SAE:
 
 
 def json_safe(value: Any) -> Any:
-    """Config values as JSON would hold them (dtypes and devices as strings), so cfg.json can keep them."""
+    """Config values as JSON would hold them (dtypes and devices as
+    strings), so cfg.json can keep them."""
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     if isinstance(value, list | tuple):

@@ -38,7 +38,8 @@ def is_sparsify_folder(path: Path) -> bool:
 
 
 def layer_folders(path: Path) -> dict[str, Path]:
-    """hook point name -> folder, for a folder of layers (sorted naturally: layers.2 before layers.10)."""
+    """hook point name -> folder, for a folder of layers (sorted
+    naturally: layers.2 before layers.10)."""
     if not path.is_dir():
         return {}
     found = {sub.name: sub for sub in path.iterdir() if is_sparsify_folder(sub)}
@@ -54,13 +55,15 @@ def detect(path: Path) -> bool:
 
 
 def load(path: Path, layer: str | None = None, **_: Any) -> SAE:
-    """One sparsify SAE: `path` is its folder, or a folder of layers plus layer= (optional if only one)."""
+    """One sparsify SAE: `path` is its folder, or a folder of layers plus
+    layer= (optional if only one)."""
     if not is_sparsify_folder(path):
         layers = layer_folders(path)
         if layer is None:
             if len(layers) != 1:
                 raise SaescopeError(
-                    f"{path}: a folder of {len(layers)} sparsify SAEs; pass layer= one of {', '.join(layers)} "
+                    f"{path}: a folder of {len(layers)} sparsify SAEs; pass layer= one of "
+                    f"{', '.join(layers)} "
                     f"(or load_sparsify_layers() for all)"
                 )
             layer = next(iter(layers))
@@ -124,7 +127,8 @@ def config_from_sparsify(raw: dict[str, Any], hookpoint: str | None, cfg_path: P
             apply_b_dec_to_input=not transcode,
             transcoder=transcode,
             skip_connection=bool(raw.get("skip_connection", False)),
-            # sparsify names the module: an SAE reads its output, a transcoder maps its input to its output
+            # sparsify names the module: an SAE reads its output, a transcoder
+            # maps its input to its output
             hook_name=hookpoint,
             source_format="sparsify",
             source_path=str(cfg_path.parent),

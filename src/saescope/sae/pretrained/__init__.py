@@ -120,7 +120,8 @@ def is_published_name(text: str) -> bool:
 
 
 def find_pretrained(name: str) -> PretrainedSAE | None:
-    """The registry's SAE for "RELEASE/SAE_ID" or a Neuronpedia id; None if the release is unknown."""
+    """The registry's SAE for "RELEASE/SAE_ID" or a Neuronpedia id;
+    None if the release is unknown."""
     name = name.strip().strip("/")
     if name in neuronpedia_index():
         return make_entry(*neuronpedia_index()[name])
@@ -163,7 +164,8 @@ def closest(word: str, candidates: list[str], n: int = 5) -> str:
 
 
 def check_readable(entry: PretrainedSAE) -> None:
-    """An SAE whose files saescope has no reader for: say which format and why, before downloading."""
+    """An SAE whose files saescope has no reader for: say which
+    format and why, before downloading."""
     if entry.format is None:
         raise SaescopeError(
             f"{entry.name}: saescope cannot read this SAE: SAELens loads it with its "

@@ -1,4 +1,5 @@
-"""The fast ReLU (L1) training path: a dense encoder matmul, then sparse work while the SAE is sparse.
+"""The fast ReLU (L1) training path: a dense encoder matmul, then
+sparse work while the SAE is sparse.
 
 Once training has pushed L0 down to a few hundred of d_sae latents, a ReLU SAE is as sparse
 as a TopK one, only with a different number of active latents per token. The encoder then

@@ -125,7 +125,8 @@ def token_of_entries(n_tokens: int, k: int, device: torch.device) -> torch.Tenso
 
 
 class TopKEncode(torch.autograd.Function):
-    """(x [n, d_in], W_enc [d_in, d_sae], b_enc [d_sae], b_dec [d_in], k) -> values [n, k], indices [n, k].
+    """(x [n, d_in], W_enc [d_in, d_sae], b_enc [d_sae], b_dec [d_in], k) ->
+    values [n, k], indices [n, k].
 
     values are ReLU'd; indices carry no gradient. grad for x is computed only when x needs it.
     """
@@ -193,7 +194,8 @@ def topk_encode(
 
 
 def sparse_decode(values: torch.Tensor, indices: torch.Tensor, W_dec: torch.Tensor) -> torch.Tensor:
-    """values, indices [n, k] -> values @ W_dec rows: [n, d_out] (no bias), with the sparse backward."""
+    """values, indices [n, k] -> values @ W_dec rows: [n, d_out] (no
+    bias), with the sparse backward."""
     n, k = indices.shape
     crow = torch.arange(0, n * k + 1, k, device=indices.device)
     return ragged_decode(
@@ -208,5 +210,6 @@ def ragged_decode(
     crow: torch.Tensor,
     W_dec: torch.Tensor,
 ) -> torch.Tensor:
-    """Entries [m] in token order (token t's are crow[t]:crow[t + 1]) -> [n, d_out], with the sparse backward."""
+    """Entries [m] in token order (token t's are crow[t]:crow[t + 1]) -> [n,
+    d_out], with the sparse backward."""
     return SparseDecode.apply(values, latents, tokens, crow, W_dec)
