@@ -9,6 +9,7 @@ cache. A `Tally` says what a run did, for its summary.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,7 @@ def explain_into_store(
     """Explain the features this explainer has not explained yet (all with `redo`); with
     `score`, score the new explanations per config.scorers, and this explainer's earlier
     current ones that lack a score; with `labels` (default config.labels), a short label too."""
+    check_backend(backend)
     tally = Tally()
     todo, unscored = [], {}
     for f in features:
@@ -119,6 +121,7 @@ def score_into_store(
     """Score the current explanation of each feature per config.scorers (those that have
     every score already are skipped unless `redo`; those without one are listed in
     tally.unexplained)."""
+    check_backend(backend)
     tally = Tally()
     texts: dict[int, str] = {}
     for f in features:
@@ -132,6 +135,19 @@ def score_into_store(
     _pass(store, sae_id, list(texts), backend, config, tally, explanations=texts,
           cache_dir=cache_dir, progress=progress)  # fmt: skip
     return tally
+
+
+def check_backend(backend: LLMBackend) -> None:
+    """Fail at once, before reading what the store holds, when the backend cannot serve
+    (unreachable, no key, unknown model); the in-process model is loaded here."""
+
+    async def check() -> None:
+        try:
+            await backend.check()
+        finally:
+            await backend.aclose()
+
+    asyncio.run(check())
 
 
 def _pass(
