@@ -65,6 +65,10 @@ def test_unknown_old_schema_is_refused(store_url, store):
 def downgrade(store, version: int) -> None:
     """Turn a current store into the layout of an older schema version, as that version wrote it."""
     with store.engine.begin() as conn:
+        if version <= 3:  # v3 kept one explanation per feature, in features.explanation only
+            conn.exec_driver_sql("DROP TABLE explanation_scores")
+            conn.exec_driver_sql("DROP TABLE explanations")
+            conn.exec_driver_sql("ALTER TABLE features DROP COLUMN label")
         if (
             version <= 2
         ):  # v2 kept each feature's arrays in features.data, examples keyed without interval

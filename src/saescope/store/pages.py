@@ -16,8 +16,15 @@ from saescope.store.rows import TokenTexts
 
 
 def feature_page(
-    sae: Any, row: Any, example_rows: list[Any], scores: dict[str, float], vocab: TokenTexts
+    sae: Any,
+    row: Any,
+    example_rows: list[Any],
+    scores: dict[str, float],
+    vocab: TokenTexts,
+    explanations: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """explanations: the feature's stored explanations and labels, current first (as
+    FeatureStore.explanations gives them)."""
     arrays = unpack_arrays(row.data)
     examples: dict[str, list[dict[str, Any]]] = {kind: [] for kind in EXAMPLE_KINDS}
     for ex in example_rows:
@@ -31,6 +38,8 @@ def feature_page(
         "max_act": row.max_act,
         "mean_act": row.mean_act,
         "explanation": row.explanation,
+        "label": row.label,
+        "explanations": explanations or [],
         "scores": scores,
         "act_hist": {
             "counts": arrays["act_hist_counts"].tolist(),

@@ -126,7 +126,10 @@ def sae_row(analysis: SAEAnalysis) -> dict[str, Any]:
     }
 
 
-def feature_rows(analysis: SAEAnalysis, explanations: dict[int, str]) -> Iterator[dict[str, Any]]:
+def feature_rows(
+    analysis: SAEAnalysis, explanations: dict[int, str], labels: dict[int, str] | None = None
+) -> Iterator[dict[str, Any]]:
+    labels = labels or {}
     columns = {
         name: np.asarray(getattr(analysis.features, name), dtype=np.float64)
         for name in SORT_COLUMNS
@@ -137,6 +140,7 @@ def feature_rows(analysis: SAEAnalysis, explanations: dict[int, str]) -> Iterato
             "feature": f,
             **{name: float(column[f]) for name, column in columns.items()},
             "explanation": explanations.get(f),
+            "label": labels.get(f),
         }
 
 

@@ -3,16 +3,25 @@
 One row per SAE, one per feature (sortable statistics as columns) with its arrays as one
 binary blob in a table of their own (so that sorting, filtering and counting read small
 rows), one per stored score value, one per example, and `search_docs`: the
-text that search looks through (explanations, the tokens features fire on most, and the
+text that search looks through (explanations, labels, the tokens features fire on most, and the
 text of their top contexts), indexed by trigrams on both backends.
+
+Auto-interp keeps every explanation (and short label) of a feature in `explanations`, each
+with its explainer and cost, and any number of scores per explanation in `explanation_scores`
+with the per-example predictions they were computed from. The current explanation's text, the
+current label and the current explanation's score values are mirrored into `features` and
+`scores` (store/explanations.py keeps them in step), so the feature list sorts and filters by
+them like any other score.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -24,8 +33,8 @@ from sqlalchemy import (
 
 # v1: the first layout (no search_docs); v2: search_docs with its trigram index;
 # v3: each feature's arrays moved out of `features` into `feature_arrays`; examples keyed
-# by (kind, interval, rank).
-SCHEMA_VERSION = 3
+# by (kind, interval, rank); v4: explanations and their scores (auto-interp), features.label.
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -68,7 +77,8 @@ features = Table(
     Column("density", Float(53), nullable=False),
     Column("max_act", Float(53), nullable=False),
     Column("mean_act", Float(53), nullable=False),
-    Column("explanation", Text),
+    Column("explanation", Text),  # mirror of the current "explanation"-kind row
+    Column("label", Text),  # mirror of the current "label"-kind row
 )
 # One index per sort key of the feature list; `feature` last makes paging order total.
 for _column in ("density", "max_act", "mean_act"):
@@ -109,6 +119,57 @@ examples = Table(
     Column("data", LargeBinary, nullable=False),  # token ids, acts and the optional arrays
 )
 
+explanations = Table(
+    "explanations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sae_id", String(512), nullable=False),
+    Column("feature", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),  # one of EXPLANATION_KINDS
+    Column("text", Text),  # None: the explainer gave no usable answer (kept for its cost)
+    Column("status", String(32), nullable=False),
+    Column("backend", String(64), nullable=False),  # "manual" for one set by hand
+    Column("model", String(512), nullable=False),
+    Column("prompt_format", String(32), nullable=False),
+    Column("prompt_version", Integer, nullable=False),
+    Column("created_at", String(32), nullable=False),  # ISO 8601, UTC
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("is_current", Boolean, nullable=False),
+    Column("data", Text, nullable=False),  # JSON: the attempts, the examples it was made from
+)
+Index("explanations_by_feature", explanations.c.sae_id, explanations.c.feature, explanations.c.kind)
+# At most one current explanation per feature and kind, on both backends (a partial index).
+Index(
+    "explanations_one_current",
+    explanations.c.sae_id,
+    explanations.c.feature,
+    explanations.c.kind,
+    unique=True,
+    sqlite_where=explanations.c.is_current,
+    postgresql_where=explanations.c.is_current,
+)
+
+explanation_scores = Table(
+    "explanation_scores",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # deleted with its explanation by the store's code (SQLite leaves foreign keys unchecked)
+    Column("explanation_id", Integer, ForeignKey("explanations.id"), nullable=False),
+    Column("scorer", String(64), nullable=False),
+    Column("value", Float(53)),  # the headline value; None when undefined
+    Column("metrics", Text, nullable=False),  # JSON object
+    Column("predictions", LargeBinary, nullable=False),  # zlib-compressed JSON list
+    Column("prompt_version", Integer, nullable=False),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("data", Text, nullable=False),  # JSON: requests, failed prompts, raw attempts
+)
+Index("explanation_scores_by_explanation", explanation_scores.c.explanation_id)
+
+EXPLANATION_KINDS = ("explanation", "label")
+
 search_docs = Table(
     "search_docs",
     metadata,
@@ -121,7 +182,7 @@ search_docs = Table(
 Index("search_docs_by_feature", search_docs.c.sae_id, search_docs.c.feature, search_docs.c.field)
 
 # Search ranks a feature by the best field it matched in, in this order.
-SEARCH_FIELDS = ("explanation", "top_tokens", "context")
+SEARCH_FIELDS = ("explanation", "label", "top_tokens", "context")
 
 # The trigram index over search_docs.text: FTS5 (trigram tokenizer) on SQLite, kept in
 # step by triggers; pg_trgm's GIN index on PostgreSQL. Both answer case-insensitive

@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import (
@@ -31,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from saescope.analysis.results import SAEAnalysis
 from saescope.errors import ConfigError, SaescopeError
+from saescope.store import explanations as interp
 from saescope.store import pages, rows, versions
 from saescope.store.connect import connection_error, error_reason, make_engine, shown, store_url
 from saescope.store.schema import (
@@ -45,6 +45,9 @@ from saescope.store.schema import (
     vocabs,
 )
 from saescope.store.spool import ExampleSpool
+
+if TYPE_CHECKING:  # the store is below autointerp: no import of it at run time
+    from saescope.autointerp.results import Explainer, FeatureResult
 
 INSERT_BATCH = 1000
 
@@ -71,9 +74,9 @@ _SEARCH_DOC = select(search_docs.c.text).where(
     search_docs.c.feature == bindparam("feature"),
     search_docs.c.field == bindparam("field"),
 )
-_FEATURE_BRIEF = select(features.c.density, features.c.max_act, features.c.explanation).where(
-    features.c.sae_id == bindparam("sae_id"), features.c.feature == bindparam("feature")
-)
+_FEATURE_BRIEF = select(
+    features.c.density, features.c.max_act, features.c.explanation, features.c.label
+).where(features.c.sae_id == bindparam("sae_id"), features.c.feature == bindparam("feature"))
 _SCORE_ROWS = select(scores.c.feature, scores.c.name, scores.c.value).where(
     scores.c.sae_id == bindparam("sae_id"), scores.c.feature.in_(bindparam("ids", expanding=True))
 )
@@ -163,8 +166,8 @@ class FeatureStore:
     # --- writing -------------------------------------------------------------------------
 
     def write_analysis(self, analysis: SAEAnalysis, on_progress: ProgressFn | None = None) -> None:
-        """Store (or replace) one SAE's analysis in a single transaction. Explanations
-        already stored for its features are kept.
+        """Store (or replace) one SAE's analysis in a single transaction. Explanations and
+        labels already stored for its features are kept, with their scores and mirrors.
 
         The examples are read once, before the transaction, into a temporary file (spool.py):
         a streamed analysis runs its example pass as they are read, and neither holds them all
@@ -175,8 +178,13 @@ class FeatureStore:
         with ExampleSpool(sae_id, d_sae, beside) as spooled:
             spooled.write(analysis.examples)  # the example pass of a streamed analysis runs here
             with self._write(f"writing SAE {sae_id!r}", sae_id) as conn:
-                explanations = {
-                    f: text for f, text in self._explanations(conn, sae_id).items() if f < d_sae
+                interp.delete_explanations(conn, sae_id, from_feature=d_sae)
+                explanations = interp.current_texts(conn, sae_id, "explanation")
+                labels = interp.current_texts(conn, sae_id, "label")
+                mirrored = {
+                    key: value
+                    for key, value in interp.mirrored_scores(conn, sae_id).items()
+                    if value is not None
                 }
                 self._delete_rows(conn, sae_id)
                 if analysis.vocab is not None:
@@ -184,18 +192,34 @@ class FeatureStore:
                 conn.execute(
                     saes.insert(), [rows.sae_row(analysis)]
                 )  # after the examples: it holds their timing
-                score_rows = list(rows.score_rows(analysis))
-                n_docs = spooled.top.n_docs(explanations)
+                # a scorer's mirror shadows an analysis score of the same name
+                score_rows = [
+                    row
+                    for row in rows.score_rows(analysis)
+                    if (row["feature"], row["name"]) not in mirrored
+                ] + [
+                    {"sae_id": sae_id, "feature": f, "name": name, "value": value}
+                    for (f, name), value in mirrored.items()
+                ]
+                interp.add_score_names(conn, sae_id, {name for _, name in mirrored})
+                n_docs = spooled.top.n_docs(explanations) + len(labels)
                 progress = _Progress(
                     2 * d_sae + spooled.count + len(score_rows) + n_docs, on_progress
                 )
-                _insert_batches(conn, features, rows.feature_rows(analysis, explanations), progress)
+                _insert_batches(
+                    conn, features, rows.feature_rows(analysis, explanations, labels), progress
+                )
                 _insert_batches(conn, feature_arrays, rows.feature_array_rows(analysis), progress)
                 _insert_batches(conn, scores, score_rows, progress)
                 _insert_batches(conn, examples, spooled.rows(), progress)
                 # made from the spooled windows: reading the stored examples back took as long again
                 docs = spooled.top.doc_rows(sae_id, explanations, analysis.vocab)
                 _insert_batches(conn, search_docs, docs, progress)
+                label_docs = [
+                    {"sae_id": sae_id, "feature": f, "field": "label", "text": text}
+                    for f, text in sorted(labels.items())
+                ]
+                _insert_batches(conn, search_docs, label_docs, progress)
         self._refresh_statistics()
 
     def _refresh_statistics(self) -> None:
@@ -212,36 +236,225 @@ class FeatureStore:
     def delete_sae(self, sae_id: str) -> None:
         with self._write(f"deleting SAE {sae_id!r}", sae_id) as conn:
             self._sae(conn, sae_id)
+            interp.delete_explanations(conn, sae_id)
             self._delete_rows(conn, sae_id)
 
     def set_explanation(self, sae_id: str, feature: int, text: str | None) -> None:
-        """Set (or with None / "" clear) a feature's explanation; search sees it at once."""
+        """Set a feature's explanation by hand (a new "manual" explanation, made current), or
+        with None / "" clear it (no current explanation afterwards; the stored ones are kept).
+        Search, the feature list and the viewer see it at once."""
         text = text.strip() if text else None
         with self._write(
             f"setting the explanation of feature {feature} of {sae_id!r}", sae_id
         ) as conn:
             self._sae(conn, sae_id)
-            where = and_(features.c.sae_id == sae_id, features.c.feature == feature)
-            if conn.execute(features.update().where(where).values(explanation=text)).rowcount != 1:
-                raise self._no_feature(conn, sae_id, feature)
-            conn.execute(
-                search_docs.delete().where(
-                    search_docs.c.sae_id == sae_id,
-                    search_docs.c.feature == feature,
-                    search_docs.c.field == "explanation",
-                )
-            )
+            interp.check_feature(conn, sae_id, feature)
             if text:
-                conn.execute(
-                    search_docs.insert(),
-                    [{"sae_id": sae_id, "feature": feature, "field": "explanation", "text": text}],
-                )
-            # a new version of the SAE: readers that cache its pages (the viewer) re-read them
-            conn.execute(
-                saes.update()
-                .where(saes.c.sae_id == sae_id)
-                .values(written_at=datetime.now(UTC).isoformat(timespec="microseconds"))
+                self._insert_explanation(conn, sae_id, feature, text)
+            else:
+                interp.clear_current(conn, sae_id, feature, "explanation")
+            interp.sync_features(conn, sae_id, [feature])
+
+    def add_explanation(
+        self,
+        sae_id: str,
+        feature: int,
+        text: str | None,
+        *,
+        kind: str = "explanation",
+        explainer: Explainer | None = None,
+        status: str = "ok",
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        data: dict[str, Any] | None = None,
+        current: bool = True,
+        created_at: float | str | None = None,
+    ) -> int:
+        """Store an explanation (kind "explanation") or short label (kind "label") of a
+        feature; returns its id. Without `explainer` it is a hand-written one (backend
+        "manual"). With `current` (and text) it becomes the feature's current one of its kind."""
+        if text is not None and not isinstance(text, str):
+            raise ConfigError("text", text, "a string, or None for an explainer that gave none")
+        text = text.strip() or None if text else None
+        if text is None and explainer is None:
+            raise ConfigError("text", text, "a non-empty explanation for one set by hand")
+        with self._write(
+            f"adding an explanation of feature {feature} of {sae_id!r}", sae_id
+        ) as conn:
+            self._sae(conn, sae_id)
+            interp.check_feature(conn, sae_id, feature)
+            explanation_id = self._insert_explanation(
+                conn,
+                sae_id,
+                feature,
+                text,
+                kind=kind,
+                explainer=explainer,
+                status=status,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                data=data,
+                current=current,
+                created_at=created_at,
             )
+            interp.sync_features(conn, sae_id, [feature])
+        return explanation_id
+
+    def add_explanation_score(
+        self,
+        explanation_id: int,
+        scorer: str,
+        value: float | None,
+        *,
+        metrics: dict[str, Any],
+        predictions: list[Any],
+        prompt_version: int = 0,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        data: dict[str, Any] | None = None,
+    ) -> int:
+        """Store a score of an explanation, with every per-example prediction (Prediction
+        dataclasses or their dicts) it was computed from; returns its id. A score of a current
+        explanation shows at once in the feature list (sorted and filtered by `scorer`)."""
+        with self._read() as conn:  # the SAE whose writers this one queues behind
+            sae_id = interp.explanation_row(conn, explanation_id).sae_id
+        with self._write(
+            f"adding a {scorer} score of explanation {explanation_id}", sae_id
+        ) as conn:
+            row = interp.explanation_row(conn, explanation_id)
+            score_id = interp.insert_score(
+                conn,
+                explanation_id,
+                scorer,
+                value,
+                metrics=metrics,
+                predictions=predictions,
+                prompt_version=prompt_version,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                data=data,
+            )
+            interp.sync_features(conn, row.sae_id, [row.feature])
+        return score_id
+
+    def set_current_explanation(self, sae_id: str, feature: int, explanation_id: int) -> None:
+        """Make a stored explanation (or label) of this feature its current one of its kind."""
+        with self._write(
+            f"making explanation {explanation_id} current for feature {feature} of {sae_id!r}",
+            sae_id,
+        ) as conn:
+            self._sae(conn, sae_id)
+            interp.check_feature(conn, sae_id, feature)
+            row = interp.explanation_row(conn, explanation_id)
+            if (row.sae_id, row.feature) != (sae_id, feature):
+                raise SaescopeError(
+                    f"explanation_id: {explanation_id} is an explanation of feature {row.feature} "
+                    f"of {row.sae_id!r}, not of feature {feature} of {sae_id!r}."
+                )
+            interp.make_current(conn, row)
+            interp.sync_features(conn, sae_id, [feature])
+
+    def write_autointerp_results(self, results: list[FeatureResult], current: bool = True) -> int:
+        """Store auto-interp results (saescope.autointerp.FeatureResult): each explanation with
+        its scores, made current when `current` and it has text; a scoring-only result (no
+        explanation) attaches its scores to the feature's current explanation. One transaction
+        per SAE. Returns the number of rows written (explanations and scores)."""
+        by_sae: dict[str, list[FeatureResult]] = {}
+        for result in results:
+            by_sae.setdefault(result.sae_id, []).append(result)
+        written = 0
+        for sae_id, sae_results in by_sae.items():
+            with self._write(f"writing auto-interp results of {sae_id!r}", sae_id) as conn:
+                self._sae(conn, sae_id)
+                for result in sae_results:
+                    interp.check_feature(conn, sae_id, result.feature)
+                for result in sae_results:
+                    written += self._insert_result(conn, result, current)
+                interp.sync_features(conn, sae_id, [r.feature for r in sae_results])
+        return written
+
+    def _insert_result(self, conn: Connection, result: FeatureResult, current: bool) -> int:
+        explanation = result.explanation
+        if explanation is not None:
+            explanation_id = self._insert_explanation(
+                conn,
+                result.sae_id,
+                result.feature,
+                explanation.text,
+                kind="label" if explanation.explainer.prompt_format == "label" else "explanation",
+                explainer=explanation.explainer,
+                status=explanation.status,
+                prompt_tokens=explanation.prompt_tokens,
+                completion_tokens=explanation.completion_tokens,
+                data={"attempts": explanation.attempts, "examples": explanation.examples},
+                current=current,
+                created_at=explanation.created_at,
+            )
+        elif result.scores:
+            found = interp.current_explanation_id(
+                conn, result.sae_id, result.feature, "explanation"
+            )
+            if found is None:
+                raise SaescopeError(
+                    f"results: feature {result.feature} of {result.sae_id!r} has scores but no "
+                    "explanation, and the store holds no current explanation to attach them to; "
+                    "store the explanation first (set_explanation or add_explanation)."
+                )
+            explanation_id = found
+        else:
+            return 0  # nothing was made (the run stopped before this feature)
+        for score in result.scores:
+            interp.insert_score(
+                conn,
+                explanation_id,
+                score.scorer,
+                score.value,
+                metrics=score.metrics,
+                predictions=score.predictions,
+                prompt_version=score.prompt_version,
+                prompt_tokens=score.prompt_tokens,
+                completion_tokens=score.completion_tokens,
+                data={
+                    "n_requests": score.n_requests,
+                    "n_failed": score.n_failed,
+                    "attempts": score.attempts,
+                },
+            )
+        return (explanation is not None) + len(result.scores)
+
+    def _insert_explanation(
+        self,
+        conn: Connection,
+        sae_id: str,
+        feature: int,
+        text: str | None,
+        *,
+        kind: str = "explanation",
+        explainer: Explainer | None = None,
+        status: str = "ok",
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        data: dict[str, Any] | None = None,
+        current: bool = True,
+        created_at: float | str | None = None,
+    ) -> int:
+        return interp.insert_explanation(
+            conn,
+            sae_id,
+            feature,
+            text,
+            kind=kind,
+            status=status,
+            backend=explainer.backend if explainer else interp.MANUAL_BACKEND,
+            model=explainer.model if explainer else "",
+            prompt_format=explainer.prompt_format if explainer else "",
+            prompt_version=explainer.prompt_version if explainer else 0,
+            created_at=interp.iso_from_timestamp(created_at),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            data=data,
+            current=current,
+        )
 
     # --- reading -------------------------------------------------------------------------
 
@@ -260,6 +473,8 @@ class FeatureStore:
                     features.c.sae_id == sae_id, features.c.explanation.is_not(None)
                 )
             ).scalar_one()
+            n_labelled = interp.n_with_current(conn, sae_id, "label")
+            interp_scores = interp.score_summary(conn, sae_id)
         return {
             **_sae_brief(sae),
             "info": json.loads(sae.info),
@@ -268,6 +483,8 @@ class FeatureStore:
             "quantile_levels": json.loads(sae.quantile_levels),
             "score_names": json.loads(sae.score_names),
             "n_explained": n_explained,
+            "n_labelled": n_labelled,
+            "interp_scores": interp_scores,
             "density_histogram": pages.density_histogram(densities),
         }
 
@@ -337,6 +554,7 @@ class FeatureStore:
                 "max_act": r.max_act,
                 "mean_act": r.mean_act,
                 "explanation": r.explanation,
+                "label": r.label,
                 **({sort_by: r.sort_value} if sort_by in score_names else {}),
             }
             for r in page
@@ -352,9 +570,9 @@ class FeatureStore:
         }
 
     def search(self, text: str, sae_id: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        """Features whose explanation, top tokens or top contexts contain `text` (case-
-        insensitive substring), best field first (explanation, top tokens, contexts), then
-        by max activation."""
+        """Features whose explanation, label, top tokens or top contexts contain `text` (case-
+        insensitive substring), best field first (explanation, label, top tokens, contexts),
+        then by max activation."""
         text = text.strip()
         if not text:
             raise ConfigError("search text", text, "a non-empty string")
@@ -378,6 +596,26 @@ class FeatureStore:
             keys = [(r.sae_id, r.feature, SEARCH_FIELDS[r.best]) for r in ranked]
             return self._search_results(conn, keys, text)
 
+    def explanations(self, sae_id: str, feature: int) -> list[dict[str, Any]]:
+        """A feature's stored explanations and labels, current first, then newest first, each
+        with its explainer, cost and scores (without the predictions: explanation_score)."""
+        with self._read() as conn:
+            self._sae(conn, sae_id)
+            interp.check_feature(conn, sae_id, feature)
+            return interp.explanation_lists(conn, sae_id, [feature]).get(feature, [])
+
+    def explanation_score(self, score_id: int) -> dict[str, Any]:
+        """One stored score with every per-example prediction, so it can be recomputed."""
+        with self._read() as conn:
+            return interp.score_record(conn, score_id)
+
+    def interp_score_summary(self, sae_id: str) -> dict[str, dict[str, Any]]:
+        """scorer -> {"n", "mean", "histogram": {"edges", "counts"}} over the current
+        explanations (their newest score of each scorer)."""
+        with self._read() as conn:
+            self._sae(conn, sae_id)
+            return interp.score_summary(conn, sae_id)
+
     def load_analysis(self, sae_id: str) -> SAEAnalysis:
         """The stored analysis of an SAE, as the analysis pass handed it over."""
         with self._read() as conn:
@@ -386,7 +624,11 @@ class FeatureStore:
                 _WITH_ARRAYS.where(features.c.sae_id == sae_id).order_by(features.c.feature)
             ).all()
             stored_scores: dict[str, np.ndarray] = {}
+            # the analysis's own scores, not the mirrors of auto-interp's
+            interp_names = interp.scorer_names(conn, sae_id)
             for name in json.loads(sae.score_names):
+                if name in interp_names:
+                    continue
                 values = np.full(sae.d_sae, np.nan)
                 for f, value in conn.execute(
                     select(scores.c.feature, scores.c.value).where(
@@ -502,9 +744,15 @@ class FeatureStore:
             feature_scores.setdefault(row.feature, {})[row.name] = row.value
         vocab = self._vocab(conn, sae.vocab_hash)
         by_id = {row.feature: row for row in feature_rows}
+        explained = interp.explanation_lists(conn, sae.sae_id, feature_ids)
         return [
             pages.feature_page(
-                sae, by_id[f], example_rows.get(f, []), feature_scores.get(f, {}), vocab
+                sae,
+                by_id[f],
+                example_rows.get(f, []),
+                feature_scores.get(f, {}),
+                vocab,
+                explained.get(f, []),
             )
             for f in feature_ids
             if f in by_id
@@ -526,15 +774,6 @@ class FeatureStore:
             is None
         ):
             conn.execute(vocabs.insert(), [{"vocab_hash": key, "tokens": json.dumps(vocab)}])
-
-    def _explanations(self, conn: Connection, sae_id: str) -> dict[int, str]:
-        return dict(
-            conn.execute(
-                select(features.c.feature, features.c.explanation).where(
-                    features.c.sae_id == sae_id, features.c.explanation.is_not(None)
-                )
-            ).all()
-        )
 
     def _delete_rows(self, conn: Connection, sae_id: str) -> None:
         for table in (search_docs, examples, scores, feature_arrays, features, saes):
@@ -594,6 +833,7 @@ class FeatureStore:
                     "density": row.density,
                     "max_act": row.max_act,
                     "explanation": row.explanation,
+                    "label": row.label,
                 }
             )
         return results
@@ -610,6 +850,7 @@ def _feature_query(
         features.c.max_act,
         features.c.mean_act,
         features.c.explanation,
+        features.c.label,
     ]
     query = select(*columns).where(features.c.sae_id == sae_id)
     score_columns: dict[str, Any] = {}

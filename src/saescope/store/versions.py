@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, inspect, select
+from sqlalchemy import Connection, Engine, inspect, literal, select, true
 
 from saescope.errors import SaescopeError
 from saescope.store import schema, search_text
@@ -148,4 +149,52 @@ def _v2_to_v3(conn: Connection) -> None:
         conn.exec_driver_sql("DROP TABLE examples_v2")
 
 
-MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}
+def _v3_to_v4(conn: Connection) -> None:
+    """v4 keeps explanations (with their explainer, cost and scores) in tables of their own,
+    and a short label per feature: every explanation stored so far becomes a current,
+    hand-set ("manual") explanation."""
+    schema.explanations.create(conn)
+    schema.explanation_scores.create(conn)
+    conn.exec_driver_sql("ALTER TABLE features ADD COLUMN label TEXT")
+    migrated_at = datetime.now(UTC).isoformat(timespec="microseconds")
+    conn.execute(
+        schema.explanations.insert().from_select(
+            [
+                "sae_id",
+                "feature",
+                "kind",
+                "text",
+                "status",
+                "backend",
+                "model",
+                "prompt_format",
+                "prompt_version",
+                "created_at",
+                "prompt_tokens",
+                "completion_tokens",
+                "is_current",
+                "data",
+            ],
+            select(
+                schema.features.c.sae_id,
+                schema.features.c.feature,
+                literal("explanation"),
+                schema.features.c.explanation,
+                literal("ok"),
+                literal("manual"),
+                literal(""),
+                literal(""),
+                literal(0),
+                literal(migrated_at),
+                literal(0),
+                literal(0),
+                true(),
+                literal("{}"),
+            )
+            .where(schema.features.c.explanation.is_not(None), schema.features.c.explanation != "")
+            .order_by(schema.features.c.sae_id, schema.features.c.feature),
+        )
+    )
+
+
+MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
