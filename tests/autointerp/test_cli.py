@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from saescope.autointerp import metrics
+from saescope.autointerp import metrics, recompute
+from saescope.autointerp.store_write import stored_score
 from saescope.cli import main
 from saescope.store import open_store
 from tests.dashboards.real_run import make_run
@@ -66,7 +67,7 @@ def test_explain_score_and_label_into_the_store_then_resume_from_it(run_copy, ca
         capsys, "explain", run_dir, "--features", features, "--score", "--labels", *SMALL
     )
     assert code == 0, err
-    assert f"2 feature(s) of {sae_id}" in out and "mean scores: detection" in out
+    assert f"2 feature(s) of {sae_id}" in out and "mean scores:" in out
     assert "requests sent" in out and (run_dir / "autointerp_cache" / "requests.sqlite").is_file()
     with open_store(run_dir / "features.db") as store:
         for f in chosen:
@@ -82,12 +83,16 @@ def test_explain_score_and_label_into_the_store_then_resume_from_it(run_copy, ca
             assert explanation["prompt_tokens"] > 0
             assert sorted(s["scorer"] for s in explanation["scores"]) == ["detection", "fuzzing"]
             for s in explanation["scores"]:
+                assert s["value"] is None or 0 <= s["value"] <= 1
                 assert s["n_predictions"] == 2 + 2 + 1  # activating + inactive + hard negative
                 stored = store.explanation_score(s["id"])
                 assert_balanced_accuracy(stored)
+                assert recompute(stored_score(stored)) == stored["metrics"]
             label = next(r for r in rows if r["kind"] == "label")
-            assert label["current"] and label["explainer"]["prompt_format"] == "label"
-            assert label["scores"] == []
+            assert label["explainer"]["prompt_format"] == "label" and label["scores"] == []
+            assert label["current"] == (
+                label["text"] is not None
+            )  # a failed one is kept, not shown
             page = store.feature(sae_id, f)
             assert page["explanation"] == explanation["text"] and page["label"] == label["text"]
         assert {"detection", "fuzzing"} <= set(store.sae_summary(sae_id)["score_names"])

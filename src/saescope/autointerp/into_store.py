@@ -192,19 +192,18 @@ def _pass(
 
 
 def writable(result: FeatureResult) -> bool:
-    """An explanation with text, or scores of an existing one; an answer that never parsed
-    stays in the request cache (and the tally), not in the store."""
-    if result.explanation is not None:
-        return result.explanation.text is not None
-    return bool(result.scores)
+    """An explanation (one that never parsed is kept with its status, never made current),
+    or scores of the current one; a feature the run did not get to has nothing to write."""
+    return result.explanation is not None or bool(result.scores)
 
 
 def same_explainer(row: dict[str, Any], backend: LLMBackend, prompt_format: str) -> bool:
-    """Whether a stored explanation was made by this backend, model and prompt (version)."""
+    """Whether a stored explanation was made by this backend, model and prompt (version); one
+    whose answer never parsed counts too (asking again brings the cached answer back: more
+    --n-retries, or --redo with another model, is what helps)."""
     explainer = row.get("explainer") or {}
     return (
-        bool(row.get("text"))
-        and explainer.get("backend") == backend.name
+        explainer.get("backend") == backend.name
         and explainer.get("model") == backend.model
         and explainer.get("prompt_format") == prompt_format
         and explainer.get("prompt_version") == PROMPT_VERSIONS[prompt_format]
