@@ -69,6 +69,7 @@ def test_explain_score_and_label_into_the_store_then_resume_from_it(run_copy, ca
     assert code == 0, err
     assert f"2 feature(s) of {sae_id}" in out and "mean scores:" in out
     assert "requests sent" in out and (run_dir / "autointerp_cache" / "requests.sqlite").is_file()
+    detection = {}
     with open_store(run_dir / "features.db") as store:
         for f in chosen:
             rows = store.explanations(sae_id, f)
@@ -84,7 +85,10 @@ def test_explain_score_and_label_into_the_store_then_resume_from_it(run_copy, ca
             assert sorted(s["scorer"] for s in explanation["scores"]) == ["detection", "fuzzing"]
             for s in explanation["scores"]:
                 assert s["value"] is None or 0 <= s["value"] <= 1
-                assert s["n_predictions"] == 2 + 2 + 1  # activating + inactive + hard negative
+                if s["scorer"] == "detection":
+                    detection[f] = s["value"]
+                # 2 activating + the 1 inactive context the run keeps per feature + 1 hard negative
+                assert s["n_predictions"] == 2 + 1 + 1
                 stored = store.explanation_score(s["id"])
                 assert_balanced_accuracy(stored)
                 assert recompute(stored_score(stored)) == stored["metrics"]
@@ -96,9 +100,11 @@ def test_explain_score_and_label_into_the_store_then_resume_from_it(run_copy, ca
             page = store.feature(sae_id, f)
             assert page["explanation"] == explanation["text"] and page["label"] == label["text"]
         assert {"detection", "fuzzing"} <= set(store.sae_summary(sae_id)["score_names"])
-        # the browser sorts by the mirrored scores with no new query code
+        # the browser sorts by the mirrored scores with no new query code (the features whose
+        # detection has a value: the 135M judge's answer may not have parsed)
+        valued = sorted(f for f, v in detection.items() if v is not None)
         listed = store.features(sae_id, sort_by="detection", limit=10)["items"]
-        assert sorted(item["feature"] for item in listed) == sorted(chosen)
+        assert sorted(item["feature"] for item in listed) == valued
         n_rows = sum(len(store.explanations(sae_id, f)) for f in chosen)
 
     # the same command again: everything is in the store, nothing is asked or written twice

@@ -75,10 +75,11 @@ def explain_into_store(
     check_backend(backend)
     tally = Tally()
     todo, unscored = [], {}
+    kind = "label" if config.prompt_format == "label" else "explanation"
     for f in features:
         rows = store.explanations(sae_id, f)
-        mine = [r for r in rows if r["kind"] == "explanation" and same_explainer(r, backend, config.prompt_format)]  # fmt: skip
-        now = current(rows)
+        mine = [r for r in rows if r["kind"] == kind and same_explainer(r, backend, config.prompt_format)]  # fmt: skip
+        now = current(rows, kind)
         if redo or not mine:
             todo.append(f)
         elif score and now is not None and now in mine and missing_scorers(now, config.scorers):
@@ -88,7 +89,7 @@ def explain_into_store(
     run = dict(cache_dir=cache_dir, progress=progress)
     _pass(store, sae_id, todo, backend, config.replace(scorers=config.scorers if score else ()), tally, **run)  # fmt: skip
     _pass(store, sae_id, list(unscored), backend, config, tally, explanations=unscored, **run)
-    if config.labels if labels is None else labels:
+    if (config.labels if labels is None else labels) and kind != "label":
         todo = [
             f
             for f in features
