@@ -27,6 +27,7 @@ from saescope.errors import ConfigError
 from saescope.progress import progress_bar
 
 OnResult = Callable[[FeatureResult], None]
+PAGES_CHUNK = 256  # feature pages read from the store at a time
 
 
 def explain_features(
@@ -93,21 +94,38 @@ async def explain_features_async(
     backend = backend if backend is not None else make_backend(config.backend)
     cache_dir = cache_dir if cache_dir is not None else config.cache_dir
     max_requests = max_requests if max_requests is not None else config.max_requests
+    features = list(features)
     with open_feature_store(store_or_run) as store:
-        sets = feature_pages_to_sets(store, sae_id, list(features), config)
-    cache = RequestCache(cache_dir) if cache_dir is not None else None
-    client = LLMClient(backend, cache, max_requests)
-    if usage is not None:
-        client.usage = usage
-    try:
-        await backend.check()
-        return await _run(
-            client, sae_id, sets, config, explanations or {}, explain, progress, on_result
-        )
-    finally:
-        await backend.aclose()  # its connections belong to this event loop
-        if cache is not None:
-            cache.close()
+        check_feature_ids(store, sae_id, features)  # before anything is asked
+        cache = RequestCache(cache_dir) if cache_dir is not None else None
+        client = LLMClient(backend, cache, max_requests)
+        if usage is not None:
+            client.usage = usage
+        try:
+            await backend.check()
+            return await _run(
+                client,
+                sae_id,
+                features,
+                lambda chunk: feature_pages_to_sets(store, sae_id, chunk, config),
+                config,
+                explanations or {},
+                explain,
+                progress,
+                on_result,
+            )
+        finally:
+            await backend.aclose()  # its connections belong to this event loop
+            if cache is not None:
+                cache.close()
+
+
+def check_feature_ids(store: Any, sae_id: str, features: list[int]) -> None:
+    """Every id is a feature of the SAE (the pages of a chunk are read only when its turn comes)."""
+    known = set(store.feature_ids(sae_id))
+    missing = [f for f in features if f not in known]
+    if missing:
+        feature_pages(store, sae_id, missing[:5])  # raises, naming them and the range
 
 
 def feature_pages_to_sets(
@@ -137,7 +155,8 @@ def feature_pages_to_sets(
 async def _run(
     client: LLMClient,
     sae_id: str,
-    all_sets: list[ExampleSets],
+    features: list[int],
+    load: Callable[[list[int]], list[ExampleSets]],
     config: AutoInterpConfig,
     explanations: dict[int, str],
     explain: bool,
@@ -147,7 +166,7 @@ async def _run(
     # enough features at once that their requests keep every slot of the backend busy
     features_in_flight = asyncio.Semaphore(max(2, client.backend.max_concurrency))
     bar = progress_bar(
-        total=len(all_sets), unit="feature", desc="auto-interp", disable=not progress
+        total=len(features), unit="feature", desc="auto-interp", disable=not progress
     )
     started = time.monotonic()
     stop: list[str] = []  # set when the backend failed or the budget ran out
@@ -177,9 +196,20 @@ async def _run(
                     refresh=False,
                 )
 
+    tasks: list[asyncio.Task[FeatureResult]] = []
     try:
-        results = await asyncio.gather(*(one(s) for s in all_sets))
+        # pages are read a chunk at a time, the next one while the last is still being
+        # worked on: the server stays busy and memory holds about two chunks' examples
+        for start in range(0, len(features), PAGES_CHUNK):
+            while sum(not t.done() for t in tasks) > PAGES_CHUNK:
+                pending = [t for t in tasks if not t.done()]
+                await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            chunk = load(features[start : start + PAGES_CHUNK])
+            tasks += [asyncio.create_task(one(s)) for s in chunk]
+        results = await asyncio.gather(*tasks)
     finally:
+        for task in tasks:
+            task.cancel()  # only those left unfinished by an error or an interrupt
         bar.close()
     if stop and not is_budget_message(stop[0]) and all(r.error for r in results):
         raise BackendError(stop[0])  # nothing was done at all: the backend cannot serve
