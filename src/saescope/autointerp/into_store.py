@@ -86,7 +86,7 @@ def explain_into_store(
             unscored[f] = now["text"]
         else:
             tally.skipped += 1
-    run = dict(cache_dir=cache_dir, progress=progress)
+    run: dict[str, Any] = {"cache_dir": cache_dir, "progress": progress}
     _pass(store, sae_id, todo, backend, config.replace(scorers=config.scorers if score else ()), tally, **run)  # fmt: skip
     _pass(store, sae_id, list(unscored), backend, config, tally, explanations=unscored, **run)
     if (config.labels if labels is None else labels) and kind != "label":

@@ -149,7 +149,7 @@ def sae_of(store: FeatureStore, sae_id: str | None) -> str:
         )
     if sae_id is None and len(held) == 1:
         return held[0]
-    if sae_id not in held:
+    if sae_id is None or sae_id not in held:
         raise ConfigError("--sae", sae_id, f"one of the SAEs in {store.where}: {', '.join(held)}")
     return sae_id
 
