@@ -162,10 +162,15 @@ def test_by_hand_set_list_pick_clear_and_score_it(run_copy, capsys) -> None:
     code, out, err = saescope(
         capsys, "score", run_dir, "--features", f, "--scorers", "detection", *SMALL
     )
-    assert code == 0, err and "mean scores: detection" in out
+    assert code == 0, err
+    assert "mean scores:" in out and "1 feature(s)" in out
     with open_store(run_dir / "features.db") as store:
-        now = store.explanations(sae_id, f)[0]
-        assert now["id"] == first and [s["scorer"] for s in now["scores"]] == ["detection"]
+        now = next(r for r in store.explanations(sae_id, f) if r["kind"] == "explanation")
+        assert (
+            now["current"]
+            and now["id"] == first
+            and [s["scorer"] for s in now["scores"]] == ["detection"]
+        )
 
     assert saescope(capsys, "explanation", "clear", run_dir, f)[0] == 0
     with open_store(run_dir / "features.db") as store:
