@@ -158,14 +158,14 @@ def explain_some_features(store_path: Path, run_dir: Path, n: int) -> None:
     from saescope.autointerp.config import make_backend
     from saescope.autointerp.into_store import explain_into_store
 
-    # few, short examples and answers, no retries: about 7 batched generations in all
+    # few, short examples and answers, no retries: 4 batched generations of 8 in all
     cfg = AutoInterpConfig(
         scorers=("detection", "fuzzing"),
         labels=True,
         n_explain=8,
-        n_activating=5,
-        n_inactive=3,
-        n_hard_negatives=2,
+        n_activating=3,  # with 1 inactive and 1 hard negative: one prompt per scorer
+        n_inactive=1,
+        n_hard_negatives=1,
         explain_max_tokens=40,
         n_retries=0,  # a retry of the 135M model's answer seldom parses better
     )
@@ -190,7 +190,7 @@ def explain_some_features(store_path: Path, run_dir: Path, n: int) -> None:
             shown = ", ".join(
                 f"{s['scorer']} {s['value']:.2f}" for s in scores if s["value"] is not None
             )
-            print(f"   #{f:<5} [{label}] {text}  ({shown or 'no scores'})")
+            print(f"   #{f:<5} [{label or '-'}] {text or '-'}  ({shown or 'no score parsed'})")
     means = ", ".join(f"{k} {v:.2f}" for k, v in tally.mean_scores().items())
     print(
         f"   {tally.explained} explained, {tally.labelled} labelled, {tally.skipped} done before; "
