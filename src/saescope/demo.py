@@ -1,7 +1,8 @@
 """The demo: the whole pipeline on built-in defaults (the bundled SmolLM2 and corpus).
 
 harvest activations -> train a TopK SAE on them -> evaluate it -> analyse every feature into
-the feature store -> write dashboards -> serve the web viewer. Every stage resumes or reuses
+the feature store -> explain and score a few features with the bundled model -> write
+dashboards -> serve the web viewer. Every stage resumes or reuses
 what an earlier (possibly interrupted) demo run left in the run directory. `saescope demo`
 (saescope.cli.demo) runs it.
 """
@@ -29,6 +30,8 @@ from saescope.store import open_store
 from saescope.train import TrainConfig, train
 
 HOOK = "blocks.6.hook_resid_post"
+N_EXPLAINED = 8  # features the demo explains and scores with the bundled 135M model
+MAX_EXPLAINED_DENSITY = 0.05  # denser features fire on nearly everything: little to explain
 SAMPLE_PROMPT = (
     "The function returns a list of the words in the string, using sep as the delimiter."
 )
@@ -49,6 +52,7 @@ def run_demo(
     eval_tokens: int = 2048,
     serve: bool = True,
     port: int = 8000,
+    explain: int = N_EXPLAINED,
 ) -> None:
     """Every stage in turn into run_dir, printing each stage's time, then (unless serve is
     false) the viewer until Ctrl-C."""
@@ -63,6 +67,8 @@ def run_demo(
     store_path = stage(
         "analyse", lambda: analyse_features(model, sae_dir, run_dir, analyze_tokens, evals)
     )
+    if explain > 0:
+        stage("explain + score", lambda: explain_some_features(store_path, run_dir, explain))
     pages = stage("dashboards", lambda: write_dashboards(model, store_path, run_dir))
     print_summary(run_dir, cache, evals, store_path, pages)
     if serve:
@@ -141,6 +147,57 @@ def analyse_features(
         store.write_analysis(result)
     remove_analysis_checkpoint(checkpoint)  # only once the result is safely stored
     return store_path
+
+
+def explain_some_features(store_path: Path, run_dir: Path, n: int) -> None:
+    """Explain, label and score (detection, fuzzing) the n densest features that fire on at
+    most 5% of tokens, with the in-process SmolLM2-135M-Instruct, into the store. A rerun
+    skips what is there; the requests are cached in run_dir/autointerp_cache."""
+    from saescope.autointerp import AutoInterpConfig
+    from saescope.autointerp.config import make_backend
+    from saescope.autointerp.into_store import explain_into_store
+
+    # few, short examples and answers, no retries: 4 batched generations of 8 in all
+    cfg = AutoInterpConfig(
+        scorers=("detection", "fuzzing"),
+        labels=True,
+        n_explain=8,
+        n_activating=3,  # with 1 inactive and 1 hard negative: one prompt per scorer
+        n_inactive=1,
+        n_hard_negatives=1,
+        explain_max_tokens=40,
+        n_retries=0,  # a retry of the 135M model's answer seldom parses better
+    )
+    with open_store(store_path) as store:
+        page = store.features(
+            "demo", sort_by="density", ranges={"density": (1e-9, MAX_EXPLAINED_DENSITY)}, limit=n
+        )
+        features = [item["feature"] for item in page["items"]]
+        tally = explain_into_store(
+            store, "demo", features, make_backend(cfg.backend), cfg, score=True,
+            cache_dir=run_dir / "autointerp_cache",
+        )  # fmt: skip
+        for f in features:
+            rows = store.explanations("demo", f)
+            text = next(
+                (r["text"] for r in rows if r["current"] and r["kind"] == "explanation"), None
+            )
+            label = next((r["text"] for r in rows if r["current"] and r["kind"] == "label"), None)
+            scores = next(
+                (r["scores"] for r in rows if r["current"] and r["kind"] == "explanation"), []
+            )
+            shown = ", ".join(
+                f"{s['scorer']} {s['value']:.2f}" for s in scores if s["value"] is not None
+            )
+            print(f"   #{f:<5} [{label or '-'}] {text or '-'}  ({shown or 'no score parsed'})")
+    means = ", ".join(f"{k} {v:.2f}" for k, v in tally.mean_scores().items())
+    print(
+        f"   {tally.explained} explained, {tally.labelled} labelled, {tally.skipped} done before; "
+        f"mean {means or '-'}; {tally.usage.requests} requests "
+        f"({tally.usage.cached} cached), {tally.usage.prompt_tokens:,} + "
+        f"{tally.usage.completion_tokens:,} tokens. A 135M model explains poorly: see "
+        "docs/autointerp.md to use a real one."
+    )
 
 
 def write_dashboards(model: Any, store_path: Path, run_dir: Path) -> dict[str, Path]:

@@ -11,60 +11,30 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from saescope.autointerp.backend import BackendError, LLMBackend
-from saescope.autointerp.cache import BudgetExceeded, LLMClient, RequestCache
+from saescope.autointerp.cache import BudgetExceeded, LLMClient, RequestCache, Usage
+from saescope.autointerp.config import AutoInterpConfig, make_backend
 from saescope.autointerp.examples import ExampleSets, select_examples
 from saescope.autointerp.explainer import explain_feature
-from saescope.autointerp.prompts import EXPLAIN_FORMATS
 from saescope.autointerp.results import FeatureResult
-from saescope.autointerp.scorers import SCORERS, score_explanation
+from saescope.autointerp.scorers import score_explanation
 from saescope.autointerp.store_queries import feature_pages, open_feature_store
 from saescope.errors import ConfigError
 from saescope.progress import progress_bar
 
-
-@dataclass
-class AutoInterpConfig:
-    prompt_format: str = "delphi"  # one of EXPLAIN_FORMATS
-    scorers: tuple[str, ...] = ("detection", "fuzzing")  # any of SCORERS
-    n_explain: int = 10
-    n_activating: int = 10
-    n_inactive: int = 10
-    n_hard_negatives: int = 5
-    n_neighbours: int = 3  # nearest features by decoder cosine that give hard negatives
-    batch_size: int = 5  # examples per detection / fuzzing prompt
-    threshold: float = 0.3  # mark tokens above this fraction of the example's max
-    show_activations: bool = False
-    use_top_logits: bool = False
-    explain_max_tokens: int = 200
-    n_retries: int = 2
-    seed: int = 0
-
-    def validate(self) -> None:
-        if self.prompt_format not in EXPLAIN_FORMATS:
-            raise ConfigError(
-                "prompt_format", self.prompt_format, f"one of {', '.join(EXPLAIN_FORMATS)}"
-            )
-        for scorer in self.scorers:
-            if scorer not in SCORERS:
-                raise ConfigError("scorers", scorer, f"any of {', '.join(SCORERS)}")
-        if not 0 <= self.threshold < 1:
-            raise ConfigError("threshold", self.threshold, "a fraction in [0, 1)")
-        for name in ("n_explain", "n_activating", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(name, getattr(self, name), "an integer >= 1")
+OnResult = Callable[[FeatureResult], None]
+PAGES_CHUNK = 256  # feature pages read from the store at a time
 
 
 def explain_features(
     store_or_run: Any,
     sae_id: str,
     features: Sequence[int],
-    backend: LLMBackend,
+    backend: LLMBackend | None = None,
     *,
     config: AutoInterpConfig | None = None,
     explanations: dict[int, str] | None = None,
@@ -72,11 +42,18 @@ def explain_features(
     cache_dir: str | Path | None = None,
     max_requests: int | None = None,
     progress: bool = True,
+    on_result: OnResult | None = None,
+    usage: Usage | None = None,
 ) -> list[FeatureResult]:
     """Explain (and score, per config.scorers) `features` of `sae_id`, reading their examples
     from a feature store (a FeatureStore, a store file or postgresql:// URL, or a run directory
     holding features.db). With `explain=False`, score the given `explanations` instead.
-    Results come back in the order of `features`; nothing is written to the store."""
+
+    `backend` defaults to the one config.backend describes; `cache_dir` and `max_requests` to
+    config's. `on_result` is called with each feature's result the moment it is finished (to
+    write it somewhere before the run ends); `usage`, when given, is where the run's request
+    and token counts add up. Results come back in the order of `features`;
+    nothing is written to the store here."""
     return asyncio.run(
         explain_features_async(
             store_or_run,
@@ -89,6 +66,8 @@ def explain_features(
             cache_dir=cache_dir,
             max_requests=max_requests,
             progress=progress,
+            on_result=on_result,
+            usage=usage,
         )
     )
 
@@ -97,7 +76,7 @@ async def explain_features_async(
     store_or_run: Any,
     sae_id: str,
     features: Sequence[int],
-    backend: LLMBackend,
+    backend: LLMBackend | None = None,
     *,
     config: AutoInterpConfig | None = None,
     explanations: dict[int, str] | None = None,
@@ -105,22 +84,48 @@ async def explain_features_async(
     cache_dir: str | Path | None = None,
     max_requests: int | None = None,
     progress: bool = True,
+    on_result: OnResult | None = None,
+    usage: Usage | None = None,
 ) -> list[FeatureResult]:
     config = config or AutoInterpConfig()
     config.validate()
     if not explain and not explanations:
         raise ConfigError("explanations", explanations, "explanations to score when explain=False")
+    backend = backend if backend is not None else make_backend(config.backend)
+    cache_dir = cache_dir if cache_dir is not None else config.cache_dir
+    max_requests = max_requests if max_requests is not None else config.max_requests
+    features = list(features)
     with open_feature_store(store_or_run) as store:
-        sets = feature_pages_to_sets(store, sae_id, list(features), config)
-    cache = RequestCache(cache_dir) if cache_dir is not None else None
-    client = LLMClient(backend, cache, max_requests)
-    try:
-        await backend.check()
-        return await _run(client, sae_id, sets, config, explanations or {}, explain, progress)
-    finally:
-        await backend.aclose()  # its connections belong to this event loop
-        if cache is not None:
-            cache.close()
+        check_feature_ids(store, sae_id, features)  # before anything is asked
+        cache = RequestCache(cache_dir) if cache_dir is not None else None
+        client = LLMClient(backend, cache, max_requests)
+        if usage is not None:
+            client.usage = usage
+        try:
+            await backend.check()
+            return await _run(
+                client,
+                sae_id,
+                features,
+                lambda chunk: feature_pages_to_sets(store, sae_id, chunk, config),
+                config,
+                explanations or {},
+                explain,
+                progress,
+                on_result,
+            )
+        finally:
+            await backend.aclose()  # its connections belong to this event loop
+            if cache is not None:
+                cache.close()
+
+
+def check_feature_ids(store: Any, sae_id: str, features: list[int]) -> None:
+    """Every id is a feature of the SAE (the pages of a chunk are read only when its turn comes)."""
+    known = set(store.feature_ids(sae_id))
+    missing = [f for f in features if f not in known]
+    if missing:
+        feature_pages(store, sae_id, missing[:5])  # raises, naming them and the range
 
 
 def feature_pages_to_sets(
@@ -150,16 +155,18 @@ def feature_pages_to_sets(
 async def _run(
     client: LLMClient,
     sae_id: str,
-    all_sets: list[ExampleSets],
+    features: list[int],
+    load: Callable[[list[int]], list[ExampleSets]],
     config: AutoInterpConfig,
     explanations: dict[int, str],
     explain: bool,
     progress: bool,
+    on_result: OnResult | None = None,
 ) -> list[FeatureResult]:
     # enough features at once that their requests keep every slot of the backend busy
     features_in_flight = asyncio.Semaphore(max(2, client.backend.max_concurrency))
     bar = progress_bar(
-        total=len(all_sets), unit="feature", desc="auto-interp", disable=not progress
+        total=len(features), unit="feature", desc="auto-interp", disable=not progress
     )
     started = time.monotonic()
     stop: list[str] = []  # set when the backend failed or the budget ran out
@@ -169,11 +176,15 @@ async def _run(
             if stop:
                 return FeatureResult(sae_id, sets.feature, None, error=stop[0])
             try:
-                return await _feature(client, sae_id, sets, config, explanations, explain)
+                result = await _feature(client, sae_id, sets, config, explanations, explain)
             except BackendError as err:
                 if not isinstance(err, BudgetExceeded) or not stop:
                     stop.append(str(err))
                 return FeatureResult(sae_id, sets.feature, None, error=str(err))
+            else:
+                if on_result is not None:
+                    on_result(result)  # kept at once: an interrupted run loses nothing done
+                return result
             finally:
                 bar.update(1)
                 minutes = max(time.monotonic() - started, 1e-9) / 60
@@ -185,9 +196,20 @@ async def _run(
                     refresh=False,
                 )
 
+    tasks: list[asyncio.Task[FeatureResult]] = []
     try:
-        results = await asyncio.gather(*(one(s) for s in all_sets))
+        # pages are read a chunk at a time, the next one while the last is still being
+        # worked on: the server stays busy and memory holds about two chunks' examples
+        for start in range(0, len(features), PAGES_CHUNK):
+            while sum(not t.done() for t in tasks) > PAGES_CHUNK:
+                pending = [t for t in tasks if not t.done()]
+                await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            chunk = load(features[start : start + PAGES_CHUNK])
+            tasks += [asyncio.create_task(one(s)) for s in chunk]
+        results = await asyncio.gather(*tasks)
     finally:
+        for task in tasks:
+            task.cancel()  # only those left unfinished by an error or an interrupt
         bar.close()
     if stop and not is_budget_message(stop[0]) and all(r.error for r in results):
         raise BackendError(stop[0])  # nothing was done at all: the backend cannot serve

@@ -7,6 +7,7 @@ import argparse
 
 from saescope.activations.harvest import HarvestConfig
 from saescope.analysis.config import AnalysisConfig
+from saescope.autointerp.config import AutoInterpConfig
 from saescope.cli.serve import ServeOptions
 from saescope.config import Config, markdown_table
 from saescope.corpus import CorpusConfig
@@ -19,6 +20,7 @@ CONFIGS: dict[str, type[Config]] = {
     "train": TrainConfig,
     "eval": EvalConfig,
     "analyze": AnalysisConfig,
+    "explain": AutoInterpConfig,
     "serve": ServeOptions,
 }
 

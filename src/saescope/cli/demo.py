@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from saescope.config import parse_count
-from saescope.demo import run_demo
+from saescope.demo import N_EXPLAINED, run_demo
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -14,7 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help="run the whole pipeline on the bundled model and corpus",
         description="Harvest activations from the bundled SmolLM2-135M-Instruct on the built-in corpus, "
-        "train a TopK SAE, evaluate it, analyse every feature, write dashboards and serve the viewer. "
+        "train a TopK SAE, evaluate it, analyse every feature, explain and score a few of them with the "
+        "bundled model, write dashboards and serve the viewer. "
         "Re-running resumes and reuses what is already there.",
     )
     p.add_argument("--out", default="runs/demo", help="run directory (default: %(default)s)")
@@ -33,6 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--eval-tokens", type=parse_count, default=2048, help="tokens for the evals (default: 2048)"
     )
+    p.add_argument(
+        "--explain",
+        type=int,
+        default=N_EXPLAINED,
+        metavar="N",
+        help="features to explain and score with the bundled model (0: none; default: %(default)s)",
+    )
     p.add_argument("--no-serve", action="store_true", help="stop after writing the dashboards")
     p.add_argument("--port", type=int, default=8000, help="viewer port (default: %(default)s)")
     p.set_defaults(func=run)
@@ -46,5 +54,6 @@ def run(args: argparse.Namespace) -> int:
         eval_tokens=args.eval_tokens,
         serve=not args.no_serve,
         port=args.port,
+        explain=args.explain,
     )
     return 0

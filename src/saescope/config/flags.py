@@ -85,8 +85,8 @@ def _add_flag(group: Any, spec: FieldSpec) -> None:
         kwargs["metavar"] = spec.name.upper()
     elif spec.meta.get("count"):
         kwargs["type"] = parse_count
-    elif spec.type in (int, float):
-        kwargs["type"] = spec.type
+    elif _number_type(spec.type) is not None:
+        kwargs["type"] = _number_type(spec.type)
     elif spec.meta.get("choices"):
         kwargs["choices"] = list(spec.meta["choices"])
     if kwargs["default"] not in (None, ""):
@@ -109,13 +109,22 @@ def _repeated(tp: Any) -> bool:
     return typing.get_origin(tp) is list and typing.get_args(tp) == (str,)
 
 
+def _number_type(tp: Any) -> type | None:
+    """int or float for a field of that type, or of that type or None (`int | None`)."""
+    members = [a for a in typing.get_args(tp) if a is not type(None)] or [tp]
+    return members[0] if len(members) == 1 and members[0] in (int, float) else None
+
+
 def _sequence(tp: Any) -> bool:
     return typing.get_origin(tp) in (list, tuple)
 
 
 def _parse_ints(spec: FieldSpec, text: str) -> Any:
-    """'16,8' -> (16, 8) for a tuple field, '3,17' -> [3, 17] for a list field."""
+    """'16,8' -> (16, 8) for a tuple field, '3,17' -> [3, 17] for a list field; a tuple of
+    strings splits at the commas ('detection,fuzzing' -> ('detection', 'fuzzing'))."""
     args = typing.get_args(spec.type)
+    if args and args[0] is str:
+        return tuple(part.strip() for part in text.split(",") if part.strip())
     fixed = typing.get_origin(spec.type) is tuple and Ellipsis not in args
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
