@@ -21,6 +21,7 @@ from saescope.autointerp.results import (
 )
 from saescope.autointerp.runner import AutoInterpConfig, explain_features, explain_features_async
 from saescope.autointerp.scorers import SCORERS
+from saescope.autointerp.store_write import stored_score, write_results
 from saescope.autointerp.transformers_backend import TransformersBackend
 
 __all__ = [
@@ -49,4 +50,6 @@ __all__ = [
     "explain_features_async",
     "recompute",
     "select_examples",
+    "stored_score",
+    "write_results",
 ]
