@@ -25,6 +25,7 @@ from saescope.server.app import page_key
 from saescope.server.cache import CHECK_WRITES_EVERY_S, entry_size
 from saescope.server.feature_map import FeatureMaps
 from saescope.server.guard import hosts_for
+from saescope.server.worker import JOB_TIMEOUT_S
 from saescope.store import open_store
 from tests.server.viewer_run import SAE_ID
 
@@ -365,3 +366,46 @@ def test_the_ui_works_behind_a_token(browser, viewer_run_dir):
             assert "blocks.6.hook_resid_post" in info
         finally:
             page.close()
+
+
+def test_a_job_past_its_time_limit_is_stopped_and_the_next_is_served(live_server, app, smollm2):
+    """A long steer under a 1 s limit, held up at its 10th step until that has passed: the
+    client gets a 503 that says so, the generation stops there (no forward after the answer)
+    and the next request is answered."""
+    engine = app.state.engine
+    body = {
+        "prompt": "Counting from one to a hundred: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,",
+        "feature": 1,
+        "mode": "scale",
+        "value": 1.0,
+        "max_new_tokens": 64,
+    }
+    forwards: list[float] = []
+    hold: list[float] = []
+
+    def step(*_) -> None:
+        forwards.append(time.monotonic())
+        if len(forwards) == 10 and hold:  # a slow step: the limit passes during it
+            time.sleep(max(0.0, hold[0] - time.monotonic()) + 0.05)
+
+    handle = smollm2.hf_model.get_input_embeddings().register_forward_hook(step)
+    try:
+        whole = httpx.post(f"{live_server}{BASE}/steer", json=body, timeout=300)
+        steps = len(forwards)
+        assert whole.status_code == 200 and steps > 30
+        engine.timeout_s, forwards[:] = 1.0, []
+        try:
+            hold.append(time.monotonic() + 1.0)
+            answer = httpx.post(f"{live_server}{BASE}/steer", json=body, timeout=300)
+            answered = time.monotonic()
+        finally:
+            engine.timeout_s = JOB_TIMEOUT_S
+        assert answer.status_code == 503, answer.text
+        assert "time limit of 1 s" in answer.json()["detail"]
+        assert int(answer.headers["retry-after"]) > 0
+        time.sleep(1.0)
+        assert 0 < len(forwards) <= 10 and max(forwards) < answered
+    finally:
+        handle.remove()
+    again = httpx.post(f"{live_server}{BASE}/activations", json={"text": "next"}, timeout=300)
+    assert again.status_code == 200 and again.json()["tokens"]

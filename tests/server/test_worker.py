@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +23,8 @@ from tests.ports import free_port
 from tests.server.viewer_run import SAE_ID, TEXTS, direct_acts
 
 BASE = f"/api/saes/{SAE_ID}"
+# a prompt the model continues for all of a steer's 64 tokens (scaled by 1: not steered)
+LONG_PROMPT = "Counting from one to a hundred: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,"
 
 
 def test_queued_requests_share_one_forward_and_keep_their_own_answers(viewer_run_dir, smollm2, sae):
@@ -183,3 +186,111 @@ def test_requests_cancelled_while_queued_are_dropped_however_long_the_queue(
     serve_requests(models, inbox, replies.append)
     assert [(req_id, ok) for req_id, ok, _ in replies] == [(20, True)]
     assert time.perf_counter() - start < 10
+
+
+def test_a_job_stops_at_its_deadline_and_one_already_past_it_does_not_run(viewer_run_dir, smollm2):
+    """Three long steers sent with a 1 s limit, the first held up at its 10th step until
+    that has passed: it stops there, the two queued behind it are answered without running,
+    and the activation request after them (no limit) is answered."""
+    import queue
+
+    from saescope.server.engine import Steer, serve_requests, stamped
+
+    models = LiveModels(open_source(viewer_run_dir), model=smollm2)
+    steer = Steer(SAE_ID, LONG_PROMPT, 1, "scale", 1.0, 64)
+    steps: list[int] = []
+    held_until: list[float] = []
+
+    def step(*_) -> None:
+        steps.append(1)
+        if len(steps) == 10 and held_until:  # a slow step: the deadline passes during it
+            time.sleep(max(0.0, held_until[0] - time.monotonic()) + 0.05)
+
+    handle = smollm2.hf_model.get_input_embeddings().register_forward_hook(step)
+    try:
+        ((_, ok, _),) = answer_batch(models, [(0, steer)])
+        whole_steps = len(steps)
+        assert ok and whole_steps > 30
+        steps.clear()
+        inbox: queue.Queue = queue.Queue()
+        for req_id in range(3):
+            inbox.put(stamped((req_id, steer, 1.0)))
+        held_until.append(inbox.queue[0][2].at)
+        inbox.put(stamped((3, TopFeatures(SAE_ID, "still answered", 3), None)))
+        replies = []
+        loop = threading.Thread(target=serve_requests, args=(models, inbox, replies.append))
+        loop.start()
+        start = time.monotonic()
+        while len(replies) < 4 and time.monotonic() - start < 300:
+            time.sleep(0.01)
+        inbox.put(None)
+        loop.join()
+    finally:
+        handle.remove()
+    assert [(req_id, ok) for req_id, ok, _ in replies] == [
+        (0, False),
+        (1, False),
+        (2, False),
+        (3, True),
+    ]
+    assert {payload[0] for _, _, payload in replies[:3]} == {"TimeLimitExceeded"}
+    assert "ran past its time limit of 1 s" in replies[0][2][1]
+    assert all("waited past its time limit" in payload[1] for _, _, payload in replies[1:3])
+    assert len(steps) <= 11  # 10 steps at most, and the activation request's forward
+
+
+def test_a_batch_holds_one_forwards_acts_at_a_time(viewer_run_dir, smollm2):
+    """16 activation requests of ~250 tokens for a 65,536-feature SAE: each forward's texts are
+    answered before the next forward runs, so the peak stays near one forward's dense acts
+    (MAX_DENSE_ELEMENTS) instead of the whole batch's (four times that)."""
+    import torch
+
+    from saescope.sae import SAEConfig, build_sae
+    from saescope.server.engine import MAX_DENSE_ELEMENTS
+    from tests.inference.test_prompt_budget import peak_growth
+    from tests.server.viewer_run import HOOK
+
+    d_sae = 65_536
+    sae = build_sae(
+        SAEConfig(architecture="topk", d_in=smollm2.d_model, d_sae=d_sae, k=8, hook_name=HOOK)
+    ).eval()
+    with torch.no_grad():
+        sae.W_enc.normal_(generator=torch.Generator().manual_seed(0))
+    models = LiveModels(open_source(viewer_run_dir), model=smollm2, saes={SAE_ID: sae})
+    text = "The committee met on Tuesday to discuss the harbour's new budget. " * 19
+    tokens = models.tokens(smollm2, text).shape[1]
+    batch = [(i, OneFeature(SAE_ID, i, text)) for i in range(16)]
+    answer_batch(models, batch[:1])  # first-call costs out of the measurement
+    one_forward_mib = MAX_DENSE_ELEMENTS * 4 / 2**20
+    whole_batch_mib = len(batch) * tokens * d_sae * 4 / 2**20
+    assert whole_batch_mib > 3.5 * one_forward_mib
+    replies, growth = peak_growth(lambda: answer_batch(models, batch))
+    assert [ok for _, ok, _ in replies] == [True] * 16
+    assert growth < 2 * one_forward_mib, (growth, one_forward_mib, whole_batch_mib)
+
+
+def test_a_worker_stuck_past_the_limit_and_its_grace_is_killed_and_restarted(viewer_run_dir):
+    """A prompt page's forward through all 30 layers cannot stop part-way: with a limit and a
+    grace shorter than that forward, the server answers 503, kills the worker and starts a
+    new one, which answers the next request."""
+    import asyncio
+
+    from saescope.server.engine import PromptPage
+    from saescope.server.worker import LiveTimeout, ProcessEngine
+
+    engine = ProcessEngine(open_source(viewer_run_dir))
+    try:
+        worker = engine._process.pid
+        engine.timeout_s, engine.grace_s = 0.2, 0.2
+        with pytest.raises(LiveTimeout, match="restarted"):
+            asyncio.run(engine.run(PromptPage(SAE_ID, "word " * 250, None, 10)))
+        engine.timeout_s = 300
+        deadline = time.monotonic() + 300
+        while engine.health()["state"] != "ok" or engine.health()["restarts"] < 1:
+            assert time.monotonic() < deadline, engine.health()
+            time.sleep(0.2)
+        assert engine.health()["last_exit"] == -signal.SIGKILL
+        answer = json.loads(asyncio.run(engine.run(TopFeatures(SAE_ID, "back again", 3))))
+        assert answer["tokens"] and engine._process.pid != worker
+    finally:
+        engine.close()

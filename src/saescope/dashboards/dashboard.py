@@ -20,7 +20,7 @@ from saescope.dashboards.sources import (
 from saescope.errors import ConfigError, SaescopeError
 from saescope.fileio import atomic_write
 from saescope.inference import PromptRow, PromptRun, QuantileTable, run_prompt
-from saescope.runs.layout import sae_dir, sae_dir_of
+from saescope.runs.layout import sae_dir
 
 
 class Dashboard:
@@ -117,13 +117,16 @@ def prompt_dashboard_data(
 ) -> dict[str, Any]:
     """What the prompt-centric dashboard's panels receive (DashboardData), without the HTML:
     the web viewer's prompt page renders it."""
+    from saescope.sae.with_model import load_sae_with_model
+
     layout = (layout or Layout()).validate()
     with opened_store(store_or_run) as store:
         sae_id = resolve_sae_id(store, sae_id)
         summary = store.sae_summary(sae_id)
-        model = _model(model, summary)
-        sae = _sae(sae, summary, store_or_run)
-        run = run_prompt(model, sae, prompt, hook_point=summary.get("hook_point"))
+        on = load_sae_with_model(
+            _sae(sae, summary, store_or_run), _model(model, summary), summary.get("hook_point")
+        )
+        run = run_prompt(on.model, on.sae, prompt, hook_point=on.hook)
         position = _position(position, len(run))
         quantiles = QuantileTable.from_store(store, sae_id)
         rankings = [run.rank_at(i, quantiles, n_rows) for i in range(len(run))]
@@ -212,7 +215,8 @@ def _model(model: Any, summary: dict[str, Any]) -> Any:
 
 
 def _sae(sae: Any, summary: dict[str, Any], store_or_run: StoreLike) -> Any:
-    from saescope.sae import SAE, load_sae
+    """The SAE given, or where it lies (load_sae_with_model loads it)."""
+    from saescope.sae import SAE
 
     if isinstance(sae, SAE):
         return sae
@@ -226,5 +230,6 @@ def _sae(sae: Any, summary: dict[str, Any], store_or_run: StoreLike) -> Any:
         raise SaescopeError(
             f"sae: the store does not say where SAE {summary['sae_id']!r} lies; pass its path."
         )
-    # the recorded source may be the run directory `saescope analyze RUN` was given
-    return load_sae(sae_dir_of(str(candidates[0])))
+    # the recorded source may be the run directory `saescope analyze RUN` was given (the
+    # loader finds its sae/)
+    return str(candidates[0])

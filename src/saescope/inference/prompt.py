@@ -8,6 +8,11 @@ examples: the feature's contribution to the residual stream (act * its decoder d
 in the model's units) is taken out of the final residual, the final norm is applied as the
 model applies it, and the change of log p(next token) is the effect. Positive: the feature
 makes the actual next token more likely (lowers the loss).
+
+Memory stays within a budget of elements whatever d_sae and the prompt's length: the encode
+runs a block of tokens at a time, and the effects a chunk of features at a time (one
+[features, d_sae] ablation and one [features, d_vocab] logit table per chunk), with the same
+results as in one piece. Both loops check the running job's time limit between steps.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import numpy as np
 import torch
 
 from saescope.errors import ConfigError, SaescopeError
+from saescope.inference.limits import CHUNK_ELEMENTS, check_time, chunks
 from saescope.models.hooked import HookedModel, parse_hook
 from saescope.sae import SAE, InputStats
 
@@ -62,6 +68,7 @@ class QuantileTable:
         def fetch(fs: list[int]) -> None:
             missing = [f for f in fs if f not in cache]
             for page in store.iter_features(sae_id, missing):
+                check_time()
                 cache[page["feature"]] = (
                     np.asarray(page["quantiles"]["values"], dtype=np.float64),
                     page["max_act"],
@@ -126,8 +133,10 @@ class PromptRun:
         acts: torch.Tensor,
         final_resid: torch.Tensor | None,
         stats: InputStats | None,
+        budget: int = CHUNK_ELEMENTS,
     ) -> None:
         self.model, self.sae, self.hook_point = model, sae, hook_point
+        self.budget = budget  # elements of one chunk's tensors (see the module's docstring)
         self.token_ids, self.text = token_ids, text
         self.acts = acts  # [ctx, d_sae]
         self.final_resid = final_resid  # [ctx, d_model], None when effects are not defined
@@ -150,32 +159,39 @@ class PromptRun:
         ids = torch.where(values > 0, ids, -1)
         return ids.numpy(), values.clamp_min(0).numpy()
 
+    @torch.no_grad()
     def logprob_effects(self, position: int, features: list[int]) -> np.ndarray | None:
         """[n] each feature's direct effect on log p(token at position+1); None at the last
-        token or when the SAE's output is not in the residual stream."""
+        token or when the SAE's output is not in the residual stream. Computed a chunk of
+        features at a time, within self.budget elements."""
         self._check_position(position)
         if self.final_resid is None or position + 1 >= len(self) or not features:
             return None if self.final_resid is None or position + 1 >= len(self) else np.zeros(0)
         acts = self.acts[position]  # [d_sae]
-        ablated = acts.repeat(len(features), 1)  # [n, d_sae]: row i without feature i
-        ablated[torch.arange(len(features)), torch.tensor(features)] = 0
         stats = _stats_at(self._stats, position)
         full = self.sae.decode_with_stats(acts[None], stats)  # [1, d_model]
-        contribution = full - self.sae.decode_with_stats(ablated, stats)  # [n, d_model]
         resid = self.final_resid[position]
-        with torch.no_grad():
-            logits = self.model.unembed(
-                torch.cat([resid[None], resid[None] - contribution.to(resid.dtype)])
-            )
         next_token = self.token_ids[position + 1]
-        logp = torch.log_softmax(logits.float(), dim=-1)[:, next_token]  # [1 + n]
-        return (logp[0] - logp[1:]).numpy().astype(np.float64)
+        base = torch.log_softmax(self.model.unembed(resid[None]).float(), dim=-1)
+        out = np.zeros(len(features))
+        # per feature: a row of the ablation, the decode's outputs and three logit rows
+        per_feature = self.sae.d_sae + 2 * self.sae.d_out + 3 * self.model.d_vocab
+        for part in chunks(len(features), per_feature, self.budget):
+            ids = torch.tensor(features[part])
+            ablated = acts.repeat(len(ids), 1)  # [c, d_sae]: row i without feature i
+            ablated[torch.arange(len(ids)), ids] = 0
+            contribution = full - self.sae.decode_with_stats(ablated, stats)  # [c, d_model]
+            logits = self.model.unembed(resid[None] - contribution.to(resid.dtype))
+            logp = torch.log_softmax(logits.float(), dim=-1)[:, next_token]  # [c]
+            out[part] = (base[0, next_token] - logp).numpy()
+        return out
 
     def rank_at(
         self, position: int, quantiles: QuantileTable | None = None, n: int = 10
     ) -> TokenRanking:
         """The active features at `position`, n of them in each of the three orders."""
         self._check_position(position)
+        check_time()
         row = self.acts[position]
         active = torch.nonzero(row > 0).flatten().tolist()
         act_values = row[active].numpy().astype(np.float64)
@@ -221,9 +237,12 @@ def run_prompt(
     prompt: str | list[int],
     hook_point: str | None = None,
     prepend_bos: bool = True,
+    budget: int = CHUNK_ELEMENTS,
 ) -> PromptRun:
     """Run `prompt` (text, or token ids as they are) through the model up to the SAE's hook
-    point (and on to the last layer when the effects on the next token are defined)."""
+    point (and on to the last layer when the effects on the next token are defined).
+    budget: elements of the tensors of one step (a block of tokens encoded, a chunk of
+    features' effects), whatever d_sae and the prompt's length."""
     hook_point = hook_point or sae.cfg.hook_name
     if not hook_point:
         raise SaescopeError(
@@ -242,24 +261,59 @@ def run_prompt(
     last = f"blocks.{model.n_layers - 1}.hook_resid_post"
     with_effects = _writes_residual(sae, hook_point, model.d_model)
     cache = model.run_with_cache(tokens, [hook_point, last] if with_effects else [hook_point])
-    with torch.no_grad():
-        acts, stats = sae.encode_with_stats(cache[hook_point][0])  # [ctx, d_sae]
+    check_time()
+    acts, stats = encode_rows(sae, cache[hook_point][0], budget)  # [ctx, d_sae]
     return PromptRun(
         model,
         sae,
         hook_point,
         tokens[0].tolist(),
         text,
-        acts.detach().float(),
+        acts,
         cache[last][0].detach() if with_effects else None,
         stats,
+        budget,
     )
+
+
+def encode_rows(
+    sae: SAE, x: torch.Tensor, budget: int = CHUNK_ELEMENTS
+) -> tuple[torch.Tensor, InputStats | None]:
+    """x [n, d_in] -> (acts [n, d_sae] float32, the input statistics of every row), encoded a
+    block of rows at a time: the architecture's [rows, d_sae] intermediates (pre-activations,
+    masks, a dtype copy) stay within `budget` elements each. Rows are encoded independently, so the
+    result is that of one piece."""
+    with torch.no_grad():
+        if len(x) * sae.d_sae <= budget:
+            acts, stats = sae.encode_with_stats(x)
+            return acts.detach().float(), stats
+        acts = torch.empty(len(x), sae.d_sae, dtype=torch.float32, device=x.device)
+        parts: list[InputStats | None] = []
+        for block in chunks(len(x), sae.d_sae, budget):
+            acts[block], stats = sae.encode_with_stats(x[block])
+            parts.append(stats)
+    return acts, _cat_stats(parts)
 
 
 def _writes_residual(sae: SAE, hook_point: str, d_model: int) -> bool:
     out_hook = sae.cfg.hook_name_out or hook_point
     parsed = parse_hook(out_hook)
     return parsed is not None and parsed[1] in RESIDUAL_KINDS and sae.d_out == d_model
+
+
+def _cat_stats(parts: list[InputStats | None]) -> InputStats | None:
+    """The statistics of consecutive blocks of rows as those of all the rows ([rows, 1] each)."""
+    if not parts or parts[0] is None:
+        return None
+    fields = {
+        name: (
+            torch.cat([vars(p)[name] for p in parts if p is not None])
+            if isinstance(value, torch.Tensor)
+            else value
+        )
+        for name, value in vars(parts[0]).items()
+    }
+    return type(parts[0])(**fields)
 
 
 def _stats_at(stats: InputStats | None, position: int) -> InputStats | None:

@@ -4,6 +4,7 @@ The feature is changed inside the SAE's reconstruction at its hook point while t
 error term is kept: x' = x + decode(a') - decode(a), where a' is a with feature f set to
 `value` (clamp) or multiplied by it (scale). The steered and the unsteered continuations
 are generated side by side as one batch of two, so both come from one forward per token.
+The running job's time limit is checked before every token.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import torch
 
 from saescope.errors import ConfigError, SaescopeError
+from saescope.inference.limits import check_time
 from saescope.models import HookedModel
 from saescope.sae import SAE
 
@@ -131,11 +133,13 @@ def _generate(
                 done |= next_ids == eos
                 if done.all() or step == max_new_tokens - 1:
                     break
+                check_time()
                 out = model.hf_model(
                     input_ids=next_ids[:, None], past_key_values=out.past_key_values, use_cache=True
                 )
     else:  # other backends: the whole sequence again at each step
         for _ in range(max_new_tokens):
+            check_time()
             logits = model.run_with_replacement(tokens, replacements)
             next_ids = logits[:, -1].argmax(-1)
             new.append(next_ids)

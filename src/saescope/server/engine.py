@@ -6,12 +6,19 @@ Requests never run at the same time: forward hooks and the SAE's input statistic
 state, so two requests at once could read each other's activations. Instead, the requests
 for per-token activations that queued up while the model was busy run as one padded forward
 (right-padding: the model is causal, so a text's own positions see nothing of the padding).
+
+Each request carries a time limit, counted from when the worker received it: a request still
+queued at its deadline is answered TimeLimitExceeded without running, and a running one stops
+at the next check of the deadline (saescope.inference.limits: between generation steps, chunks
+of features, blocks of tokens and the forwards of a batch).
 """
 
 from __future__ import annotations
 
 import queue
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +27,12 @@ import torch
 from saescope.dashboards.dashboard import prompt_dashboard_data
 from saescope.errors import ConfigError, SaescopeError
 from saescope.inference import PromptRun
+from saescope.inference.limits import TimeLimitExceeded, check_time, time_limit
+from saescope.inference.prompt import encode_rows
 from saescope.inference.steering import steer
-from saescope.models import HookedModel, load_model
-from saescope.sae import SAE, load_sae
+from saescope.models import HookedModel
+from saescope.sae import SAE, InputStats, load_sae
+from saescope.sae.with_model import load_sae_with_model
 from saescope.server.cache import to_json
 from saescope.server.sources import ViewerSource
 
@@ -55,7 +65,14 @@ class Busy(SaescopeError):
 # errors that cross from the worker to the server by name (anything else is a 500)
 ERRORS: dict[str, type[SaescopeError]] = {
     e.__name__: e
-    for e in (TextTooLong, LiveUnavailable, FeatureNotFound, ConfigError, SaescopeError)
+    for e in (
+        TextTooLong,
+        LiveUnavailable,
+        FeatureNotFound,
+        TimeLimitExceeded,
+        ConfigError,
+        SaescopeError,
+    )
 }
 
 
@@ -84,36 +101,33 @@ class LiveModels:
         for brief in source.store.list_saes():
             sae_id = brief["sae_id"]
             try:
-                if sae_id not in self.saes:
-                    folder = source.sae_dirs.get(sae_id)
-                    if folder is None:
-                        raise LiveUnavailable(
-                            f"no SAE weights found for {sae_id!r} (looked in its analysis's "
-                            "source folder and the run directory)"
-                        )
-                    self.saes[sae_id] = load_sae(folder).eval()
-                self._model_for(sae_id, brief.get("model"))
+                self._load_one(source, sae_id, brief.get("model"))
             except SaescopeError as err:
                 self.saes.pop(sae_id, None)
                 self.unavailable[sae_id] = str(err)
 
-    def _model_for(self, sae_id: str, stored_name: str | None) -> HookedModel:
-        sae = self.saes[sae_id]
+    def _load_one(self, source: ViewerSource, sae_id: str, stored_name: str | None) -> None:
+        """The SAE and its model, through load_sae_with_model (which decides the hook point and
+        checks the fit); SAEs on the same model share one loaded copy."""
+        sae = self.saes.get(sae_id)
+        if sae is None:
+            folder = source.sae_dirs.get(sae_id)
+            if folder is None:
+                raise LiveUnavailable(
+                    f"no SAE weights found for {sae_id!r} (looked in its analysis's "
+                    "source folder and the run directory)"
+                )
+            sae = self.saes[sae_id] = load_sae(folder)
         name = sae.cfg.model_name or stored_name
-        if self._given_model is not None:
-            model = self._given_model
-        elif not name:
+        if self._given_model is None and not name:
             raise LiveUnavailable(f"the SAE {sae_id!r} names no model (cfg.model_name)")
-        else:
-            if name not in self.models:
-                self.models[name] = load_model(name)
-            model = self.models[name]
         if not sae.cfg.hook_name:
             raise LiveUnavailable(f"the SAE {sae_id!r} names no hook point (cfg.hook_name)")
-        model.check_hooks([sae.cfg.hook_name])
-        self.models.setdefault(name or model.name, model)
-        self._sae_model[sae_id] = model
-        return model
+        model = self._given_model or (self.models.get(name) if name else None) or name
+        on = load_sae_with_model(sae, model)
+        self.saes[sae_id] = on.sae
+        self.models.setdefault(name or on.model.name, on.model)
+        self._sae_model[sae_id] = on.model
 
     def parts(self, sae_id: str) -> tuple[HookedModel, SAE]:
         if sae_id not in self.saes:
@@ -137,29 +151,42 @@ class LiveModels:
             )
         return tokens
 
-    def prompt_runs(self, sae_id: str, texts: list[str]) -> list[PromptRun | SaescopeError]:
+    def iter_prompt_runs(
+        self, sae_id: str, texts: list[str]
+    ) -> Iterator[tuple[int, PromptRun | SaescopeError]]:
         """Each text through the model up to the SAE's hook point only (the live pages need no
-        logits), all in one right-padded forward: per text a PromptRun (tokens, BOS first, and
-        acts [n, d_sae]) or the error that refused it."""
+        logits), in right-padded forwards of MAX_DENSE_ELEMENTS at most: per text (its index,
+        a PromptRun (tokens, BOS first, and acts [n, d_sae]) or the error that refused it),
+        one forward's texts at a time, so a caller that answers each as it comes holds one
+        forward's dense acts, never a whole batch's."""
         model, sae = self.parts(sae_id)
         hook = sae.hook_name
-        out: list[PromptRun | SaescopeError | None] = [None] * len(texts)
         rows: list[tuple[int, list[int]]] = []
         for i, text in enumerate(texts):
             try:
                 rows.append((i, self.tokens(model, text)[0].tolist()))
             except SaescopeError as err:
-                out[i] = err
+                yield i, err
         for group in _groups_within(rows, MAX_DENSE_ELEMENTS // sae.d_sae):
+            check_time()
             width = max(len(ids) for _, ids in group)
             batch = torch.tensor(
                 [ids + ids[-1:] * (width - len(ids)) for _, ids in group]
             )  # [b, width]
-            resid = model.run_with_cache(batch, [hook])[hook]  # [b, width, d_in]
-            for j, (i, ids) in enumerate(group):
-                acts, stats = sae.encode_with_stats(resid[j, : len(ids)])
-                out[i] = PromptRun(model, sae, hook, ids, texts[i], acts.float(), None, stats)
-        return out  # type: ignore[return-value]
+            with torch.inference_mode():
+                resid = model.run_with_cache(batch, [hook])[hook]  # [b, width, d_in]
+                runs = [
+                    (i, PromptRun(model, sae, hook, ids, texts[i], *_encoded(sae, resid[j], ids)))
+                    for j, (i, ids) in enumerate(group)
+                ]
+            del resid
+            yield from runs
+            del runs
+
+    def prompt_runs(self, sae_id: str, texts: list[str]) -> list[PromptRun | SaescopeError]:
+        """iter_prompt_runs's answers in the order of `texts`, all held at once."""
+        out: dict[int, PromptRun | SaescopeError] = dict(self.iter_prompt_runs(sae_id, texts))
+        return [out[i] for i in range(len(texts))]
 
     def prompt_run(self, sae_id: str, text: str) -> PromptRun:
         run = self.prompt_runs(sae_id, [text])[0]
@@ -228,6 +255,14 @@ class LiveModels:
             "sae_id": sae_id,
             **steer(model, sae, prompt, feature, mode, value, max_new_tokens).to_dict(),
         }
+
+
+def _encoded(
+    sae: SAE, resid: torch.Tensor, ids: list[int]
+) -> tuple[torch.Tensor, None, InputStats | None]:
+    """A padded row's own positions encoded: (acts [n, d_sae], no final residual, stats)."""
+    acts, stats = encode_rows(sae, resid[: len(ids)])
+    return acts, None, stats
 
 
 def _groups_within(
@@ -302,12 +337,35 @@ class Cancel:
     req_id: int
 
 
+@dataclass(frozen=True)
+class Deadline:
+    """When a request must be answered by: `at` in time.monotonic() seconds of the process
+    that runs it, `limit_s` the limit it was given (what the error message quotes)."""
+
+    at: float
+    limit_s: float
+
+
 Command = TopFeatures | OneFeature | PromptPage | Steer
-# A request is (request id, command) or (-1, Cancel); a reply is (request id, True, JSON bytes)
-# or (request id, False, (error class name, message)). Both cross the worker's pipe pickled.
-Request = tuple[int, Command | Cancel]
+# A request is (request id, command, time limit in s or None) or (-1, Cancel); the side that
+# receives it stamps the limit into a Deadline (stamped()); (request id, command) has no limit.
+# A reply is (request id, True, JSON bytes) or (request id, False, (error class name, message)).
+# Both cross the worker's pipe pickled.
+Request = tuple[int, Command | Cancel] | tuple[int, Command, float | None]
 Job = tuple[int, Command]  # a request the worker answers (a Cancel is acted on, not answered)
 Reply = tuple[int, bool, Any]
+
+
+def stamped(request: Request | None) -> Any:
+    """A request as received: its time limit turned into a Deadline from now."""
+    if request is None or len(request) != 3:
+        return request
+    req_id, command, limit_s = request
+    return (
+        req_id,
+        command,
+        None if limit_s is None else Deadline(time.monotonic() + limit_s, limit_s),
+    )
 
 
 def execute(models: LiveModels, command: Command, run: PromptRun | None = None) -> dict[str, Any]:
@@ -332,16 +390,20 @@ def serve_requests(models: LiveModels, inbox: queue.Queue, reply: Callable[[Repl
     however long the queue; a step is either one request or, for activation requests, up to
     MAX_BATCH of them for one SAE sharing a forward."""
     backlog: dict[int, Command] = {}  # request id -> command, in arrival order
+    deadlines: dict[int, Deadline] = {}
     while True:
-        running = _take(inbox, backlog, wait=not backlog)
+        running = _take(inbox, backlog, deadlines, wait=not backlog)
         batch = _next_batch(backlog)
-        for answer in answer_batch(models, batch):
+        due = {req_id: deadlines.pop(req_id) for req_id, _ in batch if req_id in deadlines}
+        for answer in answer_batch(models, batch, due):
             reply(answer)
         if not running:
             return
 
 
-def _take(inbox: queue.Queue, backlog: dict[int, Command], wait: bool) -> bool:
+def _take(
+    inbox: queue.Queue, backlog: dict[int, Command], deadlines: dict[int, Deadline], wait: bool
+) -> bool:
     """Move every queued message into `backlog` (waiting for one when `wait`), applying
     cancels; False once the stop message (None) came. A cancel always follows its request
     on the queue: one whose request is not in the backlog any more came too late."""
@@ -350,11 +412,14 @@ def _take(inbox: queue.Queue, backlog: dict[int, Command], wait: bool) -> bool:
         while True:
             if message is None:
                 return False
-            req_id, command = message
+            req_id, command = message[:2]
             if isinstance(command, Cancel):
                 backlog.pop(command.req_id, None)
+                deadlines.pop(command.req_id, None)
             else:
                 backlog[req_id] = command
+                if len(message) == 3 and message[2] is not None:
+                    deadlines[req_id] = message[2]
             message = inbox.get_nowait()
     except queue.Empty:
         return True
@@ -375,35 +440,78 @@ def _next_batch(backlog: dict[int, Command]) -> list[Job]:
     return [(req_id, backlog.pop(req_id)) for req_id in ids]
 
 
-def answer_batch(models: LiveModels, batch: list[Job]) -> list[Reply]:
-    runs = _shared_runs(models, batch)
-    replies = []
-    for req_id, command in batch:
-        try:
-            run = runs.get(req_id)
-            if isinstance(run, SaescopeError):
-                raise run
-            with torch.inference_mode():
-                replies.append((req_id, True, to_json(execute(models, command, run))))
-        except SaescopeError as err:
-            replies.append((req_id, False, (type(err).__name__, str(err))))
-        except Exception as err:
-            replies.append((req_id, False, ("Exception", f"{type(err).__name__}: {err}")))
+def answer_batch(
+    models: LiveModels, batch: list[Job], deadlines: dict[int, Deadline] | None = None
+) -> list[Reply]:
+    """The replies to a batch; each job runs under its deadline (None: no limit), the batch's
+    shared forward under the latest of them, and a job already past its deadline not at all."""
+    deadlines = deadlines or {}
+    replies: list[Reply] = []
+    late = [req_id for req_id, _ in batch if _past(deadlines.get(req_id))]
+    for req_id in late:
+        limit = deadlines[req_id].limit_s
+        message = (
+            f"the request waited past its time limit of {limit:g} s (the worker was busy) and "
+            "was not run; try again when the server is less busy."
+        )
+        replies.append((req_id, False, (TimeLimitExceeded.__name__, message)))
+    batch = [job for job in batch if job[0] not in late]
+    shared = [deadlines.get(req_id) for req_id, _ in batch]
+    latest = (
+        None if None in shared else max((d for d in shared if d), key=lambda d: d.at, default=None)
+    )
+    commands = dict(batch)
+    # the activation requests first, each answered as soon as its forward ran
+    with _under(latest):
+        for req_id, run in _shared_runs(models, batch):
+            replies.append(_answer(models, req_id, commands.pop(req_id), run, deadlines))
+    for req_id, command in commands.items():
+        replies.append(_answer(models, req_id, command, None, deadlines))
     return replies
 
 
-def _shared_runs(models: LiveModels, batch: list[Job]) -> dict[int, PromptRun | SaescopeError]:
-    """request id -> its PromptRun, for the batch's activation requests, one forward per SAE."""
+def _answer(
+    models: LiveModels,
+    req_id: int,
+    command: Command,
+    run: PromptRun | SaescopeError | None,
+    deadlines: dict[int, Deadline],
+) -> Reply:
+    try:
+        if isinstance(run, SaescopeError):
+            raise run
+        with torch.inference_mode(), _under(deadlines.get(req_id)):
+            return (req_id, True, to_json(execute(models, command, run)))
+    except SaescopeError as err:
+        return (req_id, False, (type(err).__name__, str(err)))
+    except Exception as err:
+        return (req_id, False, ("Exception", f"{type(err).__name__}: {err}"))
+
+
+def _past(deadline: Deadline | None) -> bool:
+    return deadline is not None and time.monotonic() > deadline.at
+
+
+def _under(deadline: Deadline | None) -> AbstractContextManager[None]:
+    if deadline is None:
+        return time_limit(None)
+    return time_limit(deadline.at, deadline.limit_s)
+
+
+def _shared_runs(
+    models: LiveModels, batch: list[Job]
+) -> Iterator[tuple[int, PromptRun | SaescopeError]]:
+    """(request id, its PromptRun or error) for the batch's activation requests, their texts
+    in shared forwards per SAE, one forward's at a time."""
     groups: dict[str, list[tuple[int, str]]] = {}
     for req_id, command in batch:
         if isinstance(command, TopFeatures | OneFeature):
             groups.setdefault(command.sae_id, []).append((req_id, command.text))
-    runs: dict[int, PromptRun | SaescopeError] = {}
     for sae_id, items in groups.items():
+        answered: set[int] = set()
         try:
-            with torch.inference_mode():
-                found = models.prompt_runs(sae_id, [text for _, text in items])
-        except SaescopeError as err:
-            found = [err] * len(items)
-        runs.update({req_id: run for (req_id, _), run in zip(items, found, strict=True)})
-    return runs
+            for i, run in models.iter_prompt_runs(sae_id, [text for _, text in items]):
+                answered.add(i)
+                yield items[i][0], run
+        except SaescopeError as err:  # the SAE is off, or the time ran out between forwards
+            yield from ((req_id, err) for i, (req_id, _) in enumerate(items) if i not in answered)

@@ -7,6 +7,11 @@ loop, so feature pages keep flowing while the model works, and the model gets wh
 pages leave. `ThreadEngine` runs the same loop on a thread of the server's process, for a
 model the caller already loaded (tests, notebooks). Both answer requests one batch at a time
 (saescope.server.engine.serve_requests).
+
+Every request is sent with the engine's time limit (timeout_s): the worker stops it at its
+deadline and answers TimeLimitExceeded (a 503 here). A worker that does not answer within
+the limit plus a grace (STALL_GRACE_S) is stuck in one step: ProcessEngine kills it, and it is
+restarted like a worker that died.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import os
 import queue
 import signal
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -38,6 +44,7 @@ from saescope.server.engine import (
     Reply,
     Request,
     serve_requests,
+    stamped,
 )
 from saescope.server.sources import ViewerSource, open_source
 from saescope.store import FeatureStore
@@ -45,14 +52,19 @@ from saescope.store import FeatureStore
 START_TIMEOUT_S = 600  # loading (and on first use dequantising) the model
 MAX_WAITING = 64  # live requests queued or running, all clients together
 MAX_WAITING_PER_CLIENT = 8  # ... and from one client address
-JOB_TIMEOUT_S = 120.0  # a request not answered by then is cancelled (503)
+JOB_TIMEOUT_S = 120.0  # a request's time limit, queue and run (503 when reached)
+STALL_GRACE_S = 30.0  # past the limit without any answer, the worker is stuck in one step
 RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 15.0, 60.0)  # waits before restarting a dead worker
 
 
 class LiveTimeout(SaescopeError):
-    """A live request not answered within JOB_TIMEOUT_S (HTTP 503, Retry-After)."""
+    """A live request stopped at its time limit, or not answered (HTTP 503, Retry-After)."""
 
     retry_after_s = 10
+
+
+# the worker's errors as this side raises them: a job stopped at its limit is a LiveTimeout
+REPLY_ERRORS: dict[str, type[SaescopeError]] = {**ERRORS, "TimeLimitExceeded": LiveTimeout}
 
 
 class LiveEngine:
@@ -67,7 +79,9 @@ class LiveEngine:
         self._lock = threading.Lock()
         self._dead: str | None = None
         self.restarts, self.last_exit = 0, None  # what /api/health shows
-        self.timeout_s = JOB_TIMEOUT_S
+        self.timeout_s = JOB_TIMEOUT_S  # each request's time limit (sent along with it)
+        self.grace_s = STALL_GRACE_S
+        self._progress_at = time.monotonic()  # the worker's last answer, or since it had work
 
     def health(self) -> dict[str, Any]:
         """The worker's state: "ok", "restarting" or "down", restarts so far, queue length."""
@@ -113,19 +127,24 @@ class LiveEngine:
                     f"{MAX_WAITING} in all); try again shortly."
                 )
             req_id = next(self._ids)
+            if not self._pending:
+                self._progress_at = time.monotonic()
             self._pending[req_id] = (loop, future)
             self._clients[req_id] = client
         try:
-            self._send((req_id, command))
+            self._send((req_id, command, self.timeout_s))
         except (OSError, ValueError) as err:
             self._fail_all(self._lost(err))
         try:
-            return await asyncio.wait_for(future, self.timeout_s)
+            # the worker answers at the limit itself; the grace covers one step that cannot stop
+            return await asyncio.wait_for(future, self.timeout_s + self.grace_s)
         except TimeoutError:
             self.cancel(req_id)
+            stuck = self._stalled()
             raise LiveTimeout(
-                f"live inference did not answer within {self.timeout_s:.0f} s (the worker is "
-                "busy); try again later or with a shorter text."
+                f"live inference did not answer within its time limit of {self.timeout_s:g} s"
+                + ("; the stuck worker is being restarted" if stuck else " (the worker is busy)")
+                + ": try again later or with a shorter text."
             ) from None
         except asyncio.CancelledError:
             self.cancel(req_id)
@@ -143,6 +162,11 @@ class LiveEngine:
         with contextlib.suppress(OSError, ValueError):
             self._send((-1, Cancel(req_id)))
 
+    def _stalled(self) -> bool:
+        """A request was not answered in time: when the worker has answered nothing for longer
+        than the limit and the grace, it is stuck; True when it is being restarted."""
+        return False
+
     def _lost(self, err: Exception) -> str:
         """Why a request could not be sent to the worker."""
         return f"the inference worker cannot be reached ({err})"
@@ -151,6 +175,7 @@ class LiveEngine:
         """From the worker's side: hand one reply to the request waiting for it."""
         req_id, ok, payload = reply
         with self._lock:
+            self._progress_at = time.monotonic()
             waiting = self._pending.pop(req_id, None)
         if waiting is not None:
             loop, future = waiting
@@ -183,7 +208,7 @@ def _settle(future: asyncio.Future, ok: bool, payload: Any) -> None:
         future.set_result(payload)
     else:
         kind, message = payload
-        cls = ERRORS.get(kind, RuntimeError)
+        cls = REPLY_ERRORS.get(kind, RuntimeError)
         error = cls.__new__(cls)  # the message as the worker wrote it (ConfigError's own
         Exception.__init__(error, message)  # __init__ wants the field parts)
         future.set_exception(error)
@@ -217,7 +242,7 @@ class ThreadEngine(LiveEngine):
         return lambda: sae.W_dec.detach().float().numpy()
 
     def _send(self, request: Request | None) -> None:
-        self._inbox.put(request)
+        self._inbox.put(stamped(request))
 
     def close(self) -> None:
         self._inbox.put(None)
@@ -313,6 +338,14 @@ class ProcessEngine(LiveEngine):
     def _state_when_dead(self) -> str:
         return "restarting" if self._restarting else "down"
 
+    def _stalled(self) -> bool:
+        if time.monotonic() - self._progress_at < self.timeout_s + self.grace_s:
+            return False
+        # the reader thread sees the pipe close: it fails the waiting requests and restarts
+        with contextlib.suppress(OSError, ValueError):
+            self._process.kill()
+        return True
+
     def _lost(self, err: Exception) -> str:
         """The same words whichever side notices first that the worker died: this reader, or a send
         into the broken pipe. One at a time: a second concurrent join's waitpid finds the child
@@ -372,7 +405,7 @@ def _pump(requests: Connection, inbox: queue.Queue) -> None:
     """Requests from the pipe into the loop's queue, so the server never waits to send."""
     while True:
         try:
-            inbox.put(requests.recv())
+            inbox.put(stamped(requests.recv()))
         except (EOFError, OSError):
             inbox.put(None)
             return
