@@ -8,7 +8,7 @@ from urllib.parse import unquote
 import pytest
 
 from saescope.server.app import default_web_dir
-from tests.server.screens import shot
+from tests.server.screens import shot, watched_page
 from tests.server.viewer_run import D_SAE
 
 
@@ -19,13 +19,7 @@ def page(browser, live_server):
             "the viewer is not built: cd web && npm ci && npm run build (scripts/setup.sh does it)",
             pytrace=False,
         )
-    page = browser.new_page()
-    page.errors = []
-    page.on(
-        "console",
-        lambda m: page.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None,
-    )
-    page.on("pageerror", lambda e: page.errors.append(f"page error: {e}"))
+    page = watched_page(browser)
     page.base = live_server
     yield page
     page.close()

@@ -18,7 +18,7 @@ from saescope.server.cache import CHECK_WRITES_EVERY_S
 from saescope.store import open_store
 from tests.server.conftest import serving
 from tests.server.explained import EXPLAINER, write_explanations
-from tests.server.screens import shot
+from tests.server.screens import shot, watched_page
 from tests.server.viewer_run import SAE_ID
 
 SAE_PATH = SAE_ID.replace("/", "%2F")
@@ -40,13 +40,7 @@ def explained(viewer_run_dir, tmp_path_factory):
 
 @pytest.fixture
 def page(browser):
-    page = browser.new_page()
-    page.errors = []
-    page.on(
-        "console",
-        lambda m: page.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None,
-    )
-    page.on("pageerror", lambda e: page.errors.append(f"page error: {e}"))
+    page = watched_page(browser)
     yield page
     page.close()
 
