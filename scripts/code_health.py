@@ -1,4 +1,5 @@
-"""Structure figures of src/saescope: import cycles, function-level imports, long lines,
+"""Structure figures of src/saescope: import cycles (of imports that run: not those under
+`if TYPE_CHECKING:`), function-level imports, long lines,
 suppressions and the longest functions. Run: `.venv/bin/python scripts/code_health.py [SRC]`."""
 
 from __future__ import annotations
@@ -29,6 +30,16 @@ def imported_modules(node: ast.AST, current: str, is_package: bool) -> list[str]
             base = ".".join([*package, base] if base else package)
         return [f"{base}.{alias.name}" for alias in node.names] + [base]
     return []
+
+
+def typing_only_nodes(tree: ast.Module) -> set[int]:
+    """ids of the nodes inside `if TYPE_CHECKING:` blocks: imports there never run, so they
+    name a type from another layer without making an import edge."""
+    inside: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING"):
+            inside.update(id(inner) for body in node.body for inner in ast.walk(body))
+    return inside
 
 
 def package_of(module: str, depth: int) -> str:
@@ -96,7 +107,10 @@ def measure(src: Path) -> dict:
         long_lines += sum(len(line) > LINE_LIMIT for line in text.splitlines())
         suppressions_noqa += text.count("# noqa")
         suppressions_type += text.count("# type: ignore") + text.count("# pyright: ignore")
+        typing_only = typing_only_nodes(tree)
         for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
             for target in imported_modules(node, module, path.name == "__init__.py"):
                 if target.startswith("saescope.") and package_of(target, 2) != package:
                     edges.setdefault(package, set()).add(package_of(target, 2))
