@@ -28,8 +28,6 @@ class LossSettings:
     aux_k: int = 256
     aux_k_coefficient: float = 1 / 32
     dead: torch.Tensor | None = None  # bool [d_sae]: latents that have not fired for a while
-    jumprelu_l0_coefficient: float = 1.0  # already multiplied by the warm-up factor
-    jumprelu_bandwidth: float = 0.001
     # the SAE's own hyperparameters (its architecture's Hyperparameters, warm-up applied): what a
     # plug-in architecture reads when it has knobs beyond the fields above
     hyper: Any = None
