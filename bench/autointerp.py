@@ -492,7 +492,7 @@ def main() -> None:
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "load_average_start": os.getloadavg(),
-        "config": {k: v for k, v in vars(config).items() if not k.startswith("_")},
+        "config": config.to_dict(),
         "runs": {},
     }
     bench_started = time.perf_counter()
