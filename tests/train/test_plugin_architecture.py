@@ -67,8 +67,7 @@ class FixedThresholdHyperparameters(Hyperparameters):
     warmed_up: ClassVar[tuple[str, ...]] = ("l1_coefficient",)
 
 
-@register
-class FixedThresholdReLU(Architecture):
+class FixedThresholdReLU(Architecture):  # a user's module puts @register on the class
     sae_class = FixedThresholdSAE
     hyperparameters = FixedThresholdHyperparameters
 
@@ -89,7 +88,10 @@ HOOK = "blocks.6.hook_resid_post"
 
 @pytest.fixture(scope="module", autouse=True)
 def registered() -> Iterator[None]:
-    """The architecture registered itself on import; leave the registry as the other tests expect it."""
+    """Registered while this module's tests run, not from its import on: pytest imports every
+    test module before running any, and the other tests (the generated config reference among
+    them) expect the built-in architectures only."""
+    register(FixedThresholdReLU)
     yield
     unregister(FixedThresholdSAE.architecture)
 
