@@ -4,6 +4,7 @@ worker process of its own (lower CPU priority), whose loss the server survives."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -269,12 +271,17 @@ def test_a_batch_holds_one_forwards_acts_at_a_time(viewer_run_dir, smollm2):
     assert growth < 2 * one_forward_mib, (growth, one_forward_mib, whole_batch_mib)
 
 
+def run_apart(coroutine: Any) -> Any:
+    """asyncio.run in a thread of its own: a browser test's Playwright keeps an event loop
+    running in the main thread for the rest of the session."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def test_a_worker_stuck_past_the_limit_and_its_grace_is_killed_and_restarted(viewer_run_dir):
     """A prompt page's forward through all 30 layers cannot stop part-way: with a limit and a
     grace shorter than that forward, the server answers 503, kills the worker and starts a
     new one, which answers the next request."""
-    import asyncio
-
     from saescope.server.engine import PromptPage
     from saescope.server.worker import LiveTimeout, ProcessEngine
 
@@ -283,14 +290,14 @@ def test_a_worker_stuck_past_the_limit_and_its_grace_is_killed_and_restarted(vie
         worker = engine._process.pid
         engine.timeout_s, engine.grace_s = 0.2, 0.2
         with pytest.raises(LiveTimeout, match="restarted"):
-            asyncio.run(engine.run(PromptPage(SAE_ID, "word " * 250, None, 10)))
+            run_apart(engine.run(PromptPage(SAE_ID, "word " * 250, None, 10)))
         engine.timeout_s = 300
         deadline = time.monotonic() + 300
         while engine.health()["state"] != "ok" or engine.health()["restarts"] < 1:
             assert time.monotonic() < deadline, engine.health()
             time.sleep(0.2)
         assert engine.health()["last_exit"] == -signal.SIGKILL
-        answer = json.loads(asyncio.run(engine.run(TopFeatures(SAE_ID, "back again", 3))))
+        answer = json.loads(run_apart(engine.run(TopFeatures(SAE_ID, "back again", 3))))
         assert answer["tokens"] and engine._process.pid != worker
     finally:
         engine.close()
