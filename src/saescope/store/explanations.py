@@ -344,11 +344,18 @@ def make_current(conn: Connection, row: Any) -> None:
 
 def current_ids(conn: Connection, sae_id: str, feature_ids: list[int], kind: str) -> dict[int, int]:
     """feature -> id of its current explanation of `kind`, for those that have one."""
-    found: dict[int, int] = {}
+    return _current_column(conn, sae_id, feature_ids, kind, explanations.c.id)
+
+
+def _current_column(
+    conn: Connection, sae_id: str, feature_ids: list[int], kind: str, column: Any
+) -> dict[int, Any]:
+    """feature -> `column` of its current explanation of `kind`, for those that have one."""
+    found: dict[int, Any] = {}
     for chunk in _chunks(sorted(set(feature_ids))):
         found.update(
             conn.execute(
-                select(explanations.c.feature, explanations.c.id).where(
+                select(explanations.c.feature, column).where(
                     explanations.c.sae_id == sae_id,
                     explanations.c.feature.in_(chunk),
                     explanations.c.kind == kind,
@@ -504,16 +511,7 @@ def _sync_chunk(conn: Connection, sae_id: str, ids: list[int]) -> None:
 
 
 def _current_of(conn: Connection, sae_id: str, ids: list[int], kind: str) -> dict[int, str]:
-    return dict(
-        conn.execute(
-            select(explanations.c.feature, explanations.c.text).where(
-                explanations.c.sae_id == sae_id,
-                explanations.c.feature.in_(ids),
-                explanations.c.kind == kind,
-                explanations.c.is_current.is_(True),
-            )
-        ).all()
-    )
+    return _current_column(conn, sae_id, ids, kind, explanations.c.text)
 
 
 # --- reading -----------------------------------------------------------------------------
